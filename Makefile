@@ -1,0 +1,110 @@
+# Chopin: one root Makefile. `make` builds the library and examples; see README for the rest.
+CC      ?= cc
+PREFIX  ?= /usr/local
+BUILD   ?= build
+VERSION := 0.1.0
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -pthread -fPIC -fvisibility=hidden $(WARN)
+CPPFLAGS += -Iinclude -Isrc -D_GNU_SOURCE
+LDLIBS  := -pthread
+
+# io_uring backend when liburing is installed (CHOPIN_URING=0 leaves it out).
+CHOPIN_URING ?= $(shell test -e /usr/include/liburing.h && echo 1 || echo 0)
+ifeq ($(CHOPIN_URING),1)
+  CPPFLAGS += -DCHOPIN_HAVE_URING
+  LDLIBS   += -luring
+endif
+
+LIB_SRC  := $(wildcard src/*.c src/*/*.c)
+EXAMPLES := demo $(patsubst examples/%.c,%,$(filter-out examples/demo.c examples/todo_app.c,$(wildcard examples/*.c)))
+UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+INTEG    := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
+
+# The demo and the todo example need SQLite and jansson.
+APP_LIBS := -lsqlite3 -ljansson
+
+# ----- one build tree per flavour: $(BUILD) (release) and $(BUILD)/asan ------------------
+define tree # $(1)=dir
+$(1)/obj/%.o: src/%.c $$(wildcard include/*.h src/*.h src/*/*.h)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) -c $$< -o $$@
+
+$(1)/libchopin.a: $$(patsubst src/%.c,$(1)/obj/%.o,$$(LIB_SRC))
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+$(1)/tests/%: tests/unit/%.c $(1)/libchopin.a tests/test.h
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) -Itests $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS)
+
+$(1)/itests/%: tests/integration/%.c tests/integration/client.c tests/integration/client.h $(1)/libchopin.a tests/test.h
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) -Itests -Itests/integration $$(CFLAGS) $$(EXTRA_$(1)) $$< tests/integration/client.c $(1)/libchopin.a -o $$@ $$(LDLIBS)
+
+$(1)/examples/demo: examples/demo.c examples/todo.c examples/todo.h $(1)/libchopin.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/demo.c examples/todo.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
+
+$(1)/examples/todo_app: examples/todo_app.c examples/todo.c examples/todo.h $(1)/libchopin.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/todo_app.c examples/todo.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
+
+$(1)/examples/%: examples/%.c $(1)/libchopin.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
+
+$(1)-all: $(1)/libchopin.a $(addprefix $(1)/examples/,$(EXAMPLES)) $(if $(wildcard examples/todo_app.c),$(1)/examples/todo_app) \
+          $(addprefix $(1)/tests/,$(UNIT)) $(addprefix $(1)/itests/,$(INTEG))
+endef
+
+EXTRA_$(BUILD)/asan := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+$(eval $(call tree,$(BUILD)))
+$(eval $(call tree,$(BUILD)/asan))
+
+.PHONY: all deps run test test-fast test-asan bench bench-micro fuzz install clean
+all: deps $(BUILD)/libchopin.a $(BUILD)/libchopin.so $(addprefix $(BUILD)/examples/,$(EXAMPLES)) \
+     $(if $(wildcard examples/todo_app.c),$(BUILD)/examples/todo_app)
+
+deps:
+	@scripts/deps.sh build
+
+$(BUILD)/libchopin.so: $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+	$(CC) -shared -Wl,-soname,libchopin.so.0 $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+PORT ?= 8080
+run: all
+	PORT=$(PORT) $(BUILD)/examples/demo
+
+# The README's test command: release suite, then the same suite under ASan+UBSan.
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory $(BUILD)-all $(BUILD)/asan-all
+	@tests/run.sh $(BUILD) $(BUILD)/asan
+
+test-fast:
+	@$(MAKE) --no-print-directory $(BUILD)-all
+	@tests/run.sh $(BUILD)
+
+bench: all
+	@scripts/deps.sh bench
+	bench/run.sh
+
+bench-micro:
+	@$(MAKE) --no-print-directory $(BUILD)/libchopin.a
+	bench/micro.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/chopin.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libchopin.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libchopin.so $(DESTDIR)$(PREFIX)/lib/libchopin.so.$(VERSION)
+	ln -sf libchopin.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libchopin.so.0
+	ln -sf libchopin.so.0 $(DESTDIR)$(PREFIX)/lib/libchopin.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS@|$(LDLIBS)|' chopin.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/chopin.pc
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,383 @@
+/*
+ * chopin.h: the public API of Chopin, an HTTP/1.1 server library.
+ *
+ * One header, opaque handles, small value types. It includes only standard C headers.
+ *
+ * Threading: a server runs one worker thread per core. Handlers and middleware run on
+ * the worker that owns the connection; a router is read-only once chopin_serve() starts,
+ * so the same handler may run on several workers at once. Request and response handles
+ * are valid only inside the handler call that received them.
+ *
+ * Errors: functions that can fail return 0 or a negative errno-style code (-EINVAL,
+ * -ENOMEM, ...); chopin_strerror() turns one into text. Nothing here aborts or exits.
+ */
+#ifndef CHOPIN_H
+#define CHOPIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define CHOPIN_API __attribute__((visibility("default")))
+#else
+#define CHOPIN_API
+#endif
+
+#define CHOPIN_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------------------------------
+ * Value types
+ * ------------------------------------------------------------------------------------- */
+
+/** A borrowed byte range. Not NUL-terminated unless a function says so. */
+typedef struct chopin_str {
+    const char *ptr;
+    size_t len;
+} chopin_str;
+
+#define CHOPIN_METHOD_MAP(X) \
+    X(GET, "GET")            \
+    X(HEAD, "HEAD")          \
+    X(POST, "POST")          \
+    X(PUT, "PUT")            \
+    X(DELETE, "DELETE")      \
+    X(PATCH, "PATCH")        \
+    X(OPTIONS, "OPTIONS")    \
+    X(CONNECT, "CONNECT")    \
+    X(TRACE, "TRACE")
+
+/** Request methods. CHOPIN_METHOD_OTHER is any other valid token (see chopin_req_method_str). */
+typedef enum chopin_method {
+#define CHOPIN_METHOD_ENUM(name, str) CHOPIN_METHOD_##name,
+    CHOPIN_METHOD_MAP(CHOPIN_METHOD_ENUM)
+#undef CHOPIN_METHOD_ENUM
+    CHOPIN_METHOD_OTHER,
+    CHOPIN_METHOD_COUNT
+} chopin_method;
+
+/** Registration wildcard: a route that answers every method. */
+#define CHOPIN_METHOD_ANY ((chopin_method)-1)
+
+/* ---------------------------------------------------------------------------------------
+ * Handles
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct chopin_router chopin_router;
+typedef struct chopin_req chopin_req;
+typedef struct chopin_res chopin_res;
+typedef struct chopin_next chopin_next;
+typedef struct chopin_server chopin_server;
+
+/** A request handler. It must set a response before it returns (if it does not, the
+ *  client gets a 500). `data` is the pointer given at registration. */
+typedef void (*chopin_handler)(chopin_req *req, chopin_res *res, void *data);
+
+/** A middleware. Call chopin_next_run(next) to run the rest of the chain (later
+ *  middleware, then the handler); return without calling it to answer early. Code after
+ *  chopin_next_run() sees the handler's response and may add headers to it. */
+typedef void (*chopin_middleware)(chopin_req *req, chopin_res *res, chopin_next *next,
+                                  void *data);
+
+/** Runs the rest of the middleware chain and the handler. Call it at most once. */
+CHOPIN_API void chopin_next_run(chopin_next *next);
+
+/* ---------------------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------------------- */
+
+/** Text for a negative error code returned by this library (never NULL). */
+CHOPIN_API const char *chopin_strerror(int err);
+
+/* ---------------------------------------------------------------------------------------
+ * Router: build it before chopin_serve(); read-only afterwards.
+ * ------------------------------------------------------------------------------------- */
+
+/** A new empty router, or NULL when out of memory. Free it with chopin_router_free()
+ *  after chopin_serve() has returned. */
+CHOPIN_API chopin_router *chopin_router_new(void);
+CHOPIN_API void chopin_router_free(chopin_router *r);
+
+/**
+ * Registers `handler` for `method` (or CHOPIN_METHOD_ANY) on `pattern`.
+ *
+ * Pattern segments: static text, `:name` (one segment), `*name` (the rest of the path,
+ * possibly several segments; last segment only). Precedence: static, then param, then
+ * wildcard, with backtracking. The pattern is copied.
+ *
+ * Returns 0, -EINVAL (malformed pattern), -EEXIST (duplicate route, or a different param
+ * name at a position that already has one), -EBUSY (router already serving), -ENOMEM.
+ * chopin_router_error() then describes the problem.
+ */
+CHOPIN_API int chopin_route(chopin_router *r, chopin_method method, const char *pattern,
+                            chopin_handler handler, void *data);
+
+CHOPIN_API int chopin_get(chopin_router *r, const char *pattern, chopin_handler h, void *data);
+CHOPIN_API int chopin_post(chopin_router *r, const char *pattern, chopin_handler h, void *data);
+CHOPIN_API int chopin_put(chopin_router *r, const char *pattern, chopin_handler h, void *data);
+CHOPIN_API int chopin_delete(chopin_router *r, const char *pattern, chopin_handler h, void *data);
+CHOPIN_API int chopin_patch(chopin_router *r, const char *pattern, chopin_handler h, void *data);
+
+/** Adds middleware. `prefix` NULL or "/" means every request; otherwise it applies to paths
+ *  equal to the prefix or below it (segment-wise). Middleware runs in registration order,
+ *  outermost first. Returns 0, -EBUSY, -ENOMEM, -EINVAL. */
+CHOPIN_API int chopin_use(chopin_router *r, const char *prefix, chopin_middleware mw,
+                          void *data);
+
+/** Copies every route and middleware of `sub` into `r` under `prefix` ("/api"). `sub`
+ *  stays owned by the caller. Same errors as chopin_route(). */
+CHOPIN_API int chopin_router_nest(chopin_router *r, const char *prefix, const chopin_router *sub);
+
+/** Copies every route and middleware of `other` into `r`. Same errors as chopin_route(). */
+CHOPIN_API int chopin_router_merge(chopin_router *r, const chopin_router *other);
+
+/** The last registration error of `r` as text ("" when none). */
+CHOPIN_API const char *chopin_router_error(const chopin_router *r);
+
+/* File-scope route registration: the C counterpart of #[get("/path")].
+ *
+ *     CHOPIN_GET("/hello/:name", hello) { chopin_res_text(res, 200, "hi"); }
+ *     ...
+ *     chopin_mount_all(router);
+ *
+ * defines `static void hello(chopin_req *req, chopin_res *res, void *data)` and records it
+ * in a linker section that chopin_mount_all() walks. */
+typedef struct chopin_route_def {
+    chopin_method method;
+    const char *pattern;
+    chopin_handler handler;
+} chopin_route_def;
+
+#define CHOPIN__ROUTE(m, pattern, fn)                                                       \
+    static void fn(chopin_req *req, chopin_res *res, void *data);                          \
+    static const chopin_route_def chopin__def_##fn                                         \
+        __attribute__((used, section("chopin_routes"), aligned(sizeof(void *)))) = {      \
+            (m), (pattern), fn};                                                           \
+    static void fn(chopin_req *req __attribute__((unused)),                                \
+                   chopin_res *res __attribute__((unused)),                                \
+                   void *data __attribute__((unused)))
+#define CHOPIN_GET(p, fn) CHOPIN__ROUTE(CHOPIN_METHOD_GET, p, fn)
+#define CHOPIN_POST(p, fn) CHOPIN__ROUTE(CHOPIN_METHOD_POST, p, fn)
+#define CHOPIN_PUT(p, fn) CHOPIN__ROUTE(CHOPIN_METHOD_PUT, p, fn)
+#define CHOPIN_DELETE(p, fn) CHOPIN__ROUTE(CHOPIN_METHOD_DELETE, p, fn)
+#define CHOPIN_PATCH(p, fn) CHOPIN__ROUTE(CHOPIN_METHOD_PATCH, p, fn)
+#define CHOPIN_ANY(p, fn) CHOPIN__ROUTE(CHOPIN_METHOD_ANY, p, fn)
+
+/** Registers every route defined with CHOPIN_GET() etc. in the program (all linked
+ *  objects). Returns the first error of chopin_route(), or 0. */
+CHOPIN_API int chopin_mount_all(chopin_router *r);
+
+/* ---------------------------------------------------------------------------------------
+ * Request (valid only during the handler call; every chopin_str borrows request memory)
+ * ------------------------------------------------------------------------------------- */
+
+CHOPIN_API chopin_method chopin_req_method(const chopin_req *req);
+/** The method token as sent ("GET", "PROPFIND"). */
+CHOPIN_API chopin_str chopin_req_method_str(const chopin_req *req);
+/** The request target exactly as sent (origin, absolute or asterisk form). */
+CHOPIN_API chopin_str chopin_req_target(const chopin_req *req);
+/** The path, percent-decoded (an encoded "/" stays in its segment for routing). */
+CHOPIN_API chopin_str chopin_req_path(const chopin_req *req);
+/** The raw query string after '?', without the '?' (len 0 when none). */
+CHOPIN_API chopin_str chopin_req_query_string(const chopin_req *req);
+/** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+CHOPIN_API int chopin_req_http_minor(const chopin_req *req);
+/** Nonzero when the connection stays open after this response (RFC 9112 §9.3). */
+CHOPIN_API int chopin_req_keep_alive(const chopin_req *req);
+/** The peer address as text ("127.0.0.1:53211", "[::1]:40000"). */
+CHOPIN_API chopin_str chopin_req_remote_addr(chopin_req *req);
+
+/** The first header named `name` (case-insensitive); ptr NULL when absent. */
+CHOPIN_API chopin_str chopin_req_header(const chopin_req *req, const char *name);
+/** Number of request headers, and the i-th one (0-based). Returns -ERANGE past the end. */
+CHOPIN_API size_t chopin_req_header_count(const chopin_req *req);
+CHOPIN_API int chopin_req_header_at(const chopin_req *req, size_t i, chopin_str *name,
+                                    chopin_str *value);
+
+/** A route parameter (":id" or "*path"), percent-decoded; ptr NULL when absent. */
+CHOPIN_API chopin_str chopin_req_param(const chopin_req *req, const char *name);
+
+/** A query parameter, percent- and plus-decoded; ptr NULL when absent. The first match
+ *  wins. Decoded text lives in the request arena. */
+CHOPIN_API chopin_str chopin_req_query(chopin_req *req, const char *name);
+/** Iterates query parameters: *pos starts at 0; returns 1 with the next pair, 0 at the end. */
+CHOPIN_API int chopin_req_query_next(chopin_req *req, size_t *pos, chopin_str *name,
+                                     chopin_str *value);
+
+/** The whole request body (Content-Length or decoded chunked); len 0 when none. */
+CHOPIN_API chopin_str chopin_req_body(const chopin_req *req);
+
+/** Scratch memory that lives until the response has been serialized; NULL when the
+ *  request arena is exhausted. Aligned for any type. */
+CHOPIN_API void *chopin_req_alloc(chopin_req *req, size_t size);
+
+/** The value returned by the worker_init hook on this request's worker (NULL without). */
+CHOPIN_API void *chopin_req_worker_data(const chopin_req *req);
+/** The index of the worker thread serving this request (0-based). */
+CHOPIN_API int chopin_req_worker_id(const chopin_req *req);
+
+/* ---------------------------------------------------------------------------------------
+ * Response (a handler sets exactly one body; headers may be added before and after)
+ * ------------------------------------------------------------------------------------- */
+
+/** Frees an owned body once it has been sent or dropped. */
+typedef void (*chopin_free_fn)(void *ptr, void *arg);
+
+/** Copies `len` bytes; they may be freed as soon as the call returns. */
+CHOPIN_API int chopin_res_copy(chopin_res *res, int status, const char *content_type,
+                               const void *body, size_t len);
+/** Borrows `body`, which must outlive the server (string literals, static tables). */
+CHOPIN_API int chopin_res_static(chopin_res *res, int status, const char *content_type,
+                                 const void *body, size_t len);
+/** Takes `body`; `free_fn(body, arg)` runs once it has been sent or the connection died. */
+CHOPIN_API int chopin_res_owned(chopin_res *res, int status, const char *content_type,
+                                void *body, size_t len, chopin_free_fn free_fn, void *arg);
+/** Sends `len` bytes of `fd` from `offset` with sendfile. With `close_fd` the server closes
+ *  the descriptor when done. */
+CHOPIN_API int chopin_res_fd(chopin_res *res, int status, const char *content_type, int fd,
+                             uint64_t offset, uint64_t len, int close_fd);
+/** Opens `path`, sends it with a Content-Type from its extension. 404 when it does not
+ *  exist, 403 when it cannot be read. */
+CHOPIN_API int chopin_res_file(chopin_res *res, const char *path);
+/** Status only, empty body. */
+CHOPIN_API int chopin_res_status(chopin_res *res, int status);
+
+/** NUL-terminated text shorthands (body copied). */
+CHOPIN_API int chopin_res_text(chopin_res *res, int status, const char *text);
+CHOPIN_API int chopin_res_html(chopin_res *res, int status, const char *html);
+CHOPIN_API int chopin_res_json_str(chopin_res *res, int status, const char *json);
+/** A redirect (301, 302, 303, 307 or 308) with a Location header. -EINVAL otherwise. */
+CHOPIN_API int chopin_res_redirect(chopin_res *res, int status, const char *location);
+/** `status` with a short text body: its reason phrase, or `message` when not NULL. */
+CHOPIN_API int chopin_res_error(chopin_res *res, int status, const char *message);
+
+/** Adds a header. Name must be a token, value must hold no CR, LF or NUL: -EINVAL
+ *  otherwise (no header injection). Both are copied. -ENOSPC when the response header
+ *  space is full. */
+CHOPIN_API int chopin_res_header(chopin_res *res, const char *name, const char *value);
+
+typedef struct chopin_cookie {
+    const char *name, *value;
+    const char *path, *domain, *same_site; /* NULL to omit */
+    int64_t max_age;                        /* < 0 to omit */
+    int secure, http_only;
+} chopin_cookie;
+/** Adds a Set-Cookie header; name and value are validated (RFC 6265 cookie-octets). */
+CHOPIN_API int chopin_res_cookie(chopin_res *res, const chopin_cookie *cookie);
+
+/** A chunked streaming body. The server calls `produce` whenever the socket can take more
+ *  (never buffering without bound): it writes at most `cap` bytes into `buf` and returns
+ *  how many, 0 when finished, or a negative value to abort the connection. `done` (may be
+ *  NULL) runs once at the end, whatever happened. */
+typedef long (*chopin_produce_fn)(void *state, char *buf, size_t cap);
+CHOPIN_API int chopin_res_stream(chopin_res *res, int status, const char *content_type,
+                                 chopin_produce_fn produce, void (*done)(void *state),
+                                 void *state);
+
+/** The status set so far (0 when no response has been set yet). */
+CHOPIN_API int chopin_res_get_status(const chopin_res *res);
+
+/* ---------------------------------------------------------------------------------------
+ * JSON writer: serializes straight into the response body, no allocation.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct chopin_json chopin_json;
+
+/** Starts a JSON body for `res` with `status` and Content-Type application/json. Returns
+ *  NULL only when one was already started. Finish with chopin_json_end(). */
+CHOPIN_API chopin_json *chopin_res_json(chopin_res *res, int status);
+CHOPIN_API void chopin_json_obj_begin(chopin_json *j);
+CHOPIN_API void chopin_json_obj_end(chopin_json *j);
+CHOPIN_API void chopin_json_arr_begin(chopin_json *j);
+CHOPIN_API void chopin_json_arr_end(chopin_json *j);
+/** Writes an object key; the next value call writes its value. */
+CHOPIN_API void chopin_json_key(chopin_json *j, const char *key);
+CHOPIN_API void chopin_json_str(chopin_json *j, const char *s);
+CHOPIN_API void chopin_json_strn(chopin_json *j, const char *s, size_t len);
+CHOPIN_API void chopin_json_int(chopin_json *j, int64_t v);
+CHOPIN_API void chopin_json_double(chopin_json *j, double v);
+CHOPIN_API void chopin_json_bool(chopin_json *j, int v);
+CHOPIN_API void chopin_json_null(chopin_json *j);
+/** Ends the document. Returns 0, or -ENOSPC / -EINVAL (unbalanced, NaN) after which the
+ *  response becomes a 500. */
+CHOPIN_API int chopin_json_end(chopin_json *j);
+
+/* ---------------------------------------------------------------------------------------
+ * Server
+ * ------------------------------------------------------------------------------------- */
+
+typedef enum chopin_backend {
+    CHOPIN_BACKEND_AUTO = 0,
+    CHOPIN_BACKEND_EPOLL,
+    CHOPIN_BACKEND_IO_URING,
+    CHOPIN_BACKEND_KQUEUE,
+} chopin_backend;
+
+/**
+ * Server options. Start from chopin_options_default(), change fields in code; then the
+ * environment (CHOPIN_*) overrides them at chopin_serve(). Sizes are bytes, times ms.
+ */
+typedef struct chopin_options {
+    int workers;                  /* CHOPIN_WORKERS; 0 = online CPUs of the allowed set */
+    int pin;                      /* CHOPIN_PIN; pin each worker to one allowed CPU */
+    chopin_backend backend;       /* CHOPIN_BACKEND=auto|epoll|io_uring|kqueue */
+    uint32_t slab_capacity;       /* CHOPIN_SLAB_CAPACITY; connections per worker */
+    uint32_t keepalive_timeout_ms;/* CHOPIN_KEEPALIVE_TIMEOUT_MS; idle keep-alive */
+    uint32_t header_timeout_ms;   /* CHOPIN_HEADER_TIMEOUT_MS; whole request head */
+    uint32_t body_timeout_ms;     /* CHOPIN_BODY_TIMEOUT_MS; whole request body */
+    uint32_t write_timeout_ms;    /* CHOPIN_WRITE_TIMEOUT_MS; no write progress */
+    uint32_t shutdown_timeout_ms; /* CHOPIN_SHUTDOWN_TIMEOUT_MS; graceful drain bound */
+    uint32_t max_request_line;    /* CHOPIN_MAX_REQUEST_LINE (414) */
+    uint32_t max_header_bytes;    /* CHOPIN_MAX_HEADER_BYTES (431), request line included */
+    uint32_t max_headers;         /* CHOPIN_MAX_HEADERS (431) */
+    uint64_t max_body_bytes;      /* CHOPIN_MAX_BODY_BYTES (413) */
+    uint32_t buffer_size;         /* CHOPIN_BUFFER_SIZE; pooled read/write buffer */
+    int sqpoll;                   /* CHOPIN_SQPOLL (io_uring) */
+    uint32_t sqpoll_idle_ms;      /* CHOPIN_SQPOLL_IDLE_MS */
+    uint32_t ring_entries;        /* CHOPIN_RING_ENTRIES (io_uring SQ size) */
+    const char *server_name;      /* Server header value; NULL omits the header */
+    /** Runs on each worker thread before it serves; its result is chopin_req_worker_data. */
+    void *(*worker_init)(int worker_id, void *arg);
+    void (*worker_fini)(int worker_id, void *worker_data, void *arg);
+    void *worker_arg;
+    int quiet;                    /* CHOPIN_QUIET; no start banner */
+} chopin_options;
+
+CHOPIN_API chopin_options chopin_options_default(void);
+
+/**
+ * Serves `router` on `address` ("0.0.0.0:8080", "localhost:8080", "[::1]:8080", ":8080")
+ * until SIGINT or SIGTERM (or chopin_server_stop()), then drains gracefully. Blocks.
+ * Returns 0 after a clean shutdown, or a negative code (bind failure, bad address, bad
+ * options) after printing the reason on stderr.
+ */
+CHOPIN_API int chopin_serve(chopin_router *router, const char *address,
+                            const chopin_options *opt);
+
+/** Starts serving in the background: the same as chopin_serve() but returns as soon as
+ *  every worker listens. *out receives a handle for chopin_server_port/stop/wait. */
+CHOPIN_API int chopin_server_start(chopin_router *router, const char *address,
+                                   const chopin_options *opt, chopin_server **out);
+/** The bound port (useful with port 0). */
+CHOPIN_API int chopin_server_port(const chopin_server *s);
+/** The name of the backend the workers run ("epoll", "io_uring", "kqueue"). */
+CHOPIN_API const char *chopin_server_backend(const chopin_server *s);
+/** Asks the workers to drain and stop (async-signal-safe). */
+CHOPIN_API void chopin_server_stop(chopin_server *s);
+/** Waits for the workers, frees the server. Returns 0 or the first worker error. */
+CHOPIN_API int chopin_server_wait(chopin_server *s);
+
+/** Totals of every worker's counters (read without locks; approximate while serving). */
+typedef struct chopin_stats {
+    uint64_t requests, connections_accepted, connections_open, bytes_sent, errors_4xx,
+        errors_5xx, slab_full, accept_errors;
+} chopin_stats;
+CHOPIN_API void chopin_server_stats(const chopin_server *s, chopin_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CHOPIN_H */

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Chopin needs to build and test, skipping those present.
+# Usage: scripts/deps.sh [build|test|bench|fuzz]   (each level includes the ones before)
+set -euo pipefail
+level=${1:-build}
+
+pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev)
+case $level in
+  test|bench|fuzz) pkgs+=(curl clang libclang-rt-14-dev procps) ;;&
+  bench) pkgs+=(wrk nginx-light h2o strace) ;;
+  fuzz) pkgs+=(llvm) ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: need root to install packages (or install them yourself): ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq || true
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,77 @@
+/*
+ * The definitions behind the opaque chopin_req and chopin_res. The connection state
+ * machine fills a chopin_req from the parser's head, the router and handler fill a
+ * chopin_res, the serializer turns it into bytes.
+ */
+#ifndef CHOPIN_HTTP_MESSAGE_H
+#define CHOPIN_HTTP_MESSAGE_H
+
+#include <stdint.h>
+
+#include "chopin.h"
+#include "http/parser.h"
+
+struct chopin__engine;
+struct chopin__conn;
+struct chopin__arena;
+
+#define CHOPIN__MAX_PARAMS 32
+
+struct chopin__param {
+    const char *name;  /* the pattern's name, without ':' or '*' */
+    const char *value; /* decoded, in the arena */
+    uint32_t name_len;
+    uint32_t value_len;
+};
+
+struct chopin_req {
+    struct chopin__head head;
+    const char *body; /* whole body (contiguous), NULL when none */
+    uint64_t body_len;
+    const char *path; /* percent-decoded path (== head.path when nothing to decode) */
+    uint32_t path_len;
+    uint32_t nparams;
+    struct chopin__param params[CHOPIN__MAX_PARAMS];
+    struct chopin__arena *arena;
+    struct chopin__engine *engine;
+    struct chopin__conn *conn;
+};
+
+enum chopin__res_body {
+    CHOPIN__RES_UNSET = 0, /* handler did not answer: the server sends 500 */
+    CHOPIN__RES_EMPTY,
+    CHOPIN__RES_COPY,   /* body in the arena, copied into the output */
+    CHOPIN__RES_STATIC, /* borrowed for the server's lifetime */
+    CHOPIN__RES_OWNED,  /* free_fn(body, free_arg) after sending */
+    CHOPIN__RES_FILE,   /* fd, offset, length; close_fd */
+    CHOPIN__RES_STREAM, /* chunked from produce() */
+};
+
+struct chopin_res {
+    int status;
+    uint8_t body_kind;      /* enum chopin__res_body */
+    uint8_t close;          /* send Connection: close and close afterwards */
+    uint8_t close_fd;
+    const char *content_type; /* NUL-terminated (static or arena), NULL for none */
+    const char *body;
+    uint64_t body_len;
+    chopin_free_fn free_fn;
+    void *free_arg;
+    int fd;
+    uint64_t offset;
+    chopin_produce_fn produce;
+    void (*stream_done)(void *state);
+    void *stream_state;
+    char *headers; /* extra header lines "Name: value\r\n", in the arena */
+    uint32_t headers_len;
+    uint32_t headers_cap;
+    struct chopin_json *json; /* the JSON writer in use, in the arena */
+    struct chopin__arena *arena;
+};
+
+/** Resets `res` for a new request, using `arena` for its scratch. */
+void chopin__res_init(struct chopin_res *res, struct chopin__arena *arena);
+/** Releases what a response owns when it will never be sent (owned body, fd, stream). */
+void chopin__res_discard(struct chopin_res *res);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * Bump arena for per-request scratch (decoded path and query, params, response headers,
+ * copied bodies). Reset after each response; a reset keeps the first block, so the
+ * steady state allocates nothing. Allocations larger than what is left of the current
+ * block get a block of their own, freed at reset.
+ */
+#ifndef CHOPIN_MEM_ARENA_H
+#define CHOPIN_MEM_ARENA_H
+
+#include <stddef.h>
+
+struct chopin__arena_block;
+
+struct chopin__arena {
+    struct chopin__arena_block *first; /* kept across resets */
+    struct chopin__arena_block *cur;
+    size_t block_size;
+    size_t limit; /* total bytes one request may hold; beyond it alloc returns NULL */
+    size_t used;  /* bytes handed out since the last reset */
+};
+
+/** No allocation happens until the first chopin__arena_alloc. */
+void chopin__arena_init(struct chopin__arena *a, size_t block_size, size_t limit);
+/** `size` bytes aligned to 16, or NULL (limit reached or out of memory). */
+void *chopin__arena_alloc(struct chopin__arena *a, size_t size);
+/** Grows the most recent allocation `p` of `old` bytes to `size` bytes, in place when it is
+ *  at the top of the current block, else by copying. NULL on failure (p stays valid). */
+void *chopin__arena_grow(struct chopin__arena *a, void *p, size_t old, size_t size);
+void chopin__arena_reset(struct chopin__arena *a);
+void chopin__arena_destroy(struct chopin__arena *a);
+
+#endif

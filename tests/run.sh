@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every test binary of each build tree given (unit tests once, integration tests once
+# per backend compiled in), plus the shell suites against the demo server, and prints one
+# total line: "N passed, N failed, N skipped". Exits non-zero on any failure.
+set -u
+cd "$(dirname "$0")/.."
+
+passed=0 failed=0 skipped=0
+run_one() { # label, command...
+  local label=$1; shift
+  local out rc line
+  out=$(timeout 300 "$@" 2>&1); rc=$?
+  line=$(printf '%s\n' "$out" | grep -E '^RESULT [0-9]+ [0-9]+( [0-9]+)?$' | tail -n 1)
+  if [ -z "$line" ]; then
+    echo "FAIL $label: no RESULT line (exit $rc)"; printf '%s\n' "$out" | tail -n 30
+    failed=$((failed + 1)); return
+  fi
+  set -- $line
+  passed=$((passed + $2)); failed=$((failed + $3)); skipped=$((skipped + ${4:-0}))
+  if [ "$3" -ne 0 ] || [ $rc -ne 0 ]; then
+    echo "FAIL $label ($2 passed, $3 failed, exit $rc)"
+    printf '%s\n' "$out" | grep -v '^RESULT' | tail -n 40
+    [ "$3" -eq 0 ] && failed=$((failed + 1))
+  else
+    echo "ok   $label ($2 passed${4:+, $4 skipped})"
+  fi
+}
+
+backends() { # the backends a build tree was compiled with
+  local b=epoll
+  nm "$1/libchopin.a" 2>/dev/null | grep -q ' T chopin__uring_backend' && b="$b io_uring"
+  echo $b
+}
+
+for tree in "$@"; do
+  for t in "$tree"/tests/test_*; do
+    [ -x "$t" ] && run_one "$t" "$t"
+  done
+  for be in $(backends "$tree"); do
+    for t in "$tree"/itests/test_*; do
+      [ -x "$t" ] && run_one "$t [$be]" env CHOPIN_BACKEND=$be "$t"
+    done
+    for s in tests/integration/*.sh; do
+      [ -f "$s" ] && run_one "$s $tree [$be]" env CHOPIN_BACKEND=$be bash "$s" "$tree"
+    done
+  done
+done
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

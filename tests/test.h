@@ -1,0 +1,67 @@
+/*
+ * A tiny test harness. Each test binary runs its cases with RUN() and ends with
+ * TEST_END(), which prints "RESULT <passed> <failed>" for tests/run.sh to total.
+ */
+#ifndef CHOPIN_TEST_H
+#define CHOPIN_TEST_H
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static int test_passed, test_failed, test_case_failed;
+static const char *test_case_name;
+
+#define CHECK(cond)                                                                     \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "  FAIL %s (%s:%d): %s\n", test_case_name, __FILE__, __LINE__, \
+                    #cond);                                                             \
+            test_case_failed = 1;                                                       \
+        }                                                                               \
+    } while (0)
+
+#define CHECK_INT(a, b)                                                                 \
+    do {                                                                                \
+        long long check_a_ = (long long)(a), check_b_ = (long long)(b);                 \
+        if (check_a_ != check_b_) {                                                     \
+            fprintf(stderr, "  FAIL %s (%s:%d): %s == %lld, expected %lld\n",           \
+                    test_case_name, __FILE__, __LINE__, #a, check_a_, check_b_);         \
+            test_case_failed = 1;                                                       \
+        }                                                                               \
+    } while (0)
+
+/* Compares len bytes at p with the NUL-terminated string s. */
+#define CHECK_MEM(p, len, s)                                                            \
+    do {                                                                                \
+        const char *check_p_ = (const char *)(p);                                       \
+        size_t check_l_ = (size_t)(len);                                                \
+        const char *check_s_ = (s);                                                     \
+        if (check_l_ != strlen(check_s_) || (check_l_ && memcmp(check_p_, check_s_, check_l_))) { \
+            fprintf(stderr, "  FAIL %s (%s:%d): %s == \"%.*s\", expected \"%s\"\n",      \
+                    test_case_name, __FILE__, __LINE__, #p, (int)(check_p_ ? check_l_ : 0), \
+                    check_p_ ? check_p_ : "", check_s_);                                \
+            test_case_failed = 1;                                                       \
+        }                                                                               \
+    } while (0)
+
+#define RUN(fn)                                                                         \
+    do {                                                                                \
+        test_case_name = #fn;                                                           \
+        test_case_failed = 0;                                                           \
+        fn();                                                                           \
+        if (test_case_failed) {                                                         \
+            test_failed++;                                                              \
+            fprintf(stderr, "not ok %s\n", #fn);                                        \
+        } else {                                                                        \
+            test_passed++;                                                              \
+        }                                                                               \
+    } while (0)
+
+#define TEST_END()                                                                      \
+    do {                                                                                \
+        printf("RESULT %d %d\n", test_passed, test_failed);                            \
+        return test_failed ? 1 : 0;                                                     \
+    } while (0)
+
+#endif
