@@ -1,0 +1,234 @@
+/*
+ * The epoll backend: edge-triggered readiness. A connection is registered once for
+ * EPOLLIN|EPOLLRDHUP; EPOLLOUT is added only while output waits for the socket to drain.
+ * Because edges are not repeated, the backend remembers per connection whether the
+ * socket may still hold input or take output (READABLE / WRITABLE) and reads until
+ * EAGAIN, or until the connection stops wanting input (backpressure): then the flag
+ * stays set and reading resumes as soon as the connection wants more.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "conn.h"
+#include "worker.h"
+
+#define MAX_EVENTS 256
+
+/* conn->backend_flags */
+#define READABLE 0x1u
+#define WRITABLE 0x2u
+#define OUT_ARMED 0x4u /* EPOLLOUT is in the registered interest */
+
+/* epoll_event.data.u64 for the two non-connection descriptors; connections use the
+ * pointer to their slot, which is never this small. */
+#define TAG_LISTENER 1u
+#define TAG_WAKE 2u
+
+struct loop {
+    struct chopin__worker *w;
+    int epfd;
+};
+
+static void service(struct loop *l, struct chopin__conn *c);
+
+static int interest(struct loop *l, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev = {.events = events, .data.u64 = data};
+    return epoll_ctl(l->epfd, op, fd, &ev);
+}
+
+static void close_conn(struct chopin__worker *w, struct chopin__conn *c) {
+    /* close() removes the descriptor from the epoll set: no EPOLL_CTL_DEL needed. */
+    close(c->fd);
+    chopin__engine_conn_free(&w->engine, c);
+    chopin__worker_slot_freed(w);
+}
+
+static void read_input(struct loop *l, struct chopin__conn *c) {
+    struct chopin__worker *w = l->w;
+    while ((c->backend_flags & READABLE) && chopin__conn_wants_read(c)) {
+        ssize_t n = read(c->fd, w->scratch, w->scratch_size);
+        if (n > 0) {
+            chopin__conn_on_data(c, w->scratch, (size_t)n);
+        } else if (n == 0) {
+            c->backend_flags &= ~READABLE;
+            chopin__conn_on_eof(c);
+        } else if (errno == EAGAIN) {
+            c->backend_flags &= ~READABLE;
+        } else if (errno != EINTR) {
+            c->backend_flags &= ~READABLE;
+            chopin__conn_on_error(c);
+        }
+    }
+}
+
+static ssize_t send_plan(int fd, const struct chopin__plan *p) {
+    if (p->iovcnt) {
+        struct msghdr msg = {.msg_iov = (struct iovec *)p->iov, .msg_iovlen = (size_t)p->iovcnt};
+        /* MSG_NOSIGNAL: a peer that went away is an EPIPE here, not a SIGPIPE. MSG_MORE
+         * lets the kernel merge a head with the file that follows it. */
+        return sendmsg(fd, &msg, MSG_NOSIGNAL | (p->more ? MSG_MORE : 0));
+    }
+    off_t off = (off_t)p->file_off;
+    size_t len = p->file_len > (1u << 30) ? (1u << 30) : (size_t)p->file_len;
+    return sendfile(fd, p->file_fd, &off, len);
+}
+
+static void write_output(struct chopin__conn *c) {
+    struct chopin__plan plan;
+    while ((c->backend_flags & WRITABLE) && chopin__conn_out_plan(c, &plan) > 0) {
+        ssize_t n = send_plan(c->fd, &plan);
+        if (n > 0) {
+            chopin__conn_on_sent(c, (size_t)n);
+        } else if (n == 0) {
+            chopin__conn_on_file_short(c); /* sendfile at end of file: it shrank */
+        } else if (errno == EAGAIN) {
+            c->backend_flags &= ~WRITABLE;
+        } else if (errno != EINTR) {
+            chopin__conn_on_error(c);
+        }
+    }
+}
+
+/* Keeps EPOLLOUT registered exactly while output waits for a non-writable socket. */
+static void update_interest(struct loop *l, struct chopin__conn *c) {
+    int want_out = chopin__conn_has_output(c) && !(c->backend_flags & WRITABLE);
+    int armed = (c->backend_flags & OUT_ARMED) != 0;
+    if (want_out == armed)
+        return;
+    uint32_t ev = EPOLLIN | EPOLLRDHUP | EPOLLET | (want_out ? EPOLLOUT : 0);
+    if (interest(l, EPOLL_CTL_MOD, c->fd, ev, (uint64_t)(uintptr_t)c) < 0) {
+        chopin__conn_on_error(c);
+        return;
+    }
+    c->backend_flags ^= OUT_ARMED;
+}
+
+/* Does everything the connection can do now: read, write, half-close, close. */
+static void service(struct loop *l, struct chopin__conn *c) {
+    for (;;) {
+        read_input(l, c);
+        write_output(c);
+        if (c->ask & CHOPIN__CONN_SHUTDOWN) {
+            shutdown(c->fd, SHUT_WR);
+            c->shut = 1;
+            c->ask &= (uint8_t)~CHOPIN__CONN_SHUTDOWN;
+        }
+        if (c->ask & CHOPIN__CONN_CLOSE) {
+            close_conn(l->w, c);
+            return;
+        }
+        /* Output drained may have lifted backpressure while input is still waiting. */
+        if (!((c->backend_flags & READABLE) && chopin__conn_wants_read(c)))
+            break;
+    }
+    update_interest(l, c);
+    if (c->ask & CHOPIN__CONN_CLOSE)
+        close_conn(l->w, c);
+}
+
+static void on_notify(struct chopin__conn *c, void *ctx) { service(ctx, c); }
+
+static void accept_connections(struct loop *l) {
+    struct chopin__worker *w = l->w;
+    while (chopin__worker_may_accept(w)) {
+        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || !chopin__worker_accept_failed(w, errno))
+                return;
+            continue;
+        }
+        struct chopin__conn *c = chopin__engine_conn_new(&w->engine, fd);
+        if (!c) {
+            close(fd); /* unreachable: may_accept reserved a slot */
+            continue;
+        }
+        if (interest(l, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLRDHUP | EPOLLET, (uint64_t)(uintptr_t)c) < 0) {
+            close_conn(w, c);
+            continue;
+        }
+        /* TCP_DEFER_ACCEPT means the request is usually here already: read it now
+         * instead of after another epoll_wait. */
+        c->backend_flags = READABLE | WRITABLE;
+        service(l, c);
+    }
+}
+
+static void stop_accepting(struct loop *l) {
+    struct chopin__worker *w = l->w;
+    if (w->listen_fd >= 0) {
+        close(w->listen_fd);
+        w->listen_fd = -1;
+    }
+}
+
+/* Returns 1 for a listener event: accepting waits until the batch is handled, because
+ * accepting may evict an idle connection whose event is later in the same batch. */
+static int handle_event(struct loop *l, const struct epoll_event *ev) {
+    if (ev->data.u64 == TAG_LISTENER)
+        return 1;
+    if (ev->data.u64 == TAG_WAKE) {
+        chopin__worker_begin_drain(l->w);
+        stop_accepting(l);
+        return 0;
+    }
+    struct chopin__conn *c = (struct chopin__conn *)(uintptr_t)ev->data.u64;
+    if (ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->backend_flags |= READABLE;
+    if (ev->events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        c->backend_flags |= WRITABLE;
+    service(l, c);
+    return 0;
+}
+
+static void close_all(struct chopin__worker *w, struct chopin__conn *c) { close_conn(w, c); }
+
+static int epoll_run(struct chopin__worker *w) {
+    struct loop l = {.w = w, .epfd = epoll_create1(EPOLL_CLOEXEC)};
+    if (l.epfd < 0)
+        return -errno;
+    if (interest(&l, EPOLL_CTL_ADD, w->listen_fd, EPOLLIN | EPOLLET, TAG_LISTENER) < 0 ||
+        interest(&l, EPOLL_CTL_ADD, w->wake_fd, EPOLLIN, TAG_WAKE) < 0) {
+        int err = -errno;
+        close(l.epfd);
+        return err;
+    }
+    w->engine.notify = on_notify;
+    w->engine.notify_ctx = &l;
+
+    struct epoll_event events[MAX_EVENTS];
+    chopin__worker_clock(w);
+    accept_connections(&l); /* connections may have queued before the loop started */
+    do {
+        int n = epoll_wait(l.epfd, events, MAX_EVENTS, chopin__worker_timeout(w));
+        if (n < 0 && errno != EINTR) {
+            chopin__worker_log(w, "epoll_wait: %s", strerror(errno));
+            break;
+        }
+        chopin__worker_clock(w);
+        int accept_now = 0;
+        for (int i = 0; i < n; i++)
+            accept_now |= handle_event(&l, &events[i]);
+        if (chopin__worker_accept_due(w) || accept_now)
+            accept_connections(&l);
+    } while (!chopin__worker_turn(w));
+    chopin__worker_close_all(w, close_all);
+    stop_accepting(&l);
+    close(l.epfd);
+    return 0;
+}
+
+static int epoll_probe(const struct chopin__config *cfg) {
+    (void)cfg;
+    return 0;
+}
+
+const struct chopin__backend chopin__epoll_backend = {
+    .name = "epoll",
+    .probe = epoll_probe,
+    .run = epoll_run,
+};

@@ -1,0 +1,634 @@
+/*
+ * The connection state machine (see conn.h): parse, dispatch, serialize, keep-alive,
+ * pipelining, backpressure, timeouts. No I/O here.
+ *
+ * Input: bytes are parsed where they arrived (the worker's scratch or a provided buffer);
+ * only the tail that is not a whole request yet is copied into the connection's own
+ * buffer (`in`), which is returned as soon as it empties. Output: responses are appended
+ * to the output queue (`out`); all responses to the requests of one read leave in one
+ * write because the backend flushes only after feeding the whole read.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "http/message.h"
+#include "http/parser.h"
+#include "http/serialize.h"
+#include "http/status.h"
+#include "outq.h"
+#include "router/router.h"
+
+/* How long a closing connection keeps draining input after its last response, so the
+ * peer reads that response instead of a reset (RFC 9112 §9.6). */
+#define LINGER_MS 2000
+/* Bodies up to this size are copied behind their head rather than sent as their own
+ * iovec: one copy of a few KiB costs less than a longer writev and keeps pipelined
+ * responses in one contiguous range. */
+#define INLINE_BODY_MAX 4096
+
+struct chopin__inbuf {
+    size_t len, cap;
+    int heap; /* allocated with malloc (larger than a pool buffer) */
+    char data[];
+};
+
+static void after_progress(struct chopin__conn *c);
+static void process_stash(struct chopin__conn *c);
+
+static uint64_t now_ms(const struct chopin__conn *c) { return c->engine->now_ms; }
+static const chopin_options *options(const struct chopin__conn *c) { return &c->engine->cfg->opt; }
+
+/* ----- lifecycle ------------------------------------------------------------------- */
+
+void chopin__conn_init(struct chopin__conn *c, struct chopin__engine *e, int fd) {
+    chopin__timer_init(&c->timer);
+    c->engine = e;
+    c->fd = fd;
+    c->keep_open = 1;
+    c->live = 1;
+    c->phase = CHOPIN__PHASE_IDLE;
+    after_progress(c);
+}
+
+static void inbuf_free(struct chopin__engine *e, struct chopin__inbuf *b) {
+    if (!b)
+        return;
+    if (b->heap)
+        free(b);
+    else
+        chopin__pool_give(&e->pool, b);
+}
+
+static void idle_unlist(struct chopin__conn *c) {
+    struct chopin__engine *e = c->engine;
+    if (!c->idle_listed)
+        return;
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else
+        e->idle_head = c->idle_next;
+    if (c->idle_next)
+        c->idle_next->idle_prev = c->idle_prev;
+    else
+        e->idle_tail = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+    c->idle_listed = 0;
+}
+
+static void idle_list(struct chopin__conn *c) {
+    struct chopin__engine *e = c->engine;
+    if (c->idle_listed)
+        return;
+    c->idle_prev = e->idle_tail;
+    c->idle_next = NULL;
+    if (e->idle_tail)
+        e->idle_tail->idle_next = c;
+    else
+        e->idle_head = c;
+    e->idle_tail = c;
+    c->idle_listed = 1;
+}
+
+void chopin__conn_release(struct chopin__conn *c) {
+    struct chopin__engine *e = c->engine;
+    idle_unlist(c);
+    chopin__wheel_del(&e->wheel, &c->timer);
+    inbuf_free(e, c->in);
+    c->in = NULL;
+    chopin__outq_free(c->out, &e->pool);
+    c->out = NULL;
+    c->live = 0;
+}
+
+/* Something is wrong with this connection beyond answering: close it now. */
+static void fail(struct chopin__conn *c) {
+    c->ask |= CHOPIN__CONN_CLOSE;
+    c->keep_open = 0;
+}
+
+/* ----- input buffer ----------------------------------------------------------------- */
+
+/* Makes c->in hold at least `need` bytes, moving to a heap buffer past a pool buffer. */
+static int inbuf_reserve(struct chopin__conn *c, size_t need) {
+    struct chopin__engine *e = c->engine;
+    struct chopin__inbuf *b = c->in;
+    size_t pool_cap = e->pool.buf_size - sizeof *b;
+    if (b && b->cap >= need)
+        return 0;
+    if (!b && need <= pool_cap) {
+        b = chopin__pool_take(&e->pool);
+        if (!b)
+            return -ENOMEM;
+        b->len = 0;
+        b->cap = pool_cap;
+        b->heap = 0;
+        c->in = b;
+        return 0;
+    }
+    size_t cap = b ? b->cap * 2 : pool_cap * 2;
+    if (cap < need)
+        cap = need;
+    struct chopin__inbuf *nb = malloc(sizeof *nb + cap);
+    if (!nb)
+        return -ENOMEM;
+    nb->len = 0;
+    if (b) {
+        memcpy(nb->data, b->data, b->len);
+        nb->len = b->len;
+        inbuf_free(e, b);
+    }
+    nb->cap = cap;
+    nb->heap = 1;
+    c->in = nb;
+    return 0;
+}
+
+static int stash(struct chopin__conn *c, const char *p, size_t n) {
+    if (inbuf_reserve(c, (c->in ? c->in->len : 0) + n) < 0)
+        return -ENOMEM;
+    memcpy(c->in->data + c->in->len, p, n);
+    c->in->len += n;
+    return 0;
+}
+
+/* ----- responses -------------------------------------------------------------------- */
+
+static void free_heap(void *p, void *arg) {
+    (void)arg;
+    free(p);
+}
+
+static struct chopin__outq *output(struct chopin__conn *c) {
+    if (!c->out)
+        c->out = chopin__outq_new(&c->engine->pool);
+    return c->out;
+}
+
+static int has_room(const struct chopin__conn *c) {
+    return !c->out || chopin__outq_has_room(c->out);
+}
+
+static void count_status(struct chopin__engine *e, int status) {
+    if (status >= 500)
+        e->counters.errors_5xx++;
+    else if (status >= 400)
+        e->counters.errors_4xx++;
+}
+
+static int no_body_status(int status) { return status < 200 || status == 204 || status == 304; }
+
+static void set_framing(struct chopin__head_ctx *ctx, const struct chopin_res *res, int minor,
+                        int *keep) {
+    ctx->body_len = 0;
+    if (no_body_status(res->status)) {
+        ctx->framing = CHOPIN__FRAME_NONE;
+    } else if (res->body_kind == CHOPIN__RES_STREAM) {
+        /* HTTP/1.0 has no chunked coding: the body ends when the connection does. */
+        ctx->framing = minor ? CHOPIN__FRAME_CHUNKED : CHOPIN__FRAME_CLOSE;
+        if (!minor)
+            *keep = 0;
+    } else {
+        ctx->framing = CHOPIN__FRAME_LENGTH;
+        if (res->body_kind != CHOPIN__RES_EMPTY)
+            ctx->body_len = res->body_len;
+    }
+    ctx->connection = !*keep ? 1 : minor == 0 ? 2 : 0;
+}
+
+/* Writes the head, plus the body when it is small enough to travel inline. Returns 0, or
+ * -ENOSPC when the head could never fit (then nothing was queued). */
+static int queue_head(struct chopin__conn *c, const struct chopin_res *res,
+                      const struct chopin__head_ctx *ctx, size_t inline_len) {
+    struct chopin__outq *q = c->out;
+    size_t size = chopin__serialize_head_size(res, ctx);
+    if (size > q->cap)
+        return -ENOSPC;
+    char *dst = chopin__outq_reserve(q, size + inline_len);
+    int on_heap = dst == NULL;
+    if (on_heap && !(dst = malloc(size + inline_len)))
+        return -ENOMEM;
+    size_t n = chopin__serialize_head(dst, res, ctx);
+    if (inline_len)
+        memcpy(dst + n, res->body, inline_len);
+    if (!on_heap) {
+        chopin__outq_commit(q, n + inline_len);
+        return 0;
+    }
+    /* Only when earlier pipelined responses fill the data area: rare, so a copy is fine. */
+    if (chopin__outq_push_ext(q, dst, n + inline_len, free_heap, NULL) < 0) {
+        free(dst);
+        return -ENOSPC;
+    }
+    return 0;
+}
+
+/* Queues a body that does not travel inline. Takes ownership of what `res` owns. */
+static int queue_body(struct chopin__conn *c, struct chopin_res *res, int chunked) {
+    struct chopin__outq *q = c->out;
+    switch (res->body_kind) {
+    case CHOPIN__RES_COPY: {
+        char *copy = malloc(res->body_len);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, res->body, res->body_len);
+        if (chopin__outq_push_ext(q, copy, res->body_len, free_heap, NULL) == 0)
+            return 0;
+        free(copy);
+        return -ENOSPC;
+    }
+    case CHOPIN__RES_STATIC:
+        return chopin__outq_push_ext(q, res->body, res->body_len, NULL, NULL);
+    case CHOPIN__RES_OWNED:
+        if (chopin__outq_push_ext(q, res->body, res->body_len, res->free_fn, res->free_arg) < 0)
+            break;
+        res->body_kind = CHOPIN__RES_EMPTY;
+        return 0;
+    case CHOPIN__RES_FILE:
+        if (chopin__outq_push_file(q, res->fd, res->offset, res->body_len, res->close_fd) < 0)
+            break;
+        res->body_kind = CHOPIN__RES_EMPTY;
+        return 0;
+    case CHOPIN__RES_STREAM:
+        if (chopin__outq_push_stream(q, res->produce, res->stream_done, res->stream_state,
+                                     chunked) < 0)
+            break;
+        res->body_kind = CHOPIN__RES_EMPTY;
+        return 0;
+    default:
+        return 0;
+    }
+    chopin__res_discard(res);
+    return -ENOSPC;
+}
+
+static size_t inline_length(const struct chopin_res *res, int send_body) {
+    if (!send_body || res->body_len > INLINE_BODY_MAX)
+        return 0;
+    if (res->body_kind != CHOPIN__RES_COPY && res->body_kind != CHOPIN__RES_STATIC)
+        return 0;
+    return res->body_len;
+}
+
+static void set_internal_error(struct chopin_res *res) {
+    chopin__res_discard(res);
+    chopin__res_init(res, res->arena);
+    chopin_res_error(res, 500, NULL);
+    res->close = 1;
+}
+
+/* Serializes `res` into the output queue and decides whether the connection stays open. */
+static void queue_response(struct chopin__conn *c, struct chopin_res *res, int minor,
+                           int head_request) {
+    struct chopin__engine *e = c->engine;
+    int keep = c->keep_open && !res->close && !e->draining;
+    if (!output(c)) {
+        chopin__res_discard(res);
+        fail(c);
+        return;
+    }
+    struct chopin__head_ctx ctx = {
+        .date = e->date.text,
+        .server_line = e->cfg->server_header,
+        .server_line_len = e->cfg->server_header_len,
+    };
+    set_framing(&ctx, res, minor, &keep);
+    int send_body = !head_request && !no_body_status(res->status);
+    size_t inline_len = inline_length(res, send_body);
+    int rc = queue_head(c, res, &ctx, inline_len);
+    if (rc == -ENOSPC && res->status != 500) {
+        /* The handler's headers cannot fit any output buffer: an error, not an overflow. */
+        set_internal_error(res);
+        keep = 0;
+        set_framing(&ctx, res, minor, &keep);
+        inline_len = inline_length(res, send_body);
+        rc = queue_head(c, res, &ctx, inline_len);
+    }
+    count_status(e, res->status);
+    if (rc < 0) {
+        chopin__res_discard(res);
+        fail(c);
+        return;
+    }
+    if (!send_body || inline_len)
+        chopin__res_discard(res);
+    else if (queue_body(c, res, ctx.framing == CHOPIN__FRAME_CHUNKED) < 0)
+        fail(c);
+    if (!keep)
+        c->keep_open = 0;
+}
+
+/* Answers a request the parser or the body reader refused, then stops reading requests. */
+static void respond_error(struct chopin__conn *c, int status) {
+    struct chopin_res res;
+    chopin__res_init(&res, &c->engine->arena);
+    chopin_res_error(&res, status, NULL);
+    res.close = 1;
+    queue_response(c, &res, 1, 0);
+    chopin__arena_reset(&c->engine->arena);
+    c->phase = CHOPIN__PHASE_LINGER;
+}
+
+static void send_continue(struct chopin__conn *c, const struct chopin__head *head) {
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (!head->expect_continue || head->minor == 0 || c->continue_sent)
+        return;
+    c->continue_sent = 1;
+    char *dst = output(c) ? chopin__outq_reserve(c->out, sizeof line - 1) : NULL;
+    if (!dst) {
+        fail(c);
+        return;
+    }
+    memcpy(dst, line, sizeof line - 1);
+    chopin__outq_commit(c->out, sizeof line - 1);
+}
+
+static void dispatch(struct chopin__conn *c, const struct chopin__head *head, const char *body,
+                     uint64_t body_len) {
+    struct chopin__engine *e = c->engine;
+    struct chopin_req req;
+    req.head = *head;
+    req.body = body;
+    req.body_len = body_len;
+    req.path = head->path;
+    req.path_len = head->path_len;
+    req.nparams = 0;
+    req.arena = &e->arena;
+    req.engine = e;
+    req.conn = c;
+    if (!head->keep_alive || e->draining)
+        c->keep_open = 0;
+
+    struct chopin_res res;
+    chopin__res_init(&res, &e->arena);
+    chopin__router_dispatch(e->router, &req, &res);
+    if (res.body_kind == CHOPIN__RES_UNSET)
+        set_internal_error(&res); /* the handler returned without answering */
+    c->requests++;
+    e->counters.requests++;
+    queue_response(c, &res, head->minor, head->method_id == CHOPIN_METHOD_HEAD);
+    chopin__arena_reset(&e->arena);
+}
+
+/* ----- request processing ------------------------------------------------------------ */
+
+static void enter_phase(struct chopin__conn *c, enum chopin__conn_phase phase, uint32_t timeout) {
+    if (c->phase == phase)
+        return;
+    c->phase = (uint8_t)phase;
+    c->deadline = now_ms(c) + timeout;
+}
+
+/* The head is complete and its body is not: the first time, start the body deadline. */
+static void start_body(struct chopin__conn *c, size_t head_len) {
+    if (c->phase == CHOPIN__PHASE_BODY)
+        return;
+    enter_phase(c, CHOPIN__PHASE_BODY, options(c)->body_timeout_ms);
+    c->head_len = (uint32_t)head_len;
+    c->body_in = c->body_out = 0;
+    c->continue_sent = 0;
+    chopin__chunked_init(&c->chunked);
+}
+
+/* Serves the request at p[0..n) if it is complete. Returns the bytes it used, 0 when it
+ * needs more (its progress is kept in c), or n after an error answer. */
+static size_t serve_one(struct chopin__conn *c, char *p, size_t n) {
+    struct chopin__engine *e = c->engine;
+    struct chopin__head head;
+    head.headers = e->headers;
+    ssize_t r = chopin__parse_request(p, n, &head, &e->cfg->limits);
+    if (r == CHOPIN__PARSE_INCOMPLETE) {
+        enter_phase(c, CHOPIN__PHASE_HEAD, options(c)->header_timeout_ms);
+        return 0;
+    }
+    if (r < 0) {
+        respond_error(c, (int)-r);
+        return n;
+    }
+    size_t head_len = (size_t)r, used = head_len;
+    uint64_t body_len = 0;
+    if (head.body_kind == CHOPIN__BODY_LENGTH) {
+        if (head.content_length > options(c)->max_body_bytes) {
+            respond_error(c, 413);
+            return n;
+        }
+        if (n - head_len < head.content_length) {
+            start_body(c, head_len);
+            c->body_need = head.content_length;
+            send_continue(c, &head);
+            return 0;
+        }
+        body_len = head.content_length;
+        used += body_len;
+    } else if (head.body_kind == CHOPIN__BODY_CHUNKED) {
+        start_body(c, head_len);
+        size_t in = c->body_in, out = c->body_out;
+        int rc = chopin__chunked_decode(&c->chunked, p + head_len, n - head_len, &in, &out,
+                                        options(c)->max_body_bytes);
+        c->body_in = in;
+        c->body_out = out;
+        if (rc == 0) {
+            send_continue(c, &head);
+            return 0;
+        }
+        if (rc < 0) {
+            respond_error(c, -rc);
+            return n;
+        }
+        body_len = out;
+        used += in;
+    }
+    c->phase = CHOPIN__PHASE_IDLE;
+    c->head_len = 0;
+    c->body_in = c->body_out = 0;
+    c->body_need = 0;
+    dispatch(c, &head, body_len ? p + head_len : NULL, body_len);
+    if (!c->keep_open)
+        c->phase = CHOPIN__PHASE_LINGER;
+    return used;
+}
+
+/* Serves every complete request in buf[0..len) while output has room. Returns the bytes
+ * used; sets c->backpressure when it stopped because output must drain first. */
+static size_t serve(struct chopin__conn *c, char *buf, size_t len) {
+    size_t pos = 0;
+    while (pos < len && c->phase != CHOPIN__PHASE_LINGER && !(c->ask & CHOPIN__CONN_CLOSE)) {
+        if (!has_room(c)) {
+            c->backpressure = 1;
+            break;
+        }
+        size_t used = serve_one(c, buf + pos, len - pos);
+        if (used == 0)
+            break;
+        pos += used;
+    }
+    return c->phase == CHOPIN__PHASE_LINGER ? len : pos;
+}
+
+/* Reserves room for the rest of a Content-Length body in one step, so a large upload is
+ * copied once instead of being reallocated as it arrives. */
+static void reserve_body(struct chopin__conn *c) {
+    if (c->phase == CHOPIN__PHASE_BODY && c->body_need && c->in &&
+        inbuf_reserve(c, c->head_len + c->body_need) < 0)
+        fail(c);
+}
+
+static void process_stash(struct chopin__conn *c) {
+    struct chopin__inbuf *b = c->in;
+    size_t used = serve(c, b->data, b->len);
+    b = c->in; /* serve does not touch c->in, but be explicit that b is current */
+    if (used >= b->len) {
+        inbuf_free(c->engine, b);
+        c->in = NULL;
+        return;
+    }
+    if (used) {
+        memmove(b->data, b->data + used, b->len - used);
+        b->len -= used;
+    }
+    reserve_body(c);
+}
+
+void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n) {
+    if (c->ask & CHOPIN__CONN_CLOSE)
+        return;
+    idle_unlist(c);
+    if (c->phase == CHOPIN__PHASE_LINGER) {
+        /* Discarding: but linger only while output is still owed; the timer bounds it. */
+    } else if (c->in) {
+        if (stash(c, data, n) < 0)
+            fail(c);
+        else if (!c->backpressure)
+            process_stash(c);
+    } else {
+        size_t used = c->backpressure ? 0 : serve(c, data, n);
+        if (used < n) {
+            if (stash(c, data + used, n - used) < 0)
+                fail(c);
+            else
+                reserve_body(c);
+        }
+    }
+    after_progress(c);
+}
+
+void chopin__conn_on_eof(struct chopin__conn *c) {
+    c->eof = 1;
+    c->keep_open = 0;
+    idle_unlist(c);
+    after_progress(c);
+}
+
+void chopin__conn_on_error(struct chopin__conn *c) {
+    fail(c);
+    after_progress(c);
+}
+
+void chopin__conn_on_drain(struct chopin__conn *c) {
+    c->keep_open = 0;
+    after_progress(c);
+}
+
+void chopin__conn_on_timeout(struct chopin__conn *c) {
+    if (c->out || c->phase == CHOPIN__PHASE_LINGER || c->phase == CHOPIN__PHASE_IDLE) {
+        /* Write deadline (the peer stopped reading), end of lingering, or idle keep-alive. */
+        fail(c);
+    } else {
+        /* Head or body deadline: a slow client. RFC 9110 §15.5.9. */
+        inbuf_free(c->engine, c->in);
+        c->in = NULL;
+        respond_error(c, 408);
+    }
+    after_progress(c);
+}
+
+/* ----- output ----------------------------------------------------------------------- */
+
+size_t chopin__conn_out_plan(struct chopin__conn *c, struct chopin__plan *p) {
+    p->iovcnt = 0;
+    p->file_len = 0;
+    p->bytes = 0;
+    if (!c->out || (c->ask & CHOPIN__CONN_CLOSE))
+        return 0;
+    long n = chopin__outq_plan(c->out, p);
+    if (n < 0) {
+        fail(c); /* a stream's producer failed: the body cannot be completed */
+        after_progress(c);
+        return 0;
+    }
+    if (n == 0 && c->out->head == c->out->count)
+        chopin__conn_on_sent(c, 0);
+    return (size_t)n;
+}
+
+void chopin__conn_on_sent(struct chopin__conn *c, size_t n) {
+    struct chopin__engine *e = c->engine;
+    e->counters.bytes_sent += n;
+    if (!c->out)
+        return;
+    if (chopin__outq_sent(c->out, n)) {
+        chopin__outq_free(c->out, &e->pool);
+        c->out = NULL;
+        if (c->backpressure) {
+            c->backpressure = 0;
+            if (c->in)
+                process_stash(c);
+        }
+    }
+    after_progress(c);
+}
+
+void chopin__conn_on_file_short(struct chopin__conn *c) { chopin__conn_on_error(c); }
+
+/* ----- state after every event ---------------------------------------------------- */
+
+static void arm(struct chopin__conn *c, uint64_t expire) {
+    chopin__wheel_add(&c->engine->wheel, &c->timer, expire);
+}
+
+/* Decides what the connection asks of its backend and which deadline guards it. */
+static void after_progress(struct chopin__conn *c) {
+    if (c->engine->draining)
+        c->keep_open = 0;
+    if (c->ask & CHOPIN__CONN_CLOSE) {
+        idle_unlist(c);
+        chopin__wheel_del(&c->engine->wheel, &c->timer);
+        return;
+    }
+    if (c->out) {
+        arm(c, now_ms(c) + options(c)->write_timeout_ms);
+        return;
+    }
+    if (c->eof) {
+        c->ask |= CHOPIN__CONN_CLOSE; /* everything owed is sent and the peer is done */
+        after_progress(c);
+        return;
+    }
+    if (c->phase == CHOPIN__PHASE_LINGER || (!c->keep_open && c->phase == CHOPIN__PHASE_IDLE)) {
+        c->phase = CHOPIN__PHASE_LINGER;
+        if (!c->shut) {
+            c->ask |= CHOPIN__CONN_SHUTDOWN;
+            arm(c, now_ms(c) + LINGER_MS);
+        }
+        return;
+    }
+    if (c->phase == CHOPIN__PHASE_HEAD || c->phase == CHOPIN__PHASE_BODY) {
+        arm(c, c->deadline);
+        return;
+    }
+    idle_list(c);
+    arm(c, now_ms(c) + options(c)->keepalive_timeout_ms);
+}
+
+/* ----- queries ---------------------------------------------------------------------- */
+
+int chopin__conn_wants_read(const struct chopin__conn *c) {
+    return !(c->ask & CHOPIN__CONN_CLOSE) && !c->backpressure && !c->eof;
+}
+
+int chopin__conn_has_output(const struct chopin__conn *c) { return c->out != NULL; }
+
+int chopin__conn_fd(const struct chopin__conn *c) { return c->fd; }

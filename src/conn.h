@@ -1,0 +1,115 @@
+/*
+ * The connection state machine: the sans-I/O heart of Chopin. Bytes go in
+ * (chopin__conn_on_data), an output plan comes out (chopin__conn_out_plan), and the
+ * backend reports what it sent (chopin__conn_on_sent). It never calls read, write or any
+ * event-loop function, so every backend shares it and tests drive it without sockets.
+ *
+ * After every call the backend looks at the connection and does what it asks:
+ *   - chopin__conn_out_plan() non-empty: send it (writev / sendfile / SQEs);
+ *   - chopin__conn_wants_read(): willing to take more input (false under backpressure:
+ *     too much output waiting, or a request being answered by a stream);
+ *   - CHOPIN__CONN_SHUTDOWN: everything is sent and no more requests will be served:
+ *     half-close the write side (shutdown SHUT_WR) and keep discarding input until EOF
+ *     or the linger timer, so the peer reads our last response instead of an RST;
+ *   - CHOPIN__CONN_CLOSE: close the socket now, then chopin__engine_conn_free().
+ */
+#ifndef CHOPIN_CONN_H
+#define CHOPIN_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "http/chunked.h"
+#include "timer/wheel.h"
+
+struct chopin__engine;
+struct chopin__inbuf;
+struct chopin__outq;
+
+enum chopin__conn_phase {
+    CHOPIN__PHASE_IDLE = 0, /* between requests, nothing buffered */
+    CHOPIN__PHASE_HEAD,     /* part of a request head is buffered */
+    CHOPIN__PHASE_BODY,     /* head parsed, body incomplete */
+    CHOPIN__PHASE_LINGER,   /* no more requests: flush, half-close, drain input */
+};
+
+/* What the connection asks of its backend (conn->ask). */
+#define CHOPIN__CONN_SHUTDOWN 0x01u
+#define CHOPIN__CONN_CLOSE 0x02u
+
+struct chopin__conn {
+    struct chopin__timer timer;
+    struct chopin__conn *idle_prev, *idle_next; /* engine's idle list */
+    struct chopin__engine *engine;
+    struct chopin__inbuf *in;  /* unprocessed input, held only while some is pending */
+    struct chopin__outq *out;  /* unsent output, held only while some is pending */
+    struct chopin__chunked chunked;
+    uint64_t deadline;   /* header or body deadline of the request in progress */
+    uint64_t body_need;  /* Content-Length of the pending request */
+    uint64_t body_in;    /* chunked: raw bytes of the body consumed (after the head) */
+    uint64_t body_out;   /* chunked: decoded bytes of the body so far */
+    uint32_t head_len;   /* length of the pending request's head in `in` */
+    uint32_t requests;
+    int fd;              /* the socket (for getpeername), -1 in tests */
+    uint32_t gen;        /* bumped when the slot is freed: stale completions compare it */
+    uint8_t phase;       /* enum chopin__conn_phase */
+    uint8_t ask;         /* CHOPIN__CONN_* */
+    uint8_t keep_open;   /* zero once a response said Connection: close */
+    uint8_t continue_sent;
+    uint8_t idle_listed;
+    uint8_t shut;        /* SHUT_WR done (set by the backend) */
+    uint8_t live;        /* the slot holds a connection */
+    uint8_t eof;         /* the peer closed its write side */
+    uint8_t backpressure; /* stopped serving until output drains */
+    uint16_t backend_flags; /* the backend's own per-connection state */
+    uint32_t backend_ops;   /* the backend's own count of operations in flight */
+};
+
+/** Prepares a fresh slot (called by chopin__engine_conn_new). */
+void chopin__conn_init(struct chopin__conn *c, struct chopin__engine *e, int fd);
+/** Releases buffers and whatever pending output owns (called by chopin__engine_conn_free). */
+void chopin__conn_release(struct chopin__conn *c);
+
+/** Bytes arrived. `data` is writable and may be reused after the call (the worker's
+ *  scratch, or an io_uring provided buffer): anything still needed is copied. */
+void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n);
+/** The peer closed its write side (read returned 0). */
+void chopin__conn_on_eof(struct chopin__conn *c);
+/** A read or write failed (ECONNRESET, EPIPE, ...): the connection must close. */
+void chopin__conn_on_error(struct chopin__conn *c);
+/** The timer fired (called from the engine's wheel). */
+void chopin__conn_on_timeout(struct chopin__conn *c);
+/** The server is draining: close now if idle, else finish the current response and close. */
+void chopin__conn_on_drain(struct chopin__conn *c);
+
+#define CHOPIN__PLAN_IOV 32
+
+/** The next thing to send: either up to CHOPIN__PLAN_IOV memory ranges, or one file
+ *  range (then iovcnt == 0 and file_len > 0). Both empty: nothing to send. */
+struct chopin__plan {
+    struct iovec iov[CHOPIN__PLAN_IOV];
+    int iovcnt;
+    int file_fd;
+    uint64_t file_off;
+    uint64_t file_len;
+    int more;     /* a file range follows these iovecs: send with MSG_MORE */
+    size_t bytes; /* total of the iovecs, or file_len */
+};
+
+/** Fills `p` with the output pending now (may call a stream's producer). Returns p->bytes. */
+size_t chopin__conn_out_plan(struct chopin__conn *c, struct chopin__plan *p);
+/** `n` bytes of the last plan were sent (fewer than planned on a partial write). May
+ *  resume processing buffered requests that waited for output to drain. */
+void chopin__conn_on_sent(struct chopin__conn *c, size_t n);
+/** A file range ended early (sendfile returned 0: the file shrank): abort the connection. */
+void chopin__conn_on_file_short(struct chopin__conn *c);
+
+/** Nonzero when the connection takes more input now. */
+int chopin__conn_wants_read(const struct chopin__conn *c);
+/** Nonzero when output is waiting. */
+int chopin__conn_has_output(const struct chopin__conn *c);
+/** The socket, or -1 (used by chopin_req_remote_addr). */
+int chopin__conn_fd(const struct chopin__conn *c);
+
+#endif

@@ -1,0 +1,113 @@
+/* The per-worker protocol engine (see engine.h). */
+#include "engine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "conn.h"
+
+/* Cached buffers kept per worker beyond those in use: enough to absorb bursts without
+ * going back to malloc, small enough not to pin memory after them. */
+#define POOL_MAX_CACHED 256
+#define ARENA_BLOCK 16384
+
+int chopin__engine_init(struct chopin__engine *e, const struct chopin__config *cfg,
+                        const chopin_router *router, int worker_id, uint64_t now_ms) {
+    const chopin_options *o = &cfg->opt;
+    *e = (struct chopin__engine){.cfg = cfg, .router = router, .worker_id = worker_id,
+                                 .now_ms = now_ms};
+    int rc = chopin__slab_init(&e->slab, sizeof(struct chopin__conn), o->slab_capacity);
+    if (rc < 0)
+        return rc;
+    e->headers = calloc(cfg->limits.max_headers, sizeof *e->headers);
+    e->gens = calloc(o->slab_capacity, sizeof *e->gens);
+    if (!e->headers || !e->gens) {
+        chopin__engine_destroy(e);
+        return -ENOMEM;
+    }
+    chopin__pool_init(&e->pool, o->buffer_size, POOL_MAX_CACHED);
+    /* The arena holds copied bodies, so one request may need up to the body limit. */
+    chopin__arena_init(&e->arena, ARENA_BLOCK, (size_t)o->max_body_bytes + (1u << 20));
+    chopin__wheel_init(&e->wheel, now_ms);
+    return 0;
+}
+
+void chopin__engine_destroy(struct chopin__engine *e) {
+    chopin__arena_destroy(&e->arena);
+    chopin__pool_destroy(&e->pool);
+    chopin__slab_destroy(&e->slab);
+    free(e->headers);
+    free(e->gens);
+    e->headers = NULL;
+    e->gens = NULL;
+}
+
+static void notify(struct chopin__engine *e, struct chopin__conn *c) {
+    if (e->notify)
+        e->notify(c, e->notify_ctx);
+}
+
+static void fire(struct chopin__timer *t, void *arg) {
+    struct chopin__conn *c = (struct chopin__conn *)((char *)t - offsetof(struct chopin__conn, timer));
+    chopin__conn_on_timeout(c);
+    notify(arg, c);
+}
+
+void chopin__engine_set_clock(struct chopin__engine *e, uint64_t now_ms, int64_t wall_sec) {
+    e->now_ms = now_ms;
+    chopin__date_update(&e->date, (time_t)wall_sec);
+}
+
+void chopin__engine_run_timers(struct chopin__engine *e) {
+    chopin__wheel_run(&e->wheel, e->now_ms, fire, e);
+}
+
+int chopin__engine_timeout(const struct chopin__engine *e) {
+    uint64_t t = chopin__wheel_timeout(&e->wheel, e->now_ms);
+    return t > 1000 ? 1000 : (int)t;
+}
+
+struct chopin__conn *chopin__engine_conn_new(struct chopin__engine *e, int fd) {
+    struct chopin__conn *c = chopin__slab_take(&e->slab);
+    if (!c && chopin__engine_evict_idle(e))
+        c = chopin__slab_take(&e->slab);
+    if (!c) {
+        e->counters.slab_full++;
+        return NULL;
+    }
+    uint32_t idx = chopin__slab_index(&e->slab, c);
+    chopin__conn_init(c, e, fd);
+    c->gen = ++e->gens[idx];
+    e->counters.accepted++;
+    e->counters.open++;
+    if (e->draining)
+        chopin__conn_on_drain(c);
+    return c;
+}
+
+void chopin__engine_conn_free(struct chopin__engine *e, struct chopin__conn *c) {
+    chopin__conn_release(c);
+    e->gens[chopin__slab_index(&e->slab, c)]++;
+    e->counters.open--;
+    chopin__slab_give(&e->slab, c);
+}
+
+int chopin__engine_evict_idle(struct chopin__engine *e) {
+    struct chopin__conn *c = e->idle_head;
+    if (!c)
+        return 0;
+    /* An idle keep-alive connection has no request in flight: closing it breaks no
+     * promise (RFC 9112 §9.8), and it frees a slot for a client that is waiting. */
+    chopin__conn_on_error(c);
+    notify(e, c);
+    return 1;
+}
+
+void chopin__engine_drain(struct chopin__engine *e) {
+    e->draining = 1;
+    while (e->idle_head)
+        chopin__engine_evict_idle(e);
+}
+
+void *chopin__engine_worker_data(const struct chopin__engine *e) { return e->worker_data; }
+int chopin__engine_worker_id(const struct chopin__engine *e) { return e->worker_id; }

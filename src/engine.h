@@ -1,0 +1,80 @@
+/*
+ * The per-worker protocol engine: everything a worker needs to run HTTP that is not I/O.
+ * Connection slab, buffer pool, request arena, timer wheel, Date cache, counters. A
+ * backend owns one engine, feeds it events (through conn.h) and is told through
+ * `notify` when a connection needs its attention outside an event (a timer fired, an idle
+ * connection was evicted).
+ */
+#ifndef CHOPIN_ENGINE_H
+#define CHOPIN_ENGINE_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "http/date.h"
+#include "http/parser.h"
+#include "mem/arena.h"
+#include "mem/pool.h"
+#include "mem/slab.h"
+#include "timer/wheel.h"
+
+struct chopin__conn;
+
+/* Per-worker counters: written only by their worker, read by chopin_server_stats. */
+struct chopin__counters {
+    uint64_t requests, accepted, open, bytes_sent, errors_4xx, errors_5xx, slab_full,
+        accept_errors;
+} __attribute__((aligned(64)));
+
+struct chopin__engine {
+    const struct chopin__config *cfg;
+    const chopin_router *router;
+    struct chopin__slab slab;
+    struct chopin__pool pool;
+    struct chopin__arena arena;
+    struct chopin__wheel wheel;
+    struct chopin__date date;
+    struct chopin__header *headers; /* parser output array, max_headers entries */
+    uint32_t *gens;                 /* generation of each slab slot */
+    uint64_t now_ms; /* monotonic, refreshed once per loop turn */
+    /* Idle keep-alive connections, oldest first: evicted when the slab is full. */
+    struct chopin__conn *idle_head, *idle_tail;
+    void (*notify)(struct chopin__conn *c, void *ctx);
+    void *notify_ctx;
+    int worker_id;
+    int draining; /* stop taking requests: answer in-flight ones with Connection: close */
+    void *worker_data;
+    struct chopin__counters counters;
+};
+
+/** 0, or -ENOMEM / -EINVAL. `now_ms` is the monotonic clock in ms. */
+int chopin__engine_init(struct chopin__engine *e, const struct chopin__config *cfg,
+                        const chopin_router *router, int worker_id, uint64_t now_ms);
+/** Frees everything; every connection must have been released. */
+void chopin__engine_destroy(struct chopin__engine *e);
+
+/** Sets the clocks (once per loop turn, before handling events) and refreshes Date. */
+void chopin__engine_set_clock(struct chopin__engine *e, uint64_t now_ms, int64_t wall_sec);
+/** Fires due timers (after handling events, so no event of the batch meets a slot a
+ *  timer just freed). */
+void chopin__engine_run_timers(struct chopin__engine *e);
+/** Milliseconds the loop may sleep before the next timer (capped at 1000: Date refresh). */
+int chopin__engine_timeout(const struct chopin__engine *e);
+
+/** A slot for a new connection on socket `fd` (-1 when there is none, as in tests), or
+ *  NULL when the slab is full and no idle connection could be evicted. */
+struct chopin__conn *chopin__engine_conn_new(struct chopin__engine *e, int fd);
+/** Returns a closed connection's slot (its socket is already closed). */
+void chopin__engine_conn_free(struct chopin__engine *e, struct chopin__conn *c);
+/** Asks the oldest idle keep-alive connection to close (through notify). Returns 1 if
+ *  there was one. */
+int chopin__engine_evict_idle(struct chopin__engine *e);
+/** Starts draining: idle connections are asked to close, busy ones finish. */
+void chopin__engine_drain(struct chopin__engine *e);
+/** Open connections. */
+static inline uint32_t chopin__engine_conns(const struct chopin__engine *e) { return e->slab.used; }
+
+void *chopin__engine_worker_data(const struct chopin__engine *e);
+int chopin__engine_worker_id(const struct chopin__engine *e);
+
+#endif

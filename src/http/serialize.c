@@ -1,0 +1,108 @@
+/* Response head serialization (see serialize.h). */
+#include "http/serialize.h"
+
+#include <string.h>
+
+#include "http/date.h"
+#include "http/message.h"
+#include "http/status.h"
+
+#define LIT(s) (sizeof(s) - 1)
+
+static const char DIGITS2[201] = "00010203040506070809101112131415161718192021222324"
+                                 "25262728293031323334353637383940414243444546474849"
+                                 "50515253545556575859606162636465666768697071727374"
+                                 "75767778798081828384858687888990919293949596979899";
+
+size_t chopin__u64_to_dec(char *dst, uint64_t v) {
+    char tmp[20];
+    char *p = tmp + sizeof tmp;
+    /* Two digits per division: half the divisions of the naive loop. */
+    while (v >= 100) {
+        unsigned i = (unsigned)(v % 100) * 2;
+        v /= 100;
+        *--p = DIGITS2[i + 1];
+        *--p = DIGITS2[i];
+    }
+    if (v >= 10) {
+        unsigned i = (unsigned)v * 2;
+        *--p = DIGITS2[i + 1];
+        *--p = DIGITS2[i];
+    } else {
+        *--p = (char)('0' + v);
+    }
+    size_t n = (size_t)(tmp + sizeof tmp - p);
+    memcpy(dst, p, n);
+    return n;
+}
+
+static size_t status_line_size(int status) {
+    const char *reason = chopin__status_reason(status);
+    return LIT("HTTP/1.1 200 \r\n") + (reason ? strlen(reason) : 0);
+}
+
+size_t chopin__serialize_head_size(const struct chopin_res *res, const struct chopin__head_ctx *ctx) {
+    size_t n = status_line_size(res->status) + ctx->server_line_len;
+    n += LIT("Date: \r\n") + CHOPIN__DATE_LEN;
+    if (res->content_type)
+        n += LIT("Content-Type: \r\n") + strlen(res->content_type);
+    n += LIT("Content-Length: \r\n") + 20; /* >= "Transfer-Encoding: chunked\r\n" */
+    n += LIT("Connection: keep-alive\r\n");
+    n += res->headers_len + LIT("\r\n");
+    return n;
+}
+
+static char *put(char *p, const char *s, size_t n) {
+    memcpy(p, s, n);
+    return p + n;
+}
+#define PUT_LIT(p, s) put((p), (s), LIT(s))
+
+static char *put_status_line(char *p, int status) {
+    const char *reason = chopin__status_reason(status);
+    p = PUT_LIT(p, "HTTP/1.1 ");
+    p[0] = (char)('0' + status / 100);
+    p[1] = (char)('0' + status / 10 % 10);
+    p[2] = (char)('0' + status % 10);
+    p[3] = ' ';
+    p += 4;
+    if (reason)
+        p = put(p, reason, strlen(reason));
+    return PUT_LIT(p, "\r\n");
+}
+
+static char *put_framing(char *p, const struct chopin__head_ctx *ctx) {
+    switch (ctx->framing) {
+    case CHOPIN__FRAME_LENGTH:
+        p = PUT_LIT(p, "Content-Length: ");
+        p += chopin__u64_to_dec(p, ctx->body_len);
+        return PUT_LIT(p, "\r\n");
+    case CHOPIN__FRAME_CHUNKED:
+        return PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
+    default:
+        return p;
+    }
+}
+
+size_t chopin__serialize_head(char *dst, const struct chopin_res *res,
+                              const struct chopin__head_ctx *ctx) {
+    char *p = put_status_line(dst, res->status);
+    p = put(p, ctx->server_line, ctx->server_line_len);
+    p = PUT_LIT(p, "Date: ");
+    p = put(p, ctx->date, CHOPIN__DATE_LEN);
+    p = PUT_LIT(p, "\r\n");
+    if (res->content_type) {
+        p = PUT_LIT(p, "Content-Type: ");
+        p = put(p, res->content_type, strlen(res->content_type));
+        p = PUT_LIT(p, "\r\n");
+    }
+    p = put_framing(p, ctx);
+    if (ctx->connection == 1)
+        p = PUT_LIT(p, "Connection: close\r\n");
+    else if (ctx->connection == 2)
+        p = PUT_LIT(p, "Connection: keep-alive\r\n");
+    if (res->headers_len)
+        p = put(p, res->headers, res->headers_len);
+    p = PUT_LIT(p, "\r\n");
+    return (size_t)(p - dst);
+}

@@ -1,0 +1,89 @@
+/*
+ * A connection's output queue: the "output plan" of the design. Response heads and small
+ * bodies are appended to one contiguous data area (so pipelined responses leave in one
+ * write); large, static, owned, file and streamed bodies are segments of their own that
+ * point at their bytes. The queue lives in one pool buffer, taken when output appears and
+ * returned when all of it is sent.
+ */
+#ifndef CHOPIN_OUTQ_H
+#define CHOPIN_OUTQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chopin.h"
+
+struct chopin__pool;
+struct chopin__plan;
+
+enum chopin__seg_kind {
+    CHOPIN__SEG_DATA,   /* bytes in the queue's own data area */
+    CHOPIN__SEG_EXT,    /* borrowed or owned memory */
+    CHOPIN__SEG_FILE,   /* a file range, for sendfile */
+    CHOPIN__SEG_STREAM, /* chunks pulled from a producer as the socket drains */
+};
+
+struct chopin__seg {
+    uint8_t kind;
+    uint8_t close_fd;  /* FILE */
+    uint8_t chunked;   /* STREAM: frame as chunks (else raw, close-delimited) */
+    uint8_t finished;  /* STREAM: the producer said it is done */
+    int fd;
+    const char *ptr;   /* EXT */
+    uint64_t off;      /* DATA: offset in the data area; FILE: file offset */
+    uint64_t len;      /* bytes left to send (STREAM: of the current chunk) */
+    union {
+        struct {
+            chopin_free_fn fn;
+            void *arg;
+        } owned;
+        struct {
+            chopin_produce_fn produce;
+            void (*done)(void *state);
+            void *state;
+        } stream;
+    } u;
+};
+
+#define CHOPIN__OUTQ_SEGS 24
+
+struct chopin__outq {
+    uint32_t head;  /* first unsent segment */
+    uint32_t count; /* segments in use */
+    uint32_t used;  /* bytes of data[] in use */
+    uint32_t cap;   /* bytes of data[] */
+    uint64_t pending; /* bytes queued and not yet sent (streams: the current chunk) */
+    struct chopin__seg seg[CHOPIN__OUTQ_SEGS];
+    char data[];
+};
+
+/** A new empty queue from `pool`, or NULL when out of memory. */
+struct chopin__outq *chopin__outq_new(struct chopin__pool *pool);
+/** Releases what unsent segments own (owned bodies, fds, streams) and gives the buffer
+ *  back to `pool`. */
+void chopin__outq_free(struct chopin__outq *q, struct chopin__pool *pool);
+
+/** Nonzero when another response fits comfortably (segments and data space left, and no
+ *  stream queued, which must finish before the next response starts). */
+int chopin__outq_has_room(const struct chopin__outq *q);
+/** `n` contiguous bytes at the end of the data area, or NULL when they do not fit.
+ *  chopin__outq_commit then queues the first `used` of them. */
+char *chopin__outq_reserve(struct chopin__outq *q, size_t n);
+void chopin__outq_commit(struct chopin__outq *q, size_t used);
+/** Queue a segment. All return 0, or -ENOSPC when no segment is free (callers check
+ *  chopin__outq_has_room first, which keeps spare segments). */
+int chopin__outq_push_ext(struct chopin__outq *q, const void *ptr, uint64_t len,
+                          chopin_free_fn free_fn, void *free_arg);
+int chopin__outq_push_file(struct chopin__outq *q, int fd, uint64_t off, uint64_t len,
+                           int close_fd);
+int chopin__outq_push_stream(struct chopin__outq *q, chopin_produce_fn produce,
+                             void (*done)(void *), void *state, int chunked);
+
+/** Fills `p` from the head of the queue (see chopin__plan in conn.h). Returns the bytes
+ *  planned, or -1 when a stream's producer failed (the connection must abort). */
+long chopin__outq_plan(struct chopin__outq *q, struct chopin__plan *p);
+/** `n` bytes of the last plan were sent; finished segments are released. Returns
+ *  nonzero when the queue is now empty. */
+int chopin__outq_sent(struct chopin__outq *q, size_t n);
+
+#endif

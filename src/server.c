@@ -1,0 +1,459 @@
+/*
+ * The server: address resolution, listener sockets and their options, worker threads and
+ * their CPUs, backend choice, signals and graceful shutdown.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "config.h"
+#include "router/router.h"
+#include "worker.h"
+
+/* Read scratch per worker: a read larger than this is split in several reads, each
+ * parsed as it lands. */
+#define SCRATCH_SIZE 65536
+/* Pending TCP Fast Open requests per listener. */
+#define FASTOPEN_QUEUE 256
+
+struct chopin_server {
+    struct chopin__config cfg;
+    chopin_router *router;
+    const struct chopin__backend *backend;
+    struct chopin__worker *workers;
+    int nworkers;
+    int port;
+    atomic_int stop_requested;
+    atomic_int workers_running;
+    char address[128];
+};
+
+/* ----- errors ------------------------------------------------------------------------ */
+
+const char *chopin_strerror(int err) {
+    if (err == 0)
+        return "success";
+    if (err == -EEXIST)
+        return "route conflicts with an existing route";
+    if (err == -EBUSY)
+        return "router is frozen: the server is running";
+    if (err < 0)
+        return strerror(-err);
+    return "unknown error";
+}
+
+/* ----- addresses and listeners -------------------------------------------------------- */
+
+/* Splits "host:port", "[v6]:port", ":port" or "port" into host (NULL: any) and port. */
+static int split_address(const char *address, char *host, size_t host_cap, char *port,
+                         size_t port_cap) {
+    const char *colon;
+    host[0] = '\0';
+    if (address[0] == '[') {
+        const char *close = strchr(address, ']');
+        if (!close || close[1] != ':' || (size_t)(close - address - 1) >= host_cap)
+            return -EINVAL;
+        memcpy(host, address + 1, (size_t)(close - address - 1));
+        host[close - address - 1] = '\0';
+        colon = close + 1;
+    } else if ((colon = strrchr(address, ':'))) {
+        if ((size_t)(colon - address) >= host_cap)
+            return -EINVAL;
+        memcpy(host, address, (size_t)(colon - address));
+        host[colon - address] = '\0';
+    } else {
+        colon = address - 1; /* just a port */
+    }
+    const char *p = colon + 1;
+    if (!*p || strlen(p) >= port_cap || strspn(p, "0123456789") != strlen(p) || atoi(p) > 65535)
+        return -EINVAL;
+    strcpy(port, p);
+    return 0;
+}
+
+static int somaxconn(void) {
+    int v = 4096;
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1 || v <= 0)
+            v = 4096;
+        fclose(f);
+    }
+    return v;
+}
+
+static void set_opt(int fd, int level, int name, int value) {
+    /* Best effort: an option the kernel lacks costs performance, not correctness. */
+    (void)setsockopt(fd, level, name, &value, sizeof value);
+}
+
+/* One SO_REUSEPORT listener; returns the fd or -errno. */
+static int open_listener(const struct sockaddr *sa, socklen_t len) {
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &(int){1}, sizeof(int)) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    /* Accepted sockets inherit TCP_NODELAY: no setsockopt per connection. */
+    set_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    /* Wake us only when the request bytes are there (seconds to wait for them). */
+    set_opt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, 1);
+    set_opt(fd, IPPROTO_TCP, TCP_FASTOPEN, FASTOPEN_QUEUE);
+    if (bind(fd, sa, len) < 0 || listen(fd, somaxconn()) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+static int bound_port(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void set_port(struct sockaddr *sa, int port) {
+    if (sa->sa_family == AF_INET6)
+        ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+}
+
+/* Opens one listener per worker on the first address of `address` that binds. */
+static int open_listeners(struct chopin_server *s, const char *address) {
+    char host[256], port[8];
+    if (split_address(address, host, sizeof host, port, sizeof port) < 0) {
+        fprintf(stderr, "chopin: bad address '%s': expected host:port, [ipv6]:port or :port\n",
+                address);
+        return -EINVAL;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+    if (gai != 0) {
+        fprintf(stderr, "chopin: cannot resolve '%s': %s\n", address, gai_strerror(gai));
+        return -EINVAL;
+    }
+    int err = -EADDRNOTAVAIL;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int i = 0;
+        for (; i < s->nworkers; i++) {
+            int fd = open_listener(ai->ai_addr, ai->ai_addrlen);
+            if (fd < 0) {
+                err = fd;
+                break;
+            }
+            s->workers[i].listen_fd = fd;
+            if (i == 0) { /* port 0: the others share the port the kernel chose */
+                s->port = bound_port(fd);
+                set_port(ai->ai_addr, s->port);
+            }
+        }
+        if (i == s->nworkers) {
+            snprintf(s->address, sizeof s->address, ai->ai_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
+                     host[0] ? host : (ai->ai_family == AF_INET6 ? "::" : "0.0.0.0"), s->port);
+            freeaddrinfo(res);
+            return 0;
+        }
+        while (i-- > 0) {
+            close(s->workers[i].listen_fd);
+            s->workers[i].listen_fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    fprintf(stderr, "chopin: cannot listen on %s: %s\n", address, strerror(-err));
+    return err;
+}
+
+/* ----- backend choice ------------------------------------------------------------------ */
+
+static const struct chopin__backend *backend_named(chopin_backend b) {
+    switch (b) {
+#ifdef CHOPIN_HAVE_URING
+    case CHOPIN_BACKEND_IO_URING:
+        return &chopin__uring_backend;
+#endif
+#ifdef CHOPIN_HAVE_KQUEUE
+    case CHOPIN_BACKEND_KQUEUE:
+        return &chopin__kqueue_backend;
+#endif
+    case CHOPIN_BACKEND_EPOLL:
+        return &chopin__epoll_backend;
+    default:
+        return NULL;
+    }
+}
+
+static const struct chopin__backend *choose_backend(const struct chopin__config *cfg) {
+    chopin_backend want = cfg->opt.backend;
+    if (want == CHOPIN_BACKEND_AUTO) {
+#ifdef CHOPIN_HAVE_URING
+        if (chopin__uring_backend.probe(cfg) == 0)
+            return &chopin__uring_backend;
+#endif
+        return &chopin__epoll_backend;
+    }
+    const struct chopin__backend *b = backend_named(want);
+    if (!b) {
+        fprintf(stderr, "chopin: backend %d is not compiled in; using epoll\n", (int)want);
+        return &chopin__epoll_backend;
+    }
+    int rc = b->probe(cfg);
+    if (rc < 0) {
+        fprintf(stderr, "chopin: %s is unavailable here (%s); using epoll\n", b->name,
+                strerror(-rc));
+        return &chopin__epoll_backend;
+    }
+    return b;
+}
+
+/* ----- workers ---------------------------------------------------------------------- */
+
+static void pin_to_cpu(struct chopin__worker *w) {
+    if (w->cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(w->cpu, &set);
+    int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    if (rc != 0)
+        chopin__worker_log(w, "cannot pin to CPU %d: %s", w->cpu, strerror(rc));
+}
+
+static int run_backend(struct chopin__worker *w) {
+    int rc = w->backend->run(w);
+    if (rc < 0 && w->backend != &chopin__epoll_backend) {
+        chopin__worker_log(w, "%s failed to start (%s); falling back to epoll", w->backend->name,
+                           strerror(-rc));
+        w->backend = &chopin__epoll_backend;
+        rc = w->backend->run(w);
+    }
+    return rc;
+}
+
+static void *worker_main(void *arg) {
+    struct chopin__worker *w = arg;
+    struct chopin_server *s = w->server;
+    const chopin_options *o = &s->cfg.opt;
+    char name[16];
+    snprintf(name, sizeof name, "chopin-w%d", w->id);
+    pthread_setname_np(pthread_self(), name);
+    pin_to_cpu(w);
+    w->result = chopin__engine_init(&w->engine, &s->cfg, s->router, w->id, chopin__clock_ms());
+    w->scratch = malloc(SCRATCH_SIZE);
+    w->scratch_size = SCRATCH_SIZE;
+    if (w->result == 0 && !w->scratch)
+        w->result = -ENOMEM;
+    if (w->result == 0) {
+        if (o->worker_init)
+            w->engine.worker_data = o->worker_init(w->id, o->worker_arg);
+        w->result = run_backend(w);
+        if (o->worker_fini)
+            o->worker_fini(w->id, w->engine.worker_data, o->worker_arg);
+    } else {
+        chopin__worker_log(w, "cannot start: %s", strerror(-w->result));
+    }
+    if (w->listen_fd >= 0)
+        close(w->listen_fd);
+    w->listen_fd = -1;
+    free(w->scratch);
+    chopin__engine_destroy(&w->engine);
+    w->done = 1;
+    if (atomic_fetch_sub(&s->workers_running, 1) == 1)
+        chopin_server_stop(s); /* the last one out makes chopin_serve return */
+    return NULL;
+}
+
+/* The CPUs this process may run on (taskset, cgroups), in order. */
+static int allowed_cpus(int *cpus, int cap) {
+    cpu_set_t set;
+    int n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) < 0)
+        return 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && n < cap; cpu++)
+        if (CPU_ISSET(cpu, &set))
+            cpus[n++] = cpu;
+    return n;
+}
+
+static int create_workers(struct chopin_server *s) {
+    int cpus[CPU_SETSIZE];
+    int ncpus = allowed_cpus(cpus, CPU_SETSIZE);
+    s->nworkers = s->cfg.opt.workers > 0 ? s->cfg.opt.workers : (ncpus > 0 ? ncpus : 1);
+    s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
+    if (!s->workers)
+        return -ENOMEM;
+    for (int i = 0; i < s->nworkers; i++) {
+        struct chopin__worker *w = &s->workers[i];
+        w->id = i;
+        w->server = s;
+        w->backend = s->backend;
+        w->listen_fd = -1;
+        w->cpu = s->cfg.opt.pin && ncpus > 0 ? cpus[i % ncpus] : -1;
+        w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->wake_fd < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+static void free_server(struct chopin_server *s) {
+    for (int i = 0; s->workers && i < s->nworkers; i++) {
+        if (s->workers[i].listen_fd >= 0)
+            close(s->workers[i].listen_fd);
+        if (s->workers[i].wake_fd >= 0)
+            close(s->workers[i].wake_fd);
+    }
+    free(s->workers);
+    free(s);
+}
+
+/* Workers run with SIGINT and SIGTERM blocked, so those reach chopin_serve's sigwait
+ * and never interrupt a worker in the middle of a request. */
+static int spawn_workers(struct chopin_server *s) {
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int rc = 0;
+    atomic_store(&s->workers_running, s->nworkers);
+    for (int i = 0; i < s->nworkers; i++) {
+        rc = pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
+        if (rc != 0) {
+            atomic_fetch_sub(&s->workers_running, s->nworkers - i);
+            s->nworkers = i; /* stop and join those that started */
+            rc = -rc;
+            break;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+int chopin_server_start(chopin_router *router, const char *address, const chopin_options *opt,
+                        chopin_server **out) {
+    *out = NULL;
+    if (!router || !address)
+        return -EINVAL;
+    struct chopin_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    int rc = chopin__config_resolve(&s->cfg, opt);
+    if (rc == 0)
+        rc = chopin__router_freeze(router);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    s->router = router;
+    chopin__parser_set_simd(s->cfg.simd);
+    s->backend = choose_backend(&s->cfg);
+    /* A peer that vanished must be an EPIPE, never a process-killing SIGPIPE (sendfile
+     * has no MSG_NOSIGNAL). Only the default action is replaced. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    if ((rc = create_workers(s)) < 0 || (rc = open_listeners(s, address)) < 0) {
+        free_server(s);
+        return rc;
+    }
+    if ((rc = spawn_workers(s)) < 0) {
+        chopin_server_stop(s); /* those that started (maybe none) */
+        chopin_server_wait(s);
+        return rc;
+    }
+    if (!s->cfg.opt.quiet)
+        fprintf(stderr, "chopin %s: %d worker%s, %s, listening on %s\n", CHOPIN_VERSION,
+                s->nworkers, s->nworkers == 1 ? "" : "s", s->backend->name, s->address);
+    *out = s;
+    return 0;
+}
+
+int chopin_server_port(const chopin_server *s) { return s->port; }
+
+const char *chopin_server_backend(const chopin_server *s) { return s->backend->name; }
+
+void chopin_server_stop(chopin_server *s) {
+    atomic_store(&s->stop_requested, 1);
+    for (int i = 0; i < s->nworkers; i++) {
+        uint64_t one = 1;
+        ssize_t n = write(s->workers[i].wake_fd, &one, sizeof one);
+        (void)n; /* EAGAIN: the counter is already nonzero, the worker will wake */
+    }
+}
+
+int chopin_server_wait(chopin_server *s) {
+    int rc = 0;
+    for (int i = 0; i < s->nworkers; i++) {
+        pthread_join(s->workers[i].thread, NULL);
+        if (s->workers[i].result < 0 && rc == 0)
+            rc = s->workers[i].result;
+    }
+    free_server(s);
+    return rc;
+}
+
+void chopin_server_stats(const chopin_server *s, chopin_stats *out) {
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < s->nworkers; i++) {
+        const struct chopin__counters *c = &s->workers[i].engine.counters;
+        out->requests += c->requests;
+        out->connections_accepted += c->accepted;
+        out->connections_open += c->open;
+        out->bytes_sent += c->bytes_sent;
+        out->errors_4xx += c->errors_4xx;
+        out->errors_5xx += c->errors_5xx;
+        out->slab_full += c->slab_full;
+        out->accept_errors += c->accept_errors;
+    }
+}
+
+int chopin_serve(chopin_router *router, const char *address, const chopin_options *opt) {
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    chopin_server *s;
+    int rc = chopin_server_start(router, address, opt, &s);
+    if (rc < 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return rc;
+    }
+    const struct timespec tick = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
+    while (!atomic_load(&s->stop_requested)) {
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM) {
+            if (!s->cfg.opt.quiet)
+                fprintf(stderr, "chopin: %s: draining (at most %u ms)\n", strsignal(sig),
+                        s->cfg.opt.shutdown_timeout_ms);
+            chopin_server_stop(s);
+        }
+    }
+    rc = chopin_server_wait(s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}

@@ -1,0 +1,149 @@
+/* Worker helpers shared by every backend (see worker.h and backend/backend.h). */
+#include "worker.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+/* After EMFILE/ENFILE/ENOBUFS/ENOMEM: how long to leave the backlog alone. Long enough
+ * not to spin, short enough that clients barely notice once descriptors free up. */
+#define ACCEPT_BACKOFF_MS 100
+
+uint64_t chopin__clock_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int64_t wall_seconds(void) {
+    struct timespec ts;
+    /* The coarse clock is a vDSO read without a TSC access: plenty for a 1 s Date. */
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (int64_t)ts.tv_sec;
+}
+
+void chopin__worker_clock(struct chopin__worker *w) {
+    chopin__engine_set_clock(&w->engine, chopin__clock_ms(), wall_seconds());
+}
+
+static int drained(const struct chopin__worker *w) {
+    return w->draining && (chopin__engine_conns(&w->engine) == 0 ||
+                           w->engine.now_ms >= w->drain_deadline_ms);
+}
+
+int chopin__worker_turn(struct chopin__worker *w) {
+    chopin__engine_run_timers(&w->engine);
+    return drained(w);
+}
+
+int chopin__worker_timeout(const struct chopin__worker *w) {
+    if (drained(w))
+        return 0;
+    int t = chopin__engine_timeout(&w->engine);
+    if (w->accept_state == CHOPIN__ACCEPT_BACKOFF) {
+        uint64_t now = w->engine.now_ms;
+        int until = w->accept_retry_ms > now ? (int)(w->accept_retry_ms - now) : 0;
+        if (until < t)
+            t = until;
+    }
+    if (w->draining) {
+        uint64_t now = w->engine.now_ms;
+        int until = w->drain_deadline_ms > now ? (int)(w->drain_deadline_ms - now) : 0;
+        if (until < t)
+            t = until;
+    }
+    return t;
+}
+
+int chopin__worker_may_accept(struct chopin__worker *w) {
+    struct chopin__engine *e = &w->engine;
+    if (w->draining || w->accept_state == CHOPIN__ACCEPT_CLOSED)
+        return 0;
+    if (e->slab.used < e->slab.capacity)
+        return 1;
+    if (chopin__engine_evict_idle(e) && e->slab.used < e->slab.capacity)
+        return 1;
+    /* Leave the connection in the kernel's backlog: it is served when a slot frees
+     * (chopin__worker_slot_freed), and nothing it sent is lost meanwhile. */
+    if (w->accept_state != CHOPIN__ACCEPT_FULL)
+        e->counters.slab_full++;
+    w->accept_state = CHOPIN__ACCEPT_FULL;
+    return 0;
+}
+
+int chopin__worker_accept_failed(struct chopin__worker *w, int err) {
+    switch (err) {
+    case EINTR:
+    case ECONNABORTED: /* the peer gave up while queued: take the next one */
+    case EPERM:        /* firewall refused this one */
+        return 1;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+        w->engine.counters.accept_errors++;
+        /* Closing an idle keep-alive connection frees a descriptor right away. */
+        if (chopin__engine_evict_idle(&w->engine))
+            return 1;
+        w->accept_state = CHOPIN__ACCEPT_BACKOFF;
+        w->accept_retry_ms = w->engine.now_ms + ACCEPT_BACKOFF_MS;
+        return 0;
+    default:
+        w->engine.counters.accept_errors++;
+        return 0;
+    }
+}
+
+void chopin__worker_slot_freed(struct chopin__worker *w) {
+    if (w->accept_state == CHOPIN__ACCEPT_FULL)
+        w->accept_resume = 1;
+}
+
+int chopin__worker_accept_due(struct chopin__worker *w) {
+    if (w->accept_state == CHOPIN__ACCEPT_FULL && w->accept_resume) {
+        w->accept_state = CHOPIN__ACCEPT_ON;
+        w->accept_resume = 0;
+        return 1;
+    }
+    if (w->accept_state == CHOPIN__ACCEPT_BACKOFF && w->engine.now_ms >= w->accept_retry_ms) {
+        w->accept_state = CHOPIN__ACCEPT_ON;
+        return 1;
+    }
+    return 0;
+}
+
+void chopin__worker_begin_drain(struct chopin__worker *w) {
+    uint64_t v;
+    while (read(w->wake_fd, &v, sizeof v) > 0)
+        ;
+    if (w->draining)
+        return;
+    w->draining = 1;
+    w->accept_state = CHOPIN__ACCEPT_CLOSED;
+    w->drain_deadline_ms = chopin__clock_ms() + w->engine.cfg->opt.shutdown_timeout_ms;
+    chopin__engine_drain(&w->engine);
+}
+
+void chopin__worker_close_all(struct chopin__worker *w,
+                              void (*close_conn)(struct chopin__worker *w, struct chopin__conn *c)) {
+    struct chopin__slab *s = &w->engine.slab;
+    for (uint32_t i = 0; i < s->never_used; i++) {
+        struct chopin__conn *c = chopin__slab_at(s, i);
+        if (c->live)
+            close_conn(w, c);
+    }
+}
+
+void chopin__worker_log(const struct chopin__worker *w, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "chopin: worker %d: %s\n", w->id, line);
+}

@@ -1,0 +1,73 @@
+/*
+ * A worker: one thread, pinned to one CPU, with its own listener, engine and backend
+ * loop. Nothing here is shared with other workers except the read-only router and
+ * configuration, and the stop request.
+ */
+#ifndef CHOPIN_WORKER_H
+#define CHOPIN_WORKER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "engine.h"
+
+struct chopin__backend;
+struct chopin_server;
+
+enum chopin__accept_state {
+    CHOPIN__ACCEPT_ON = 0,
+    CHOPIN__ACCEPT_FULL,   /* slab full: connections wait in the backlog until a slot frees */
+    CHOPIN__ACCEPT_BACKOFF,/* out of descriptors or memory: retry at accept_retry_ms */
+    CHOPIN__ACCEPT_CLOSED, /* draining: the listener is closed */
+};
+
+struct chopin__worker {
+    struct chopin__engine engine;
+    struct chopin_server *server;
+    const struct chopin__backend *backend;
+    pthread_t thread;
+    int id;
+    int cpu;        /* CPU to pin to, -1 for none */
+    int listen_fd;
+    int wake_fd;    /* eventfd: written by chopin_server_stop */
+    int draining;
+    int done;
+    int result;
+    uint8_t accept_state;
+    uint8_t accept_resume; /* a slot freed while ACCEPT_FULL: accept again this turn */
+    uint64_t accept_retry_ms;
+    uint64_t drain_deadline_ms;
+    char *scratch;  /* where reads land before the engine sees them */
+    size_t scratch_size;
+};
+
+/** Monotonic milliseconds. */
+uint64_t chopin__clock_ms(void);
+
+/** Refreshes the clocks: call right after waking, before handling events. */
+void chopin__worker_clock(struct chopin__worker *w);
+/** Fires due timers; returns nonzero when the loop should end (drained, or the shutdown
+ *  bound passed). Call after handling the events of a turn. */
+int chopin__worker_turn(struct chopin__worker *w);
+/** How long the loop may sleep (ms). */
+int chopin__worker_timeout(const struct chopin__worker *w);
+/** Nonzero when a new connection can be taken now (evicting an idle one if needed). */
+int chopin__worker_may_accept(struct chopin__worker *w);
+/** accept failed with `err`: returns 1 to retry at once, 0 to stop accepting for now. */
+int chopin__worker_accept_failed(struct chopin__worker *w, int err);
+/** A connection was freed: resume accepting if the slab was full. */
+void chopin__worker_slot_freed(struct chopin__worker *w);
+/** Nonzero when the loop should run its accept path this turn (backoff expired, or
+ *  a slot freed). Clears the condition. */
+int chopin__worker_accept_due(struct chopin__worker *w);
+/** Drains the wake eventfd and starts the graceful drain: the backend must stop
+ *  accepting (the listener is closed by the caller of this function's result). */
+void chopin__worker_begin_drain(struct chopin__worker *w);
+/** Calls close_conn on every connection still open. */
+void chopin__worker_close_all(struct chopin__worker *w,
+                              void (*close_conn)(struct chopin__worker *w, struct chopin__conn *c));
+/** Logs a line to stderr prefixed with the worker id (not on the hot path). */
+void chopin__worker_log(const struct chopin__worker *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif
