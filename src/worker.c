@@ -105,7 +105,8 @@ void chopin__worker_slot_freed(struct chopin__worker *w) {
 }
 
 int chopin__worker_accept_due(struct chopin__worker *w) {
-    if (w->accept_state == CHOPIN__ACCEPT_FULL && w->accept_resume) {
+    /* A connection that went idle can be evicted for one waiting in the backlog. */
+    if (w->accept_state == CHOPIN__ACCEPT_FULL && (w->accept_resume || w->engine.idle_head)) {
         w->accept_state = CHOPIN__ACCEPT_ON;
         w->accept_resume = 0;
         return 1;

@@ -1,0 +1,256 @@
+/* The test client (see client.h). */
+#include "client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+static struct cl_conn *open_addr(const struct sockaddr *sa, socklen_t len) {
+    struct cl_conn *c = malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    c->len = 0;
+    c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    if (c->fd < 0 || connect(c->fd, sa, len) < 0) {
+        if (c->fd >= 0)
+            close(c->fd);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct cl_conn *cl_open(int port) {
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return open_addr((struct sockaddr *)&sin, sizeof sin);
+}
+
+struct cl_conn *cl_open6(int port) {
+    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+    sin6.sin6_addr = in6addr_loopback;
+    return open_addr((struct sockaddr *)&sin6, sizeof sin6);
+}
+
+void cl_close(struct cl_conn *c) {
+    if (!c)
+        return;
+    close(c->fd);
+    free(c);
+}
+
+int cl_send(struct cl_conn *c, const char *s, size_t n) {
+    if (n == 0)
+        n = strlen(s);
+    while (n > 0) {
+        ssize_t k = send(c->fd, s, n, MSG_NOSIGNAL);
+        if (k <= 0)
+            return -1;
+        s += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Reads more bytes into the buffer; returns bytes read, 0 on EOF, -1 on error/timeout. */
+static ssize_t fill(struct cl_conn *c) {
+    if (c->len == sizeof c->buf)
+        return -1;
+    ssize_t n;
+    do
+        n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        c->len += (size_t)n;
+    return n;
+}
+
+static void consume(struct cl_conn *c, size_t n) {
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+}
+
+/* Waits until `need` bytes are buffered. */
+static int want(struct cl_conn *c, size_t need) {
+    while (c->len < need)
+        if (fill(c) <= 0)
+            return -1;
+    return 0;
+}
+
+static char *find_crlf(struct cl_conn *c, size_t from) {
+    for (;;) {
+        char *p = c->len > from ? memmem(c->buf + from, c->len - from, "\r\n", 2) : NULL;
+        if (p)
+            return p;
+        if (fill(c) <= 0)
+            return NULL;
+    }
+}
+
+static int append_body(struct cl_resp *r, const char *p, size_t n) {
+    char *b = realloc(r->body, r->body_len + n + 1);
+    if (!b)
+        return -1;
+    memcpy(b + r->body_len, p, n);
+    r->body = b;
+    r->body_len += n;
+    b[r->body_len] = '\0';
+    return 0;
+}
+
+static int read_chunked(struct cl_conn *c, struct cl_resp *r) {
+    for (;;) {
+        char *eol = find_crlf(c, 0);
+        if (!eol)
+            return -1;
+        unsigned long size = strtoul(c->buf, NULL, 16);
+        consume(c, (size_t)(eol + 2 - c->buf));
+        if (size == 0) {
+            /* trailers until an empty line */
+            for (;;) {
+                eol = find_crlf(c, 0);
+                if (!eol)
+                    return -1;
+                size_t l = (size_t)(eol - c->buf);
+                consume(c, l + 2);
+                if (l == 0)
+                    return 0;
+            }
+        }
+        if (want(c, size + 2) < 0 || append_body(r, c->buf, size) < 0)
+            return -1;
+        consume(c, size + 2);
+    }
+}
+
+int cl_read(struct cl_conn *c, struct cl_resp *r, int head_request) {
+    memset(r, 0, sizeof *r);
+    char *end;
+    for (;;) {
+        end = c->len ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
+        if (end)
+            break;
+        if (fill(c) <= 0)
+            return -1;
+    }
+    size_t head_len = (size_t)(end + 4 - c->buf);
+    if (head_len >= sizeof r->head || sscanf(c->buf, "HTTP/1.%d %d", &r->minor, &r->status) != 2)
+        return -1;
+    memcpy(r->head, c->buf, head_len);
+    r->head[head_len] = '\0';
+    consume(c, head_len);
+    char v[64];
+    r->body = calloc(1, 1);
+    if (head_request || r->status < 200 || r->status == 204 || r->status == 304)
+        return 0;
+    if (cl_header(r, "Transfer-Encoding", v, sizeof v) == 0 && strcasestr(v, "chunked")) {
+        r->chunked = 1;
+        return read_chunked(c, r);
+    }
+    if (cl_header(r, "Content-Length", v, sizeof v) == 0) {
+        size_t n = strtoull(v, NULL, 10);
+        if (want(c, n) < 0 || append_body(r, c->buf, n) < 0)
+            return -1;
+        consume(c, n);
+        return 0;
+    }
+    for (;;) { /* close-delimited */
+        ssize_t n = fill(c);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+    }
+    int rc = append_body(r, c->buf, c->len);
+    c->len = 0;
+    return rc;
+}
+
+void cl_resp_free(struct cl_resp *r) {
+    free(r->body);
+    r->body = NULL;
+}
+
+int cl_header(const struct cl_resp *r, const char *name, char *out, size_t cap) {
+    size_t nl = strlen(name);
+    const char *line = strstr(r->head, "\r\n");
+    while (line && line[2] != '\r') {
+        line += 2;
+        const char *eol = strstr(line, "\r\n");
+        if (!eol)
+            break;
+        if ((size_t)(eol - line) > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
+            const char *v = line + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t n = (size_t)(eol - v);
+            if (n >= cap)
+                n = cap - 1;
+            memcpy(out, v, n);
+            out[n] = '\0';
+            return 0;
+        }
+        line = eol;
+    }
+    return -1;
+}
+
+int cl_closed(struct cl_conn *c) {
+    if (c->len)
+        return 0;
+    char b[256];
+    ssize_t n;
+    do
+        n = recv(c->fd, b, sizeof b, 0);
+    while (n < 0 && errno == EINTR);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+int cl_get(int port, const char *target, struct cl_resp *r) {
+    struct cl_conn *c = cl_open(port);
+    if (!c)
+        return -1;
+    char req[1024];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", target);
+    struct cl_resp tmp;
+    struct cl_resp *out = r ? r : &tmp;
+    int status = cl_send(c, req, 0) == 0 && cl_read(c, out, 0) == 0 ? out->status : -1;
+    if (!r)
+        cl_resp_free(&tmp);
+    cl_close(c);
+    return status;
+}
+
+chopin_server *cl_start(chopin_router *r, chopin_options *opt) {
+    chopin_options o = opt ? *opt : chopin_options_default();
+    o.quiet = 1;
+    if (!opt || !opt->workers)
+        o.workers = 1;
+    chopin_server *s;
+    int rc = chopin_server_start(r, "127.0.0.1:0", &o, &s);
+    if (rc < 0) {
+        fprintf(stderr, "cl_start: %s\n", chopin_strerror(rc));
+        return NULL;
+    }
+    return s;
+}
+
+void cl_stop(chopin_server *s) {
+    if (!s)
+        return;
+    chopin_server_stop(s);
+    chopin_server_wait(s);
+}

@@ -1,0 +1,47 @@
+/* A small HTTP/1.1 test client over real sockets, plus helpers to run a server in-process. */
+#ifndef CHOPIN_TEST_CLIENT_H
+#define CHOPIN_TEST_CLIENT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "chopin.h"
+
+struct cl_conn {
+    int fd;
+    size_t len;      /* bytes buffered in buf */
+    char buf[1 << 21];
+};
+
+struct cl_resp {
+    int status;
+    int minor;
+    char head[8192]; /* the response head, NUL-terminated */
+    char *body;      /* malloc'd, NUL-terminated (free with cl_resp_free) */
+    size_t body_len;
+    int chunked;
+};
+
+/** Connects to 127.0.0.1:port (or ::1 when v6) with 5 s socket timeouts. NULL on failure. */
+struct cl_conn *cl_open(int port);
+struct cl_conn *cl_open6(int port);
+void cl_close(struct cl_conn *c);
+/** Sends all of s (n bytes, or strlen when n == 0). 0 or -1. */
+int cl_send(struct cl_conn *c, const char *s, size_t n);
+/** Reads one response (Content-Length, chunked, or until close for neither). 0, or -1 on
+ *  EOF/timeout/garbage. `head_request`: no body follows. */
+int cl_read(struct cl_conn *c, struct cl_resp *r, int head_request);
+void cl_resp_free(struct cl_resp *r);
+/** The value of header `name` in r (case-insensitive), copied into out; 0 if found. */
+int cl_header(const struct cl_resp *r, const char *name, char *out, size_t cap);
+/** 1 when the server closed the connection (read returns 0 or ECONNRESET) within 5 s and
+ *  sent nothing more, 0 otherwise. */
+int cl_closed(struct cl_conn *c);
+/** One request on a fresh connection; returns the status or -1. Body in *r if r. */
+int cl_get(int port, const char *target, struct cl_resp *r);
+
+/** Starts a server on 127.0.0.1:0 (backend from CHOPIN_BACKEND as usual); NULL on failure. */
+chopin_server *cl_start(chopin_router *r, chopin_options *opt);
+void cl_stop(chopin_server *s);
+
+#endif
