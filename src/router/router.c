@@ -1,0 +1,571 @@
+/*
+ * Router: registration (checked for conflicts when it happens), nest/merge, freeze, and
+ * the per-request dispatch.
+ *
+ * Path rules (the contract; chopin.h has the short form):
+ * - Paths are exact: "/a/" and "/a" are different resources (RFC 3986 §6.2.3 leaves it to
+ *   the scheme; we merge nothing), "//a" has an empty first segment and only matches a
+ *   pattern written the same way. A ":param" never matches an empty segment.
+ * - "*name" matches the rest of the path, one or more segments, where the last may be
+ *   empty: with the pattern "/assets/" "*p", "/assets/" matches (p = ""), and so does
+ *   "/assets/js/app.js" (p = "js/app.js"), but "/assets" does not.
+ * - Segments are percent-decoded one by one, so "%2F" stays inside its segment. A broken
+ *   escape or "%00" answers 400.
+ * - A route for a specific method wins over an any-method route on the same pattern.
+ * - 400, 404 and 405 answers run through the global middleware (prefix middleware is tied
+ *   to routes, so it does not see them).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/url.h"
+#include "mem/arena.h"
+#include "router/internal.h"
+#include "router/router.h"
+
+/* Bound on the segments kept on the stack during dispatch; longer paths use the arena. */
+#define STACK_SEGS 64
+
+static const char *method_name(chopin_method m)
+{
+    static const char *const names[] = {
+#define CHOPIN_METHOD_NAME(name, str) str,
+        CHOPIN_METHOD_MAP(CHOPIN_METHOD_NAME)
+#undef CHOPIN_METHOD_NAME
+    };
+    if (m == CHOPIN_METHOD_ANY)
+        return "ANY";
+    if ((unsigned)m < sizeof(names) / sizeof(names[0]))
+        return names[m];
+    return "?";
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(chopin_router *r, int err,
+                                                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->error, sizeof(r->error), fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+chopin_router *chopin_router_new(void)
+{
+    chopin_router *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->root = chopin__node_new(CHOPIN__NODE_STATIC, "", 0);
+    if (!r->root) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void chopin_router_free(chopin_router *r)
+{
+    if (!r)
+        return;
+    chopin__node_free(r->root);
+    for (size_t i = 0; i < r->nroutes; i++)
+        free(r->routes[i].pattern);
+    for (size_t i = 0; i < r->nmws; i++)
+        free(r->mws[i].prefix);
+    free(r->routes);
+    free(r->mws);
+    free(r->statics);
+    free(r->calls);
+    free(r);
+}
+
+const char *chopin_router_error(const chopin_router *r)
+{
+    return r ? r->error : "no router";
+}
+
+/* ---- patterns ---------------------------------------------------------------------- */
+
+/* The segment starting at *p (just after a '/'); advances *p past it and its '/'.
+ * Returns 0 when there are no more segments. */
+static int next_segment(const char **p, struct chopin__seg *seg)
+{
+    if (!*p)
+        return 0;
+    const char *slash = strchr(*p, '/');
+    seg->ptr = *p;
+    seg->len = slash ? (size_t)(slash - *p) : strlen(*p);
+    *p = slash ? slash + 1 : NULL;
+    return 1;
+}
+
+static int names_equal(struct chopin__seg a, struct chopin__seg b)
+{
+    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
+/* Syntax: leading '/', named params (unique, at most CHOPIN__MAX_PARAMS), a named
+ * wildcard only as the last segment. */
+static int pattern_check(chopin_router *r, const char *mname, const char *pattern)
+{
+    if (pattern[0] != '/')
+        return fail(r, -EINVAL, "%s %s: a pattern starts with '/'", mname, pattern);
+    struct chopin__seg names[CHOPIN__MAX_PARAMS];
+    size_t nnames = 0;
+    const char *p = pattern + 1;
+    struct chopin__seg seg, text;
+    while (next_segment(&p, &seg)) {
+        enum chopin__node_kind kind = chopin__seg_kind(seg, &text);
+        if (kind == CHOPIN__NODE_STATIC)
+            continue;
+        if (text.len == 0)
+            return fail(r, -EINVAL, "%s %s: a parameter needs a name", mname, pattern);
+        if (kind == CHOPIN__NODE_WILDCARD && p)
+            return fail(r, -EINVAL, "%s %s: '*%.*s' must be the last segment", mname, pattern,
+                        (int)text.len, text.ptr);
+        if (nnames == CHOPIN__MAX_PARAMS)
+            return fail(r, -EINVAL, "%s %s: more than %d parameters", mname, pattern,
+                        CHOPIN__MAX_PARAMS);
+        for (size_t i = 0; i < nnames; i++)
+            if (names_equal(names[i], text))
+                return fail(r, -EINVAL, "%s %s: parameter '%.*s' appears twice", mname,
+                            pattern, (int)text.len, text.ptr);
+        names[nnames++] = text;
+    }
+    return 0;
+}
+
+/* Walks the existing tree along `pattern` to refuse, before changing anything, a param
+ * or wildcard name that differs from the one already at its position, and a duplicate. */
+static int conflict_check(chopin_router *r, const char *mname, int slot, const char *pattern)
+{
+    const struct chopin__node *n = r->root;
+    const char *p = pattern + 1;
+    struct chopin__seg seg, text;
+    while (n && next_segment(&p, &seg)) {
+        enum chopin__node_kind kind = chopin__seg_kind(seg, &text);
+        const struct chopin__node *next;
+        if (kind == CHOPIN__NODE_STATIC)
+            next = chopin__node_static_child(n, text.ptr, text.len);
+        else
+            next = kind == CHOPIN__NODE_PARAM ? n->param : n->wildcard;
+        if (next && kind != CHOPIN__NODE_STATIC &&
+            !names_equal((struct chopin__seg){next->text, next->text_len}, text))
+            return fail(r, -EEXIST, "%s %s: '%c%.*s' conflicts with '%c%s' registered at the "
+                        "same position", mname, pattern, seg.ptr[0], (int)text.len, text.ptr,
+                        seg.ptr[0], next->text);
+        n = next;
+    }
+    if (n && n->slots[slot].handler)
+        return fail(r, -EEXIST, "%s %s: route already registered", mname, pattern);
+    return 0;
+}
+
+/* Creates the missing nodes along a checked pattern; returns the last one. */
+static struct chopin__node *tree_insert(chopin_router *r, const char *pattern)
+{
+    struct chopin__node *n = r->root;
+    const char *p = pattern + 1;
+    struct chopin__seg seg, text;
+    while (next_segment(&p, &seg)) {
+        enum chopin__node_kind kind = chopin__seg_kind(seg, &text);
+        struct chopin__node **slot = kind == CHOPIN__NODE_PARAM ? &n->param : &n->wildcard;
+        struct chopin__node *next = kind == CHOPIN__NODE_STATIC
+                                        ? chopin__node_static_child(n, text.ptr, text.len)
+                                        : *slot;
+        if (!next) {
+            next = chopin__node_new(kind, text.ptr, text.len);
+            if (!next)
+                return NULL;
+            if (kind != CHOPIN__NODE_STATIC) {
+                *slot = next;
+            } else if (chopin__node_add_static(n, next) < 0) {
+                chopin__node_free(next);
+                return NULL;
+            }
+        }
+        n = next;
+    }
+    return n;
+}
+
+static int route_slot(chopin_method method)
+{
+    if (method == CHOPIN_METHOD_ANY)
+        return CHOPIN__SLOT_ANY;
+    if ((unsigned)method < CHOPIN_METHOD_OTHER)
+        return (int)method;
+    return -1; /* OTHER is "any unknown token": register it with CHOPIN_METHOD_ANY */
+}
+
+static int routes_reserve(chopin_router *r)
+{
+    if (r->nroutes < r->routes_cap)
+        return 0;
+    size_t cap = r->routes_cap ? r->routes_cap * 2 : 16;
+    struct chopin__route *routes = realloc(r->routes, cap * sizeof(*routes));
+    if (!routes)
+        return -ENOMEM;
+    r->routes = routes;
+    r->routes_cap = cap;
+    return 0;
+}
+
+int chopin_route(chopin_router *r, chopin_method method, const char *pattern,
+                 chopin_handler handler, void *data)
+{
+    if (!r)
+        return -EINVAL;
+    const char *mname = method_name(method);
+    if (r->frozen)
+        return fail(r, -EBUSY, "%s %s: the router is already serving", mname,
+                    pattern ? pattern : "(null)");
+    if (!pattern || !handler)
+        return fail(r, -EINVAL, "%s: pattern and handler are required", mname);
+    int slot = route_slot(method);
+    if (slot < 0)
+        return fail(r, -EINVAL, "%s: not a method a route can be registered for", pattern);
+    int err = pattern_check(r, mname, pattern);
+    if (!err)
+        err = conflict_check(r, mname, slot, pattern);
+    if (err)
+        return err;
+    char *copy = strdup(pattern);
+    if (!copy || routes_reserve(r) < 0) {
+        free(copy);
+        return fail(r, -ENOMEM, "%s %s: out of memory", mname, pattern);
+    }
+    struct chopin__node *n = tree_insert(r, pattern);
+    if (!n) {
+        free(copy);
+        return fail(r, -ENOMEM, "%s %s: out of memory", mname, pattern);
+    }
+    n->slots[slot] = (struct chopin__endpoint){handler, data, NULL, 0};
+    n->has_endpoint = 1;
+    r->routes[r->nroutes++] = (struct chopin__route){copy, method, handler, data, &n->slots[slot]};
+    r->error[0] = '\0';
+    return 0;
+}
+
+int chopin_get(chopin_router *r, const char *pattern, chopin_handler h, void *data)
+{
+    return chopin_route(r, CHOPIN_METHOD_GET, pattern, h, data);
+}
+
+int chopin_post(chopin_router *r, const char *pattern, chopin_handler h, void *data)
+{
+    return chopin_route(r, CHOPIN_METHOD_POST, pattern, h, data);
+}
+
+int chopin_put(chopin_router *r, const char *pattern, chopin_handler h, void *data)
+{
+    return chopin_route(r, CHOPIN_METHOD_PUT, pattern, h, data);
+}
+
+int chopin_delete(chopin_router *r, const char *pattern, chopin_handler h, void *data)
+{
+    return chopin_route(r, CHOPIN_METHOD_DELETE, pattern, h, data);
+}
+
+int chopin_patch(chopin_router *r, const char *pattern, chopin_handler h, void *data)
+{
+    return chopin_route(r, CHOPIN_METHOD_PATCH, pattern, h, data);
+}
+
+/* ---- middleware, nest, merge ------------------------------------------------------- */
+
+/* Length of `prefix` without trailing '/'; "/", "" and NULL give 0 (every request). */
+static size_t prefix_length(const char *prefix)
+{
+    size_t len = prefix ? strlen(prefix) : 0;
+    while (len > 0 && prefix[len - 1] == '/')
+        len--;
+    return len;
+}
+
+int chopin_use(chopin_router *r, const char *prefix, chopin_middleware mw, void *data)
+{
+    if (!r)
+        return -EINVAL;
+    if (r->frozen)
+        return fail(r, -EBUSY, "use %s: the router is already serving", prefix ? prefix : "/");
+    if (!mw)
+        return fail(r, -EINVAL, "use: middleware is required");
+    if (prefix && prefix[0] && prefix[0] != '/')
+        return fail(r, -EINVAL, "use %s: a prefix starts with '/'", prefix);
+    size_t len = prefix_length(prefix);
+    if (r->nmws == r->mws_cap) {
+        size_t cap = r->mws_cap ? r->mws_cap * 2 : 8;
+        struct chopin__mw *mws = realloc(r->mws, cap * sizeof(*mws));
+        if (!mws)
+            return fail(r, -ENOMEM, "use: out of memory");
+        r->mws = mws;
+        r->mws_cap = cap;
+    }
+    char *copy = strndup(len ? prefix : "", len);
+    if (!copy)
+        return fail(r, -ENOMEM, "use: out of memory");
+    r->mws[r->nmws++] = (struct chopin__mw){copy, len, mw, data};
+    return 0;
+}
+
+/* prefix[0..plen) followed by tail, in a new heap string. */
+static char *join(const char *prefix, size_t plen, const char *tail)
+{
+    size_t tlen = strlen(tail);
+    char *s = malloc(plen + tlen + 1);
+    if (s) {
+        if (plen)
+            memcpy(s, prefix, plen);
+        memcpy(s + plen, tail, tlen + 1);
+    }
+    return s;
+}
+
+/* Replays sub's routes, then its middleware, into r under prefix[0..plen). Indexes, not
+ * pointers, because r may be sub and grow while we read it. */
+static int replay(chopin_router *r, const char *prefix, size_t plen, const chopin_router *sub)
+{
+    size_t nroutes = sub->nroutes, nmws = sub->nmws;
+    for (size_t i = 0; i < nroutes; i++) {
+        const struct chopin__route rt = sub->routes[i];
+        char *pattern = join(prefix, plen, rt.pattern);
+        if (!pattern)
+            return fail(r, -ENOMEM, "nest: out of memory");
+        int err = chopin_route(r, rt.method, pattern, rt.handler, rt.data);
+        free(pattern);
+        if (err)
+            return err;
+    }
+    for (size_t i = 0; i < nmws; i++) {
+        const struct chopin__mw mw = sub->mws[i];
+        char *full = join(prefix, plen, mw.prefix);
+        if (!full)
+            return fail(r, -ENOMEM, "nest: out of memory");
+        int err = chopin_use(r, full[0] ? full : NULL, mw.fn, mw.data);
+        free(full);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+int chopin_router_nest(chopin_router *r, const char *prefix, const chopin_router *sub)
+{
+    if (!r || !sub)
+        return -EINVAL;
+    if (r->frozen)
+        return fail(r, -EBUSY, "nest %s: the router is already serving", prefix ? prefix : "/");
+    if (prefix && prefix[0] && prefix[0] != '/')
+        return fail(r, -EINVAL, "nest %s: a prefix starts with '/'", prefix);
+    return replay(r, prefix, prefix_length(prefix), sub);
+}
+
+int chopin_router_merge(chopin_router *r, const chopin_router *other)
+{
+    return chopin_router_nest(r, NULL, other);
+}
+
+/* ---- file-scope routes ------------------------------------------------------------- */
+
+/* The linker defines these when some object has a "chopin_routes" section; weak so a
+ * program without any CHOPIN_GET() still links (both are then NULL). */
+extern const chopin_route_def __start_chopin_routes[] __attribute__((weak));
+extern const chopin_route_def __stop_chopin_routes[] __attribute__((weak));
+
+int chopin_mount_all(chopin_router *r)
+{
+    if (!r)
+        return -EINVAL;
+    const chopin_route_def *def = __start_chopin_routes, *end = __stop_chopin_routes;
+    if (!def || !end)
+        return 0;
+    for (; def < end; def++) {
+        int err = chopin_route(r, def->method, def->pattern, def->handler, NULL);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+/* ---- freeze and dispatch ----------------------------------------------------------- */
+
+int chopin__router_freeze(chopin_router *r)
+{
+    if (!r)
+        return -EINVAL;
+    if (r->frozen)
+        return 0;
+    int err = chopin__statics_build(r);
+    if (!err)
+        err = chopin__chains_build(r);
+    if (err) {
+        free(r->statics);
+        r->statics = NULL;
+        r->statics_mask = 0;
+        free(r->calls);
+        r->calls = NULL;
+        return fail(r, err, "freeze: out of memory");
+    }
+    r->frozen = 1;
+    return 0;
+}
+
+/* What the fallback handler answers: 400, 404, or 405 with the allowed methods. */
+struct fallback {
+    int status;
+    uint32_t allowed;
+};
+
+/* "GET, HEAD, POST": RFC 9110 §10.2.1. HEAD is listed wherever GET is, since it is. */
+static void allow_header(chopin_res *res, uint32_t allowed)
+{
+    static const chopin_method order[] = {
+        CHOPIN_METHOD_GET,     CHOPIN_METHOD_HEAD,    CHOPIN_METHOD_POST,
+        CHOPIN_METHOD_PUT,     CHOPIN_METHOD_DELETE,  CHOPIN_METHOD_PATCH,
+        CHOPIN_METHOD_OPTIONS, CHOPIN_METHOD_CONNECT, CHOPIN_METHOD_TRACE,
+    };
+    if (allowed & (1u << CHOPIN_METHOD_GET))
+        allowed |= 1u << CHOPIN_METHOD_HEAD;
+    char buf[96];
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        if (!(allowed & (1u << order[i])))
+            continue;
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", len ? ", " : "",
+                                method_name(order[i]));
+    }
+    buf[len] = '\0';
+    chopin_res_header(res, "Allow", buf);
+}
+
+static void fallback_handler(chopin_req *req, chopin_res *res, void *data)
+{
+    const struct fallback *fb = data;
+    chopin_res_error(res, fb->status, NULL);
+    if (fb->status == 405)
+        allow_header(res, fb->allowed);
+}
+
+static void answer_fallback(const chopin_router *r, chopin_req *req, chopin_res *res,
+                            int status, uint32_t allowed)
+{
+    struct fallback fb = {status, allowed};
+    chopin__chain_run(r->global_chain, r->nglobal, fallback_handler, &fb, req, res);
+}
+
+static void run_endpoint(const struct chopin__endpoint *ep, chopin_req *req, chopin_res *res)
+{
+    chopin__chain_run(ep->chain, ep->nchain, ep->handler, ep->data, req, res);
+}
+
+/* Splits req->path (which starts with '/') into segs, decoding each segment when
+ * `decode` (then req->path becomes the decoded copy in the arena). Returns 0, -EINVAL
+ * for a bad escape, -ENOMEM when the arena is exhausted. */
+static int split_path(chopin_req *req, struct chopin__seg *segs, size_t nsegs, int decode)
+{
+    const char *raw = req->path, *end = raw + req->path_len;
+    char *out = NULL;
+    size_t o = 1;
+    if (decode) {
+        out = chopin__arena_alloc(req->arena, req->path_len);
+        if (!out)
+            return -ENOMEM;
+        out[0] = '/';
+    }
+    const char *s = raw + 1;
+    for (size_t i = 0; i < nsegs; i++) {
+        const char *slash = memchr(s, '/', (size_t)(end - s));
+        size_t len = (size_t)((slash ? slash : end) - s);
+        if (decode) {
+            ssize_t dlen = chopin__pct_decode(out + o, s, len,
+                                              CHOPIN__PCT_STRICT | CHOPIN__PCT_NO_NUL);
+            if (dlen < 0)
+                return -EINVAL;
+            segs[i] = (struct chopin__seg){out + o, (size_t)dlen};
+            o += (size_t)dlen;
+            if (slash)
+                out[o++] = '/';
+        } else {
+            segs[i] = (struct chopin__seg){s, len};
+        }
+        if (slash)
+            s = slash + 1;
+    }
+    if (decode) {
+        req->path = out;
+        req->path_len = (uint32_t)o;
+    }
+    return 0;
+}
+
+static size_t count_slashes(const char *p, size_t len)
+{
+    size_t n = 0;
+    for (const char *end = p + len; (p = memchr(p, '/', (size_t)(end - p))); p++)
+        n++;
+    return n;
+}
+
+static void dispatch_tree(const chopin_router *r, chopin_req *req, chopin_res *res, int decode)
+{
+    struct chopin__seg stack_segs[STACK_SEGS];
+    struct chopin__seg *segs = stack_segs;
+    size_t nsegs = count_slashes(req->path, req->path_len);
+    if (nsegs > STACK_SEGS) {
+        segs = chopin__arena_alloc(req->arena, nsegs * sizeof(*segs));
+        if (!segs) {
+            answer_fallback(r, req, res, 500, 0);
+            return;
+        }
+    }
+    int err = split_path(req, segs, nsegs, decode);
+    if (err) {
+        answer_fallback(r, req, res, err == -EINVAL ? 400 : 500, 0);
+        return;
+    }
+    struct chopin__match m = {
+        .segs = segs,
+        .nsegs = nsegs,
+        .path_end = req->path + req->path_len,
+        .method = (chopin_method)req->head.method_id,
+        .params = req->params,
+    };
+    const struct chopin__endpoint *ep = chopin__tree_match(r->root, &m);
+    if (ep) {
+        req->nparams = m.nparams;
+        run_endpoint(ep, req, res);
+        return;
+    }
+    chopin__tree_allowed(r->root, &m);
+    answer_fallback(r, req, res, m.allowed ? 405 : 404, m.allowed);
+}
+
+void chopin__router_dispatch(const chopin_router *r, chopin_req *req, chopin_res *res)
+{
+    req->path = req->head.path;
+    req->path_len = req->head.path_len;
+    req->nparams = 0;
+    if (!r->frozen) {
+        chopin_res_error(res, 500, "router not frozen");
+        return;
+    }
+    if (!req->path || req->path_len == 0 || req->path[0] != '/') {
+        answer_fallback(r, req, res, 404, 0); /* "*" (OPTIONS *) and anything odd */
+        return;
+    }
+    int decode = memchr(req->path, '%', req->path_len) != NULL;
+    if (!decode) {
+        const struct chopin__node *n = chopin__statics_find(r, req->path, req->path_len);
+        const struct chopin__endpoint *ep =
+            n ? chopin__node_pick(n, (chopin_method)req->head.method_id) : NULL;
+        if (ep) {
+            run_endpoint(ep, req, res);
+            return;
+        }
+    }
+    dispatch_tree(r, req, res, decode);
+}
