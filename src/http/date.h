@@ -15,10 +15,11 @@ struct chopin__date {
     char text[CHOPIN__DATE_LEN + 3];  /* NUL-terminated */
 };
 
-/** Formats `t` into `out` (CHOPIN__DATE_LEN bytes + NUL). */
+/** Formats `t` into `out` (CHOPIN__DATE_LEN bytes + NUL), independent of locale and
+ *  timezone, with no lock. Times outside years 0000..9999 are clamped to them. */
 void chopin__date_format(time_t t, char out[CHOPIN__DATE_LEN + 1]);
 /** Reformats only when `now` is a different second than the cached one; returns 1 if it
- *  did. */
+ *  did. A zeroed struct is a valid empty cache (the first call always formats). */
 int chopin__date_update(struct chopin__date *d, time_t now);
 
 #endif

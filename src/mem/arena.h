@@ -14,12 +14,14 @@ struct chopin__arena_block;
 struct chopin__arena {
     struct chopin__arena_block *first; /* kept across resets */
     struct chopin__arena_block *cur;
+    struct chopin__arena_block *big; /* blocks of one large allocation each, newest first */
     size_t block_size;
     size_t limit; /* total bytes one request may hold; beyond it alloc returns NULL */
     size_t used;  /* bytes handed out since the last reset */
 };
 
-/** No allocation happens until the first chopin__arena_alloc. */
+/** No allocation happens until the first chopin__arena_alloc. block_size is rounded up to
+ *  a multiple of 16 (at least 64); a limit of 0 means no limit. */
 void chopin__arena_init(struct chopin__arena *a, size_t block_size, size_t limit);
 /** `size` bytes aligned to 16, or NULL (limit reached or out of memory). */
 void *chopin__arena_alloc(struct chopin__arena *a, size_t size);

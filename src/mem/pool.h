@@ -17,7 +17,8 @@ struct chopin__pool {
     uint64_t outstanding; /* taken and not yet returned */
 };
 
-/** buf_size is rounded up to a multiple of 64. Never fails (allocation is lazy). */
+/** buf_size is rounded up to a multiple of 64 (0 is taken as 64). Never fails (allocation is
+ *  lazy); a size too large to round leaves p->buf_size 0 and every take() NULL. */
 void chopin__pool_init(struct chopin__pool *p, size_t buf_size, uint32_t max_cached);
 /** A buffer of p->buf_size bytes (64-byte aligned), or NULL when out of memory. */
 void *chopin__pool_take(struct chopin__pool *p);

@@ -18,12 +18,14 @@ struct chopin__slab {
     uint32_t *next_free; /* per-slot free-list links */
 };
 
-/** 0, -EINVAL (capacity 0 or slot_size 0), or -ENOMEM. */
+/** 0, -EINVAL (capacity 0 or slot_size 0), or -ENOMEM (mmap failed or the size overflows).
+ *  On error the slab is left empty and destroy is still safe. */
 int chopin__slab_init(struct chopin__slab *s, size_t slot_size, uint32_t capacity);
 void chopin__slab_destroy(struct chopin__slab *s);
 /** A zeroed slot, or NULL when all `capacity` slots are in use. */
 void *chopin__slab_take(struct chopin__slab *s);
-/** Returns a slot taken from this slab. */
+/** Returns a slot taken from this slab (NULL is ignored). The slot keeps its bytes until it
+ *  is taken again. */
 void chopin__slab_give(struct chopin__slab *s, void *slot);
 /** Index of a slot (0..capacity-1) and back. */
 uint32_t chopin__slab_index(const struct chopin__slab *s, const void *slot);
