@@ -1,4 +1,5 @@
 # Chopin: one root Makefile. `make` builds the library and examples; see README for the rest.
+SHELL := /bin/bash
 CC      ?= cc
 PREFIX  ?= /usr/local
 BUILD   ?= build
@@ -22,6 +23,7 @@ LIB_SRC  := $(wildcard src/*.c src/*/*.c)
 EXAMPLES := demo $(patsubst examples/%.c,%,$(filter-out examples/demo.c examples/todo_app.c,$(wildcard examples/*.c)))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 INTEG    := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
+FUZZERS  := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 
 # The demo and the todo example need SQLite and jansson.
 APP_LIBS := -lsqlite3 -ljansson
@@ -44,6 +46,10 @@ $(1)/itests/%: tests/integration/%.c tests/integration/client.c tests/integratio
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -Itests -Itests/integration $$(CFLAGS) $$(EXTRA_$(1)) $$< tests/integration/client.c $(1)/libchopin.a -o $$@ $$(LDLIBS)
 
+$(1)/regress/%: fuzz/%.c fuzz/regress.c $(1)/libchopin.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) -Wno-missing-prototypes $$< fuzz/regress.c $(1)/libchopin.a -o $$@ $$(LDLIBS)
+
 $(1)/examples/demo: examples/demo.c examples/todo.c examples/todo.h $(1)/libchopin.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/demo.c examples/todo.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
@@ -57,14 +63,14 @@ $(1)/examples/%: examples/%.c $(1)/libchopin.a
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 
 $(1)-all: $(1)/libchopin.a $(addprefix $(1)/examples/,$(EXAMPLES)) $(if $(wildcard examples/todo_app.c),$(1)/examples/todo_app) \
-          $(addprefix $(1)/tests/,$(UNIT)) $(addprefix $(1)/itests/,$(INTEG))
+          $(addprefix $(1)/tests/,$(UNIT)) $(addprefix $(1)/itests/,$(INTEG)) $(addprefix $(1)/regress/,$(FUZZERS))
 endef
 
 EXTRA_$(BUILD)/asan := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 $(eval $(call tree,$(BUILD)))
 $(eval $(call tree,$(BUILD)/asan))
 
-.PHONY: all deps run test test-fast test-asan bench bench-micro fuzz install clean
+.PHONY: all deps run test test-fast bench bench-micro fuzz fuzz-build install clean
 all: deps $(BUILD)/libchopin.a $(BUILD)/libchopin.so $(addprefix $(BUILD)/examples/,$(EXAMPLES)) \
      $(if $(wildcard examples/todo_app.c),$(BUILD)/examples/todo_app)
 
@@ -95,6 +101,27 @@ bench: all
 bench-micro:
 	@$(MAKE) --no-print-directory $(BUILD)/libchopin.a
 	bench/micro.sh $(BUILD)
+
+# libFuzzer targets, built with clang straight from the sources (the sanitizer runtimes
+# of gcc and clang do not mix). `make fuzz FUZZ_TIME=60` runs each for FUZZ_TIME seconds
+# on a scratch copy of its corpus; crashes land in $(BUILD)/fuzz/.
+FUZZ_TIME ?= 60
+FUZZ_CC   ?= clang
+fuzz-build: $(addprefix $(BUILD)/fuzz/,$(FUZZERS))
+$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC) $(wildcard include/*.h src/*.h src/*/*.h)
+	@scripts/deps.sh fuzz
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    $(CPPFLAGS) -std=gnu11 -Wno-unused-command-line-argument $< $(LIB_SRC) -o $@ $(LDLIBS)
+fuzz: fuzz-build
+	@for f in $(FUZZERS); do \
+	  name=$${f#fuzz_}; work=$(BUILD)/fuzz/corpus-$$name; mkdir -p $$work; \
+	  echo "== $$f ($(FUZZ_TIME) s)"; \
+	  $(BUILD)/fuzz/$$f -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/$$f- $$work fuzz/corpus/$$name 2>&1 | \
+	    grep -E '^(stat::number_of_executed_units|stat::peak_rss|#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY)' ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

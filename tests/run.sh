@@ -36,6 +36,15 @@ for tree in "$@"; do
   for t in "$tree"/tests/test_*; do
     [ -x "$t" ] && run_one "$t" "$t"
   done
+  for t in "$tree"/regress/fuzz_*; do
+    [ -x "$t" ] || continue
+    corpus=fuzz/corpus/$(basename "$t" | sed 's/^fuzz_//')
+    files=$(find "$corpus" -type f 2>/dev/null | sort)
+    if [ -z "$files" ]; then
+      echo "skip $t: no corpus in $corpus"; skipped=$((skipped + 1)); continue
+    fi
+    run_one "$t (corpus)" "$t" $files
+  done
   for be in $(backends "$tree"); do
     for t in "$tree"/itests/test_*; do
       [ -x "$t" ] && run_one "$t [$be]" env CHOPIN_BACKEND=$be "$t"
