@@ -532,7 +532,11 @@ void chopin__conn_on_drain(struct chopin__conn *c) {
     after_progress(c);
 }
 
-void chopin__conn_on_timeout(struct chopin__conn *c) {
+int chopin__conn_on_timeout(struct chopin__conn *c) {
+    if (c->expire > now_ms(c)) { /* a stale entry: the deadline moved later (see arm) */
+        chopin__wheel_add(&c->engine->wheel, &c->timer, c->expire);
+        return 0;
+    }
     if (c->out || c->phase == CHOPIN__PHASE_LINGER || c->phase == CHOPIN__PHASE_IDLE) {
         /* Write deadline (the peer stopped reading), end of lingering, or idle keep-alive. */
         fail(c);
@@ -543,6 +547,7 @@ void chopin__conn_on_timeout(struct chopin__conn *c) {
         respond_error(c, 408);
     }
     after_progress(c);
+    return 1;
 }
 
 /* ----- output ----------------------------------------------------------------------- */
@@ -585,8 +590,14 @@ void chopin__conn_on_file_short(struct chopin__conn *c) { chopin__conn_on_error(
 
 /* ----- state after every event ---------------------------------------------------- */
 
+/* Deadlines move on almost every event (keep-alive after each response, write after each
+ * send) and nearly always later. So the wheel entry is moved only when the deadline gets
+ * earlier; when a stale, earlier entry fires, chopin__conn_on_timeout re-arms it at the
+ * real deadline. That turns two wheel operations per request into a store. */
 static void arm(struct chopin__conn *c, uint64_t expire) {
-    chopin__wheel_add(&c->engine->wheel, &c->timer, expire);
+    c->expire = expire;
+    if (!chopin__timer_armed(&c->timer) || c->timer.expire > expire)
+        chopin__wheel_add(&c->engine->wheel, &c->timer, expire);
 }
 
 /* Decides what the connection asks of its backend and which deadline guards it. */

@@ -46,6 +46,7 @@ struct chopin__conn {
     struct chopin__outq *out;  /* unsent output, held only while some is pending */
     struct chopin__chunked chunked;
     uint64_t deadline;   /* header or body deadline of the request in progress */
+    uint64_t expire;     /* the deadline in force (the wheel entry may be earlier) */
     uint64_t body_need;  /* Content-Length of the pending request */
     uint64_t body_in;    /* chunked: raw bytes of the body consumed (after the head) */
     uint64_t body_out;   /* chunked: decoded bytes of the body so far */
@@ -78,8 +79,10 @@ void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n);
 void chopin__conn_on_eof(struct chopin__conn *c);
 /** A read or write failed (ECONNRESET, EPIPE, ...): the connection must close. */
 void chopin__conn_on_error(struct chopin__conn *c);
-/** The timer fired (called from the engine's wheel). */
-void chopin__conn_on_timeout(struct chopin__conn *c);
+/** The timer fired (called from the engine's wheel). Returns 1 when a deadline really
+ *  passed (the backend must then look at the connection), 0 when the entry was stale and
+ *  has been re-armed. */
+int chopin__conn_on_timeout(struct chopin__conn *c);
 /** The server is draining: close now if idle, else finish the current response and close. */
 void chopin__conn_on_drain(struct chopin__conn *c);
 

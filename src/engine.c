@@ -49,8 +49,8 @@ static void notify(struct chopin__engine *e, struct chopin__conn *c) {
 
 static void fire(struct chopin__timer *t, void *arg) {
     struct chopin__conn *c = (struct chopin__conn *)((char *)t - offsetof(struct chopin__conn, timer));
-    chopin__conn_on_timeout(c);
-    notify(arg, c);
+    if (chopin__conn_on_timeout(c))
+        notify(arg, c);
 }
 
 void chopin__engine_set_clock(struct chopin__engine *e, uint64_t now_ms, int64_t wall_sec) {
