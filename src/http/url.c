@@ -44,6 +44,8 @@ ssize_t chopin__pct_decode(char *out, const char *in, size_t len, unsigned flags
             }
         } else if (c == '+' && (flags & CHOPIN__PCT_PLUS)) {
             c = ' ';
+        } else if (c == '\0' && (flags & CHOPIN__PCT_NO_NUL)) {
+            return -EINVAL; /* the parser refuses raw NULs; this holds without it too */
         }
         out[o++] = c;
     }

@@ -13,8 +13,9 @@ enum chopin__pct_flags {
     CHOPIN__PCT_PLUS = 1u << 0,   /* '+' decodes to a space (query strings) */
     CHOPIN__PCT_STRICT = 1u << 1, /* a '%' not followed by two hex digits is an error;
                                      without it the '%' is kept as it is */
-    CHOPIN__PCT_NO_NUL = 1u << 2, /* "%00" is an error (paths: a NUL would truncate
-                                     the name handed to open() and friends) */
+    CHOPIN__PCT_NO_NUL = 1u << 2, /* a NUL in the result ("%00" or a raw one) is an
+                                     error (paths: a NUL would truncate the name handed
+                                     to open() and friends) */
 };
 
 /** Value of a hex digit, or -1. */

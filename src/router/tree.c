@@ -56,7 +56,13 @@ static int seg_cmp(const char *a, size_t alen, const struct chopin__node *b)
 {
     if (alen != b->text_len)
         return alen < b->text_len ? -1 : 1;
-    return memcmp(a, b->text, alen);
+    if (alen == 0)
+        return 0;
+    /* The first byte settles most comparisons without a call to memcmp. */
+    unsigned char a0 = (unsigned char)a[0], b0 = (unsigned char)b->text[0];
+    if (a0 != b0)
+        return a0 < b0 ? -1 : 1;
+    return memcmp(a + 1, b->text + 1, alen - 1);
 }
 
 /* Index of the first static child not ordered before seg. */
@@ -192,16 +198,27 @@ void chopin__tree_allowed(const struct chopin__node *root, struct chopin__match 
 
 /* ---- static table ------------------------------------------------------------------ */
 
-/* FNV-1a: short keys, no allocation, and the table is private to the server (keys are the
- * application's own routes), so hash flooding does not apply. */
+/* Eight bytes per step (multiply and fold): FNV-1a's byte-serial multiply chain made this
+ * hash the largest part of a static lookup (about 40 ns on a 40-byte path). Lookups probe
+ * a table whose keys are fixed at freeze, so a client choosing paths cannot lengthen the
+ * probe sequences: hash flooding does not apply. */
+static uint64_t mix(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+
 uint64_t chopin__path_hash(const char *p, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 0x100000001b3ull;
+    uint64_t h = 0x243f6a8885a308d3ull ^ len;
+    uint64_t w;
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&w, p, 8);
+        h = mix(h, w);
     }
-    return h;
+    w = 0;
+    memcpy(&w, p, len);
+    return mix(h, w);
 }
 
 /* Patterns start with '/' (checked at registration), so every segment follows a '/'. */

@@ -78,9 +78,11 @@ static void request(struct ctx *c, const chopin_router *r, const char *method,
 static const char *res_header(const chopin_res *res, const char *name, char *out, size_t cap)
 {
     size_t nlen = strlen(name);
-    const char *p = res->headers, *end = res->headers + res->headers_len;
     out[0] = '\0';
-    while (p && p < end) {
+    if (!res->headers)
+        return out;
+    const char *p = res->headers, *end = res->headers + res->headers_len;
+    while (p < end) {
         const char *eol = memchr(p, '\r', (size_t)(end - p));
         if (!eol)
             break;

@@ -52,6 +52,8 @@ static void test_decode(void)
     char nul[4];
     CHECK_INT(chopin__pct_decode(nul, "%00", 3, 0), 1);
     CHECK_INT(nul[0], 0);
+    CHECK_INT(chopin__pct_decode(nul, "a\0b", 3, 0), 3);
+    CHECK_INT(chopin__pct_decode(nul, "a\0b", 3, NO_NUL), -EINVAL);
 }
 
 static void test_decode_in_place(void)
