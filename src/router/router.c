@@ -549,7 +549,7 @@ void chopin__router_dispatch(const chopin_router *r, chopin_req *req, chopin_res
     req->path = req->head.path;
     req->path_len = req->head.path_len;
     req->nparams = 0;
-    if (!r->frozen) {
+    if (!r || !r->frozen) {
         chopin_res_error(res, 500, "router not frozen");
         return;
     }
