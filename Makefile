@@ -40,7 +40,7 @@ $(1)/libchopin.a: $$(patsubst src/%.c,$(1)/obj/%.o,$$(LIB_SRC))
 
 $(1)/tests/%: tests/unit/%.c $(1)/libchopin.a tests/test.h
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) -Itests $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS)
+	$$(CC) $$(CPPFLAGS) -Itests $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 
 $(1)/itests/%: tests/integration/%.c tests/integration/client.c tests/integration/client.h $(1)/libchopin.a tests/test.h
 	@mkdir -p $$(dir $$@)

@@ -223,6 +223,10 @@ CHOPIN_API int chopin_req_worker_id(const chopin_req *req);
  * Response (a handler sets exactly one body; headers may be added before and after)
  * ------------------------------------------------------------------------------------- */
 
+/* Body setters: `content_type` is borrowed, not copied: pass a string literal or memory
+ * from chopin_req_alloc (it is read when the response is serialized, after the handler
+ * returns). NULL sends no Content-Type. A CR, LF or NUL in it is refused (-EINVAL). */
+
 /** Frees an owned body once it has been sent or dropped. */
 typedef void (*chopin_free_fn)(void *ptr, void *arg);
 

@@ -365,8 +365,8 @@ static void dispatch(struct chopin__conn *c, const struct chopin__head *head, co
     struct chopin_res res;
     chopin__res_init(&res, &e->arena);
     chopin__router_dispatch(e->router, &req, &res);
-    if (res.body_kind == CHOPIN__RES_UNSET)
-        set_internal_error(&res); /* the handler returned without answering */
+    if (res.body_kind == CHOPIN__RES_UNSET || chopin__json_unfinished(&res))
+        set_internal_error(&res); /* no answer, or half a JSON document */
     c->requests++;
     e->counters.requests++;
     queue_response(c, &res, head->minor, head->method_id == CHOPIN_METHOD_HEAD);

@@ -391,3 +391,8 @@ int chopin_json_end(chopin_json *j)
         chopin_res_error(j->res, 500, NULL);
     return j->err;
 }
+
+int chopin__json_unfinished(const chopin_res *res)
+{
+    return res->json && res->json->res == res && !res->json->ended;
+}

@@ -152,6 +152,18 @@ static int content_type_copy(chopin_res *res, const char *type, const char **out
     return *out ? 0 : -ENOMEM;
 }
 
+/* The content type of a body setter, validated and borrowed: chopin.h asks for a string
+ * that outlives the response (a literal, or chopin_req_alloc memory). Copying it cost
+ * about 120 instructions per response on the TechEmpower path (callgrind). */
+static int content_type_borrow(const char *type, const char **out)
+{
+    *out = NULL;
+    if (type && !is_field_value(type))
+        return -EINVAL;
+    *out = type;
+    return 0;
+}
+
 /* ---- headers ----------------------------------------------------------------------- */
 
 static int headers_reserve(chopin_res *res, size_t need)
@@ -252,7 +264,7 @@ int chopin_res_copy(chopin_res *res, int status, const char *content_type, const
     if (!chopin__res_status_valid(status) || (len && !body))
         return -EINVAL;
     const char *type;
-    int err = content_type_copy(res, content_type, &type);
+    int err = content_type_borrow(content_type, &type);
     if (err)
         return err;
     char *copy = res->arena ? chopin__arena_alloc(res->arena, len ? len : 1) : NULL;
@@ -288,7 +300,7 @@ int chopin_res_static(chopin_res *res, int status, const char *content_type, con
     if (!chopin__res_status_valid(status) || (len && !body))
         return -EINVAL;
     const char *type;
-    int err = content_type_copy(res, content_type, &type);
+    int err = content_type_borrow(content_type, &type);
     if (err)
         return err;
     chopin__res_replace_body(res, status, CHOPIN__RES_STATIC, type);
@@ -304,7 +316,7 @@ int chopin_res_owned(chopin_res *res, int status, const char *content_type, void
     if (!chopin__res_status_valid(status) || (len && !body))
         return -EINVAL;
     const char *type;
-    int err = content_type_copy(res, content_type, &type);
+    int err = content_type_borrow(content_type, &type);
     if (err)
         return err;
     chopin__res_replace_body(res, status, CHOPIN__RES_OWNED, type);
@@ -321,7 +333,7 @@ int chopin_res_fd(chopin_res *res, int status, const char *content_type, int fd,
     if (!chopin__res_status_valid(status) || fd < 0)
         return -EINVAL;
     const char *type;
-    int err = content_type_copy(res, content_type, &type);
+    int err = content_type_borrow(content_type, &type);
     if (err)
         return err;
     chopin__res_replace_body(res, status, CHOPIN__RES_FILE, type);
@@ -444,7 +456,7 @@ int chopin_res_stream(chopin_res *res, int status, const char *content_type,
     if (!chopin__res_status_valid(status) || !produce)
         return -EINVAL;
     const char *type;
-    int err = content_type_copy(res, content_type, &type);
+    int err = content_type_borrow(content_type, &type);
     if (err)
         return err;
     chopin__res_replace_body(res, status, CHOPIN__RES_STREAM, type);

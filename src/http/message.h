@@ -71,6 +71,9 @@ struct chopin_res {
 
 /** Resets `res` for a new request, using `arena` for its scratch. */
 void chopin__res_init(struct chopin_res *res, struct chopin__arena *arena);
+/** Nonzero when a JSON writer was started on `res` and never ended: its body is not
+ *  a document, and the connection answers 500 instead. */
+int chopin__json_unfinished(const struct chopin_res *res);
 /** Releases what a response owns when it will never be sent (owned body, fd, stream). */
 void chopin__res_discard(struct chopin_res *res);
 

@@ -41,6 +41,11 @@ static void nodelay(chopin_req *req, chopin_res *res, void *data) {
 
 static void silent(chopin_req *req, chopin_res *res, void *data) {}
 
+static void half_json(chopin_req *req, chopin_res *res, void *data) {
+    chopin_json *j = chopin_res_json(res, 200);
+    chopin_json_obj_begin(j); /* and never ended */
+}
+
 static char big[300000];
 static void big_static(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_static(res, 200, "application/octet-stream", big, sizeof big);
@@ -92,6 +97,7 @@ static chopin_router *make_router(void) {
     chopin_post(r, "/echo", echo, NULL);
     chopin_get(r, "/nodelay", nodelay, NULL);
     chopin_get(r, "/silent", silent, NULL);
+    chopin_get(r, "/halfjson", half_json, NULL);
     chopin_get(r, "/big", big_static, NULL);
     chopin_get(r, "/owned", owned, NULL);
     chopin_get(r, "/file", file, NULL);
@@ -287,6 +293,8 @@ static void test_statuses(void) {
     CHECK_INT(exchange("GET /plaintext HTTP/1.1\r\n\r\n", &r), 400); /* no Host */
     cl_resp_free(&r);
     CHECK_INT(exchange("GET /silent HTTP/1.1\r\nHost: a\r\n\r\n", &r), 500);
+    cl_resp_free(&r);
+    CHECK_INT(exchange("GET /halfjson HTTP/1.1\r\nHost: a\r\n\r\n", &r), 500);
     cl_resp_free(&r);
     static char longline[10000];
     memcpy(longline, "GET /", 5);
