@@ -1,0 +1,685 @@
+/*
+ * The io_uring backend: a ring per worker, completion-driven.
+ *
+ *   - accept: one multishot accept on the worker's listener (single-shot where the kernel
+ *     lacks it); sockets wait in a small queue while the slab is full, and the accept is
+ *     cancelled until a slot frees, so the rest wait in the kernel's backlog as with epoll;
+ *   - input: a multishot receive per connection into a ring of provided buffers (group 0),
+ *     so an idle connection holds no buffer (uring_conn.c);
+ *   - output: one send / sendmsg of the output plan in flight per connection; files by
+ *     sendfile with a POLLOUT wait (uring_conn.c);
+ *   - the wake eventfd: a poll operation; the timer tick: the wait's timeout
+ *     (IORING_ENTER_EXT_ARG), so an idle worker still runs its timers and drains (U7);
+ *   - one io_uring_submit_and_wait_timeout per loop turn, completions drained in batches.
+ *
+ * Setup flags, best first: SINGLE_ISSUER|DEFER_TASKRUN (6.1: completions run only when
+ * the worker waits, in its own thread, no interrupts), else COOP_TASKRUN (5.19). SQPOLL
+ * (CHOPIN_SQPOLL=1) cannot combine with either (EINVAL): the SQ thread runs that work.
+ */
+#ifdef CHOPIN_HAVE_URING
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "backend/uring_loop.h"
+#include "config.h"
+#include "conn.h"
+#include "worker.h"
+
+/* Provided receive buffers per worker: enough that a batch of busy connections does not
+ * empty the ring (it then refills as each completion is handled); 4 MiB in all. */
+#define BUF_COUNT 512 /* a power of two (buffer ring) */
+#define BUF_SIZE 8192
+/* CQ entries per SQ entry: multishot operations post many completions per submission. */
+#define CQ_FACTOR 4
+/* At exit, how long to wait for cancelled operations to complete. */
+#define EXIT_WAIT_MS 2000
+/* Completions handled before the CQ head is advanced, so the kernel can post more. */
+#define CQE_BATCH 256
+
+/* ----- features, probed once -------------------------------------------------------- */
+
+struct features {
+    int err; /* 0, or why io_uring cannot serve here */
+    int multishot_recv, multishot_accept, cqe_skip;
+};
+
+static struct features features;
+static pthread_once_t features_once = PTHREAD_ONCE_INIT;
+
+static const unsigned taskrun_modes[] = {
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN,
+    IORING_SETUP_COOP_TASKRUN,
+    0,
+};
+static const unsigned sqpoll_modes[] = {
+    IORING_SETUP_SQPOLL | IORING_SETUP_SINGLE_ISSUER,
+    IORING_SETUP_SQPOLL,
+};
+
+/* Creates a ring with the best flags this kernel accepts. SUBMIT_ALL (5.18) keeps
+ * submitting a batch past an SQE that fails early; CLAMP caps oversized rings. */
+static int ring_setup(struct io_uring *ring, unsigned entries, int sqpoll, unsigned idle_ms,
+                      unsigned *flags, unsigned *feats) {
+    const unsigned *modes = sqpoll ? sqpoll_modes : taskrun_modes;
+    size_t nmodes = sqpoll ? sizeof sqpoll_modes / sizeof *modes
+                           : sizeof taskrun_modes / sizeof *modes;
+    int rc = -EINVAL;
+    for (size_t i = 0; i < nmodes; i++) {
+        for (int submit_all = 1; submit_all >= 0; submit_all--) {
+            struct io_uring_params p;
+            memset(&p, 0, sizeof p);
+            p.flags = modes[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP |
+                      (submit_all ? IORING_SETUP_SUBMIT_ALL : 0);
+            p.cq_entries = entries * CQ_FACTOR;
+            p.sq_thread_idle = idle_ms;
+            rc = io_uring_queue_init_params(entries, ring, &p);
+            if (rc == 0) {
+                *flags = p.flags;
+                *feats = p.features;
+                return 0;
+            }
+            if (rc != -EINVAL)
+                return rc; /* EPERM (sysctl, seccomp), ENOSYS, ENOMEM: no point trying less */
+        }
+    }
+    return rc;
+}
+
+static int sysctl_disabled(void) {
+    FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+    int v = 0;
+    if (!f)
+        return 0; /* before 6.6 there is no such switch */
+    if (fscanf(f, "%d", &v) != 1)
+        v = 0;
+    fclose(f);
+    return v == 2; /* 1 restricts to a group: the ring setup tells (EPERM) */
+}
+
+static int opcodes_present(struct io_uring *ring) {
+    static const int needed[] = {IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SEND,
+                                 IORING_OP_SENDMSG, IORING_OP_POLL_ADD,
+                                 IORING_OP_ASYNC_CANCEL, IORING_OP_CLOSE, IORING_OP_NOP};
+    struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+    if (!probe)
+        return 0;
+    int ok = 1;
+    for (size_t i = 0; i < sizeof needed / sizeof *needed; i++)
+        ok &= io_uring_opcode_supported(probe, needed[i]) != 0;
+    io_uring_free_probe(probe);
+    return ok;
+}
+
+/* Waits (bounded) for the completion with user_data `ud`, skipping others. Returns its
+ * res and flags, or -ETIME. */
+static int probe_wait(struct io_uring *ring, uint64_t ud, unsigned *flags) {
+    for (int i = 0; i < 16; i++) {
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+        if (io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL) < 0)
+            continue;
+        uint64_t got = cqe->user_data;
+        int res = cqe->res;
+        *flags = cqe->flags;
+        io_uring_cqe_seen(ring, cqe);
+        if (got == ud)
+            return res;
+    }
+    return -ETIME;
+}
+
+static void probe_cancel(struct io_uring *ring, uint64_t ud) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    if (!sqe)
+        return;
+    io_uring_prep_cancel64(sqe, ud, 0);
+    io_uring_sqe_set_data64(sqe, chopin__udata_make(CHOPIN__UOP_CANCEL, 0, 0));
+}
+
+/* Multishot receive (6.0): receives one byte into a provided buffer and expects the
+ * operation to stay armed (IORING_CQE_F_MORE). An older kernel fails it with EINVAL. */
+static int try_multishot_recv(struct io_uring *ring, int bgid) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return 0;
+    uint64_t ud = chopin__udata_make(CHOPIN__UOP_PROBE, 1, 0);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = (uint16_t)bgid;
+    io_uring_sqe_set_data64(sqe, ud);
+    unsigned flags = 0;
+    int ok = write(sv[1], "x", 1) == 1 && probe_wait(ring, ud, &flags) == 1 &&
+             (flags & IORING_CQE_F_MORE);
+    if (flags & IORING_CQE_F_MORE) {
+        probe_cancel(ring, ud);
+        probe_wait(ring, ud, &flags);
+    }
+    close(sv[0]);
+    close(sv[1]);
+    return ok;
+}
+
+/* Multishot accept (5.19): armed on a listening socket, then cancelled: ECANCELED means
+ * the kernel took it, EINVAL that it does not know the flag. */
+static int try_multishot_accept(struct io_uring *ring) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (fd < 0)
+        return 0;
+    /* An address length of just the family autobinds an abstract name. */
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sa_family_t)) < 0 || listen(fd, 1) < 0) {
+        close(fd);
+        return 0;
+    }
+    uint64_t ud = chopin__udata_make(CHOPIN__UOP_PROBE, 2, 0);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, ud);
+    io_uring_submit(ring);
+    probe_cancel(ring, ud);
+    unsigned flags;
+    int res = probe_wait(ring, ud, &flags);
+    close(fd);
+    return res == -ECANCELED;
+}
+
+/* Provided-buffer rings (5.19) are required: without them every idle connection would
+ * pin a receive buffer. Registers a small ring as group `bgid` with one buffer. */
+static int try_buf_ring(struct io_uring *ring, int bgid, void *mem, char *buf) {
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (uintptr_t)mem;
+    reg.ring_entries = 8;
+    reg.bgid = (uint16_t)bgid;
+    if (io_uring_register_buf_ring(ring, &reg, 0) < 0)
+        return 0;
+    struct io_uring_buf_ring *br = mem;
+    io_uring_buf_ring_init(br);
+    io_uring_buf_ring_add(br, buf, 64, 0, io_uring_buf_ring_mask(8), 0);
+    io_uring_buf_ring_advance(br, 1);
+    return 1;
+}
+
+static int check_kernel(struct io_uring *ring, unsigned feats) {
+    /* Without FAST_POLL (5.7) socket operations go to worker threads: slower than epoll. */
+    if (!(feats & IORING_FEAT_FAST_POLL) || !(feats & IORING_FEAT_NODROP) ||
+        !opcodes_present(ring))
+        return -EOPNOTSUPP;
+    long page = sysconf(_SC_PAGESIZE);
+    void *mem = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    if (mem == MAP_FAILED)
+        return -ENOMEM;
+    static char buf[64];
+    int rc = -EOPNOTSUPP;
+    if (try_buf_ring(ring, 7, mem, buf)) {
+        rc = 0;
+        features.multishot_recv = try_multishot_recv(ring, 7);
+        features.multishot_accept = try_multishot_accept(ring);
+        features.cqe_skip = (feats & IORING_FEAT_CQE_SKIP) != 0;
+        io_uring_unregister_buf_ring(ring, 7);
+    }
+    munmap(mem, (size_t)page);
+    return rc;
+}
+
+static void detect_features(void) {
+    if (sysctl_disabled()) {
+        features.err = -EPERM;
+        return;
+    }
+    struct io_uring ring;
+    unsigned flags = 0, feats = 0;
+    int rc = ring_setup(&ring, 8, 0, 0, &flags, &feats);
+    if (rc < 0) {
+        features.err = rc;
+        return;
+    }
+    features.err = check_kernel(&ring, feats);
+    io_uring_queue_exit(&ring);
+    /* A test switch: run the single-shot fallbacks on a kernel that has multishot. */
+    const char *single = getenv("CHOPIN_URING_SINGLESHOT");
+    if (single && strcmp(single, "1") == 0)
+        features.multishot_recv = features.multishot_accept = 0;
+}
+
+static int uring_probe(const struct chopin__config *cfg) {
+    pthread_once(&features_once, detect_features);
+    if (features.err || !cfg->opt.sqpoll)
+        return features.err;
+    /* SQPOLL starts a kernel thread: check it is allowed (it needs no privilege since 5.11). */
+    struct io_uring ring;
+    unsigned flags = 0, feats = 0;
+    int rc = ring_setup(&ring, 8, 1, cfg->opt.sqpoll_idle_ms, &flags, &feats);
+    if (rc == 0)
+        io_uring_queue_exit(&ring);
+    return rc;
+}
+
+/* ----- provided buffers ---------------------------------------------------------------- */
+
+static size_t buf_ring_bytes(void) { return BUF_COUNT * sizeof(struct io_uring_buf); }
+
+static int buffers_init(struct chopin__uring *l) {
+    l->buf_count = BUF_COUNT;
+    l->buf_size = BUF_SIZE;
+    /* mmap: the ring must be page-aligned; the buffers are touched only when used. */
+    void *br = mmap(NULL, buf_ring_bytes(), PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *bufs = mmap(NULL, (size_t)BUF_COUNT * BUF_SIZE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (br == MAP_FAILED || bufs == MAP_FAILED) {
+        if (br != MAP_FAILED)
+            munmap(br, buf_ring_bytes());
+        if (bufs != MAP_FAILED)
+            munmap(bufs, (size_t)BUF_COUNT * BUF_SIZE);
+        return -ENOMEM;
+    }
+    l->br = br;
+    l->bufs = bufs;
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (uintptr_t)br;
+    reg.ring_entries = BUF_COUNT;
+    reg.bgid = 0;
+    int rc = io_uring_register_buf_ring(&l->ring, &reg, 0);
+    if (rc < 0)
+        return rc;
+    io_uring_buf_ring_init(l->br);
+    for (unsigned i = 0; i < BUF_COUNT; i++)
+        io_uring_buf_ring_add(l->br, l->bufs + (size_t)i * BUF_SIZE, BUF_SIZE, (unsigned short)i,
+                              io_uring_buf_ring_mask(BUF_COUNT), (int)i);
+    io_uring_buf_ring_advance(l->br, BUF_COUNT);
+    return 0;
+}
+
+static void buffers_free(struct chopin__uring *l) {
+    if (l->br)
+        munmap(l->br, buf_ring_bytes());
+    if (l->bufs)
+        munmap(l->bufs, (size_t)BUF_COUNT * BUF_SIZE);
+}
+
+char *chopin__uring_buf(struct chopin__uring *l, unsigned bid) {
+    return l->bufs + (size_t)(bid & (BUF_COUNT - 1)) * BUF_SIZE;
+}
+
+void chopin__uring_buf_return(struct chopin__uring *l, unsigned bid) {
+    bid &= BUF_COUNT - 1;
+    io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * BUF_SIZE, BUF_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(BUF_COUNT), (int)l->buf_returned++);
+}
+
+/* Publishes the returned buffers to the kernel (one release store for a batch). */
+static void buffers_publish(struct chopin__uring *l) {
+    if (!l->buf_returned)
+        return;
+    io_uring_buf_ring_advance(l->br, (int)l->buf_returned);
+    l->buf_returned = 0;
+}
+
+/* ----- SQEs ------------------------------------------------------------------------------ */
+
+struct io_uring_sqe *chopin__uring_sqe(struct chopin__uring *l) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+    if (sqe)
+        return sqe;
+    /* The SQ is full: hand it to the kernel now (never drop an operation). */
+    buffers_publish(l);
+    io_uring_submit(&l->ring);
+    if (l->sqpoll)
+        io_uring_sqring_wait(&l->ring); /* the SQ thread has not consumed them yet */
+    return io_uring_get_sqe(&l->ring);
+}
+
+/* ----- accept --------------------------------------------------------------------------- */
+
+static int pending_push(struct chopin__uring *l, int fd) {
+    if (l->npending == l->pending_cap) {
+        unsigned cap = l->pending_cap ? l->pending_cap * 2 : 16;
+        int *p = realloc(l->pending, cap * sizeof *p);
+        if (!p)
+            return -ENOMEM;
+        l->pending = p;
+        l->pending_cap = cap;
+    }
+    l->pending[l->npending++] = fd;
+    return 0;
+}
+
+static int pending_pop(struct chopin__uring *l) {
+    int fd = l->pending[0];
+    memmove(l->pending, l->pending + 1, --l->npending * sizeof *l->pending);
+    return fd;
+}
+
+static void pending_close_all(struct chopin__uring *l) {
+    while (l->npending)
+        close(l->pending[--l->npending]);
+}
+
+static void arm_accept(struct chopin__uring *l) {
+    struct io_uring_sqe *sqe = chopin__uring_sqe(l);
+    if (!sqe)
+        return; /* tried again next turn */
+    /* Accepted sockets are non-blocking: files are sent with a synchronous sendfile. */
+    int flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+    if (l->multishot_accept)
+        io_uring_prep_multishot_accept(sqe, l->w->listen_fd, NULL, NULL, flags);
+    else
+        io_uring_prep_accept(sqe, l->w->listen_fd, NULL, NULL, flags);
+    io_uring_sqe_set_data64(sqe, chopin__udata_make(CHOPIN__UOP_ACCEPT, 0, 0));
+    l->accept_armed = 1;
+}
+
+static void cancel_accept(struct chopin__uring *l) {
+    struct io_uring_sqe *sqe = chopin__uring_sqe(l);
+    if (!sqe)
+        return;
+    io_uring_prep_cancel64(sqe, chopin__udata_make(CHOPIN__UOP_ACCEPT, 0, 0), 0);
+    io_uring_sqe_set_data64(sqe, chopin__udata_make(CHOPIN__UOP_CANCEL, 0, 0));
+    l->accept_cancelled = 1;
+}
+
+/* Keeps the accept armed exactly while new connections can be taken. */
+static void sync_accept(struct chopin__uring *l) {
+    struct chopin__worker *w = l->w;
+    int want = w->accept_state == CHOPIN__ACCEPT_ON && w->listen_fd >= 0 && !l->npending &&
+               !l->accept_broken;
+    if (want && !l->accept_armed)
+        arm_accept(l);
+    else if (!want && l->accept_armed && !l->accept_cancelled)
+        cancel_accept(l);
+}
+
+/* Hands queued sockets to the engine while slots are free. When the slab is full,
+ * evictions already under way (their slots free once their operations completed) are
+ * waited for rather than evicting more idle connections than there are sockets waiting. */
+static void take_pending(struct chopin__uring *l) {
+    struct chopin__worker *w = l->w;
+    struct chopin__engine *e = &w->engine;
+    while (l->npending) {
+        /* Full: a connection started this turn has not received its first bytes yet, so
+         * it looks idle; epoll would have read them already. Let it, before evicting. */
+        if (e->slab.used >= e->slab.capacity && (l->closing >= l->npending || l->started))
+            break;
+        if (!chopin__worker_may_accept(w))
+            break;
+        int fd = pending_pop(l);
+        struct chopin__conn *c = chopin__engine_conn_new(e, fd);
+        if (!c) {
+            close(fd); /* unreachable: may_accept reserved a slot */
+            continue;
+        }
+        l->started++;
+        chopin__uring_conn_start(l, c);
+    }
+}
+
+static void stop_accepting(struct chopin__uring *l) {
+    struct chopin__worker *w = l->w;
+    pending_close_all(l);
+    if (l->accept_armed && !l->accept_cancelled)
+        cancel_accept(l);
+    if (w->listen_fd >= 0) {
+        /* The accept operation holds its own reference until its cancel completes. */
+        close(w->listen_fd);
+        w->listen_fd = -1;
+    }
+}
+
+static void accept_error(struct chopin__uring *l, int err) {
+    switch (err) {
+    case ECANCELED:
+        return;
+    case EINVAL:
+    case EBADF:
+    case ENOTSOCK:
+    case EOPNOTSUPP:
+        if (l->multishot_accept) {
+            l->multishot_accept = 0; /* a kernel that refuses the flag after all */
+            return;
+        }
+        if (!l->accept_broken)
+            chopin__worker_log(l->w, "io_uring accept: %s; not accepting", strerror(err));
+        l->accept_broken = 1;
+        return;
+    default:
+        chopin__worker_accept_failed(l->w, err); /* may back off (EMFILE, ...) */
+    }
+}
+
+static void on_accept(struct chopin__uring *l, const struct io_uring_cqe *cqe) {
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        l->accept_armed = l->accept_cancelled = 0;
+    if (cqe->res < 0) {
+        accept_error(l, -cqe->res);
+        return;
+    }
+    /* A socket the kernel accepted after we stopped wanting any: keep it for later,
+     * unless draining, where epoll's closed listener would have reset it too. */
+    if (l->w->accept_state == CHOPIN__ACCEPT_CLOSED || pending_push(l, cqe->res) < 0)
+        close(cqe->res);
+}
+
+static void accept_turn(struct chopin__uring *l) {
+    l->started = 0;
+    chopin__worker_accept_due(l->w); /* FULL or BACKOFF back to ON when due */
+    if (l->w->accept_state == CHOPIN__ACCEPT_ON)
+        take_pending(l);
+    sync_accept(l);
+}
+
+/* ----- wake ------------------------------------------------------------------------------ */
+
+static void arm_wake(struct chopin__uring *l) {
+    struct io_uring_sqe *sqe = chopin__uring_sqe(l);
+    if (!sqe)
+        return;
+    /* A poll rather than a read: the eventfd is non-blocking, and begin_drain reads it. */
+    io_uring_prep_poll_add(sqe, l->w->wake_fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, chopin__udata_make(CHOPIN__UOP_WAKE, 0, 0));
+    l->wake_armed = 1;
+}
+
+static void on_wake(struct chopin__uring *l, const struct io_uring_cqe *cqe) {
+    l->wake_armed = 0;
+    if (cqe->res < 0)
+        return; /* cancelled at exit */
+    chopin__worker_begin_drain(l->w);
+    stop_accepting(l);
+}
+
+/* ----- the loop -------------------------------------------------------------------------- */
+
+static void dispatch(struct chopin__uring *l, const struct io_uring_cqe *cqe) {
+    uint64_t ud = cqe->user_data;
+    unsigned op = chopin__udata_op(ud);
+    switch (op) {
+    case CHOPIN__UOP_RECV:
+    case CHOPIN__UOP_SEND:
+    case CHOPIN__UOP_POLLOUT:
+        chopin__uring_conn_cqe(l, chopin__udata_conn(&l->w->engine, ud), cqe, op);
+        break;
+    case CHOPIN__UOP_ACCEPT:
+        on_accept(l, cqe);
+        break;
+    case CHOPIN__UOP_WAKE:
+        on_wake(l, cqe);
+        break;
+    case CHOPIN__UOP_CLOSE:
+        l->closes--;
+        break;
+    default:
+        break; /* cancels, liburing's own timeout: nothing to do */
+    }
+}
+
+/* Handles every completion available, advancing the CQ head every CQE_BATCH. */
+static void reap(struct chopin__uring *l) {
+    for (;;) {
+        struct io_uring_cqe *cqe;
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&l->ring, head, cqe) {
+            dispatch(l, cqe);
+            if (++n == CQE_BATCH)
+                break;
+        }
+        if (!n)
+            break;
+        io_uring_cq_advance(&l->ring, n);
+    }
+    buffers_publish(l);
+}
+
+/* Submits what the last turn queued and sleeps until a completion or the next timer. */
+static void wait_turn(struct chopin__uring *l, int timeout_ms) {
+    struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+                                   .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
+    struct io_uring_cqe *cqe;
+    buffers_publish(l);
+    int rc = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+        chopin__worker_log(l->w, "io_uring_enter: %s", strerror(-rc));
+}
+
+static void on_notify(struct chopin__conn *c, void *ctx) { chopin__uring_service(ctx, c); }
+
+static void close_one(struct chopin__worker *w, struct chopin__conn *c) {
+    chopin__uring_conn_close(w->engine.notify_ctx, c);
+}
+
+static int busy(const struct chopin__uring *l) {
+    return chopin__engine_conns(&l->w->engine) > 0 || l->accept_armed || l->wake_armed ||
+           l->closes;
+}
+
+/* Closes every connection and waits (bounded) for every operation to complete, so no
+ * completion can reach memory that is about to be freed. */
+static void close_everything(struct chopin__uring *l) {
+    struct chopin__worker *w = l->w;
+    l->exiting = 1;
+    stop_accepting(l);
+    chopin__worker_close_all(w, close_one);
+    if (l->wake_armed) {
+        struct io_uring_sqe *sqe = chopin__uring_sqe(l);
+        if (sqe) {
+            io_uring_prep_cancel64(sqe, chopin__udata_make(CHOPIN__UOP_WAKE, 0, 0), 0);
+            io_uring_sqe_set_data64(sqe, chopin__udata_make(CHOPIN__UOP_CANCEL, 0, 0));
+        }
+    }
+    uint64_t deadline = chopin__clock_ms() + EXIT_WAIT_MS;
+    while (busy(l) && chopin__clock_ms() < deadline) {
+        wait_turn(l, 10);
+        reap(l);
+        chopin__uring_run_retries(l);
+        if (l->accept_armed && !l->accept_cancelled)
+            cancel_accept(l);
+    }
+    if (busy(l))
+        chopin__worker_log(w, "io_uring: %u connections still had operations in flight at exit",
+                           chopin__engine_conns(&w->engine));
+}
+
+/* Connections whose operations never completed (only if close_everything gave up): the
+ * ring is gone, so nothing refers to them any more. */
+static void free_leftovers(struct chopin__worker *w) {
+    struct chopin__slab *s = &w->engine.slab;
+    for (uint32_t i = 0; i < s->never_used; i++) {
+        struct chopin__conn *c = chopin__slab_at(s, i);
+        if (c->live) {
+            close(c->fd);
+            chopin__engine_conn_free(&w->engine, c);
+        }
+    }
+}
+
+static void loop_free(struct chopin__uring *l) {
+    buffers_free(l);
+    chopin__uring_sendctx_free_all(l);
+    free(l->sendctx);
+    free(l->retry);
+    free(l->pending);
+    free(l);
+}
+
+static int loop_init(struct chopin__uring *l, struct chopin__worker *w) {
+    const chopin_options *o = &w->engine.cfg->opt;
+    uint32_t capacity = w->engine.slab.capacity;
+    l->w = w;
+    l->multishot_recv = features.multishot_recv;
+    l->multishot_accept = features.multishot_accept;
+    l->cqe_skip = features.cqe_skip;
+    if (capacity > CHOPIN__UDATA_MAX_SLOTS)
+        return -E2BIG; /* user_data has 24 bits of slot */
+    l->sendctx = calloc(capacity, sizeof *l->sendctx);
+    l->retry = calloc(capacity, sizeof *l->retry);
+    l->retry_cap = capacity;
+    if (!l->sendctx || !l->retry)
+        return -ENOMEM;
+    unsigned feats = 0;
+    int rc = ring_setup(&l->ring, o->ring_entries, o->sqpoll, o->sqpoll_idle_ms,
+                        &l->setup_flags, &feats);
+    if (rc < 0)
+        return rc;
+    l->sqpoll = (l->setup_flags & IORING_SETUP_SQPOLL) != 0;
+    /* 5.18: io_uring_enter skips the fd lookup. Best effort. */
+    io_uring_register_ring_fd(&l->ring);
+    rc = buffers_init(l);
+    if (rc < 0)
+        io_uring_queue_exit(&l->ring);
+    return rc;
+}
+
+static int uring_run(struct chopin__worker *w) {
+    pthread_once(&features_once, detect_features);
+    if (features.err)
+        return features.err;
+    struct chopin__uring *l = calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    int rc = loop_init(l, w);
+    if (rc < 0) {
+        loop_free(l);
+        return rc; /* the worker falls back to epoll and says so */
+    }
+    w->engine.notify = on_notify;
+    w->engine.notify_ctx = l;
+    chopin__worker_clock(w);
+    arm_wake(l);
+    sync_accept(l);
+    do {
+        wait_turn(l, chopin__worker_timeout(w));
+        chopin__worker_clock(w);
+        reap(l);
+        accept_turn(l);
+        chopin__uring_run_retries(l);
+    } while (!chopin__worker_turn(w));
+    close_everything(l);
+    io_uring_queue_exit(&l->ring);
+    free_leftovers(w);
+    w->engine.notify = NULL;
+    w->engine.notify_ctx = NULL;
+    loop_free(l);
+    return 0;
+}
+
+const struct chopin__backend chopin__uring_backend = {
+    .name = "io_uring",
+    .probe = uring_probe,
+    .run = uring_run,
+};
+
+#endif

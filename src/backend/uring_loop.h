@@ -1,0 +1,77 @@
+/*
+ * The io_uring backend's per-worker loop state, shared by uring.c (ring, accept, wake,
+ * loop) and uring_conn.c (a connection's receive, send, file, close).
+ */
+#ifndef CHOPIN_BACKEND_URING_LOOP_H
+#define CHOPIN_BACKEND_URING_LOOP_H
+
+#include <liburing.h>
+#include <stdint.h>
+
+#include "backend/uring_udata.h"
+
+struct chopin__worker;
+struct chopin__conn;
+struct chopin__uring_sendctx;
+
+struct chopin__uring {
+    struct io_uring ring;
+    struct chopin__worker *w;
+    unsigned setup_flags;   /* what io_uring_queue_init_params accepted */
+    int sqpoll;
+    int multishot_recv;     /* IORING_RECV_MULTISHOT (6.0) */
+    int multishot_accept;   /* IORING_ACCEPT_MULTISHOT (5.19) */
+    int cqe_skip;           /* IOSQE_CQE_SKIP_SUCCESS (5.17) */
+    int exiting;            /* closing everything: no more async closes */
+    unsigned closing;       /* connections waiting for their operations before the free */
+    unsigned closes;        /* IORING_OP_CLOSE in flight */
+    unsigned started;       /* connections started this turn (their first receive pending) */
+
+    /* Provided-buffer ring (group 0): receives land here, so an idle connection holds
+     * no buffer. A buffer goes back right after its bytes were fed to the connection. */
+    struct io_uring_buf_ring *br;
+    char *bufs;
+    unsigned buf_count, buf_size;
+    unsigned buf_returned; /* added since the last advance */
+
+    /* Accept: the multishot accept, and sockets it delivered that wait for a slot. */
+    int accept_armed, accept_cancelled, accept_broken;
+    int *pending;
+    unsigned npending, pending_cap;
+    int wake_armed;
+
+    /* Stable msghdr + iovecs of in-flight sendmsg operations, by slot (NULL when none). */
+    struct chopin__uring_sendctx **sendctx;
+    struct chopin__uring_sendctx *free_ctx;
+
+    /* Connections that could not get an SQE (queue full and not drainable): serviced
+     * again after the next submit. Entries are user_data, so stale ones are skipped. */
+    uint64_t *retry;
+    unsigned nretry, retry_cap;
+};
+
+/** An SQE, submitting what is queued when the SQ is full; NULL only when the kernel
+ *  cannot take more now (the caller must retry later, never drop the operation). */
+struct io_uring_sqe *chopin__uring_sqe(struct chopin__uring *l);
+/** Remembers that `c` must be serviced again next turn (no SQE was available). */
+void chopin__uring_retry_later(struct chopin__uring *l, struct chopin__conn *c);
+/** Services the connections chopin__uring_retry_later remembered. */
+void chopin__uring_run_retries(struct chopin__uring *l);
+/** Receive buffer `bid` and its return to the ring. */
+char *chopin__uring_buf(struct chopin__uring *l, unsigned bid);
+void chopin__uring_buf_return(struct chopin__uring *l, unsigned bid);
+
+/** A connection was accepted: start receiving (and serve what TCP_DEFER_ACCEPT brought). */
+void chopin__uring_conn_start(struct chopin__uring *l, struct chopin__conn *c);
+/** Does whatever the connection asks now: send, half-close, close, (re)arm or cancel the
+ *  receive. Idempotent: it derives everything from the connection's state. */
+void chopin__uring_service(struct chopin__uring *l, struct chopin__conn *c);
+/** A completion of RECV, SEND or POLLOUT (`c` may be NULL: stale). */
+void chopin__uring_conn_cqe(struct chopin__uring *l, struct chopin__conn *c,
+                            const struct io_uring_cqe *cqe, unsigned op);
+/** Starts closing `c` (cancels its operations; the slot is freed once they completed). */
+void chopin__uring_conn_close(struct chopin__uring *l, struct chopin__conn *c);
+/** Frees the send contexts. */
+void chopin__uring_sendctx_free_all(struct chopin__uring *l);
+
+#endif
