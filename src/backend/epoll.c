@@ -7,6 +7,7 @@
  * stays set and reading resumes as soon as the connection wants more.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
@@ -18,20 +19,34 @@
 #include "worker.h"
 
 #define MAX_EVENTS 256
+/* Reads per connection per turn. A client that keeps its socket full (an upload on
+ * loopback) would otherwise hold the worker in its read loop while others wait; past the
+ * budget it is queued and served again after the next (non-blocking) epoll_wait. */
+#define READ_BUDGET 16
 
 /* conn->backend_flags */
 #define READABLE 0x1u
 #define WRITABLE 0x2u
 #define OUT_ARMED 0x4u /* EPOLLOUT is in the registered interest */
+#define QUEUED 0x8u    /* in the loop's ready list */
 
 /* epoll_event.data.u64 for the two non-connection descriptors; connections use the
  * pointer to their slot, which is never this small. */
 #define TAG_LISTENER 1u
 #define TAG_WAKE 2u
 
+/* A connection that used up its read budget, with its generation: it may be closed and
+ * its slot reused before the list is served. */
+struct ready {
+    struct chopin__conn *c;
+    uint32_t gen;
+};
+
 struct loop {
     struct chopin__worker *w;
     int epfd;
+    struct ready *ready;
+    uint32_t nready, ready_cap;
 };
 
 static void service(struct loop *l, struct chopin__conn *c);
@@ -48,9 +63,28 @@ static void close_conn(struct chopin__worker *w, struct chopin__conn *c) {
     chopin__worker_slot_freed(w);
 }
 
+static void queue_ready(struct loop *l, struct chopin__conn *c) {
+    if (c->backend_flags & QUEUED)
+        return;
+    if (l->nready == l->ready_cap) {
+        uint32_t cap = l->ready_cap ? l->ready_cap * 2 : 64;
+        struct ready *r = realloc(l->ready, cap * sizeof *r);
+        if (!r)
+            return; /* served at its next event instead: late, not lost */
+        l->ready = r;
+        l->ready_cap = cap;
+    }
+    l->ready[l->nready++] = (struct ready){c, c->gen};
+    c->backend_flags |= QUEUED;
+}
+
 static void read_input(struct loop *l, struct chopin__conn *c) {
     struct chopin__worker *w = l->w;
-    while ((c->backend_flags & READABLE) && chopin__conn_wants_read(c)) {
+    for (int budget = READ_BUDGET; (c->backend_flags & READABLE) && chopin__conn_wants_read(c);) {
+        if (budget-- == 0) {
+            queue_ready(l, c);
+            return;
+        }
         ssize_t n = read(c->fd, w->scratch, w->scratch_size);
         if (n > 0) {
             chopin__conn_on_data(c, w->scratch, (size_t)n);
@@ -122,8 +156,10 @@ static void service(struct loop *l, struct chopin__conn *c) {
             close_conn(l->w, c);
             return;
         }
-        /* Output drained may have lifted backpressure while input is still waiting. */
-        if (!((c->backend_flags & READABLE) && chopin__conn_wants_read(c)))
+        /* Output drained may have lifted backpressure while input is still waiting
+         * (unless the read budget is spent: then the ready list brings it back). */
+        if (!((c->backend_flags & READABLE) && chopin__conn_wants_read(c)) ||
+            (c->backend_flags & QUEUED))
             break;
     }
     update_interest(l, c);
@@ -132,6 +168,18 @@ static void service(struct loop *l, struct chopin__conn *c) {
 }
 
 static void on_notify(struct chopin__conn *c, void *ctx) { service(ctx, c); }
+
+static void serve_ready(struct loop *l) {
+    uint32_t n = l->nready;
+    l->nready = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct chopin__conn *c = l->ready[i].c;
+        if (!c->live || c->gen != l->ready[i].gen)
+            continue; /* closed since it was queued */
+        c->backend_flags &= ~QUEUED;
+        service(l, c);
+    }
+}
 
 static void accept_connections(struct loop *l) {
     struct chopin__worker *w = l->w;
@@ -204,7 +252,7 @@ static int epoll_run(struct chopin__worker *w) {
     chopin__worker_clock(w);
     accept_connections(&l); /* connections may have queued before the loop started */
     do {
-        int n = epoll_wait(l.epfd, events, MAX_EVENTS, chopin__worker_timeout(w));
+        int n = epoll_wait(l.epfd, events, MAX_EVENTS, l.nready ? 0 : chopin__worker_timeout(w));
         if (n < 0 && errno != EINTR) {
             chopin__worker_log(w, "epoll_wait: %s", strerror(errno));
             break;
@@ -213,12 +261,14 @@ static int epoll_run(struct chopin__worker *w) {
         int accept_now = 0;
         for (int i = 0; i < n; i++)
             accept_now |= handle_event(&l, &events[i]);
+        serve_ready(&l);
         if (chopin__worker_accept_due(w) || accept_now)
             accept_connections(&l);
     } while (!chopin__worker_turn(w));
     chopin__worker_close_all(w, close_all);
     stop_accepting(&l);
     close(l.epfd);
+    free(l.ready);
     return 0;
 }
 
