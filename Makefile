@@ -20,7 +20,7 @@ ifeq ($(CHOPIN_URING),1)
 endif
 
 LIB_SRC  := $(wildcard src/*.c src/*/*.c)
-EXAMPLES := demo $(patsubst examples/%.c,%,$(filter-out examples/demo.c examples/todo_app.c,$(wildcard examples/*.c)))
+EXAMPLES := demo $(patsubst examples/%.c,%,$(filter-out examples/demo.c examples/todo_app.c examples/todo.c,$(wildcard examples/*.c)))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 INTEG    := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
 FUZZERS  := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))

@@ -28,7 +28,7 @@ run_one() { # label, command...
 
 backends() { # the backends a build tree was compiled with
   local b=epoll
-  nm "$1/libchopin.a" 2>/dev/null | grep -q ' T chopin__uring_backend' && b="$b io_uring"
+  nm "$1/libchopin.a" 2>/dev/null | grep -qE ' [TDR] chopin__uring_backend$' && b="$b io_uring"
   echo $b
 }
 
