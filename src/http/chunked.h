@@ -27,8 +27,10 @@ void chopin__chunked_init(struct chopin__chunked *c);
  * Returns 1 when the last chunk and the trailer section are consumed (*in is then just
  * past the final CRLF: bytes after it belong to the next request), 0 when more input is
  * needed, -400 for malformed framing (bad size, overflow, missing CRLF, bare CR/LF, a
- * size or trailer line longer than 4 KiB), -413 when the decoded total would exceed
- * `max_body`.
+ * malformed extension or trailer field, a size line or the whole trailer section longer
+ * than 4 KiB), -413 when the decoded total would exceed `max_body` (decided from the
+ * chunk size, before its data arrives). After 1 or an error, further calls return the
+ * same value and consume nothing.
  */
 int chopin__chunked_decode(struct chopin__chunked *c, char *buf, size_t len, size_t *in,
                            size_t *out, uint64_t max_body);

@@ -28,7 +28,8 @@ enum chopin__body_kind {
 struct chopin__head {
     const char *method;
     const char *target;
-    const char *path;  /* origin-form path, or the path of an absolute-form target; "*" */
+    const char *path;  /* origin-form path, or the path of an absolute-form target ("/"
+                          when empty); "*"; the authority of a CONNECT target */
     const char *query; /* after '?', NULL when none */
     const char *host;  /* Host header value (or authority of an absolute-form target) */
     struct chopin__header *headers; /* caller's array */
