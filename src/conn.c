@@ -488,8 +488,24 @@ static void process_stash(struct chopin__conn *c) {
     if (used) {
         memmove(b->data, b->data + used, b->len - used);
         b->len -= used;
+        c->head_lf = memchr(b->data, '\n', b->len) != NULL; /* a new request's head */
     }
     reserve_body(c);
+}
+
+/* The parser starts over from the head's first byte each time, so a client sending its
+ * head a byte at a time would cost quadratic work. Its verdict can only change when a
+ * line ends or a size limit is crossed (a bad byte is refused at the end of its line
+ * instead), so new bytes without a '\n' are only buffered until then. */
+static int head_may_progress(struct chopin__conn *c, const char *data, size_t n) {
+    if (c->phase != CHOPIN__PHASE_HEAD)
+        return 1;
+    if (memchr(data, '\n', n)) {
+        c->head_lf = 1;
+        return 1;
+    }
+    const struct chopin__limits *lim = &c->engine->cfg->limits;
+    return c->in->len > (c->head_lf ? lim->max_header_bytes : lim->max_request_line);
 }
 
 void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n) {
@@ -501,11 +517,12 @@ void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n) {
     } else if (c->in) {
         if (stash(c, data, n) < 0)
             fail(c);
-        else if (!c->backpressure)
+        else if (!c->backpressure && head_may_progress(c, data, n))
             process_stash(c);
     } else {
         size_t used = c->backpressure ? 0 : serve(c, data, n);
         if (used < n) {
+            c->head_lf = memchr(data + used, '\n', n - used) != NULL;
             if (stash(c, data + used, n - used) < 0)
                 fail(c);
             else

@@ -63,6 +63,7 @@ struct chopin__conn {
     uint8_t live;        /* the slot holds a connection */
     uint8_t eof;         /* the peer closed its write side */
     uint8_t backpressure; /* stopped serving until output drains */
+    uint8_t head_lf;     /* the buffered part of a head holds a line end */
     uint16_t backend_flags; /* the backend's own per-connection state */
     uint32_t backend_ops;   /* the backend's own count of operations in flight */
 };
