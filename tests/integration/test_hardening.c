@@ -1,0 +1,756 @@
+/*
+ * Hostile and broken clients over real sockets: every timeout configured short and
+ * tested (slowloris head, trickled body, idle keep-alive, a client that stops reading),
+ * overload (a full slab of idle or busy connections, out of descriptors), backpressure
+ * (thousands of pipelined requests never read until the end), and handlers that fail.
+ * Runs once per backend (CHOPIN_BACKEND).
+ *
+ * No assertion depends on timing: a deadline of a few hundred ms is checked against
+ * behaviour (the 408 arrives while the client is still trickling, the connection closes,
+ * the body is freed), waited for with bounds ten times larger or more.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "test.h"
+
+#define GET_PLAIN "GET /plaintext HTTP/1.1\r\nHost: h\r\n\r\n"
+
+/* ----- handlers --------------------------------------------------------------------- */
+
+static void plaintext(chopin_req *req, chopin_res *res, void *data) {
+    chopin_res_static(res, 200, "text/plain", "Hello, World!", 13);
+}
+
+static void echo(chopin_req *req, chopin_res *res, void *data) {
+    chopin_str b = chopin_req_body(req);
+    chopin_res_copy(res, 200, "application/octet-stream", b.ptr, b.len);
+}
+
+/* A body far larger than any socket buffer, owned: freed exactly once, when sent or when
+ * the connection dies. */
+#define HUGE_LEN (32u << 20)
+static int huge_freed;
+static void free_huge(void *p, void *arg) {
+    free(p);
+    __atomic_add_fetch(&huge_freed, 1, __ATOMIC_SEQ_CST);
+}
+static void huge(chopin_req *req, chopin_res *res, void *data) {
+    char *p = malloc(HUGE_LEN);
+    memset(p, 'h', HUGE_LEN);
+    chopin_res_owned(res, 200, "application/octet-stream", p, HUGE_LEN, free_huge, NULL);
+}
+
+#define BLOB_LEN 2048
+static char blob[BLOB_LEN];
+static void blob_handler(chopin_req *req, chopin_res *res, void *data) {
+    chopin_res_static(res, 200, "application/octet-stream", blob, BLOB_LEN);
+}
+
+static void silent(chopin_req *req, chopin_res *res, void *data) {}
+
+/* Headers that fit chopin_res_header's own bound (32 KiB) but no output buffer. */
+static int big_headers_rc;
+static void big_headers(chopin_req *req, chopin_res *res, void *data) {
+    static char value[1001];
+    memset(value, 'v', 1000);
+    char name[32];
+    int rc = 0;
+    for (int i = 0; i < 24 && rc == 0; i++) {
+        snprintf(name, sizeof name, "X-Big-%d", i);
+        rc = chopin_res_header(res, name, value);
+    }
+    big_headers_rc = rc;
+    chopin_res_text(res, 200, "should not be sent");
+}
+
+/* Headers past chopin_res_header's bound: -ENOSPC, the response still goes out. */
+static int header_overflow_rc;
+static void header_overflow(chopin_req *req, chopin_res *res, void *data) {
+    static char value[4001];
+    memset(value, 'w', 4000);
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++)
+        rc = chopin_res_header(res, "X-Many", value);
+    header_overflow_rc = rc;
+    chopin_res_text(res, 200, "ok");
+}
+
+static char huge_type[70000];
+static void long_type(chopin_req *req, chopin_res *res, void *data) {
+    chopin_res_static(res, 200, huge_type, "x", 1);
+}
+
+/* Header injection and an invalid status: refused by the API, never put on the wire. */
+static void injection(chopin_req *req, chopin_res *res, void *data) {
+    int a = chopin_res_header(res, "X-A", "1\r\nX-Injected: 1");
+    int b = chopin_res_header(res, "X-B\r\nX-Injected", "1");
+    int c = chopin_res_header(res, "X-C", "a\nb");
+    int d = chopin_res_text(res, 999, "bad status");
+    char buf[64];
+    snprintf(buf, sizeof buf, "%d %d %d %d", a, b, c, d);
+    chopin_res_text(res, 200, buf);
+}
+
+static void bad_status(chopin_req *req, chopin_res *res, void *data) {
+    chopin_res_text(res, 1000, "never"); /* refused: the handler answered nothing */
+}
+
+static chopin_router *make_router(void) {
+    chopin_router *r = chopin_router_new();
+    chopin_get(r, "/plaintext", plaintext, NULL);
+    chopin_post(r, "/echo", echo, NULL);
+    chopin_get(r, "/huge", huge, NULL);
+    chopin_get(r, "/blob", blob_handler, NULL);
+    chopin_get(r, "/silent", silent, NULL);
+    chopin_get(r, "/bigheaders", big_headers, NULL);
+    chopin_get(r, "/headeroverflow", header_overflow, NULL);
+    chopin_get(r, "/longtype", long_type, NULL);
+    chopin_get(r, "/injection", injection, NULL);
+    chopin_get(r, "/badstatus", bad_status, NULL);
+    return r;
+}
+
+/* ----- helpers ---------------------------------------------------------------------- */
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* 1 when fd has something to read (data, EOF or an error) within ms. */
+static int readable(int fd, int ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1;
+}
+
+/* 1 when the peer closed within ms (EOF or reset), discarding what arrives before. */
+static int closed_within(int fd, int ms) {
+    uint64_t end = now_ms() + (uint64_t)ms;
+    char buf[65536];
+    for (;;) {
+        uint64_t t = now_ms();
+        if (t >= end || !readable(fd, (int)(end - t)))
+            return 0;
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return 1;
+    }
+}
+
+/* A connected socket whose receive buffer is set before connecting (so the window it
+ * advertises stays small). rcvbuf 0 leaves the default. */
+static int connect_raw(int port, int rcvbuf) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (rcvbuf)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static chopin_stats stats(chopin_server *s) {
+    chopin_stats st;
+    chopin_server_stats(s, &st);
+    return st;
+}
+
+/* Waits (bounded) until the server has at most `open` connections. */
+static int wait_open_at_most(chopin_server *s, uint64_t open, int ms) {
+    uint64_t end = now_ms() + (uint64_t)ms;
+    while (stats(s).connections_open > open) {
+        if (now_ms() >= end)
+            return 0;
+        sleep_ms(20);
+    }
+    return 1;
+}
+
+static int expect_status(struct cl_conn *c, int status, int want_close) {
+    struct cl_resp r;
+    if (cl_read(c, &r, 0) < 0)
+        return 0;
+    char v[64] = "";
+    int closing = cl_header(&r, "Connection", v, sizeof v) == 0 && strcmp(v, "close") == 0;
+    int ok = r.status == status && closing == want_close;
+    if (!ok)
+        fprintf(stderr, "  got %d (close %d), expected %d (close %d)\n", r.status, closing,
+                status, want_close);
+    cl_resp_free(&r);
+    return ok;
+}
+
+static int get_plain(int port) {
+    struct cl_resp r;
+    int st = cl_get(port, "/plaintext", &r);
+    int ok = st == 200 && r.body_len == 13;
+    cl_resp_free(&r);
+    return ok;
+}
+
+/* ----- timeouts --------------------------------------------------------------------- */
+
+#define SHORT_MS 400
+
+static chopin_server *timeout_server(chopin_router *r) {
+    chopin_options o = chopin_options_default();
+    o.header_timeout_ms = SHORT_MS;
+    o.body_timeout_ms = SHORT_MS;
+    o.keepalive_timeout_ms = SHORT_MS;
+    o.write_timeout_ms = SHORT_MS;
+    return cl_start(r, &o);
+}
+
+/* Sends one byte every 100 ms until the server answers (or 60 bytes: 15 deadlines). */
+static int trickle_until_answer(struct cl_conn *c, const char *bytes) {
+    size_t n = strlen(bytes);
+    for (int i = 0; i < 60; i++) {
+        if (readable(c->fd, 100))
+            return i;
+        if (cl_send(c, bytes + (size_t)i % n, 1) < 0)
+            return i;
+    }
+    return -1;
+}
+
+/* Slowloris: a head trickled one byte every 100 ms is cut at the header deadline (408,
+ * close); its trickle does not keep it alive. */
+static void test_header_deadline_slowloris(void) {
+    chopin_router *r = make_router();
+    chopin_server *s = timeout_server(r);
+    struct cl_conn *c = cl_open(chopin_server_port(s));
+    CHECK(cl_send(c, "GET /plaintext HTTP/1.1\r\nHost: h\r\nX-Slow: ", 0) == 0);
+    int sent = trickle_until_answer(c, "abcdefghij");
+    CHECK(sent >= 0); /* answered while the client was still sending */
+    CHECK(expect_status(c, 408, 1));
+    CHECK(cl_closed(c));
+    cl_close(c);
+    CHECK(wait_open_at_most(s, 0, 5000));
+    /* The same byte by byte from the very first byte of the request line. */
+    c = cl_open(chopin_server_port(s));
+    CHECK(trickle_until_answer(c, "GET /plaintext HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") >= 0);
+    CHECK(expect_status(c, 408, 1));
+    CHECK(cl_closed(c));
+    cl_close(c);
+    CHECK(get_plain(chopin_server_port(s)));
+    cl_stop(s);
+    chopin_router_free(r);
+}
+
+/* A body trickled one byte every 100 ms is cut at the body deadline: Content-Length and
+ * chunked alike. */
+static void test_body_deadline(void) {
+    chopin_router *r = make_router();
+    chopin_server *s = timeout_server(r);
+    int port = chopin_server_port(s);
+    struct cl_conn *c = cl_open(port);
+    CHECK(cl_send(c, "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n0123456789", 0) == 0);
+    CHECK(trickle_until_answer(c, "abcdefghij") >= 0);
+    CHECK(expect_status(c, 408, 1));
+    CHECK(cl_closed(c));
+    cl_close(c);
+
+    c = cl_open(port);
+    CHECK(cl_send(c, "POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 0) == 0);
+    CHECK(trickle_until_answer(c, "1\r\na\r\n") >= 0);
+    CHECK(expect_status(c, 408, 1));
+    CHECK(cl_closed(c));
+    cl_close(c);
+    CHECK(wait_open_at_most(s, 0, 5000));
+    cl_stop(s);
+    chopin_router_free(r);
+}
+
+/* Keep-alive: requests in quick succession share the connection; once idle it closes. A
+ * connection that never sends anything is closed too. */
+static void test_keepalive_idle(void) {
+    chopin_router *r = make_router();
+    chopin_server *s = timeout_server(r);
+    int port = chopin_server_port(s);
+    struct cl_conn *c = cl_open(port);
+    for (int i = 0; i < 3; i++) {
+        CHECK(cl_send(c, GET_PLAIN, 0) == 0);
+        CHECK(expect_status(c, 200, 0));
+    }
+    CHECK(closed_within(c->fd, 10000));
+    cl_close(c);
+
+    int fd = connect_raw(port, 0); /* says nothing at all */
+    CHECK(fd >= 0 && closed_within(fd, 15000));
+    close(fd);
+    CHECK(wait_open_at_most(s, 0, 5000));
+    cl_stop(s);
+    chopin_router_free(r);
+}
+
+/* Write deadline: a client with a tiny receive window asks for 32 MiB and never reads.
+ * The server is dropped it once nothing moves, frees the body, and serves others
+ * meanwhile and after. */
+static void test_write_deadline(void) {
+    chopin_router *r = make_router();
+    chopin_server *s = timeout_server(r);
+    int port = chopin_server_port(s);
+    int before = __atomic_load_n(&huge_freed, __ATOMIC_SEQ_CST);
+    int fd = connect_raw(port, 4096);
+    CHECK(fd >= 0);
+    const char req[] = "GET /huge HTTP/1.1\r\nHost: h\r\n\r\n";
+    CHECK(send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)sizeof req - 1);
+    CHECK(get_plain(port)); /* served while the slow reader is stuck */
+    uint64_t end = now_ms() + 15000;
+    while (__atomic_load_n(&huge_freed, __ATOMIC_SEQ_CST) == before && now_ms() < end)
+        sleep_ms(20);
+    CHECK_INT(__atomic_load_n(&huge_freed, __ATOMIC_SEQ_CST), before + 1);
+    CHECK(wait_open_at_most(s, 0, 5000));
+    /* What it did receive is a prefix of the response, then the connection ends. */
+    char head[16] = "";
+    CHECK(recv(fd, head, 12, MSG_WAITALL) == 12 && memcmp(head, "HTTP/1.1 200", 12) == 0);
+    CHECK(closed_within(fd, 10000));
+    close(fd);
+    CHECK(get_plain(port));
+    /* A reader that does read gets all 32 MiB: the deadline is for no progress, not for
+     * a slow total. */
+    struct cl_conn *c = cl_open(port);
+    CHECK(cl_send(c, "GET /huge HTTP/1.1\r\nHost: h\r\n\r\n", 0) == 0);
+    size_t got = 0;
+    int ok = 0;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (got >= HUGE_LEN) {
+            ok = 1;
+            break;
+        }
+    }
+    CHECK(ok);
+    cl_close(c);
+    CHECK(wait_open_at_most(s, 0, 5000));
+    CHECK_INT(__atomic_load_n(&huge_freed, __ATOMIC_SEQ_CST), before + 2);
+    cl_stop(s);
+    chopin_router_free(r);
+}
+
+/* ----- overload --------------------------------------------------------------------- */
+
+/* Capacity 2, many connections that say nothing and idle keep-alive ones: well-behaved
+ * clients are still served (idle ones are evicted or time out), and every idle one is
+ * eventually closed. */
+static void test_full_slab_of_idle(void) {
+    chopin_router *r = make_router();
+    chopin_options o = chopin_options_default();
+    o.slab_capacity = 2;
+    o.keepalive_timeout_ms = 1000;
+    o.header_timeout_ms = 1000;
+    chopin_server *s = cl_start(r, &o);
+    int port = chopin_server_port(s);
+    enum { SILENT = 16, IDLE = 8, GOOD = 24 };
+    int silent_fd[SILENT];
+    struct cl_conn *idle[IDLE];
+    for (int i = 0; i < SILENT; i++)
+        silent_fd[i] = connect_raw(port, 0);
+    for (int i = 0; i < IDLE; i++) {
+        idle[i] = cl_open(port);
+        CHECK(cl_send(idle[i], GET_PLAIN, 0) == 0);
+        CHECK(expect_status(idle[i], 200, 0)); /* then idle: evictable */
+    }
+    int served = 0;
+    for (int i = 0; i < GOOD; i++)
+        served += get_plain(port);
+    CHECK_INT(served, GOOD);
+    for (int i = 0; i < SILENT; i++) {
+        CHECK(silent_fd[i] >= 0 && closed_within(silent_fd[i], 20000));
+        close(silent_fd[i]);
+    }
+    for (int i = 0; i < IDLE; i++) {
+        CHECK(closed_within(idle[i]->fd, 20000));
+        cl_close(idle[i]);
+    }
+    CHECK(wait_open_at_most(s, 0, 5000));
+    CHECK(get_plain(port));
+    cl_stop(s);
+    chopin_router_free(r);
+}
+
+/* Capacity 2 held by two busy connections (half a request each): a newcomer waits in the
+ * backlog, not refused, and is served once the header deadline frees the slots. */
+static void test_full_slab_of_busy(void) {
+    chopin_router *r = make_router();
+    chopin_options o = chopin_options_default();
+    o.slab_capacity = 2;
+    o.header_timeout_ms = 500;
+    chopin_server *s = cl_start(r, &o);
+    int port = chopin_server_port(s);
+    struct cl_conn *busy[2];
+    for (int i = 0; i < 2; i++) {
+        busy[i] = cl_open(port);
+        CHECK(cl_send(busy[i], "GET /plaintext HTTP/1.1\r\n", 0) == 0);
+    }
+    struct cl_conn *good = cl_open(port);
+    CHECK(cl_send(good, GET_PLAIN, 0) == 0);
+    CHECK(expect_status(good, 200, 0));
+    for (int i = 0; i < 2; i++) {
+        CHECK(expect_status(busy[i], 408, 1));
+        cl_close(busy[i]);
+    }
+    cl_close(good);
+    CHECK(stats(s).slab_full >= 1);
+    cl_stop(s);
+    chopin_router_free(r);
+}
+
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* Hundreds of idle keep-alive connections cost no CPU: the loop sleeps until the next
+ * deadline. A spinning loop would burn a whole core over the 2 s window; the bound
+ * (a tenth of it) is a CPU-time bound, not a wall-clock one. */
+static void test_idle_connections_no_spin(void) {
+    chopin_router *r = make_router();
+    chopin_options o = chopin_options_default();
+    o.keepalive_timeout_ms = 60000;
+    chopin_server *s = cl_start(r, &o);
+    int port = chopin_server_port(s);
+    enum { N = 200 };
+    static int fds[N];
+    int ready = 0;
+    for (int i = 0; i < N; i++) {
+        fds[i] = connect_raw(port, 0);
+        if (fds[i] >= 0 && send(fds[i], GET_PLAIN, sizeof GET_PLAIN - 1, MSG_NOSIGNAL) > 0)
+            ready++;
+    }
+    CHECK_INT(ready, N);
+    char buf[512];
+    for (int i = 0; i < N; i++) /* each got its answer: all are idle keep-alive now */
+        CHECK(fds[i] >= 0 && readable(fds[i], 5000) && recv(fds[i], buf, sizeof buf, 0) > 0);
+    CHECK_INT(stats(s).connections_open, N);
+    double t0 = cpu_seconds();
+    sleep_ms(2000);
+    double used = cpu_seconds() - t0;
+    printf("cpu over 2 s with %d idle connections: %.3f s\n", N, used);
+    CHECK(used < 0.2);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    CHECK(wait_open_at_most(s, 0, 5000));
+    cl_stop(s);
+    chopin_router_free(r);
+}
+
+static int open_fd_count(void) {
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+/* Out of descriptors (RLIMIT_NOFILE lowered in-process, client sockets made beforehand):
+ * with idle connections the server evicts one per accept and serves everyone; with only
+ * busy ones it backs off without spinning and serves the waiting clients once the busy
+ * ones finish and the limit is restored. The server starts under the lowered limit: an
+ * io_uring accept reads the limit when it is prepared, so one armed before the limit
+ * dropped would not see it. */
+static void test_emfile(void) {
+    chopin_router *r = make_router();
+    chopin_options o = chopin_options_default();
+    o.keepalive_timeout_ms = 60000;
+    enum { N = 12, ROOM = 4 };
+    /* What a server start costs in descriptors (listener, event loop, wake-up). */
+    int base = open_fd_count();
+    chopin_server *s = cl_start(r, &o);
+    int cost = open_fd_count() - base;
+    cl_stop(s);
+
+    int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct rlimit old;
+    getrlimit(RLIMIT_NOFILE, &old);
+    /* Descriptors are taken lowest first, below the limit: put the limit just past the
+     * (cost + ROOM)-th free number, so the server has ROOM left once started. */
+    int limit = 0;
+    for (int free_seen = 0; free_seen < cost + ROOM; limit++)
+        if (fcntl(limit, F_GETFD) < 0)
+            free_seen++;
+    struct rlimit low = {.rlim_cur = (rlim_t)limit, .rlim_max = old.rlim_max};
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    s = cl_start(r, &o);
+    CHECK(s != NULL);
+    if (!s) {
+        setrlimit(RLIMIT_NOFILE, &old);
+        chopin_router_free(r);
+        return;
+    }
+    int port = chopin_server_port(s);
+
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 10};
+    for (int i = 0; i < N; i++) {
+        setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        CHECK(connect(fds[i], (struct sockaddr *)&sin, sizeof sin) == 0);
+    }
+    /* Phase 1: every client sends a whole request and reads its answer. The first ROOM
+     * are accepted; the rest need descriptors the server only gets by evicting idle
+     * connections (those already answered). */
+    char buf[1024];
+    int answered = 0;
+    for (int i = 0; i < N; i++) {
+        send(fds[i], GET_PLAIN, sizeof GET_PLAIN - 1, MSG_NOSIGNAL);
+        ssize_t n = recv(fds[i], buf, sizeof buf - 1, 0);
+        if (n > 12 && memcmp(buf, "HTTP/1.1 200", 12) == 0)
+            answered++;
+    }
+    CHECK_INT(answered, N);
+    CHECK(stats(s).accept_errors >= 1);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    CHECK(wait_open_at_most(s, 0, 5000));
+
+    /* Phase 2: ROOM busy connections (half a request) hold every descriptor; N more
+     * clients wait. No idle connection to evict: the server backs off (no spin). */
+    for (int i = 0; i < N; i++)
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int ok = 1;
+    for (int i = 0; i < N; i++) {
+        setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ok &= connect(fds[i], (struct sockaddr *)&sin, sizeof sin) == 0;
+    }
+    CHECK(ok);
+    for (int i = 0; i < N; i++)
+        send(fds[i], "GET /plaintext HTTP/1.1\r\n", 25, MSG_NOSIGNAL);
+    double t0 = cpu_seconds();
+    sleep_ms(1000);
+    double cpu = cpu_seconds() - t0;
+    printf("cpu over 1 s out of descriptors: %.3f s\n", cpu);
+    CHECK(cpu < 0.1);
+    CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0); /* the pressure ends */
+    answered = 0;
+    for (int i = 0; i < N; i++) {
+        send(fds[i], "Host: h\r\n\r\n", 11, MSG_NOSIGNAL);
+        ssize_t n = recv(fds[i], buf, sizeof buf - 1, 0);
+        if (n > 12 && memcmp(buf, "HTTP/1.1 200", 12) == 0)
+            answered++;
+        close(fds[i]);
+    }
+    CHECK_INT(answered, N);
+    CHECK(wait_open_at_most(s, 0, 5000));
+    CHECK(get_plain(port));
+    cl_stop(s);
+    chopin_router_free(r);
+}
+
+static long rss_kib(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Backpressure: a client pipelines 40,000 requests of 1 KiB (40 MiB), each asking for a
+ * 2 KiB body, without reading. Once the responses fill the socket buffers the server must
+ * stop reading (the client's sends stall) with its memory bounded, then answer every
+ * request, in order, once the client reads. */
+static void test_pipeline_backpressure(void) {
+    chopin_router *r = make_router();
+    chopin_server *s = cl_start(r, NULL);
+    int port = chopin_server_port(s);
+    enum { N = 40000, PAD = 1000 };
+    char one[PAD + 64];
+    int len = snprintf(one, sizeof one, "GET /blob HTTP/1.1\r\nHost: h\r\nX-Pad: ");
+    memset(one + len, 'p', PAD - (size_t)len - 4);
+    len = PAD - 4;
+    len += snprintf(one + len, sizeof one - (size_t)len, "\r\n\r\n");
+    size_t total = (size_t)len * N;
+    char *batch = malloc(total);
+    for (int i = 0; i < N; i++)
+        memcpy(batch + (size_t)i * (size_t)len, one, (size_t)len);
+    long rss0 = rss_kib();
+
+    int fd = connect_raw(port, 65536);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){65536}, sizeof(int));
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    size_t sent = 0;
+    int stalled = 0;
+    while (sent < total) {
+        ssize_t n = send(fd, batch + sent, total - sent, MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 2000) == 0) { /* nothing moved for 2 s: the server stopped reading */
+            stalled = 1;
+            break;
+        }
+    }
+    long grown = rss_kib() - rss0;
+    printf("pipelined %zu of %zu bytes before the stall; rss grew %ld KiB\n", sent, total, grown);
+    CHECK(stalled);
+    CHECK(grown < 16 * 1024);
+
+    /* Now read everything while sending the rest: every request is answered. All the
+     * responses are the same length (the Date is fixed-width), so the stream must be
+     * exactly N of them: counted by status line (the body is all 'b'), the last one
+     * ending with its body. */
+    char buf[65536], carry[16];
+    size_t carried = 0, received = 0, resp_len = 0;
+    long heads = 0;
+    char tail[13] = "";
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN | (sent < total ? POLLOUT : 0)};
+        if (poll(&p, 1, 10000) <= 0)
+            break;
+        if ((p.revents & POLLOUT) && sent < total) {
+            ssize_t n = send(fd, batch + sent, total - sent, MSG_NOSIGNAL);
+            if (n > 0)
+                sent += (size_t)n;
+        }
+        if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        ssize_t n = recv(fd, buf + carried, sizeof buf - carried, 0);
+        if (n <= 0)
+            break;
+        memcpy(buf, carry, carried);
+        size_t m = carried + (size_t)n;
+        if (!resp_len) {
+            char *end_of_head = memmem(buf, m, "\r\n\r\n", 4);
+            if (end_of_head)
+                resp_len = (size_t)(end_of_head + 4 - buf) + BLOB_LEN;
+        }
+        /* A status line is 15 bytes: those starting in the last 14 wait for the next
+         * read, in the carried tail, so none is counted twice or missed. */
+        for (size_t i = 0; i + 15 <= m; i++)
+            if (buf[i] == 'H' && memcmp(buf + i, "HTTP/1.1 200 OK", 15) == 0)
+                heads++;
+        received += (size_t)n;
+        memcpy(tail, buf + m - 13, 13);
+        carried = m < 14 ? m : 14;
+        memcpy(carry, buf + m - carried, carried);
+        if (resp_len && received >= resp_len * N)
+            break;
+    }
+    CHECK_INT(received, resp_len * N);
+    CHECK(memcmp(tail, blob + BLOB_LEN - 13, 13) == 0);
+    CHECK_INT(sent, total);
+    CHECK_INT(heads, N);
+    close(fd);
+    free(batch);
+    CHECK(wait_open_at_most(s, 0, 5000));
+    cl_stop(s);
+    chopin_router_free(r);
+}
+
+/* ----- handlers that fail ----------------------------------------------------------- */
+
+static void test_handler_faults(void) {
+    chopin_router *r = make_router();
+    chopin_server *s = cl_start(r, NULL);
+    int port = chopin_server_port(s);
+    struct cl_conn *c = cl_open(port);
+    struct cl_resp resp;
+
+    /* No answer: 500 and close, never a hung connection. */
+    CHECK(cl_send(c, "GET /silent HTTP/1.1\r\nHost: h\r\n\r\n", 0) == 0);
+    CHECK(expect_status(c, 500, 1));
+    CHECK(cl_closed(c));
+    cl_close(c);
+
+    /* Headers too large for any output buffer: 500 instead of an overflow. */
+    c = cl_open(port);
+    CHECK(cl_send(c, "GET /bigheaders HTTP/1.1\r\nHost: h\r\n\r\n", 0) == 0);
+    CHECK(cl_read(c, &resp, 0) == 0);
+    CHECK_INT(resp.status, 500);
+    CHECK(strstr(resp.head, "X-Big-") == NULL);
+    cl_resp_free(&resp);
+    CHECK(cl_closed(c));
+    cl_close(c);
+    CHECK_INT(big_headers_rc, 0); /* the API took them: the limit is the server's */
+
+    c = cl_open(port);
+    CHECK(cl_send(c, "GET /longtype HTTP/1.1\r\nHost: h\r\n\r\n", 0) == 0);
+    CHECK(expect_status(c, 500, 1));
+    cl_close(c);
+
+    /* Past chopin_res_header's own bound: -ENOSPC; what it took is still too big to send. */
+    c = cl_open(port);
+    CHECK(cl_send(c, "GET /headeroverflow HTTP/1.1\r\nHost: h\r\n\r\n", 0) == 0);
+    CHECK(expect_status(c, 500, 1));
+    cl_close(c);
+    CHECK_INT(header_overflow_rc, -ENOSPC);
+
+    /* Injection attempts are refused by the API and never reach the wire. */
+    c = cl_open(port);
+    CHECK(cl_send(c, "GET /injection HTTP/1.1\r\nHost: h\r\n\r\n", 0) == 0);
+    CHECK(cl_read(c, &resp, 0) == 0);
+    CHECK_INT(resp.status, 200);
+    char want[64];
+    snprintf(want, sizeof want, "%d %d %d %d", -EINVAL, -EINVAL, -EINVAL, -EINVAL);
+    CHECK_MEM(resp.body, resp.body_len, want);
+    CHECK(strstr(resp.head, "X-Injected") == NULL);
+    cl_resp_free(&resp);
+    /* Still usable: the refused calls changed nothing. */
+    CHECK(cl_send(c, "GET /badstatus HTTP/1.1\r\nHost: h\r\n\r\n", 0) == 0);
+    CHECK(expect_status(c, 500, 1));
+    cl_close(c);
+
+    CHECK(get_plain(port));
+    CHECK(stats(s).errors_5xx >= 4);
+    cl_stop(s);
+    chopin_router_free(r);
+}
+
+int main(void) {
+    memset(huge_type, 't', sizeof huge_type - 1);
+    memset(blob, 'b', sizeof blob);
+    RUN(test_header_deadline_slowloris);
+    RUN(test_body_deadline);
+    RUN(test_keepalive_idle);
+    RUN(test_write_deadline);
+    RUN(test_full_slab_of_idle);
+    RUN(test_full_slab_of_busy);
+    RUN(test_idle_connections_no_spin);
+    RUN(test_emfile);
+    RUN(test_pipeline_backpressure);
+    RUN(test_handler_faults);
+    TEST_END();
+}
