@@ -70,7 +70,7 @@ EXTRA_$(BUILD)/asan := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer 
 $(eval $(call tree,$(BUILD)))
 $(eval $(call tree,$(BUILD)/asan))
 
-.PHONY: all deps run test test-fast bench bench-micro fuzz fuzz-build install clean
+.PHONY: all deps run test test-fast soak bench bench-micro fuzz fuzz-build install clean
 all: deps $(BUILD)/libchopin.a $(BUILD)/libchopin.so $(addprefix $(BUILD)/examples/,$(EXAMPLES)) \
      $(if $(wildcard examples/todo_app.c),$(BUILD)/examples/todo_app)
 
@@ -93,6 +93,15 @@ test:
 test-fast:
 	@$(MAKE) --no-print-directory $(BUILD)-all
 	@tests/run.sh $(BUILD)
+
+# Not part of `make test`: millions of requests over tens of thousands of connections, then
+# open fds and RSS must be back where they started (tests/integration/soak.c). Once per
+# backend; SOAK_REQUESTS and SOAK_THREADS size it.
+soak:
+	@$(MAKE) --no-print-directory $(BUILD)/itests/soak
+	@for be in epoll $$(nm $(BUILD)/libchopin.a 2>/dev/null | grep -qE ' [TDR] chopin__uring_backend$$' && echo io_uring); do \
+	  echo "== soak [$$be]"; CHOPIN_BACKEND=$$be $(BUILD)/itests/soak || exit 1; \
+	done
 
 bench: all
 	@scripts/deps.sh bench
