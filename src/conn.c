@@ -202,7 +202,7 @@ static void set_framing(struct chopin__head_ctx *ctx, const struct chopin_res *r
 /* Writes the head, plus the body when it is small enough to travel inline. Returns 0, or
  * -ENOSPC when the head could never fit (then nothing was queued). */
 static int queue_head(struct chopin__conn *c, const struct chopin_res *res,
-                      const struct chopin__head_ctx *ctx, size_t inline_len) {
+                      struct chopin__head_ctx *ctx, size_t inline_len) {
     struct chopin__outq *q = c->out;
     size_t size = chopin__serialize_head_size(res, ctx);
     if (size > q->cap)
@@ -294,6 +294,8 @@ static void queue_response(struct chopin__conn *c, struct chopin_res *res, int m
         .date = e->date.text,
         .server_line = e->cfg->server_header,
         .server_line_len = e->cfg->server_header_len,
+        .lead_200 = e->lead_200,
+        .lead_200_len = e->lead_200_len,
     };
     set_framing(&ctx, res, minor, &keep);
     int send_body = !head_request && !no_body_status(res->status);

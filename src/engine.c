@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "conn.h"
+#include "http/serialize.h"
 
 /* Cached buffers kept per worker beyond those in use: enough to absorb bursts without
  * going back to malloc, small enough not to pin memory after them. */
@@ -55,7 +56,9 @@ static void fire(struct chopin__timer *t, void *arg) {
 
 void chopin__engine_set_clock(struct chopin__engine *e, uint64_t now_ms, int64_t wall_sec) {
     e->now_ms = now_ms;
-    chopin__date_update(&e->date, (time_t)wall_sec);
+    if (chopin__date_update(&e->date, (time_t)wall_sec) || !e->lead_200_len)
+        e->lead_200_len = (uint32_t)chopin__serialize_lead(e->lead_200, 200, e->cfg->server_header,
+                                                           e->cfg->server_header_len, e->date.text);
 }
 
 void chopin__engine_run_timers(struct chopin__engine *e) {

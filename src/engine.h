@@ -13,6 +13,7 @@
 #include "config.h"
 #include "http/date.h"
 #include "http/parser.h"
+#include "http/serialize.h"
 #include "mem/arena.h"
 #include "mem/pool.h"
 #include "mem/slab.h"
@@ -34,6 +35,8 @@ struct chopin__engine {
     struct chopin__arena arena;
     struct chopin__wheel wheel;
     struct chopin__date date;
+    uint32_t lead_200_len;
+    char lead_200[CHOPIN__LEAD_MAX]; /* "HTTP/1.1 200 OK", Server, Date: rebuilt each second */
     struct chopin__header *headers; /* parser output array, max_headers entries */
     uint32_t *gens;                 /* generation of each slab slot */
     uint64_t now_ms; /* monotonic, refreshed once per loop turn */

@@ -36,39 +36,52 @@ size_t chopin__u64_to_dec(char *dst, uint64_t v) {
     return n;
 }
 
-static size_t status_line_size(int status) {
-    const char *reason = chopin__status_reason(status);
-    return LIT("HTTP/1.1 200 \r\n") + (reason ? strlen(reason) : 0);
-}
-
-size_t chopin__serialize_head_size(const struct chopin_res *res, const struct chopin__head_ctx *ctx) {
-    size_t n = status_line_size(res->status) + ctx->server_line_len;
-    n += LIT("Date: \r\n") + CHOPIN__DATE_LEN;
-    if (res->content_type)
-        n += LIT("Content-Type: \r\n") + strlen(res->content_type);
-    n += LIT("Content-Length: \r\n") + 20; /* >= "Transfer-Encoding: chunked\r\n" */
-    n += LIT("Connection: keep-alive\r\n");
-    n += res->headers_len + LIT("\r\n");
-    return n;
-}
-
 static char *put(char *p, const char *s, size_t n) {
     memcpy(p, s, n);
     return p + n;
 }
 #define PUT_LIT(p, s) put((p), (s), LIT(s))
 
-static char *put_status_line(char *p, int status) {
-    const char *reason = chopin__status_reason(status);
+size_t chopin__serialize_head_size(const struct chopin_res *res, struct chopin__head_ctx *ctx) {
+    ctx->reason = chopin__status_reason(res->status);
+    ctx->reason_len = ctx->reason ? (uint32_t)strlen(ctx->reason) : 0;
+    ctx->content_type_len = res->content_type ? (uint32_t)strlen(res->content_type) : 0;
+    size_t n = LIT("HTTP/1.1 200 \r\n") + ctx->reason_len + ctx->server_line_len;
+    n += LIT("Date: \r\n") + CHOPIN__DATE_LEN;
+    if (res->content_type)
+        n += LIT("Content-Type: \r\n") + ctx->content_type_len;
+    n += LIT("Content-Length: \r\n") + 20; /* >= "Transfer-Encoding: chunked\r\n" */
+    n += LIT("Connection: keep-alive\r\n");
+    n += res->headers_len + LIT("\r\n");
+    return n;
+}
+
+static char *put_status_line(char *p, int status, const char *reason, size_t reason_len) {
     p = PUT_LIT(p, "HTTP/1.1 ");
     p[0] = (char)('0' + status / 100);
     p[1] = (char)('0' + status / 10 % 10);
     p[2] = (char)('0' + status % 10);
     p[3] = ' ';
     p += 4;
-    if (reason)
-        p = put(p, reason, strlen(reason));
+    if (reason_len)
+        p = put(p, reason, reason_len);
     return PUT_LIT(p, "\r\n");
+}
+
+static char *put_lead(char *p, int status, const char *reason, size_t reason_len,
+                      const char *server_line, size_t server_line_len, const char *date) {
+    p = put_status_line(p, status, reason, reason_len);
+    p = put(p, server_line, server_line_len);
+    p = PUT_LIT(p, "Date: ");
+    p = put(p, date, CHOPIN__DATE_LEN);
+    return PUT_LIT(p, "\r\n");
+}
+
+size_t chopin__serialize_lead(char *dst, int status, const char *server_line,
+                              uint32_t server_line_len, const char *date) {
+    const char *reason = chopin__status_reason(status);
+    size_t reason_len = reason ? strlen(reason) : 0;
+    return (size_t)(put_lead(dst, status, reason, reason_len, server_line, server_line_len, date) - dst);
 }
 
 static char *put_framing(char *p, const struct chopin__head_ctx *ctx) {
@@ -86,14 +99,15 @@ static char *put_framing(char *p, const struct chopin__head_ctx *ctx) {
 
 size_t chopin__serialize_head(char *dst, const struct chopin_res *res,
                               const struct chopin__head_ctx *ctx) {
-    char *p = put_status_line(dst, res->status);
-    p = put(p, ctx->server_line, ctx->server_line_len);
-    p = PUT_LIT(p, "Date: ");
-    p = put(p, ctx->date, CHOPIN__DATE_LEN);
-    p = PUT_LIT(p, "\r\n");
+    char *p;
+    if (res->status == 200 && ctx->lead_200)
+        p = put(dst, ctx->lead_200, ctx->lead_200_len);
+    else
+        p = put_lead(dst, res->status, ctx->reason, ctx->reason_len, ctx->server_line,
+                     ctx->server_line_len, ctx->date);
     if (res->content_type) {
         p = PUT_LIT(p, "Content-Type: ");
-        p = put(p, res->content_type, strlen(res->content_type));
+        p = put(p, res->content_type, ctx->content_type_len);
         p = PUT_LIT(p, "\r\n");
     }
     p = put_framing(p, ctx);
