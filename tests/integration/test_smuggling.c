@@ -39,7 +39,8 @@ _Static_assert(sizeof HIDDEN - 1 == 33, "HIDDEN_LEN and HIDDEN_HEX describe HIDD
 #define MAX_HEADERS 32
 #define MAX_BODY 65536
 
-static int port;
+static int port;          /* default deadlines: a slow byte-by-byte send never trips them */
+static int deadline_port; /* header and body deadlines of 1 s, for the 408 cases */
 static int hidden_hits;
 
 static void echo(chopin_req *req, chopin_res *res, void *data) {
@@ -71,6 +72,7 @@ enum {
     CLOSE = 1,  /* answered with Connection: close, then closed */
     SHUT = 2,   /* the client half-closes after sending */
     SILENT = 4, /* no response at all, just a close (incomplete request at EOF) */
+    DEADLINE = 8, /* answered by a deadline: sent to the server with short ones */
 };
 
 struct smuggle_case {
@@ -256,8 +258,8 @@ static struct smuggle_case cases[] = {
     {"incomplete_body_then_eof", R(POST "Content-Length: 100\r\n\r\n" HIDDEN), 0, NULL, SHUT | SILENT},
     {"incomplete_chunked_then_eof", R(POST "Transfer-Encoding: chunked\r\n\r\n" HIDDEN_HEX "\r\n" HIDDEN "\r\n0\r\n"), 0, NULL, SHUT | SILENT},
     {"expect_continue_body_is_request", R(POST "Expect: 100-continue\r\nContent-Length: 33\r\n\r\n" HIDDEN), 200, HIDDEN, KEEP},
-    {"missing_final_crlf_body_deadline", R(POST "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"), 408, NULL, CLOSE},
-    {"incomplete_head_deadline", R("GET /sentinel HTTP/1.1\r\nHost: x\r\n"), 408, NULL, CLOSE},
+    {"missing_final_crlf_body_deadline", R(POST "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"), 408, NULL, CLOSE | DEADLINE},
+    {"incomplete_head_deadline", R("GET /sentinel HTTP/1.1\r\nHost: x\r\n"), 408, NULL, CLOSE | DEADLINE},
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])
@@ -381,7 +383,7 @@ static int read_final(struct cl_conn *c, struct cl_resp *r) {
 /* Runs one case; returns 0 when every expectation held (the caller reports failures). */
 static int run_case(const struct smuggle_case *k, int bytewise) {
     int before = __atomic_load_n(&hidden_hits, __ATOMIC_SEQ_CST);
-    struct cl_conn *c = cl_open(port);
+    struct cl_conn *c = cl_open(k->flags & DEADLINE ? deadline_port : port);
     if (!c)
         return -1;
     send_case(c, k, bytewise);
@@ -501,18 +503,21 @@ int main(void) {
     o.max_header_bytes = MAX_HEAD;
     o.max_headers = MAX_HEADERS;
     o.max_body_bytes = MAX_BODY;
+    chopin_server *s = cl_start(rt, &o);
     o.header_timeout_ms = 1000;
     o.body_timeout_ms = 1000;
-    chopin_server *s = cl_start(rt, &o);
-    if (!s)
+    chopin_server *sd = cl_start(rt, &o);
+    if (!s || !sd)
         return 1;
     port = chopin_server_port(s);
+    deadline_port = chopin_server_port(sd);
 
     RUN(test_hidden_route_counts);
     run_table(0);
     run_table(1);
     RUN(test_pipeline_stops_at_attempt);
     cl_stop(s);
+    cl_stop(sd);
     chopin_router_free(rt);
     printf("%zu cases, each whole and byte by byte: %d failed\n", NCASES, failures);
     TEST_END();
