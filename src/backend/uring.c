@@ -661,7 +661,8 @@ static int uring_run(struct chopin__worker *w) {
     arm_wake(l);
     sync_accept(l);
     do {
-        wait_turn(l, chopin__worker_timeout(w));
+        /* Connections waiting for an SQE are retried right after this submit. */
+        wait_turn(l, l->nretry ? 0 : chopin__worker_timeout(w));
         chopin__worker_clock(w);
         reap(l);
         accept_turn(l);
