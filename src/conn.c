@@ -174,9 +174,9 @@ static int has_room(const struct chopin__conn *c) {
 
 static void count_status(struct chopin__engine *e, int status) {
     if (status >= 500)
-        e->counters.errors_5xx++;
+        chopin__count(&e->counters.errors_5xx, 1);
     else if (status >= 400)
-        e->counters.errors_4xx++;
+        chopin__count(&e->counters.errors_4xx, 1);
 }
 
 static int no_body_status(int status) { return status < 200 || status == 204 || status == 304; }
@@ -370,7 +370,7 @@ static void dispatch(struct chopin__conn *c, const struct chopin__head *head, co
     if (res.body_kind == CHOPIN__RES_UNSET || chopin__json_unfinished(&res))
         set_internal_error(&res); /* no answer, or half a JSON document */
     c->requests++;
-    e->counters.requests++;
+    chopin__count(&e->counters.requests, 1);
     queue_response(c, &res, head->minor, head->method_id == CHOPIN_METHOD_HEAD);
     chopin__arena_reset(&e->arena);
 }
@@ -590,7 +590,7 @@ size_t chopin__conn_out_plan(struct chopin__conn *c, struct chopin__plan *p) {
 
 void chopin__conn_on_sent(struct chopin__conn *c, size_t n) {
     struct chopin__engine *e = c->engine;
-    e->counters.bytes_sent += n;
+    chopin__count(&e->counters.bytes_sent, (int64_t)n);
     if (!c->out)
         return;
     if (chopin__outq_sent(c->out, n)) {

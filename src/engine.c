@@ -75,14 +75,14 @@ struct chopin__conn *chopin__engine_conn_new(struct chopin__engine *e, int fd) {
     if (!c && chopin__engine_evict_idle(e))
         c = chopin__slab_take(&e->slab);
     if (!c) {
-        e->counters.slab_full++;
+        chopin__count(&e->counters.slab_full, 1);
         return NULL;
     }
     uint32_t idx = chopin__slab_index(&e->slab, c);
     chopin__conn_init(c, e, fd);
     c->gen = ++e->gens[idx];
-    e->counters.accepted++;
-    e->counters.open++;
+    chopin__count(&e->counters.accepted, 1);
+    chopin__count(&e->counters.open, 1);
     if (e->draining)
         chopin__conn_on_drain(c);
     return c;
@@ -91,7 +91,7 @@ struct chopin__conn *chopin__engine_conn_new(struct chopin__engine *e, int fd) {
 void chopin__engine_conn_free(struct chopin__engine *e, struct chopin__conn *c) {
     chopin__conn_release(c);
     e->gens[chopin__slab_index(&e->slab, c)]++;
-    e->counters.open--;
+    chopin__count(&e->counters.open, -1);
     chopin__slab_give(&e->slab, c);
 }
 

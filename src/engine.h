@@ -27,6 +27,13 @@ struct chopin__counters {
         accept_errors;
 } __attribute__((aligned(64)));
 
+/* Adds to a counter. Its worker is the only writer, so a relaxed load and store suffice
+ * (a plain add on x86, no locked instruction); the store is atomic so that
+ * chopin_server_stats reads it from another thread without a data race. */
+static inline void chopin__count(uint64_t *counter, int64_t delta) {
+    __atomic_store_n(counter, *counter + (uint64_t)delta, __ATOMIC_RELAXED);
+}
+
 struct chopin__engine {
     const struct chopin__config *cfg;
     const chopin_router *router;

@@ -420,14 +420,15 @@ void chopin_server_stats(const chopin_server *s, chopin_stats *out) {
     memset(out, 0, sizeof *out);
     for (int i = 0; i < s->nworkers; i++) {
         const struct chopin__counters *c = &s->workers[i].engine.counters;
-        out->requests += c->requests;
-        out->connections_accepted += c->accepted;
-        out->connections_open += c->open;
-        out->bytes_sent += c->bytes_sent;
-        out->errors_4xx += c->errors_4xx;
-        out->errors_5xx += c->errors_5xx;
-        out->slab_full += c->slab_full;
-        out->accept_errors += c->accept_errors;
+        /* Relaxed atomic loads: each worker stores its counters atomically (chopin__count). */
+        out->requests += __atomic_load_n(&c->requests, __ATOMIC_RELAXED);
+        out->connections_accepted += __atomic_load_n(&c->accepted, __ATOMIC_RELAXED);
+        out->connections_open += __atomic_load_n(&c->open, __ATOMIC_RELAXED);
+        out->bytes_sent += __atomic_load_n(&c->bytes_sent, __ATOMIC_RELAXED);
+        out->errors_4xx += __atomic_load_n(&c->errors_4xx, __ATOMIC_RELAXED);
+        out->errors_5xx += __atomic_load_n(&c->errors_5xx, __ATOMIC_RELAXED);
+        out->slab_full += __atomic_load_n(&c->slab_full, __ATOMIC_RELAXED);
+        out->accept_errors += __atomic_load_n(&c->accept_errors, __ATOMIC_RELAXED);
     }
 }
 

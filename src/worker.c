@@ -71,7 +71,7 @@ int chopin__worker_may_accept(struct chopin__worker *w) {
     /* Leave the connection in the kernel's backlog: it is served when a slot frees
      * (chopin__worker_slot_freed), and nothing it sent is lost meanwhile. */
     if (w->accept_state != CHOPIN__ACCEPT_FULL)
-        e->counters.slab_full++;
+        chopin__count(&e->counters.slab_full, 1);
     w->accept_state = CHOPIN__ACCEPT_FULL;
     return 0;
 }
@@ -86,7 +86,7 @@ int chopin__worker_accept_failed(struct chopin__worker *w, int err) {
     case ENFILE:
     case ENOBUFS:
     case ENOMEM:
-        w->engine.counters.accept_errors++;
+        chopin__count(&w->engine.counters.accept_errors, 1);
         /* Closing an idle keep-alive connection frees a descriptor right away. */
         if (chopin__engine_evict_idle(&w->engine))
             return 1;
@@ -94,7 +94,7 @@ int chopin__worker_accept_failed(struct chopin__worker *w, int err) {
         w->accept_retry_ms = w->engine.now_ms + ACCEPT_BACKOFF_MS;
         return 0;
     default:
-        w->engine.counters.accept_errors++;
+        chopin__count(&w->engine.counters.accept_errors, 1);
         return 0;
     }
 }
