@@ -262,6 +262,9 @@ static void *worker_main(void *arg) {
     pthread_setname_np(pthread_self(), name);
     pin_to_cpu(w);
     w->result = chopin__engine_init(&w->engine, &s->cfg, s->router, w->id, chopin__clock_ms());
+    /* engine_init wrote the whole engine, counters included; from here on they change only
+     * through atomic stores, which chopin_server_stats may read from another thread. */
+    __atomic_store_n(&w->ready, 1, __ATOMIC_RELEASE);
     w->scratch = malloc(SCRATCH_SIZE);
     w->scratch_size = SCRATCH_SIZE;
     if (w->result == 0 && !w->scratch)
@@ -419,6 +422,8 @@ int chopin_server_wait(chopin_server *s) {
 void chopin_server_stats(const chopin_server *s, chopin_stats *out) {
     memset(out, 0, sizeof *out);
     for (int i = 0; i < s->nworkers; i++) {
+        if (!__atomic_load_n(&s->workers[i].ready, __ATOMIC_ACQUIRE))
+            continue; /* not started yet: its counters are zero */
         const struct chopin__counters *c = &s->workers[i].engine.counters;
         /* Relaxed atomic loads: each worker stores its counters atomically (chopin__count). */
         out->requests += __atomic_load_n(&c->requests, __ATOMIC_RELAXED);

@@ -33,6 +33,7 @@ struct chopin__worker {
     int draining;
     int done;
     int result;
+    int ready;      /* engine initialized (atomic): chopin_server_stats may read its counters */
     uint8_t accept_state;
     uint8_t accept_resume; /* a slot freed while ACCEPT_FULL: accept again this turn */
     uint64_t accept_retry_ms;
