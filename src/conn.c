@@ -535,8 +535,11 @@ void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n) {
 }
 
 void chopin__conn_on_eof(struct chopin__conn *c) {
+    /* The peer is done sending, not done reading: complete requests still waiting behind
+     * backpressure are answered (a backend may see the EOF before serving them, as
+     * io_uring's multishot receive does); after_progress closes once output is drained.
+     * Clearing keep_open here would answer one more request, then drop the rest. */
     c->eof = 1;
-    c->keep_open = 0;
     idle_unlist(c);
     after_progress(c);
 }

@@ -28,6 +28,12 @@
 #include "client.h"
 #include "test.h"
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 #define GET_PLAIN "GET /plaintext HTTP/1.1\r\nHost: h\r\n\r\n"
 
 /* ----- handlers --------------------------------------------------------------------- */
@@ -175,6 +181,26 @@ static int connect_raw(int port, int rcvbuf) {
         return -1;
     }
     return fd;
+}
+
+struct send_job {
+    int fd;
+    const char *p;
+    size_t n;
+};
+
+/* Sends everything (blocking), then shuts the write side. */
+static void *send_and_shut(void *arg) {
+    struct send_job *j = arg;
+    size_t off = 0;
+    while (off < j->n) {
+        ssize_t k = send(j->fd, j->p + off, j->n - off, MSG_NOSIGNAL);
+        if (k <= 0)
+            break;
+        off += (size_t)k;
+    }
+    shutdown(j->fd, SHUT_WR);
+    return NULL;
 }
 
 static chopin_stats stats(chopin_server *s) {
@@ -487,6 +513,11 @@ static int open_fd_count(void) {
  * io_uring accept reads the limit when it is prepared, so one armed before the limit
  * dropped would not see it. */
 static void test_emfile(void) {
+    if (RUNNING_ON_VALGRIND) {
+        /* valgrind keeps descriptors of its own and emulates the limit around them */
+        printf("test_emfile: skipped under valgrind\n");
+        return;
+    }
     chopin_router *r = make_router();
     chopin_options o = chopin_options_default();
     o.keepalive_timeout_ms = 60000;
@@ -685,6 +716,47 @@ static void test_pipeline_backpressure(void) {
     chopin_router_free(r);
 }
 
+/* Pipelined requests followed by a half-close (the client is done sending, not done
+ * reading): every request that arrived before the EOF is answered, even those still
+ * waiting behind backpressure when the EOF is seen. */
+static void test_pipeline_then_half_close(void) {
+    chopin_router *r = make_router();
+    chopin_server *s = cl_start(r, NULL);
+    int port = chopin_server_port(s);
+    enum { N = 3000 };
+    static const char req[] = "GET /blob HTTP/1.1\r\nHost: h\r\n\r\n";
+    size_t len = sizeof req - 1;
+    char *batch = malloc(len * N);
+    for (int i = 0; i < N; i++)
+        memcpy(batch + (size_t)i * len, req, len);
+    int fd = connect_raw(port, 65536);
+    /* Sent by a thread: the server may stop reading until we read. */
+    struct cl_conn *c = malloc(sizeof *c);
+    c->fd = fd;
+    c->len = 0;
+    pthread_t t;
+    struct send_job snd = {fd, batch, len * N};
+    pthread_create(&t, NULL, send_and_shut, &snd);
+    long answered = 0;
+    for (;;) {
+        struct cl_resp resp;
+        if (cl_read(c, &resp, 0) < 0)
+            break;
+        if (resp.status == 200 && resp.body_len == BLOB_LEN)
+            answered++;
+        cl_resp_free(&resp);
+    }
+    pthread_join(t, NULL);
+    printf("half-close after %d pipelined requests: %ld answered\n", N, answered);
+    CHECK_INT(answered, N);
+    close(fd);
+    free(c);
+    free(batch);
+    CHECK(wait_open_at_most(s, 0, 5000));
+    cl_stop(s);
+    chopin_router_free(r);
+}
+
 /* ----- handlers that fail ----------------------------------------------------------- */
 
 static void test_handler_faults(void) {
@@ -757,6 +829,7 @@ int main(void) {
     RUN(test_idle_connections_no_spin);
     RUN(test_emfile);
     RUN(test_pipeline_backpressure);
+    RUN(test_pipeline_then_half_close);
     RUN(test_handler_faults);
     TEST_END();
 }
