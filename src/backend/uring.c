@@ -45,6 +45,12 @@
 #define EXIT_WAIT_MS 2000
 /* Completions handled before the CQ head is advanced, so the kernel can post more. */
 #define CQE_BATCH 256
+/* SQEs queued during a batch of completions before they are submitted, without waiting
+ * for the end of the turn. A send holds its connection's output buffer until it
+ * completes: a thousand requests in one batch would otherwise hold a thousand buffers at
+ * once (16 MiB, kept by the pool and malloc afterwards). Sends that complete inline post
+ * their completions at once, and this same batch returns their buffers. */
+#define SQ_BATCH 64
 
 /* ----- features, probed once -------------------------------------------------------- */
 
@@ -255,10 +261,7 @@ static void detect_features(void) {
         features.multishot_recv = features.multishot_accept = 0;
 }
 
-static int uring_probe(const struct chopin__config *cfg) {
-    pthread_once(&features_once, detect_features);
-    if (features.err || !cfg->opt.sqpoll)
-        return features.err;
+static int probe_sqpoll(const struct chopin__config *cfg) {
     /* SQPOLL starts a kernel thread: check it is allowed (it needs no privilege since 5.11). */
     struct io_uring ring;
     unsigned flags = 0, feats = 0;
@@ -266,6 +269,35 @@ static int uring_probe(const struct chopin__config *cfg) {
     if (rc == 0)
         io_uring_queue_exit(&ring);
     return rc;
+}
+
+struct probe_job {
+    const struct chopin__config *cfg;
+    int rc;
+};
+
+static void *probe_thread(void *arg) {
+    struct probe_job *job = arg;
+    pthread_once(&features_once, detect_features);
+    job->rc = features.err;
+    if (job->rc == 0 && job->cfg->opt.sqpoll)
+        job->rc = probe_sqpoll(job->cfg);
+    return NULL;
+}
+
+/* Probes on a thread of its own: tearing a ring down can leave task work for the thread
+ * that owned it (with SQPOLL, a notification that interrupts the owner's next blocking
+ * call with a timeout, such as recv under SO_RCVTIMEO, with EINTR). The caller is the
+ * application's thread: it must not get any of that. */
+static int uring_probe(const struct chopin__config *cfg) {
+    struct probe_job job = {.cfg = cfg};
+    pthread_t t;
+    if (pthread_create(&t, NULL, probe_thread, &job) != 0) {
+        probe_thread(&job);
+        return job.rc;
+    }
+    pthread_join(t, NULL);
+    return job.rc;
 }
 
 /* ----- provided buffers ---------------------------------------------------------------- */
@@ -534,6 +566,10 @@ static void reap(struct chopin__uring *l) {
         unsigned head, n = 0;
         io_uring_for_each_cqe(&l->ring, head, cqe) {
             dispatch(l, cqe);
+            if (io_uring_sq_ready(&l->ring) >= SQ_BATCH) {
+                buffers_publish(l);
+                io_uring_submit(&l->ring);
+            }
             if (++n == CQE_BATCH)
                 break;
         }

@@ -34,6 +34,7 @@
 #define F_SEND_CANCEL 0x10u /* ... and a cancel for it was submitted */
 #define F_CLOSING 0x20u     /* closing: waiting for the operations above to complete */
 #define F_RETRY 0x40u       /* listed in l->retry */
+#define F_EOF 0x80u         /* the peer's EOF arrived while the connection took no input */
 
 /* Largest file range for one synchronous sendfile (it stops at what the socket takes). */
 #define SENDFILE_MAX (1u << 30)
@@ -116,7 +117,7 @@ static int cancel_op(struct chopin__uring *l, struct chopin__conn *c, unsigned o
 static int sync_recv(struct chopin__uring *l, struct chopin__conn *c) {
     int want = chopin__conn_wants_read(c);
     uint16_t f = c->backend_flags;
-    if (want && !(f & F_RECV))
+    if (want && !(f & (F_RECV | F_EOF)))
         return arm_recv(l, c);
     if (!want && (f & F_RECV) && !(f & F_RECV_CANCEL)) {
         if (cancel_op(l, c, CHOPIN__UOP_RECV) < 0)
@@ -129,7 +130,14 @@ static int sync_recv(struct chopin__uring *l, struct chopin__conn *c) {
 static void recv_result(struct chopin__conn *c, int res) {
     switch (res) {
     case 0:
-        chopin__conn_on_eof(c);
+        /* A multishot receive outruns its cancel: EOF can arrive while the connection is
+         * under backpressure with requests still stashed. epoll would not have read it
+         * yet, and EOF ends keep-alive: hold it until the connection wants input again,
+         * so the stashed requests are all answered first. */
+        if (chopin__conn_wants_read(c))
+            chopin__conn_on_eof(c);
+        else
+            c->backend_flags |= F_EOF;
         break;
     case -ENOBUFS:  /* the buffer ring ran dry: the bytes wait in the socket; re-armed */
     case -ECANCELED:
@@ -379,6 +387,11 @@ void chopin__uring_service(struct chopin__uring *l, struct chopin__conn *c) {
             half_close(c);
         if (c->ask & CHOPIN__CONN_CLOSE)
             continue;
+        if ((c->backend_flags & F_EOF) && chopin__conn_wants_read(c)) {
+            c->backend_flags &= (uint16_t)~F_EOF;
+            chopin__conn_on_eof(c);
+            continue;
+        }
         rc = sync_recv(l, c);
         break;
     }
