@@ -403,6 +403,34 @@ static int list_next(const char **s, const char *e, const char **el, size_t *el_
     return 1;
 }
 
+/* RFC 9112 §3.2 and RFC 3986 §3.2.2-§3.2.3: uri-host [ ":" port ], uri-host being an
+ * IP-literal in brackets or a reg-name / IPv4address (unreserved, pct-encoded, sub-delims).
+ * Anything else ('/', '@', '?', '#', '"', a second ':', non-ASCII) is an invalid Host,
+ * which MUST get a 400: applications build URLs and cache keys from it. */
+static const uint8_t host_char[256] = {
+    ['!'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1,
+    ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1, ['0' ... '9'] = 1, [';'] = 1, ['='] = 1,
+    ['A' ... 'Z'] = 1, ['_'] = 1, ['a' ... 'z'] = 1, ['~'] = 1,
+};
+
+static int host_valid(const char *v, size_t len, int need_host)
+{
+    const char *p = v, *e = v + len;
+    if (p < e && *p == '[') {
+        for (p++; p < e && *p != ']'; p++)
+            if (!host_char[(uint8_t)*p] && *p != ':') return 0;
+        if (p == e || p == v + 1) return 0;
+        p++;
+    } else {
+        while (p < e && host_char[(uint8_t)*p]) p++;
+    }
+    if (need_host && p == v) return 0;
+    if (p < e && *p++ != ':') return 0;
+    while (p < e)
+        if ((unsigned)(*p++ - '0') > 9) return 0;
+    return 1;
+}
+
 static int all_tchar(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++)
@@ -475,9 +503,9 @@ static ALWAYS_INLINE int field_semantics(struct fields *f, struct chopin__head *
     switch (name_len) {
     case 4:
         if (IEQ(name, name_len, "host")) {
-            /* RFC 9112 §3.2: exactly one Host; a value with whitespace is not a uri-host */
+            /* RFC 9112 §3.2: exactly one Host, and a valid one */
             if (++f->hosts > 1) return -400;
-            if (scan_class(v, v + len, C_TARGET | C_QUERY) != v + len) return -400;
+            if (!host_valid(v, len, 0)) return -400;
             if (!h->host) {
                 h->host = v;
                 h->host_len = (uint32_t)len;
@@ -521,11 +549,9 @@ static int target_absolute(struct chopin__head *h, const char *t, const char *pe
     if (pend - p < 3 || p[1] != '/' || p[2] != '/') return -400;
     const char *auth = p + 3;
     const char *a = auth;
-    while (a < pend && *a != '/') {
-        if (*a == '@') return -400;
-        a++;
-    }
-    if (a == auth) return -400;
+    while (a < pend && *a != '/') a++;
+    /* RFC 9110 §4.2.1: an http URI with an empty host is invalid */
+    if (!host_valid(auth, (size_t)(a - auth), 1)) return -400;
     h->host = auth;
     h->host_len = (uint32_t)(a - auth);
     if (a == pend) {
