@@ -395,6 +395,22 @@ static int read_final(struct cl_conn *c, struct cl_resp *r) {
     }
 }
 
+/* SMUGGLING_DUMP=dir writes each case's bytes (up to 16 KiB) to dir/<name>, to seed the
+ * fuzz corpora (fuzz/corpus/parser, and fuzz/corpus/conn behind two split-shape bytes). */
+static void dump_cases(const char *dir) {
+    char path[512];
+    for (size_t i = 0; i < NCASES; i++) {
+        if (cases[i].len > 16384)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, cases[i].name);
+        FILE *f = fopen(path, "wb");
+        if (!f)
+            continue;
+        fwrite(cases[i].req, 1, cases[i].len, f);
+        fclose(f);
+    }
+}
+
 /* Runs one case; returns 0 when every expectation held (the caller reports failures). */
 static int run_case(const struct smuggle_case *k, int bytewise) {
     int before = __atomic_load_n(&hidden_hits, __ATOMIC_SEQ_CST);
@@ -508,6 +524,10 @@ static void test_hidden_route_counts(void) {
 
 int main(void) {
     build_cases();
+    if (getenv("SMUGGLING_DUMP")) {
+        dump_cases(getenv("SMUGGLING_DUMP"));
+        return 0;
+    }
     chopin_router *rt = chopin_router_new();
     chopin_route(rt, CHOPIN_METHOD_ANY, "/echo", echo, NULL);
     chopin_get(rt, "/hidden", hidden, NULL);
