@@ -29,6 +29,7 @@
 #define WRITABLE 0x2u
 #define OUT_ARMED 0x4u /* EPOLLOUT is in the registered interest */
 #define QUEUED 0x8u    /* in the loop's ready list */
+#define HUNG_UP 0x10u  /* EPOLLRDHUP/EPOLLHUP seen: read on until EOF */
 
 /* epoll_event.data.u64 for the two non-connection descriptors; connections use the
  * pointer to their slot, which is never this small. */
@@ -87,6 +88,11 @@ static void read_input(struct loop *l, struct chopin__conn *c) {
         }
         ssize_t n = read(c->fd, w->scratch, w->scratch_size);
         if (n > 0) {
+            /* A short read drained the socket: with EPOLLET any later arrival raises a
+             * new event, so the read that would only say EAGAIN is skipped (one system
+             * call per request). Not after a hang-up: its event will not come again. */
+            if ((size_t)n < w->scratch_size && !(c->backend_flags & HUNG_UP))
+                c->backend_flags &= ~READABLE;
             chopin__conn_on_data(c, w->scratch, (size_t)n);
         } else if (n == 0) {
             c->backend_flags &= ~READABLE;
@@ -227,6 +233,8 @@ static int handle_event(struct loop *l, const struct epoll_event *ev) {
     struct chopin__conn *c = (struct chopin__conn *)(uintptr_t)ev->data.u64;
     if (ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->backend_flags |= READABLE;
+    if (ev->events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->backend_flags |= HUNG_UP;
     if (ev->events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         c->backend_flags |= WRITABLE;
     service(l, c);
