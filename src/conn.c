@@ -478,6 +478,20 @@ static void reserve_body(struct chopin__conn *c) {
         fail(c);
 }
 
+/* A chunked body is decoded in place: its framing (sizes, extensions, CRLFs) is left as
+ * dead bytes between the decoded payload and the undecoded rest. Drop them, so the buffer
+ * holds what the body decodes to (bounded by max_body_bytes), not what it took on the
+ * wire: one-byte chunks with 4 KiB extensions would otherwise cost 4 KiB per body byte. */
+static void compact_chunked(struct chopin__conn *c) {
+    struct chopin__inbuf *b = c->in;
+    if (!b || c->phase != CHOPIN__PHASE_BODY || c->body_in == c->body_out)
+        return;
+    size_t from = c->head_len + c->body_in, to = c->head_len + c->body_out;
+    memmove(b->data + to, b->data + from, b->len - from);
+    b->len -= from - to;
+    c->body_in = c->body_out;
+}
+
 static void process_stash(struct chopin__conn *c) {
     struct chopin__inbuf *b = c->in;
     size_t used = serve(c, b->data, b->len);
@@ -492,6 +506,7 @@ static void process_stash(struct chopin__conn *c) {
         b->len -= used;
         c->head_lf = memchr(b->data, '\n', b->len) != NULL; /* a new request's head */
     }
+    compact_chunked(c);
     reserve_body(c);
 }
 
@@ -525,10 +540,12 @@ void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n) {
         size_t used = c->backpressure ? 0 : serve(c, data, n);
         if (used < n) {
             c->head_lf = memchr(data + used, '\n', n - used) != NULL;
-            if (stash(c, data + used, n - used) < 0)
+            if (stash(c, data + used, n - used) < 0) {
                 fail(c);
-            else
+            } else {
+                compact_chunked(c);
                 reserve_body(c);
+            }
         }
     }
     after_progress(c);
