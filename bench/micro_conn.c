@@ -84,13 +84,25 @@ int main(int argc, char **argv) {
     chopin__engine_init(&e, &cfg, r, 0, 1000);
     chopin__engine_set_clock(&e, 1000, time(NULL));
 
-    const char *json_req = "GET /json HTTP/1.1\r\nHost: server\r\nConnection: keep-alive\r\n\r\n";
-    const char *short_req = "GET /plaintext HTTP/1.1\r\nHost: server\r\nConnection: keep-alive\r\n\r\n";
+    /* argv[2] picks one scenario (0-3), for callgrind; without it all run. */
+    int only = argc > 2 ? atoi(argv[2]) : -1;
+    static const struct {
+        const char *name;
+        int req; /* 0: TechEmpower request, 1: short, 2: short /json */
+        int depth;
+    } scenarios[] = {{"plaintext, TechEmpower request", 0, 1},
+                     {"plaintext, TFB request, 16 deep", 0, 16},
+                     {"plaintext, short request", 1, 1},
+                     {"json, short request", 2, 1}};
+    const char *reqs[] = {TFB, "GET /plaintext HTTP/1.1\r\nHost: server\r\nConnection: keep-alive\r\n\r\n",
+                          "GET /json HTTP/1.1\r\nHost: server\r\nConnection: keep-alive\r\n\r\n"};
     printf("%-34s %10s\n", "path (parse+route+handler+serialize)", "ns/request");
-    printf("%-34s %10.1f\n", "plaintext, TechEmpower request", run(&e, TFB, 1, rounds));
-    printf("%-34s %10.1f\n", "plaintext, TFB request, 16 deep", run(&e, TFB, 16, rounds / 16 + 1));
-    printf("%-34s %10.1f\n", "plaintext, short request", run(&e, short_req, 1, rounds));
-    printf("%-34s %10.1f\n", "json, short request", run(&e, json_req, 1, rounds));
+    for (int i = 0; i < 4; i++) {
+        if (only >= 0 && i != only)
+            continue;
+        long n = scenarios[i].depth > 1 ? rounds / scenarios[i].depth + 1 : rounds;
+        printf("%-34s %10.1f\n", scenarios[i].name, run(&e, reqs[scenarios[i].req], scenarios[i].depth, n));
+    }
     chopin__engine_destroy(&e);
     chopin_router_free(r);
     return 0;
