@@ -112,12 +112,18 @@ static int is_field_value(const char *s)
 {
     if (!s)
         return 0;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return 0;
-    }
-    return 1;
+    /* One table load per byte instead of three compares (callgrind, micro_conn.c). */
+    static const uint8_t bad[256] = {
+        [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1, [0x07] = 1,
+        [0x08] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1, [0x0e] = 1, [0x0f] = 1,
+        [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1,
+        [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1,
+        [0x1e] = 1, [0x1f] = 1, [0x7f] = 1,
+    };
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p && !bad[*p])
+        p++;
+    return *p == '\0';
 }
 
 static int ascii_ieq(const char *a, const char *lower)
