@@ -25,6 +25,14 @@ UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 INTEG    := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
 FUZZERS  := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 
+# ----- platform: which event backends this system has (docs/kqueue.md) -------------------
+# Linux: epoll (and io_uring, above). macOS and the BSDs: kqueue, without the epoll file.
+UNAME_S := $(shell uname -s)
+ifneq ($(filter Darwin FreeBSD NetBSD OpenBSD DragonFly,$(UNAME_S)),)
+  CPPFLAGS += -DCHOPIN_HAVE_KQUEUE
+  LIB_SRC  := $(filter-out src/backend/epoll.c,$(LIB_SRC))
+endif
+
 # The demo and the todo example need SQLite and jansson.
 APP_LIBS := -lsqlite3 -ljansson
 
@@ -102,6 +110,42 @@ soak:
 	@for be in epoll $$(nm $(BUILD)/libchopin.a 2>/dev/null | grep -qE ' [TDR] chopin__uring_backend$$' && echo io_uring); do \
 	  echo "== soak [$$be]"; CHOPIN_BACKEND=$$be $(BUILD)/itests/soak || exit 1; \
 	done
+
+# ----- the kqueue backend on Linux, over libkqueue (docs/kqueue.md) ----------------------
+# `make test-kqueue KQUEUE_PREFIX=/opt/libkqueue` (libkqueue built and installed outside
+# the repository). $(BUILD)/kqueue: the whole suite, every backend, kqueue included, with
+# the Linux wake (an eventfd). $(BUILD)/kqueue-user: the BSD wake (EVFILT_USER on the
+# worker's kqueue); only the kqueue backend can run it, so only its integration tests run.
+# Both abort on a write event after a write filter was deleted (CHOPIN_KQUEUE_CHECK).
+.PHONY: test-kqueue
+KQUEUE_PREFIX ?=
+KQ_TREES := $(BUILD)/kqueue $(BUILD)/kqueue-user
+ifneq ($(KQUEUE_PREFIX),)
+KQ_FLAGS := -DCHOPIN_HAVE_KQUEUE -DCHOPIN_KQUEUE_CHECK -I$(KQUEUE_PREFIX)/include/kqueue
+EXTRA_$(BUILD)/kqueue := $(KQ_FLAGS)
+EXTRA_$(BUILD)/kqueue-user := $(KQ_FLAGS) -DCHOPIN_WAKE_EVFILT_USER
+$(addsuffix /%,$(KQ_TREES)): LDLIBS += -L$(KQUEUE_PREFIX)/lib -Wl,-rpath,$(KQUEUE_PREFIX)/lib -lkqueue
+$(foreach t,$(KQ_TREES),$(eval $(call tree,$(t))))
+endif
+
+test-kqueue:
+ifeq ($(KQUEUE_PREFIX),)
+	@echo "test-kqueue: skipped: give KQUEUE_PREFIX=<where libkqueue is installed> (docs/kqueue.md)"
+else
+	@test -f $(KQUEUE_PREFIX)/include/kqueue/sys/event.h || \
+	  { echo "test-kqueue: no $(KQUEUE_PREFIX)/include/kqueue/sys/event.h: is libkqueue installed there?"; exit 1; }
+	@$(MAKE) --no-print-directory $(addsuffix -all,$(KQ_TREES))
+	@fail=0; tests/run.sh $(BUILD)/kqueue || fail=1; \
+	echo "== $(BUILD)/kqueue-user: integration tests on kqueue with the EVFILT_USER wake"; \
+	tree=$(BUILD)/kqueue-user; \
+	for t in $$tree/itests/test_* tests/integration/*.sh; do \
+	  case $$t in *.sh) cmd="bash $$t $$tree" ;; *) cmd=$$t ;; esac; \
+	  out=$$(CHOPIN_BACKEND=kqueue timeout 300 $$cmd 2>&1); rc=$$?; \
+	  res=$$(printf '%s\n' "$$out" | grep -E '^RESULT ' | tail -n 1); \
+	  if [ $$rc -eq 0 ]; then echo "ok   $$t [kqueue, EVFILT_USER] ($$res)"; \
+	  else echo "FAIL $$t [kqueue, EVFILT_USER] (exit $$rc, $$res)"; printf '%s\n' "$$out" | tail -n 30; fail=1; fi; \
+	done; exit $$fail
+endif
 
 bench: all
 	@scripts/deps.sh bench

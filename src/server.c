@@ -13,12 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
 #include "config.h"
+#include "platform.h"
 #include "router/router.h"
 #include "worker.h"
 
@@ -101,25 +101,25 @@ static void set_opt(int fd, int level, int name, int value) {
 
 /* One SO_REUSEPORT listener; returns the fd or -errno. */
 static int open_listener(const struct sockaddr *sa, socklen_t len) {
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = chopin__socket_stream(sa->sa_family);
     if (fd < 0)
-        return -errno;
+        return fd;
     set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &(int){1}, sizeof(int)) < 0) {
+    if (setsockopt(fd, SOL_SOCKET, CHOPIN__SO_REUSEPORT, &(int){1}, sizeof(int)) < 0) {
         int err = -errno;
         close(fd);
         return err;
     }
     /* Accepted sockets inherit TCP_NODELAY: no setsockopt per connection. */
     set_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-    /* Wake us only when the request bytes are there (seconds to wait for them). */
-    set_opt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, 1);
-    set_opt(fd, IPPROTO_TCP, TCP_FASTOPEN, FASTOPEN_QUEUE);
+    /* TCP_DEFER_ACCEPT (Linux), TCP_FASTOPEN, SO_NOSIGPIPE where the platform has them. */
+    chopin__listener_options(fd, FASTOPEN_QUEUE);
     if (bind(fd, sa, len) < 0 || listen(fd, somaxconn()) < 0) {
         int err = -errno;
         close(fd);
         return err;
     }
+    chopin__listener_listening(fd); /* FreeBSD's accept filter needs a listening socket */
     return fd;
 }
 
@@ -213,18 +213,19 @@ static const struct chopin__backend *choose_backend(const struct chopin__config 
         if (chopin__uring_backend.probe(cfg) == 0)
             return &chopin__uring_backend;
 #endif
-        return &chopin__epoll_backend;
+        return &CHOPIN__BASE_BACKEND;
     }
     const struct chopin__backend *b = backend_named(want);
     if (!b) {
-        fprintf(stderr, "chopin: backend %d is not compiled in; using epoll\n", (int)want);
-        return &chopin__epoll_backend;
+        fprintf(stderr, "chopin: backend %d is not compiled in; using %s\n", (int)want,
+                CHOPIN__BASE_BACKEND.name);
+        return &CHOPIN__BASE_BACKEND;
     }
     int rc = b->probe(cfg);
     if (rc < 0) {
-        fprintf(stderr, "chopin: %s is unavailable here (%s); using epoll\n", b->name,
-                strerror(-rc));
-        return &chopin__epoll_backend;
+        fprintf(stderr, "chopin: %s is unavailable here (%s); using %s\n", b->name,
+                strerror(-rc), CHOPIN__BASE_BACKEND.name);
+        return &CHOPIN__BASE_BACKEND;
     }
     return b;
 }
@@ -234,20 +235,22 @@ static const struct chopin__backend *choose_backend(const struct chopin__config 
 static void pin_to_cpu(struct chopin__worker *w) {
     if (w->cpu < 0)
         return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(w->cpu, &set);
-    int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-    if (rc != 0)
-        chopin__worker_log(w, "cannot pin to CPU %d: %s", w->cpu, strerror(rc));
+    int rc = chopin__thread_pin(w->cpu);
+    if (rc == -ENOTSUP) {
+        if (w->id == 0) /* once, not once per worker */
+            chopin__worker_log(w, "this platform cannot pin threads to CPUs (macOS has only "
+                                  "affinity hints): workers run unpinned");
+    } else if (rc < 0) {
+        chopin__worker_log(w, "cannot pin to CPU %d: %s", w->cpu, strerror(-rc));
+    }
 }
 
 static int run_backend(struct chopin__worker *w) {
     int rc = w->backend->run(w);
-    if (rc < 0 && w->backend != &chopin__epoll_backend) {
-        chopin__worker_log(w, "%s failed to start (%s); falling back to epoll", w->backend->name,
-                           strerror(-rc));
-        w->backend = &chopin__epoll_backend;
+    if (rc < 0 && w->backend != &CHOPIN__BASE_BACKEND) {
+        chopin__worker_log(w, "%s failed to start (%s); falling back to %s", w->backend->name,
+                           strerror(-rc), CHOPIN__BASE_BACKEND.name);
+        w->backend = &CHOPIN__BASE_BACKEND;
         rc = w->backend->run(w);
     }
     return rc;
@@ -259,7 +262,7 @@ static void *worker_main(void *arg) {
     const chopin_options *o = &s->cfg.opt;
     char name[16];
     snprintf(name, sizeof name, "chopin-w%d", w->id);
-    pthread_setname_np(pthread_self(), name);
+    chopin__thread_name(name);
     pin_to_cpu(w);
     w->result = chopin__engine_init(&w->engine, &s->cfg, s->router, w->id, chopin__clock_ms());
     /* engine_init wrote the whole engine, counters included; from here on they change only
@@ -289,21 +292,9 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-/* The CPUs this process may run on (taskset, cgroups), in order. */
-static int allowed_cpus(int *cpus, int cap) {
-    cpu_set_t set;
-    int n = 0;
-    if (sched_getaffinity(0, sizeof set, &set) < 0)
-        return 0;
-    for (int cpu = 0; cpu < CPU_SETSIZE && n < cap; cpu++)
-        if (CPU_ISSET(cpu, &set))
-            cpus[n++] = cpu;
-    return n;
-}
-
 static int create_workers(struct chopin_server *s) {
-    int cpus[CPU_SETSIZE];
-    int ncpus = allowed_cpus(cpus, CPU_SETSIZE);
+    int cpus[CHOPIN__MAX_CPUS];
+    int ncpus = chopin__cpus_allowed(cpus, CHOPIN__MAX_CPUS);
     s->nworkers = s->cfg.opt.workers > 0 ? s->cfg.opt.workers : (ncpus > 0 ? ncpus : 1);
     s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
     if (!s->workers)
@@ -315,9 +306,9 @@ static int create_workers(struct chopin_server *s) {
         w->backend = s->backend;
         w->listen_fd = -1;
         w->cpu = s->cfg.opt.pin && ncpus > 0 ? cpus[i % ncpus] : -1;
-        w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        w->wake_fd = chopin__wake_open();
         if (w->wake_fd < 0)
-            return -errno;
+            return w->wake_fd;
     }
     return 0;
 }
@@ -401,11 +392,8 @@ const char *chopin_server_backend(const chopin_server *s) { return s->backend->n
 
 void chopin_server_stop(chopin_server *s) {
     atomic_store(&s->stop_requested, 1);
-    for (int i = 0; i < s->nworkers; i++) {
-        uint64_t one = 1;
-        ssize_t n = write(s->workers[i].wake_fd, &one, sizeof one);
-        (void)n; /* EAGAIN: the counter is already nonzero, the worker will wake */
-    }
+    for (int i = 0; i < s->nworkers; i++)
+        chopin__wake_signal(s->workers[i].wake_fd);
 }
 
 int chopin_server_wait(chopin_server *s) {
@@ -449,9 +437,8 @@ int chopin_serve(chopin_router *router, const char *address, const chopin_option
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return rc;
     }
-    const struct timespec tick = {.tv_sec = 0, .tv_nsec = 200 * 1000 * 1000};
     while (!atomic_load(&s->stop_requested)) {
-        int sig = sigtimedwait(&set, NULL, &tick);
+        int sig = chopin__signal_wait(&set, 200);
         if (sig == SIGINT || sig == SIGTERM) {
             if (!s->cfg.opt.quiet)
                 fprintf(stderr, "chopin: %s: draining (at most %u ms)\n", strsignal(sig),

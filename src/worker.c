@@ -4,11 +4,11 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
+#include "platform.h"
 
 /* After EMFILE/ENFILE/ENOBUFS/ENOMEM: how long to leave the backlog alone. Long enough
  * not to spin, short enough that clients barely notice once descriptors free up. */
@@ -23,7 +23,7 @@ uint64_t chopin__clock_ms(void) {
 static int64_t wall_seconds(void) {
     struct timespec ts;
     /* The coarse clock is a vDSO read without a TSC access: plenty for a 1 s Date. */
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    clock_gettime(CHOPIN__CLOCK_WALL_COARSE, &ts);
     return (int64_t)ts.tv_sec;
 }
 
@@ -119,9 +119,7 @@ int chopin__worker_accept_due(struct chopin__worker *w) {
 }
 
 void chopin__worker_begin_drain(struct chopin__worker *w) {
-    uint64_t v;
-    while (read(w->wake_fd, &v, sizeof v) > 0)
-        ;
+    chopin__wake_clear(w->wake_fd);
     if (w->draining)
         return;
     w->draining = 1;

@@ -29,6 +29,7 @@ run_one() { # label, command...
 backends() { # the backends a build tree was compiled with
   local b=epoll
   nm "$1/libchopin.a" 2>/dev/null | grep -qE ' [TDR] chopin__uring_backend$' && b="$b io_uring"
+  nm "$1/libchopin.a" 2>/dev/null | grep -qE ' [TDR] chopin__kqueue_backend$' && b="$b kqueue"
   echo $b
 }
 
