@@ -4,6 +4,7 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 BUILD   ?= build
 VERSION := 0.1.0
+comma   := ,
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter
@@ -86,7 +87,9 @@ deps:
 	@scripts/deps.sh build
 
 $(BUILD)/libchopin.so: $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
-	$(CC) -shared -Wl,-soname,libchopin.so.0 $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) -shared $(SONAME_FLAG) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+SONAME_FLAG := $(if $(filter Darwin,$(shell uname -s)),-Wl$(comma)-install_name$(comma)libchopin.0.dylib,-Wl$(comma)-soname$(comma)libchopin.so.0)
 
 PORT ?= 8080
 run: all

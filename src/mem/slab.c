@@ -11,6 +11,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
+/* FreeBSD 11+ dropped MAP_NORESERVE: overcommit is its default anyway. */
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
+
 #define SLOT_ALIGN 64 /* cache line: two connections never share one */
 #define NO_SLOT UINT32_MAX
 
