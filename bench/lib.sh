@@ -193,8 +193,8 @@ free_port() {
 }
 
 # ----- servers ---------------------------------------------------------------------------
-# Server names: floor_epoll, floor_uring, nginx, h2o, chopin-<variant> where variant is
-# epoll, io_uring or io_uring+sqpoll.
+# Server names: floor_epoll, floor_uring, nginx, h2o, hyper, fasthttp, chopin-<variant> where
+# variant is epoll, io_uring or io_uring+sqpoll.
 
 # expand_servers LIST: "chopin" becomes one chopin-<variant> per CHOPIN_VARIANTS.
 expand_servers() {
@@ -215,9 +215,35 @@ server_missing() {
         floor_uring) have_liburing || echo "liburing-dev is not installed" ;;
         nginx) command -v nginx > /dev/null || echo "nginx is not installed (apt-get install nginx-light)" ;;
         h2o) command -v h2o > /dev/null || echo "h2o is not installed (apt-get install h2o)" ;;
+        hyper | fasthttp) peer_build "$1" ;;
         chopin-*) [ -x "$CHOPIN_BIN" ] || echo "${CHOPIN_BIN#"$ROOT"/} not found (run make)" ;;
-        *) echo "unknown server (known: floor_epoll floor_uring nginx h2o chopin-<variant>)" ;;
+        *) echo "unknown server (known: floor_epoll floor_uring nginx h2o hyper fasthttp chopin-<variant>)" ;;
     esac
+}
+
+# peer_build NAME: builds a peer compiled from Debian's packages (hyper: Rust, fasthttp: Go)
+# into build/bench/NAME-bench with bench/peers/build_NAME.sh, offline, when the binary is
+# missing or older than its sources (the build's progress goes to stderr). Prints why the
+# peer cannot run, nothing if it can: its toolchain packages are missing, or the build failed.
+peer_build() {
+    local why rc
+    why=$(BUILD=$BUILD "$BENCH_DIR/peers/build_$1.sh")
+    rc=$?
+    case $rc in
+        0) [ -x "$OUT/$1-bench" ] || echo "$1: ${OUT#"$ROOT"/}/$1-bench missing after its build" ;;
+        2) echo "$why" ;;
+        *) echo "its build failed (bench/peers/build_$1.sh, status $rc: see above)" ;;
+    esac
+}
+
+# peer_versions: "hyper 0.14.19, ...; fasthttp 1.31.0, go1.19.8" for the peers built here.
+peer_versions() {
+    local p v out=()
+    for p in hyper fasthttp; do
+        [ -s "$OUT/$p-bench.versions" ] && v=$(cat "$OUT/$p-bench.versions") && out+=("$v")
+    done
+    local IFS=';'
+    echo "${out[*]}" | sed 's/;/; /g'
 }
 
 # render TEMPLATE DEST PORT DIR: fills in @PORT@ and @DIR@.
@@ -244,6 +270,14 @@ server_prepare() {
             chmod 644 "$dir/plaintext.txt" "$dir/json.json"
             render "$BENCH_DIR/h2o.conf" "$dir/h2o.conf" "$port" "$dir"
             SERVER_CMD=(h2o -c "$dir/h2o.conf") ;;
+        hyper)
+            # tokio current-thread runtime: one thread accepts and serves.
+            SERVER_CMD=("$OUT/hyper-bench" "$port") ;;
+        fasthttp)
+            # GOMAXPROCS=1 (main.go sets it too): one thread runs Go code at a time; the
+            # runtime's own few threads (sysmon, idle Ms) are pinned with it by taskset.
+            SERVER_ENV=(GOMAXPROCS=1)
+            SERVER_CMD=("$OUT/fasthttp-bench" "$port") ;;
         chopin-*)
             local variant=${name#chopin-}
             SERVER_ENV=(PORT="$port" CHOPIN_WORKERS=1 CHOPIN_PIN=0 CHOPIN_QUIET=1

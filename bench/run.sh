@@ -11,7 +11,9 @@
 #
 # Usage: bench/run.sh            (see bench/README.md for every variable)
 #   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_WARMUP=1
-#   BENCH_SERVERS="floor_epoll floor_uring nginx h2o chopin"   ("chopin" = CHOPIN_VARIANTS)
+#   BENCH_SERVERS="floor_epoll floor_uring nginx h2o hyper fasthttp chopin"
+#                                         ("chopin" = CHOPIN_VARIANTS; hyper and fasthttp are
+#                                          built by bench/peers/build_*.sh into build/bench)
 #   CHOPIN_VARIANTS="epoll io_uring"                            (also: io_uring+sqpoll)
 #   BENCH_SCENARIOS="plaintext-16 plaintext-256 pipeline-256 json-256"
 #   BENCH_EXTRA="plaintext-1024 latency-64"                     (appended to the scenarios)
@@ -24,7 +26,8 @@ DURATION=${BENCH_DURATION:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP:-1}
 SCENARIOS="${BENCH_SCENARIOS:-plaintext-16 plaintext-256 pipeline-256 json-256} ${BENCH_EXTRA:-}"
-SERVERS=$(expand_servers "${BENCH_SERVERS:-floor_epoll floor_uring nginx h2o chopin}")
+DEFAULT_SERVERS="floor_epoll floor_uring nginx h2o hyper fasthttp chopin"
+SERVERS=$(expand_servers "${BENCH_SERVERS:-$DEFAULT_SERVERS}")
 RESULTS=$OUT/results-$(date +%Y-%m-%d-%H%M%S).txt
 FAILURES=0
 
@@ -66,6 +69,9 @@ machine_summary() {
     say "# machine: $(uname -srm), $(nproc --all) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
     say "# commit:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     say "# peers:   $(nginx -v 2>&1 | sed 's/.*: //'), $(h2o --version 2>/dev/null | head -1), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+    local pv
+    pv=$(peer_versions)
+    [ -n "$pv" ] && say "# built:   $pv (bench/peers, from Debian's packages)"
     [ -x "$CHOPIN_BIN" ] && say "# chopin:  ${CHOPIN_BIN#"$ROOT"/} built $(date -u -r "$CHOPIN_BIN" '+%Y-%m-%d %H:%M:%S UTC'), sha256 $(sha256sum < "$CHOPIN_BIN" | cut -c1-16) (a copy of it runs)"
     say "# load at start: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on CPU $CLIENT_CPU or $SERVER_CPU add noise)"
 }
@@ -74,7 +80,7 @@ machine_summary() {
 print_commands() {
     local s
     say "# invocation: BENCH_DURATION=$DURATION BENCH_ROUNDS=$ROUNDS BENCH_WARMUP=$WARMUP" \
-        "BENCH_SERVERS=\"${BENCH_SERVERS:-floor_epoll floor_uring nginx h2o chopin}\"" \
+        "BENCH_SERVERS=\"${BENCH_SERVERS:-$DEFAULT_SERVERS}\"" \
         "CHOPIN_VARIANTS=\"$CHOPIN_VARIANTS\" BENCH_SCENARIOS=\"$(echo $SCENARIOS)\" bench/run.sh"
     say "# servers (configs: bench/nginx.conf, bench/h2o.conf with @PORT@ and @DIR@ filled in):"
     for s in "${ACTIVE[@]}"; do

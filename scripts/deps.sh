@@ -7,7 +7,10 @@ level=${1:-build}
 pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev)
 case $level in
   test|bench|fuzz) pkgs+=(curl clang libclang-rt-14-dev procps) ;;&
-  bench) pkgs+=(wrk nginx-light h2o strace) ;;
+  bench) pkgs+=(wrk nginx-light h2o strace
+                # the hyper and fasthttp peers, built offline by bench/peers/build_*.sh
+                cargo rustc librust-hyper-dev librust-tokio-dev librust-serde-json-dev
+                librust-serde-derive-dev golang-go golang-github-valyala-fasthttp-dev) ;;
   fuzz) pkgs+=(llvm) ;;
 esac
 
