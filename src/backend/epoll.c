@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/readiness.h"
 #include "conn.h"
 #include "worker.h"
 
@@ -24,12 +24,9 @@
  * budget it is queued and served again after the next (non-blocking) epoll_wait. */
 #define READ_BUDGET 16
 
-/* conn->backend_flags */
-#define READABLE 0x1u
-#define WRITABLE 0x2u
-#define OUT_ARMED 0x4u /* EPOLLOUT is in the registered interest */
-#define QUEUED 0x8u    /* in the loop's ready list */
-#define HUNG_UP 0x10u  /* EPOLLRDHUP/EPOLLHUP seen: read on until EOF */
+/* conn->backend_flags: CHOPIN__READABLE, CHOPIN__WRITABLE, CHOPIN__HUNG_UP, and */
+#define OUT_ARMED 0x8u /* EPOLLOUT is in the registered interest */
+#define QUEUED 0x10u   /* in the loop's ready list */
 
 /* epoll_event.data.u64 for the two non-connection descriptors; connections use the
  * pointer to their slot, which is never this small. */
@@ -80,63 +77,13 @@ static void queue_ready(struct loop *l, struct chopin__conn *c) {
 }
 
 static void read_input(struct loop *l, struct chopin__conn *c) {
-    struct chopin__worker *w = l->w;
-    for (int budget = READ_BUDGET; (c->backend_flags & READABLE) && chopin__conn_wants_read(c);) {
-        if (budget-- == 0) {
-            queue_ready(l, c);
-            return;
-        }
-        ssize_t n = read(c->fd, w->scratch, w->scratch_size);
-        if (n > 0) {
-            /* A short read drained the socket: with EPOLLET any later arrival raises a
-             * new event, so the read that would only say EAGAIN is skipped (one system
-             * call per request). Not after a hang-up: its event will not come again. */
-            if ((size_t)n < w->scratch_size && !(c->backend_flags & HUNG_UP))
-                c->backend_flags &= ~READABLE;
-            chopin__conn_on_data(c, w->scratch, (size_t)n);
-        } else if (n == 0) {
-            c->backend_flags &= ~READABLE;
-            chopin__conn_on_eof(c);
-        } else if (errno == EAGAIN) {
-            c->backend_flags &= ~READABLE;
-        } else if (errno != EINTR) {
-            c->backend_flags &= ~READABLE;
-            chopin__conn_on_error(c);
-        }
-    }
-}
-
-static ssize_t send_plan(int fd, const struct chopin__plan *p) {
-    if (p->iovcnt) {
-        struct msghdr msg = {.msg_iov = (struct iovec *)p->iov, .msg_iovlen = (size_t)p->iovcnt};
-        /* MSG_NOSIGNAL: a peer that went away is an EPIPE here, not a SIGPIPE. MSG_MORE
-         * lets the kernel merge a head with the file that follows it. */
-        return sendmsg(fd, &msg, MSG_NOSIGNAL | (p->more ? MSG_MORE : 0));
-    }
-    off_t off = (off_t)p->file_off;
-    size_t len = p->file_len > (1u << 30) ? (1u << 30) : (size_t)p->file_len;
-    return sendfile(fd, p->file_fd, &off, len);
-}
-
-static void write_output(struct chopin__conn *c) {
-    struct chopin__plan plan;
-    while ((c->backend_flags & WRITABLE) && chopin__conn_out_plan(c, &plan) > 0) {
-        ssize_t n = send_plan(c->fd, &plan);
-        if (n > 0) {
-            chopin__conn_on_sent(c, (size_t)n);
-        } else if (n == 0) {
-            chopin__conn_on_file_short(c); /* sendfile at end of file: it shrank */
-        } else if (errno == EAGAIN) {
-            c->backend_flags &= ~WRITABLE;
-        } else if (errno != EINTR) {
-            chopin__conn_on_error(c);
-        }
-    }
+    if (chopin__read_ready(c, l->w->scratch, l->w->scratch_size, READ_BUDGET))
+        queue_ready(l, c);
 }
 
 /* Keeps EPOLLOUT registered exactly while output waits for a non-writable socket. */
 static void update_interest(struct loop *l, struct chopin__conn *c) {
-    int want_out = chopin__conn_has_output(c) && !(c->backend_flags & WRITABLE);
+    int want_out = chopin__conn_has_output(c) && !(c->backend_flags & CHOPIN__WRITABLE);
     int armed = (c->backend_flags & OUT_ARMED) != 0;
     if (want_out == armed)
         return;
@@ -152,7 +99,7 @@ static void update_interest(struct loop *l, struct chopin__conn *c) {
 static void service(struct loop *l, struct chopin__conn *c) {
     for (;;) {
         read_input(l, c);
-        write_output(c);
+        chopin__write_ready(c);
         if (c->ask & CHOPIN__CONN_SHUTDOWN) {
             shutdown(c->fd, SHUT_WR);
             c->shut = 1;
@@ -164,7 +111,7 @@ static void service(struct loop *l, struct chopin__conn *c) {
         }
         /* Output drained may have lifted backpressure while input is still waiting
          * (unless the read budget is spent: then the ready list brings it back). */
-        if (!((c->backend_flags & READABLE) && chopin__conn_wants_read(c)) ||
+        if (!((c->backend_flags & CHOPIN__READABLE) && chopin__conn_wants_read(c)) ||
             (c->backend_flags & QUEUED))
             break;
     }
@@ -207,7 +154,7 @@ static void accept_connections(struct loop *l) {
         }
         /* TCP_DEFER_ACCEPT means the request is usually here already: read it now
          * instead of after another epoll_wait. */
-        c->backend_flags = READABLE | WRITABLE;
+        c->backend_flags = CHOPIN__READABLE | CHOPIN__WRITABLE;
         service(l, c);
     }
 }
@@ -232,11 +179,11 @@ static int handle_event(struct loop *l, const struct epoll_event *ev) {
     }
     struct chopin__conn *c = (struct chopin__conn *)(uintptr_t)ev->data.u64;
     if (ev->events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        c->backend_flags |= READABLE;
+        c->backend_flags |= CHOPIN__READABLE;
     if (ev->events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        c->backend_flags |= HUNG_UP;
+        c->backend_flags |= CHOPIN__HUNG_UP;
     if (ev->events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-        c->backend_flags |= WRITABLE;
+        c->backend_flags |= CHOPIN__WRITABLE;
     service(l, c);
     return 0;
 }

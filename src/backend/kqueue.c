@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "backend/readiness.h"
 #include "conn.h"
 #include "platform.h"
 #include "worker.h"
@@ -47,11 +48,10 @@
 #endif
 
 /* conn->backend_flags */
-#define READABLE 0x1u
-#define WRITABLE 0x2u
-#define IN_ADDED 0x4u  /* EVFILT_READ is registered (or queued to be) */
-#define OUT_ARMED 0x8u /* EVFILT_WRITE is registered (or queued to be) */
-#define QUEUED 0x10u   /* a change for this connection waits in the change list */
+/* CHOPIN__READABLE, CHOPIN__WRITABLE, CHOPIN__HUNG_UP (readiness.h), and: */
+#define IN_ADDED 0x8u   /* EVFILT_READ is registered (or queued to be) */
+#define OUT_ARMED 0x10u /* EVFILT_WRITE is registered (or queued to be) */
+#define QUEUED 0x20u    /* a change for this connection waits in the change list */
 
 /* kevent.udata of the two descriptors that are not connections; connections use the
  * pointer to their slot, which is never this small. */
@@ -172,47 +172,9 @@ static void close_conn(struct loop *l, struct chopin__conn *c) {
 
 /* ----- reading and writing (as epoll.c) ---------------------------------------------- */
 
+/* No read budget here: kqueue's loop has no ready list to come back with. */
 static void read_input(struct loop *l, struct chopin__conn *c) {
-    struct chopin__worker *w = l->w;
-    while ((c->backend_flags & READABLE) && chopin__conn_wants_read(c)) {
-        ssize_t n = read(c->fd, w->scratch, w->scratch_size);
-        if (n > 0) {
-            chopin__conn_on_data(c, w->scratch, (size_t)n);
-        } else if (n == 0) {
-            c->backend_flags &= (uint16_t)~READABLE;
-            chopin__conn_on_eof(c);
-        } else if (errno == EAGAIN) {
-            c->backend_flags &= (uint16_t)~READABLE;
-        } else if (errno != EINTR) {
-            c->backend_flags &= (uint16_t)~READABLE;
-            chopin__conn_on_error(c);
-        }
-    }
-}
-
-static ssize_t send_plan(int fd, const struct chopin__plan *p) {
-    if (p->iovcnt) {
-        struct msghdr msg = {.msg_iov = (struct iovec *)p->iov, .msg_iovlen = p->iovcnt};
-        return sendmsg(fd, &msg, CHOPIN__MSG_NOSIGNAL | (p->more ? CHOPIN__MSG_MORE : 0));
-    }
-    size_t len = p->file_len > (1u << 30) ? (1u << 30) : (size_t)p->file_len;
-    return chopin__sendfile(fd, p->file_fd, p->file_off, len);
-}
-
-static void write_output(struct chopin__conn *c) {
-    struct chopin__plan plan;
-    while ((c->backend_flags & WRITABLE) && chopin__conn_out_plan(c, &plan) > 0) {
-        ssize_t n = send_plan(c->fd, &plan);
-        if (n > 0) {
-            chopin__conn_on_sent(c, (size_t)n);
-        } else if (n == 0) {
-            chopin__conn_on_file_short(c); /* sendfile at end of file: it shrank */
-        } else if (errno == EAGAIN) {
-            c->backend_flags &= (uint16_t)~WRITABLE;
-        } else if (errno != EINTR) {
-            chopin__conn_on_error(c);
-        }
-    }
+    chopin__read_ready(c, l->w->scratch, l->w->scratch_size, -1);
 }
 
 /* Registers the read filter once, and keeps the write filter registered exactly while
@@ -222,7 +184,7 @@ static void update_interest(struct loop *l, struct chopin__conn *c) {
         c->backend_flags |= IN_ADDED;
         queue_change(l, c, EVFILT_READ, EV_ADD | EV_CLEAR);
     }
-    int want_out = chopin__conn_has_output(c) && !(c->backend_flags & WRITABLE);
+    int want_out = chopin__conn_has_output(c) && !(c->backend_flags & CHOPIN__WRITABLE);
     int armed = (c->backend_flags & OUT_ARMED) != 0;
     if (want_out == armed)
         return;
@@ -246,7 +208,7 @@ static void service(struct loop *l, struct chopin__conn *c) {
     l->busy = c;
     for (;;) {
         read_input(l, c);
-        write_output(c);
+        chopin__write_ready(c);
         if (c->ask & CHOPIN__CONN_SHUTDOWN) {
             shutdown(c->fd, SHUT_WR);
             c->shut = 1;
@@ -255,7 +217,7 @@ static void service(struct loop *l, struct chopin__conn *c) {
         if (c->ask & CHOPIN__CONN_CLOSE)
             break;
         /* Output drained may have lifted backpressure while input is still waiting. */
-        if (!((c->backend_flags & READABLE) && chopin__conn_wants_read(c)))
+        if (!((c->backend_flags & CHOPIN__READABLE) && chopin__conn_wants_read(c)))
             break;
     }
     if (!(c->ask & CHOPIN__CONN_CLOSE))
@@ -302,7 +264,7 @@ static void accept_connections(struct loop *l) {
         }
         /* With a deferred accept (TCP_DEFER_ACCEPT, accf_data) the request is usually
          * here already: read it now; service() then queues the read filter. */
-        c->backend_flags = READABLE | WRITABLE;
+        c->backend_flags = CHOPIN__READABLE | CHOPIN__WRITABLE;
         c->backend_ops = l->turn;
         service(l, c);
     }
@@ -346,10 +308,12 @@ static int handle_event(struct loop *l, const struct kevent *ev) {
         return 0;
     }
     if (ev->filter == EVFILT_READ) {
-        c->backend_flags |= READABLE; /* EV_EOF too: read() then returns 0 */
+        c->backend_flags |= CHOPIN__READABLE; /* EV_EOF too: read() then returns 0 */
+        if (ev->flags & EV_EOF)
+            c->backend_flags |= CHOPIN__HUNG_UP;
     } else if (ev->filter == EVFILT_WRITE) {
         check_write(l, c);
-        c->backend_flags |= WRITABLE; /* EV_EOF too: the send reports the error */
+        c->backend_flags |= CHOPIN__WRITABLE; /* EV_EOF too: the send reports the error */
     }
     service(l, c);
     return 0;
