@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -642,6 +643,19 @@ static void free_leftovers(struct chopin__worker *w) {
     }
 }
 
+/* A registered file table with an entry per slot (5.19 sparse registration): sends and
+ * receives then name the socket by slot and skip a file lookup and two atomic reference
+ * count updates each (about 2 % of the CPU per request, measured with perf). The kernel
+ * caps the table at RLIMIT_NOFILE; slots beyond it use plain descriptors. */
+static void files_init(struct chopin__uring *l, uint32_t capacity) {
+    struct rlimit rl;
+    unsigned n = capacity;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n)
+        n = (unsigned)rl.rlim_cur;
+    if (n && io_uring_register_files_sparse(&l->ring, n) == 0)
+        l->fixed_files = n;
+}
+
 static void loop_free(struct chopin__uring *l) {
     buffers_free(l);
     chopin__uring_sendctx_free_all(l);
@@ -673,6 +687,7 @@ static int loop_init(struct chopin__uring *l, struct chopin__worker *w) {
     l->sqpoll = (l->setup_flags & IORING_SETUP_SQPOLL) != 0;
     /* 5.18: io_uring_enter skips the fd lookup. Best effort. */
     io_uring_register_ring_fd(&l->ring);
+    files_init(l, capacity);
     rc = buffers_init(l);
     if (rc < 0)
         io_uring_queue_exit(&l->ring);

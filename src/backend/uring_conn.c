@@ -2,14 +2,16 @@
  * The io_uring backend, one connection: a multishot receive into the worker's provided
  * buffers, one send of the output plan at a time, files, half-close and close.
  *
- * Invariants (the Rust engine's io_uring backend broke each of them, see DESIGN):
+ * Invariants (the Rust engine's io_uring backend broke each of them: docs/io_uring.md §2):
  *   - every operation counted in conn->backend_ops holds the slot: the slot is freed only
  *     once all of them completed (U4), and every user_data carries the slot's generation;
  *   - at most one send is in flight, and the memory it reads (the output queue, and for
  *     sendmsg the msghdr and iovecs in a send context) stays put until its completion (U2);
  *   - a receive is armed exactly while the connection wants input, and re-armed when a
  *     multishot receive ends for any reason but EOF (ENOBUFS, CQ overflow), so no
- *     connection is ever left without I/O it needs (U1, U10), and EOF is final (U6);
+ *     connection is ever left without I/O it needs (U1, U10); EOF is final (U6), and
+ *     reaches the connection only once it wants input (a multishot receive can outrun
+ *     the cancel that backpressure sent it);
  *   - an SQE that cannot be had now is retried next turn, never dropped.
  */
 #ifdef CHOPIN_HAVE_URING
@@ -35,6 +37,7 @@
 #define F_CLOSING 0x20u     /* closing: waiting for the operations above to complete */
 #define F_RETRY 0x40u       /* listed in l->retry */
 #define F_EOF 0x80u         /* the peer's EOF arrived while the connection took no input */
+#define F_FIXED 0x100u      /* the socket is in the registered file table at the slot's index */
 
 /* Largest file range for one synchronous sendfile (it stops at what the socket takes). */
 #define SENDFILE_MAX (1u << 30)
@@ -80,6 +83,53 @@ void chopin__uring_sendctx_free_all(struct chopin__uring *l) {
     }
 }
 
+/* ----- the socket in SQEs ----------------------------------------------------------- */
+
+/* Names the socket by its registered file table entry when it has one. */
+static void use_socket(struct chopin__uring *l, struct chopin__conn *c, struct io_uring_sqe *sqe) {
+    if (c->backend_flags & F_FIXED) {
+        sqe->fd = (int)slot_of(l, c);
+        sqe->flags |= IOSQE_FIXED_FILE;
+    }
+}
+
+/* Ignored completion (skipped on success where the kernel can). */
+static void fire_and_forget(struct chopin__uring *l, struct io_uring_sqe *sqe) {
+    io_uring_sqe_set_data64(sqe, chopin__udata_make(CHOPIN__UOP_CANCEL, 0, 0));
+    if (l->cqe_skip)
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+/* Puts the socket in the slot's table entry. The update runs before any operation queued
+ * after it (SQEs are issued in order, and it completes inline); if it failed, those
+ * operations fail with EBADF and the connection closes. */
+static void register_socket(struct chopin__uring *l, struct chopin__conn *c) {
+    uint32_t slot = slot_of(l, c);
+    if (slot >= l->fixed_files)
+        return;
+    struct io_uring_sqe *sqe = chopin__uring_sqe(l);
+    if (!sqe)
+        return; /* plain descriptor then */
+    io_uring_prep_files_update(sqe, &c->fd, 1, (int)slot); /* read when issued */
+    fire_and_forget(l, sqe);
+    c->backend_flags |= F_FIXED;
+}
+
+/* Drops the table's reference, so that closing the descriptor really closes the socket. */
+static void unregister_socket(struct chopin__uring *l, struct chopin__conn *c) {
+    if (!(c->backend_flags & F_FIXED))
+        return;
+    c->backend_flags &= (uint16_t)~F_FIXED;
+    struct io_uring_sqe *sqe = l->exiting ? NULL : chopin__uring_sqe(l);
+    if (sqe) {
+        io_uring_prep_close_direct(sqe, slot_of(l, c));
+        fire_and_forget(l, sqe);
+        return;
+    }
+    int none = -1;
+    io_uring_register_files_update(&l->ring, slot_of(l, c), &none, 1);
+}
+
 /* ----- receive ------------------------------------------------------------------------ */
 
 static int arm_recv(struct chopin__uring *l, struct chopin__conn *c) {
@@ -92,6 +142,7 @@ static int arm_recv(struct chopin__uring *l, struct chopin__conn *c) {
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     else
         io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
+    use_socket(l, c, sqe);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = 0;
     io_uring_sqe_set_data64(sqe, chopin__udata_for(engine(l), CHOPIN__UOP_RECV, c));
@@ -107,9 +158,7 @@ static int cancel_op(struct chopin__uring *l, struct chopin__conn *c, unsigned o
     if (!sqe)
         return -EAGAIN;
     io_uring_prep_cancel64(sqe, chopin__udata_for(engine(l), op, c), 0);
-    io_uring_sqe_set_data64(sqe, chopin__udata_make(CHOPIN__UOP_CANCEL, 0, 0));
-    if (l->cqe_skip)
-        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    fire_and_forget(l, sqe);
     return 0;
 }
 
@@ -195,6 +244,7 @@ static int send_iov(struct chopin__uring *l, struct chopin__conn *c,
         l->sendctx[slot_of(l, c)] = x;
         io_uring_prep_sendmsg(sqe, c->fd, &x->msg, (unsigned)flags);
     }
+    use_socket(l, c, sqe);
     io_uring_sqe_set_data64(sqe, chopin__udata_for(engine(l), CHOPIN__UOP_SEND, c));
     send_submitted(c, 0);
     return 0;
@@ -272,6 +322,7 @@ static void on_send(struct chopin__uring *l, struct chopin__conn *c,
 /* ----- close -------------------------------------------------------------------------- */
 
 static void finish_close(struct chopin__uring *l, struct chopin__conn *c) {
+    unregister_socket(l, c);
     struct io_uring_sqe *sqe = l->exiting ? NULL : chopin__uring_sqe(l);
     if (sqe) {
         /* Saves a syscall per connection; nothing else refers to the fd any more. Its
@@ -402,6 +453,7 @@ void chopin__uring_service(struct chopin__uring *l, struct chopin__conn *c) {
 void chopin__uring_conn_start(struct chopin__uring *l, struct chopin__conn *c) {
     c->backend_flags = 0;
     c->backend_ops = 0;
+    register_socket(l, c);
     chopin__uring_service(l, c);
 }
 

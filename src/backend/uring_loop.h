@@ -22,6 +22,7 @@ struct chopin__uring {
     int multishot_recv;     /* IORING_RECV_MULTISHOT (6.0) */
     int multishot_accept;   /* IORING_ACCEPT_MULTISHOT (5.19) */
     int cqe_skip;           /* IOSQE_CQE_SKIP_SUCCESS (5.17) */
+    unsigned fixed_files;   /* registered file table size: slots below it use it */
     int exiting;            /* closing everything: no more async closes */
     unsigned closing;       /* connections waiting for their operations before the free */
     unsigned closes;        /* IORING_OP_CLOSE in flight */
