@@ -142,7 +142,7 @@ static void *bad_client(void *arg) {
     static const char bigs[] = "GET /big/7 HTTP/1.1\r\nHost: a\r\n\r\n";
     static const char files[] = "GET /file HTTP/1.1\r\nHost: a\r\n\r\n";
     char buf[4096], batch[16 * 64];
-    for (unsigned round = 0; round < BAD_ROUNDS && good_done < GOOD_CLIENTS; round++) {
+    for (unsigned round = 0; round < BAD_ROUNDS && __atomic_load_n(&good_done, __ATOMIC_SEQ_CST) < GOOD_CLIENTS; round++) {
         int fd = raw_connect();
         if (fd < 0)
             continue;
@@ -182,7 +182,7 @@ static void *bad_client(void *arg) {
  * whichever connection took its slot since: the good clients would read "id=666666". */
 static void *zombie_client(void *arg) {
     static const char req[] = "GET /small/666666 HTTP/1.1\r\nHost: z\r\n\r\n";
-    while (good_done < GOOD_CLIENTS) {
+    while (__atomic_load_n(&good_done, __ATOMIC_SEQ_CST) < GOOD_CLIENTS) {
         int fds[ZOMBIES];
         for (int i = 0; i < ZOMBIES; i++) {
             struct cl_conn *c = cl_open(port);
