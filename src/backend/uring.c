@@ -46,12 +46,14 @@
 #define EXIT_WAIT_MS 2000
 /* Completions handled before the CQ head is advanced, so the kernel can post more. */
 #define CQE_BATCH 256
-/* SQEs queued during a batch of completions before they are submitted, without waiting
- * for the end of the turn. A send holds its connection's output buffer until it
- * completes: a thousand requests in one batch would otherwise hold a thousand buffers at
- * once (16 MiB, kept by the pool and malloc afterwards). Sends that complete inline post
- * their completions at once, and this same batch returns their buffers. */
-#define SQ_BATCH 64
+/* Sends queued while handling completions before they are submitted. A send holds its
+ * connection's output buffer (a 16 KiB pool buffer) until its completion is handled, and
+ * completions are handled in order: a burst of a thousand requests would hold a thousand
+ * buffers before the first send completion is reached (16 MiB, kept by the pool and malloc
+ * afterwards). So every SEND_CHUNK sends are submitted at once (a send to a socket with
+ * room completes inline and posts its completion there and then), and further receive
+ * completions wait in a backlog until those send completions were handled. */
+#define SEND_CHUNK 64
 
 /* ----- features, probed once -------------------------------------------------------- */
 
@@ -560,23 +562,80 @@ static void dispatch(struct chopin__uring *l, const struct io_uring_cqe *cqe) {
     }
 }
 
-/* Handles every completion available, advancing the CQ head every CQE_BATCH. */
-static void reap(struct chopin__uring *l) {
+static int backlogged(const struct chopin__uring *l) { return l->bl_head != l->bl_tail; }
+
+/* Moves a receive completion to the backlog (FIFO, so a connection's receives keep their
+ * order). Returns -ENOMEM when the backlog cannot grow. */
+static int defer_cqe(struct chopin__uring *l, const struct io_uring_cqe *cqe) {
+    if (l->bl_tail == l->bl_cap) {
+        unsigned cap = l->bl_cap ? l->bl_cap * 2 : 256;
+        struct io_uring_cqe *b = realloc(l->backlog, cap * sizeof *b);
+        if (!b)
+            return -ENOMEM;
+        l->backlog = b;
+        l->bl_cap = cap;
+    }
+    l->backlog[l->bl_tail++] = *cqe;
+    return 0;
+}
+
+/* Submits the sends queued so far; receive completions wait until theirs were handled. */
+static void after_dispatch(struct chopin__uring *l) {
+    if (l->chunk_sends < SEND_CHUNK)
+        return;
+    buffers_publish(l);
+    io_uring_submit(&l->ring);
+    l->chunk_sends = 0;
+    l->defer_recv = 1;
+}
+
+static void drain_backlog(struct chopin__uring *l) {
+    while (backlogged(l) && !l->defer_recv) {
+        struct io_uring_cqe cqe = l->backlog[l->bl_head++];
+        if (l->bl_head == l->bl_tail)
+            l->bl_head = l->bl_tail = 0;
+        dispatch(l, &cqe);
+        after_dispatch(l);
+    }
+}
+
+static void handle(struct chopin__uring *l, const struct io_uring_cqe *cqe) {
+    if (chopin__udata_op(cqe->user_data) == CHOPIN__UOP_RECV &&
+        (l->defer_recv || backlogged(l))) {
+        if (defer_cqe(l, cqe) == 0)
+            return;
+        l->defer_recv = 0; /* out of memory: keep the order, give up the bound */
+        drain_backlog(l);
+    }
+    dispatch(l, cqe);
+    after_dispatch(l);
+}
+
+/* Handles the completions visible now, advancing the CQ head every CQE_BATCH. */
+static void reap_visible(struct chopin__uring *l) {
     for (;;) {
         struct io_uring_cqe *cqe;
         unsigned head, n = 0;
         io_uring_for_each_cqe(&l->ring, head, cqe) {
-            dispatch(l, cqe);
-            if (io_uring_sq_ready(&l->ring) >= SQ_BATCH) {
-                buffers_publish(l);
-                io_uring_submit(&l->ring);
-            }
+            handle(l, cqe);
             if (++n == CQE_BATCH)
                 break;
         }
         if (!n)
             break;
         io_uring_cq_advance(&l->ring, n);
+    }
+}
+
+/* Handles every completion available, and the backlog: each pass handles the send
+ * completions the last chunk of sends posted, then the next receives in order. */
+static void reap(struct chopin__uring *l) {
+    for (;;) {
+        reap_visible(l);
+        l->defer_recv = 0;
+        if (!backlogged(l))
+            break;
+        drain_backlog(l);
     }
     buffers_publish(l);
 }
@@ -587,6 +646,7 @@ static void wait_turn(struct chopin__uring *l, int timeout_ms) {
                                    .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
     struct io_uring_cqe *cqe;
     buffers_publish(l);
+    l->chunk_sends = 0;
     int rc = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
         chopin__worker_log(l->w, "io_uring_enter: %s", strerror(-rc));
@@ -662,6 +722,7 @@ static void loop_free(struct chopin__uring *l) {
     free(l->sendctx);
     free(l->retry);
     free(l->pending);
+    free(l->backlog);
     free(l);
 }
 

@@ -247,6 +247,7 @@ static int send_iov(struct chopin__uring *l, struct chopin__conn *c,
     use_socket(l, c, sqe);
     io_uring_sqe_set_data64(sqe, chopin__udata_for(engine(l), CHOPIN__UOP_SEND, c));
     send_submitted(c, 0);
+    l->chunk_sends++;
     return 0;
 }
 

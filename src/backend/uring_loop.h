@@ -45,6 +45,13 @@ struct chopin__uring {
     struct chopin__uring_sendctx **sendctx;
     struct chopin__uring_sendctx *free_ctx;
 
+    /* Receive completions waiting for the send completions of the last chunk of sends
+     * (see SEND_CHUNK in uring.c), in arrival order. */
+    struct io_uring_cqe *backlog;
+    unsigned bl_head, bl_tail, bl_cap;
+    unsigned chunk_sends; /* sends queued since the last submit */
+    int defer_recv;       /* receive completions go to the backlog for now */
+
     /* Connections that could not get an SQE (queue full and not drainable): serviced
      * again after the next submit. Entries are user_data, so stale ones are skipped. */
     uint64_t *retry;
