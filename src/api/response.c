@@ -264,15 +264,11 @@ int chopin_res_header(chopin_res *res, const char *name, const char *value)
 
 /* ---- bodies ------------------------------------------------------------------------ */
 
-int chopin_res_copy(chopin_res *res, int status, const char *content_type, const void *body,
-                    size_t len)
+/* Copies `len` bytes into the arena and makes them the body under an already checked
+ * content type. */
+static int set_copied_body(chopin_res *res, int status, const char *type, const void *body,
+                           size_t len)
 {
-    if (!chopin__res_status_valid(status) || (len && !body))
-        return -EINVAL;
-    const char *type;
-    int err = content_type_borrow(content_type, &type);
-    if (err)
-        return err;
     char *copy = res->arena ? chopin__arena_alloc(res->arena, len ? len : 1) : NULL;
     if (!copy)
         return -ENOMEM;
@@ -284,20 +280,22 @@ int chopin_res_copy(chopin_res *res, int status, const char *content_type, const
     return 0;
 }
 
+int chopin_res_copy(chopin_res *res, int status, const char *content_type, const void *body,
+                    size_t len)
+{
+    if (!chopin__res_status_valid(status) || (len && !body))
+        return -EINVAL;
+    const char *type;
+    int err = content_type_borrow(content_type, &type);
+    return err ? err : set_copied_body(res, status, type, body, len);
+}
+
 /* Copy of a body under a content type that is already static. */
 static int copy_typed(chopin_res *res, int status, const char *static_type, const char *text)
 {
     if (!chopin__res_status_valid(status) || !text)
         return -EINVAL;
-    size_t len = strlen(text);
-    char *copy = res->arena ? chopin__arena_alloc(res->arena, len ? len : 1) : NULL;
-    if (!copy)
-        return -ENOMEM;
-    memcpy(copy, text, len);
-    chopin__res_replace_body(res, status, CHOPIN__RES_COPY, static_type);
-    res->body = copy;
-    res->body_len = len;
-    return 0;
+    return set_copied_body(res, status, static_type, text, strlen(text));
 }
 
 int chopin_res_static(chopin_res *res, int status, const char *content_type, const void *body,
