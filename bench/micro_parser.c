@@ -7,8 +7,18 @@
  *
  * Usage: micro_parser                 the table (best of 60 runs of ~5 ms per cell)
  *        micro_parser LEVEL REQ N     N parses of REQ (techempower|browser) at LEVEL
- *                                     (scalar|sse2|avx2): for callgrind instruction counts,
- *                                     e.g. valgrind --tool=callgrind micro_parser scalar browser 1000
+ *                                     (scalar|sse2|avx2, or pico below): for callgrind
+ *                                     instruction counts, e.g.
+ *                                     valgrind --tool=callgrind micro_parser scalar browser 1000
+ *
+ * Side by side with picohttpparser (h2o's parser): built with -DCHOPIN_BENCH_PICO=1,
+ * -I<dir of picohttpparser.h> and picohttpparser.c on the command line, all from a copy
+ * outside this repository (nothing of it lives here; docs/PERFORMANCE.md, section 7, has
+ * the commands). The table then gains a column for it, and "pico" is a LEVEL. Its SIMD
+ * path is chosen at compile time (-msse4.2: pcmpestri); compile picohttpparser.c and this
+ * file in one command with the same flags, so the column's label (from __SSE4_2__ here)
+ * says which path was measured. Both parsers get the same bytes and the same header
+ * capacity, and their results are checked against each other before anything is timed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +26,15 @@
 #include <time.h>
 
 #include "http/parser.h"
+
+#if CHOPIN_BENCH_PICO
+#include "picohttpparser.h"
+#ifdef __SSE4_2__
+#define PICO_LABEL "pico-sse42"
+#else
+#define PICO_LABEL "pico-scalar"
+#endif
+#endif
 
 /* The request wrk sends in TechEmpower's plaintext test. */
 static const char techempower[] =
@@ -31,8 +50,9 @@ static const char techempower[] =
     "Connection: keep-alive\r\n"
     "\r\n";
 
-/* A browser GET of 732 bytes with 10 headers, the size and shape of picohttpparser's
- * benchmark request. */
+/* A browser GET of 732 bytes with 10 headers, about the size and shape of
+ * picohttpparser's own benchmark request (703 bytes, 9 headers: a long path, a long
+ * User-Agent, Accept-*, Connection and a ~260-byte Cookie). */
 static const char browser[] =
     "GET /static/images/2024/summer-collection/hero-banner-large.webp?v=1717171717 HTTP/1.1\r\n"
     "Host: www.example-shop.com\r\n"
@@ -58,8 +78,9 @@ static const struct {
     {"browser", browser, sizeof browser - 1},
 };
 
-static const struct chopin__limits lim = {8192, 65536, 64};
-static struct chopin__header headers[64];
+#define MAX_HEADERS 64 /* header capacity, the same for both parsers */
+static const struct chopin__limits lim = {8192, 65536, MAX_HEADERS};
+static struct chopin__header headers[MAX_HEADERS];
 
 static double now_ns(void)
 {
@@ -84,21 +105,79 @@ static long parse_n(const char *req, size_t len, long n)
     return r;
 }
 
+#if CHOPIN_BENCH_PICO
+static struct phr_header pico_headers[MAX_HEADERS];
+
+/* The same loop around phr_parse_request. Its outputs are what our parse fills in too
+ * (method, target, minor version, the headers); last_len 0: a first, whole read. */
+static long pico_parse_n(const char *req, size_t len, long n)
+{
+    const char *method, *path;
+    size_t method_len, path_len, nheaders;
+    int minor;
+    long r = 0;
+    for (long i = 0; i < n; i++) {
+        const char *p = req;
+        __asm__ volatile("" : "+r"(p));
+        nheaders = MAX_HEADERS;
+        r = phr_parse_request(p, len, &method, &method_len, &path, &path_len, &minor,
+                              pico_headers, &nheaders, 0);
+        __asm__ volatile("" : : "r"(r), "r"(method), "r"(path), "r"(method_len), "r"(path_len),
+                         "r"(minor), "r"(nheaders)
+                         : "memory");
+    }
+    return r;
+}
+
+/* Both parsers must agree on one request before their times mean the same thing: the
+ * whole head, the method, the target, the version, every name and value (pointer and
+ * length: both strip the OWS around values). Returns 0 when they do. */
+static int pico_check(const char *name, const char *req, size_t len, enum chopin__simd level)
+{
+    struct chopin__head head;
+    head.headers = headers;
+    if (chopin__parser_set_simd(level) != level) return 0; /* a level this CPU lacks */
+    long r = chopin__parse_request(req, len, &head, &lim);
+    const char *method, *path;
+    size_t method_len, path_len, n = MAX_HEADERS;
+    int minor;
+    int pr = phr_parse_request(req, len, &method, &method_len, &path, &path_len, &minor,
+                               pico_headers, &n, 0);
+    int bad = r != (long)len || pr != (int)len || n != head.nheaders ||
+              method != head.method || method_len != head.method_len ||
+              path != head.target || path_len != head.target_len || minor != head.minor;
+    for (size_t i = 0; !bad && i < n; i++)
+        bad = pico_headers[i].name != headers[i].name ||
+              pico_headers[i].name_len != headers[i].name_len ||
+              pico_headers[i].value != headers[i].value ||
+              pico_headers[i].value_len != headers[i].value_len;
+    if (bad)
+        fprintf(stderr,
+                "%s: the parsers disagree: chopin (%s) %ld bytes, %u headers, method %u, "
+                "target %u; picohttpparser %d bytes, %zu headers, method %zu, path %zu\n",
+                name, chopin__simd_name(level), r, head.nheaders, head.method_len,
+                head.target_len, pr, n, method_len, path_len);
+    return bad;
+}
+#endif
+
+typedef long parse_n_fn(const char *, size_t, long);
+
 /* Minimum over many short runs: on a shared machine the minimum is the run nobody
  * preempted, which is the number that compares across builds. */
-static double ns_per_parse(const char *req, size_t len)
+static double ns_per_parse(parse_n_fn *fn, const char *req, size_t len)
 {
     long n = 100;
     for (;;) { /* grow the batch until it takes ~5 ms */
         double t0 = now_ns();
-        parse_n(req, len, n);
+        fn(req, len, n);
         if (now_ns() - t0 > 5e6) break;
         n *= 2;
     }
     double best = 1e30;
     for (int run = 0; run < 60; run++) {
         double t0 = now_ns();
-        parse_n(req, len, n);
+        fn(req, len, n);
         double x = (now_ns() - t0) / (double)n;
         if (x < best) best = x;
     }
@@ -126,13 +205,31 @@ int main(int argc, char **argv)
                     reqs[i].len);
             return 1;
         }
+#if CHOPIN_BENCH_PICO
+        for (size_t l = 0; l < 3; l++)
+            if (pico_check(reqs[i].name, reqs[i].req, reqs[i].len, levels[l])) return 1;
+        chopin__parser_set_simd(CHOPIN__SIMD_AUTO);
+#endif
     }
 
     if (argc == 4) {
+#if !CHOPIN_BENCH_PICO
+        if (!strcmp(argv[1], "pico")) {
+            fprintf(stderr, "built without picohttpparser (-DCHOPIN_BENCH_PICO=1)\n");
+            return 2;
+        }
+#endif
         enum chopin__simd got = chopin__parser_set_simd(level_named(argv[1]));
         long n = atol(argv[3]);
         for (size_t i = 0; i < nreq; i++) {
             if (strcmp(argv[2], reqs[i].name)) continue;
+#if CHOPIN_BENCH_PICO
+            if (!strcmp(argv[1], "pico")) {
+                long r = pico_parse_n(reqs[i].req, reqs[i].len, n);
+                printf("%s %s x%ld -> %ld\n", PICO_LABEL, reqs[i].name, n, r);
+                return 0;
+            }
+#endif
             long r = parse_n(reqs[i].req, reqs[i].len, n);
             printf("%s %s x%ld -> %ld\n", chopin__simd_name(got), reqs[i].name, n, r);
             return 0;
@@ -143,6 +240,9 @@ int main(int argc, char **argv)
 
     printf("%-12s %6s %8s", "request", "bytes", "headers");
     for (size_t l = 0; l < 3; l++) printf(" %9s", chopin__simd_name(levels[l]));
+#if CHOPIN_BENCH_PICO
+    printf(" %12s", PICO_LABEL);
+#endif
     printf("   (ns per parse)\n");
     for (size_t i = 0; i < nreq; i++) {
         struct chopin__head head;
@@ -154,9 +254,12 @@ int main(int argc, char **argv)
                 printf(" %9s", "n/a");
                 continue;
             }
-            printf(" %9.1f", ns_per_parse(reqs[i].req, reqs[i].len));
+            printf(" %9.1f", ns_per_parse(parse_n, reqs[i].req, reqs[i].len));
             fflush(stdout);
         }
+#if CHOPIN_BENCH_PICO
+        printf(" %12.1f", ns_per_parse(pico_parse_n, reqs[i].req, reqs[i].len));
+#endif
         printf("\n");
     }
     chopin__parser_set_simd(CHOPIN__SIMD_AUTO);
