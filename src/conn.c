@@ -294,8 +294,7 @@ static void queue_response(struct chopin__conn *c, struct chopin_res *res, int m
         .date = e->date.text,
         .server_line = e->cfg->server_header,
         .server_line_len = e->cfg->server_header_len,
-        .lead_200 = e->lead_200,
-        .lead_200_len = e->lead_200_len,
+        .cache = &e->heads,
     };
     set_framing(&ctx, res, minor, &keep);
     int send_body = !head_request && !no_body_status(res->status);
@@ -348,25 +347,25 @@ static void send_continue(struct chopin__conn *c, const struct chopin__head *hea
     chopin__outq_commit(c->out, sizeof line - 1);
 }
 
-static void dispatch(struct chopin__conn *c, const struct chopin__head *head, const char *body,
+/* Runs the handler for `req`, whose head the parser filled, and queues its response. */
+static void dispatch(struct chopin__conn *c, struct chopin_req *req, const char *body,
                      uint64_t body_len) {
     struct chopin__engine *e = c->engine;
-    struct chopin_req req;
-    req.head = *head;
-    req.body = body;
-    req.body_len = body_len;
-    req.path = head->path;
-    req.path_len = head->path_len;
-    req.nparams = 0;
-    req.arena = &e->arena;
-    req.engine = e;
-    req.conn = c;
+    const struct chopin__head *head = &req->head;
+    req->body = body;
+    req->body_len = body_len;
+    req->path = head->path;
+    req->path_len = head->path_len;
+    req->nparams = 0;
+    req->arena = &e->arena;
+    req->engine = e;
+    req->conn = c;
     if (!head->keep_alive || e->draining)
         c->keep_open = 0;
 
     struct chopin_res res;
     chopin__res_init(&res, &e->arena);
-    chopin__router_dispatch(e->router, &req, &res);
+    chopin__router_dispatch(e->router, req, &res);
     if (res.body_kind == CHOPIN__RES_UNSET || chopin__json_unfinished(&res))
         set_internal_error(&res); /* no answer, or half a JSON document */
     c->requests++;
@@ -399,9 +398,10 @@ static void start_body(struct chopin__conn *c, size_t head_len) {
  * needs more (its progress is kept in c), or n after an error answer. */
 static size_t serve_one(struct chopin__conn *c, char *p, size_t n) {
     struct chopin__engine *e = c->engine;
-    struct chopin__head head;
-    head.headers = e->headers;
-    ssize_t r = chopin__parse_request(p, n, &head, &e->cfg->limits);
+    struct chopin_req req; /* the parser fills its head in place: no copy */
+    struct chopin__head *head = &req.head;
+    head->headers = e->headers;
+    ssize_t r = chopin__parse_request(p, n, head, &e->cfg->limits);
     if (r == CHOPIN__PARSE_INCOMPLETE) {
         enter_phase(c, CHOPIN__PHASE_HEAD, options(c)->header_timeout_ms);
         return 0;
@@ -412,20 +412,20 @@ static size_t serve_one(struct chopin__conn *c, char *p, size_t n) {
     }
     size_t head_len = (size_t)r, used = head_len;
     uint64_t body_len = 0;
-    if (head.body_kind == CHOPIN__BODY_LENGTH) {
-        if (head.content_length > options(c)->max_body_bytes) {
+    if (head->body_kind == CHOPIN__BODY_LENGTH) {
+        if (head->content_length > options(c)->max_body_bytes) {
             respond_error(c, 413);
             return n;
         }
-        if (n - head_len < head.content_length) {
+        if (n - head_len < head->content_length) {
             start_body(c, head_len);
-            c->body_need = head.content_length;
-            send_continue(c, &head);
+            c->body_need = head->content_length;
+            send_continue(c, head);
             return 0;
         }
-        body_len = head.content_length;
+        body_len = head->content_length;
         used += body_len;
-    } else if (head.body_kind == CHOPIN__BODY_CHUNKED) {
+    } else if (head->body_kind == CHOPIN__BODY_CHUNKED) {
         start_body(c, head_len);
         size_t in = c->body_in, out = c->body_out;
         int rc = chopin__chunked_decode(&c->chunked, p + head_len, n - head_len, &in, &out,
@@ -433,7 +433,7 @@ static size_t serve_one(struct chopin__conn *c, char *p, size_t n) {
         c->body_in = in;
         c->body_out = out;
         if (rc == 0) {
-            send_continue(c, &head);
+            send_continue(c, head);
             return 0;
         }
         if (rc < 0) {
@@ -447,7 +447,7 @@ static size_t serve_one(struct chopin__conn *c, char *p, size_t n) {
     c->head_len = 0;
     c->body_in = c->body_out = 0;
     c->body_need = 0;
-    dispatch(c, &head, body_len ? p + head_len : NULL, body_len);
+    dispatch(c, &req, body_len ? p + head_len : NULL, body_len);
     if (!c->keep_open)
         c->phase = CHOPIN__PHASE_LINGER;
     return used;

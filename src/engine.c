@@ -56,9 +56,9 @@ static void fire(struct chopin__timer *t, void *arg) {
 
 void chopin__engine_set_clock(struct chopin__engine *e, uint64_t now_ms, int64_t wall_sec) {
     e->now_ms = now_ms;
-    if (chopin__date_update(&e->date, (time_t)wall_sec) || !e->lead_200_len)
-        e->lead_200_len = (uint32_t)chopin__serialize_lead(e->lead_200, 200, e->cfg->server_header,
-                                                           e->cfg->server_header_len, e->date.text);
+    if (chopin__date_update(&e->date, (time_t)wall_sec) || !e->heads.lead_len)
+        chopin__head_cache_set_lead(&e->heads, e->cfg->server_header, e->cfg->server_header_len,
+                                    e->date.text);
 }
 
 void chopin__engine_run_timers(struct chopin__engine *e) {

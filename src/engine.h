@@ -42,8 +42,7 @@ struct chopin__engine {
     struct chopin__arena arena;
     struct chopin__wheel wheel;
     struct chopin__date date;
-    uint32_t lead_200_len;
-    char lead_200[CHOPIN__LEAD_MAX]; /* "HTTP/1.1 200 OK", Server, Date: rebuilt each second */
+    struct chopin__head_cache heads; /* the 200 lead (rebuilt each second), the last head */
     struct chopin__header *headers; /* parser output array, max_headers entries */
     uint32_t *gens;                 /* generation of each slab slot */
     uint64_t now_ms; /* monotonic, refreshed once per loop turn */

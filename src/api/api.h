@@ -10,11 +10,11 @@ int chopin__res_status_valid(int status);
 /**
  * Releases the current body (an owned one is freed, a file closed when the response owned
  * it, a stream's done() called, a JSON writer detached) and sets status, kind and content
- * type (which must outlive the response: static or in the arena). The body fields are left
- * empty for the caller.
+ * type of `content_type_len` bytes (which must outlive the response: static or in the
+ * arena). The caller then fills the body fields of `kind`.
  */
 void chopin__res_replace_body(chopin_res *res, int status, enum chopin__res_body kind,
-                              const char *content_type);
+                              const char *content_type, size_t content_type_len);
 
 /** The Content-Type for a file name, from its extension (case-insensitive);
  *  "application/octet-stream" when unknown. */

@@ -133,7 +133,7 @@ chopin_json *chopin_res_json(chopin_res *res, int status)
     j->res = res;
     j->buf = buf;
     j->cap = 256;
-    chopin__res_replace_body(res, status, CHOPIN__RES_COPY, APP_JSON);
+    chopin__res_replace_body(res, status, CHOPIN__RES_COPY, APP_JSON, sizeof APP_JSON - 1);
     res->body = buf;
     res->body_len = 0;
     res->json = j;

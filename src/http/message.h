@@ -53,6 +53,7 @@ struct chopin_res {
     uint8_t close;          /* send Connection: close and close afterwards */
     uint8_t close_fd;
     const char *content_type; /* NUL-terminated (static or arena), NULL for none */
+    uint32_t content_type_len;
     const char *body;
     uint64_t body_len;
     chopin_free_fn free_fn;

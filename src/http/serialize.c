@@ -42,14 +42,44 @@ static char *put(char *p, const char *s, size_t n) {
 }
 #define PUT_LIT(p, s) put((p), (s), LIT(s))
 
+/* A plain 200: the one shape the cache keeps. */
+static int cacheable(const struct chopin_res *res, const struct chopin__head_ctx *ctx) {
+    return res->status == 200 && ctx->framing == CHOPIN__FRAME_LENGTH && res->content_type &&
+           !res->headers_len && ctx->cache && ctx->cache->lead_len;
+}
+
+/* Where the cached head's content type starts: right after the lead. */
+#define CACHED_TYPE_AT(hc) ((hc)->bytes + (hc)->lead_len + LIT("Content-Type: "))
+
+static int cache_hit(const struct chopin_res *res, const struct chopin__head_ctx *ctx) {
+    const struct chopin__head_cache *hc = ctx->cache;
+    return cacheable(res, ctx) && hc->len && hc->body_len == ctx->body_len &&
+           hc->connection == ctx->connection && hc->content_type_len == res->content_type_len &&
+           memcmp(CACHED_TYPE_AT(hc), res->content_type, res->content_type_len) == 0;
+}
+
+static void cache_store(const struct chopin_res *res, const struct chopin__head_ctx *ctx,
+                        const char *head, size_t len) {
+    struct chopin__head_cache *hc = ctx->cache;
+    if (len > sizeof hc->bytes)
+        return;
+    memcpy(hc->bytes, head, len);
+    hc->len = (uint32_t)len;
+    hc->body_len = ctx->body_len;
+    hc->connection = ctx->connection;
+    hc->content_type_len = res->content_type_len;
+}
+
 size_t chopin__serialize_head_size(const struct chopin_res *res, struct chopin__head_ctx *ctx) {
+    ctx->cached = (uint8_t)cache_hit(res, ctx);
+    if (ctx->cached)
+        return ctx->cache->len;
     ctx->reason = chopin__status_reason(res->status);
     ctx->reason_len = ctx->reason ? (uint32_t)strlen(ctx->reason) : 0;
-    ctx->content_type_len = res->content_type ? (uint32_t)strlen(res->content_type) : 0;
     size_t n = LIT("HTTP/1.1 200 \r\n") + ctx->reason_len + ctx->server_line_len;
     n += LIT("Date: \r\n") + CHOPIN__DATE_LEN;
     if (res->content_type)
-        n += LIT("Content-Type: \r\n") + ctx->content_type_len;
+        n += LIT("Content-Type: \r\n") + res->content_type_len;
     n += LIT("Content-Length: \r\n") + 20; /* >= "Transfer-Encoding: chunked\r\n" */
     n += LIT("Connection: keep-alive\r\n");
     n += res->headers_len + LIT("\r\n");
@@ -77,11 +107,12 @@ static char *put_lead(char *p, int status, const char *reason, size_t reason_len
     return PUT_LIT(p, "\r\n");
 }
 
-size_t chopin__serialize_lead(char *dst, int status, const char *server_line,
-                              uint32_t server_line_len, const char *date) {
-    const char *reason = chopin__status_reason(status);
-    size_t reason_len = reason ? strlen(reason) : 0;
-    return (size_t)(put_lead(dst, status, reason, reason_len, server_line, server_line_len, date) - dst);
+void chopin__head_cache_set_lead(struct chopin__head_cache *hc, const char *server_line,
+                                 uint32_t server_line_len, const char *date) {
+    const char *ok = chopin__status_reason(200);
+    char *end = put_lead(hc->lead, 200, ok, strlen(ok), server_line, server_line_len, date);
+    hc->lead_len = (uint32_t)(end - hc->lead);
+    hc->len = 0;
 }
 
 static char *put_framing(char *p, const struct chopin__head_ctx *ctx) {
@@ -99,15 +130,19 @@ static char *put_framing(char *p, const struct chopin__head_ctx *ctx) {
 
 size_t chopin__serialize_head(char *dst, const struct chopin_res *res,
                               const struct chopin__head_ctx *ctx) {
+    if (ctx->cached) {
+        memcpy(dst, ctx->cache->bytes, ctx->cache->len);
+        return ctx->cache->len;
+    }
     char *p;
-    if (res->status == 200 && ctx->lead_200)
-        p = put(dst, ctx->lead_200, ctx->lead_200_len);
+    if (res->status == 200 && ctx->cache && ctx->cache->lead_len)
+        p = put(dst, ctx->cache->lead, ctx->cache->lead_len);
     else
         p = put_lead(dst, res->status, ctx->reason, ctx->reason_len, ctx->server_line,
                      ctx->server_line_len, ctx->date);
     if (res->content_type) {
         p = PUT_LIT(p, "Content-Type: ");
-        p = put(p, res->content_type, ctx->content_type_len);
+        p = put(p, res->content_type, res->content_type_len);
         p = PUT_LIT(p, "\r\n");
     }
     p = put_framing(p, ctx);
@@ -118,5 +153,8 @@ size_t chopin__serialize_head(char *dst, const struct chopin_res *res,
     if (res->headers_len)
         p = put(p, res->headers, res->headers_len);
     p = PUT_LIT(p, "\r\n");
-    return (size_t)(p - dst);
+    size_t n = (size_t)(p - dst);
+    if (cacheable(res, ctx))
+        cache_store(res, ctx, dst, n);
+    return n;
 }

@@ -18,31 +18,47 @@ enum chopin__framing {
     CHOPIN__FRAME_NONE,       /* 1xx, 204, 304: no body and no length header */
 };
 
+/** The most bytes of one cached head (the lead, Content-Type, Content-Length, Connection). */
+#define CHOPIN__LEAD_MAX 192
+#define CHOPIN__CACHED_HEAD_MAX 384
+
+/*
+ * Heads a worker reuses. The lead of a 200 (status line, Server, Date) is rebuilt once a
+ * second, so the commonest response starts with one copy. And the last plain 200 head
+ * (no extra headers, a Content-Length) is kept whole: a server mostly answers with the
+ * same content type and often the same length (TechEmpower's tests always), and then the
+ * head is one copy instead of a dozen. Rebuilding the lead forgets the last head.
+ */
+struct chopin__head_cache {
+    uint32_t lead_len;
+    uint32_t len;               /* of `bytes`; 0: no last head */
+    uint32_t content_type_len;  /* the key of the last head: its content type is in `bytes` */
+    uint8_t connection;
+    uint64_t body_len;
+    char lead[CHOPIN__LEAD_MAX];
+    char bytes[CHOPIN__CACHED_HEAD_MAX];
+};
+
 struct chopin__head_ctx {
     const char *date;          /* CHOPIN__DATE_LEN bytes */
     const char *server_line;   /* "Server: x\r\n" or "" */
     uint32_t server_line_len;
-    /* The lead of a 200 (status line, Server, Date) prebuilt once a second by the worker,
-     * so the commonest response starts with one copy; NULL to build it each time. */
-    const char *lead_200;
-    uint32_t lead_200_len;
+    struct chopin__head_cache *cache; /* NULL to build every head in full */
     uint8_t framing;           /* enum chopin__framing */
     uint8_t connection;        /* 0: no header, 1: "close", 2: "keep-alive" (HTTP/1.0) */
     uint64_t body_len;         /* for CHOPIN__FRAME_LENGTH */
     /* Filled by chopin__serialize_head_size for chopin__serialize_head. */
+    uint8_t cached;            /* the cache's last head is this response's */
     const char *reason;
     uint32_t reason_len;
-    uint32_t content_type_len;
 };
 
 /** Upper bound of the bytes chopin__serialize_head writes for `res` with `ctx`; also
  *  measures the strings the head needs (stored in ctx). */
 size_t chopin__serialize_head_size(const struct chopin_res *res, struct chopin__head_ctx *ctx);
-/** Writes "HTTP/1.1 <status> <reason>\r\n", the Server line and the Date line into dst
- *  (at most CHOPIN__LEAD_MAX bytes); returns the bytes written. */
-#define CHOPIN__LEAD_MAX 192
-size_t chopin__serialize_lead(char *dst, int status, const char *server_line,
-                              uint32_t server_line_len, const char *date);
+/** Rebuilds the cache's 200 lead for a new Date (and forgets its last head). */
+void chopin__head_cache_set_lead(struct chopin__head_cache *hc, const char *server_line,
+                                 uint32_t server_line_len, const char *date);
 /** Writes the head (through the blank line) into `dst`, which has at least
  *  chopin__serialize_head_size bytes. Returns the bytes written. */
 size_t chopin__serialize_head(char *dst, const struct chopin_res *res,

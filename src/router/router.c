@@ -459,7 +459,10 @@ static void answer_fallback(const chopin_router *r, chopin_req *req, chopin_res 
 
 static void run_endpoint(const struct chopin__endpoint *ep, chopin_req *req, chopin_res *res)
 {
-    chopin__chain_run(ep->chain, ep->nchain, ep->handler, ep->data, req, res);
+    if (ep->nchain == 0)
+        ep->handler(req, res, ep->data); /* no middleware: no chain to set up */
+    else
+        chopin__chain_run(ep->chain, ep->nchain, ep->handler, ep->data, req, res);
 }
 
 /* Splits req->path (which starts with '/') into segs, decoding each segment when
@@ -557,15 +560,14 @@ void chopin__router_dispatch(const chopin_router *r, chopin_req *req, chopin_res
         answer_fallback(r, req, res, 404, 0); /* "*" (OPTIONS *) and anything odd */
         return;
     }
-    int decode = memchr(req->path, '%', req->path_len) != NULL;
-    if (!decode) {
-        const struct chopin__node *n = chopin__statics_find(r, req->path, req->path_len);
-        const struct chopin__endpoint *ep =
-            n ? chopin__node_pick(n, (chopin_method)req->head.method_id) : NULL;
-        if (ep) {
-            run_endpoint(ep, req, res);
-            return;
-        }
+    /* No static pattern holds '%' (see pattern_is_static), so a path found as it came
+     * needs no decoding. */
+    const struct chopin__node *n = chopin__statics_find(r, req->path, req->path_len);
+    const struct chopin__endpoint *ep =
+        n ? chopin__node_pick(n, (chopin_method)req->head.method_id) : NULL;
+    if (ep) {
+        run_endpoint(ep, req, res);
+        return;
     }
-    dispatch_tree(r, req, res, decode);
+    dispatch_tree(r, req, res, memchr(req->path, '%', req->path_len) != NULL);
 }

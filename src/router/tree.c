@@ -208,24 +208,49 @@ static uint64_t mix(uint64_t h, uint64_t w)
     return h ^ (h >> 29);
 }
 
+static uint64_t load64(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static uint32_t load32(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+/* The last 1-7 bytes are read with (possibly overlapping) fixed-size loads rather than a
+ * memcpy of variable length, which is a library call; the length in the seed keeps
+ * overlaps from making paths of different lengths collide. */
 uint64_t chopin__path_hash(const char *p, size_t len)
 {
     uint64_t h = 0x243f6a8885a308d3ull ^ len;
+    const char *end = p + len;
+    for (; end - p >= 8; p += 8)
+        h = mix(h, load64(p));
+    size_t left = (size_t)(end - p);
     uint64_t w;
-    for (; len >= 8; p += 8, len -= 8) {
-        memcpy(&w, p, 8);
-        h = mix(h, w);
-    }
-    w = 0;
-    memcpy(&w, p, len);
+    if (left == 0)
+        return h;
+    if (len >= 8)
+        w = load64(end - 8);
+    else if (left >= 4)
+        w = load32(p) | (uint64_t)load32(end - 4) << 32;
+    else
+        w = (uint8_t)p[0] | (uint64_t)(uint8_t)p[left / 2] << 8 | (uint64_t)(uint8_t)end[-1] << 16;
     return mix(h, w);
 }
 
-/* Patterns start with '/' (checked at registration), so every segment follows a '/'. */
+/* Patterns start with '/' (checked at registration), so every segment follows a '/'.
+ * One holding '%' is left to the tree too: then a path found in the static table has no
+ * '%' either, and the lookup can come before the scan for escapes to decode. */
 static int pattern_is_static(const char *p)
 {
     for (const char *s = p + 1; *s; s++)
-        if ((*s == ':' || *s == '*') && s[-1] == '/')
+        if (((*s == ':' || *s == '*') && s[-1] == '/') || *s == '%')
             return 0;
     return 1;
 }

@@ -69,9 +69,87 @@ static void test_content_length_digits(void) {
     }
 }
 
+/* The cached last head is reused only for the same content type (by bytes, not pointer),
+ * length and Connection header, and forgotten when the lead gets a new Date. */
+static size_t cached_head(struct chopin__head_cache *hc, const struct chopin_res *res,
+                          int connection, uint64_t len, char *out, int *hit) {
+    struct chopin__head_ctx ctx = {.date = DATE, .server_line = SERVER,
+                                   .server_line_len = sizeof SERVER - 1, .cache = hc,
+                                   .framing = CHOPIN__FRAME_LENGTH,
+                                   .connection = (uint8_t)connection, .body_len = len};
+    size_t bound = chopin__serialize_head_size(res, &ctx);
+    *hit = ctx.cached;
+    size_t n = chopin__serialize_head(out, res, &ctx);
+    CHECK(n <= bound);
+    return n;
+}
+
+static void test_head_cache(void) {
+    struct chopin__arena a;
+    chopin__arena_init(&a, 4096, 1 << 20);
+    struct chopin__head_cache hc;
+    memset(&hc, 0, sizeof hc);
+    chopin__head_cache_set_lead(&hc, SERVER, sizeof SERVER - 1, DATE);
+    struct chopin_res res;
+    chopin__res_init(&res, &a);
+    char type[] = "text/plain";
+    chopin_res_static(&res, 200, type, "Hello, World!", 13);
+    char out[512];
+    int hit;
+    static const char plain13[] =
+        "HTTP/1.1 200 OK\r\nServer: chopin\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+        "Content-Type: text/plain\r\nContent-Length: 13\r\n\r\n";
+    size_t n = cached_head(&hc, &res, 0, 13, out, &hit);
+    CHECK(!hit);
+    CHECK_MEM(out, n, plain13);
+    n = cached_head(&hc, &res, 0, 13, out, &hit);
+    CHECK(hit);
+    CHECK_MEM(out, n, plain13);
+
+    /* same pointer, same length, other bytes: a miss */
+    memcpy(type, "text/xmlxx", 10);
+    chopin_res_static(&res, 200, type, "Hello, World!", 13);
+    n = cached_head(&hc, &res, 0, 13, out, &hit);
+    CHECK(!hit);
+    CHECK(memmem(out, n, "Content-Type: text/xmlxx\r\n", 26) != NULL);
+    /* another length or Connection header: a miss */
+    n = cached_head(&hc, &res, 0, 14, out, &hit);
+    CHECK(!hit);
+    CHECK(memmem(out, n, "Content-Length: 14\r\n", 20) != NULL);
+    n = cached_head(&hc, &res, 1, 14, out, &hit);
+    CHECK(!hit);
+    CHECK(memmem(out, n, "Connection: close\r\n", 19) != NULL);
+    /* extra headers or another status are never cached */
+    CHECK_INT(chopin_res_header(&res, "X-A", "1"), 0);
+    n = cached_head(&hc, &res, 1, 14, out, &hit);
+    CHECK(!hit);
+    CHECK(memmem(out, n, "X-A: 1\r\n", 8) != NULL);
+    n = cached_head(&hc, &res, 1, 14, out, &hit);
+    CHECK(!hit);
+    chopin__res_init(&res, &a);
+    chopin_res_static(&res, 404, "text/plain", "no", 2);
+    n = cached_head(&hc, &res, 0, 2, out, &hit);
+    n = cached_head(&hc, &res, 0, 2, out, &hit);
+    CHECK(!hit);
+    CHECK(strncmp(out, "HTTP/1.1 404 Not Found\r\n", 24) == 0);
+
+    /* a new Date: the lead is rebuilt and the last head forgotten */
+    chopin__res_init(&res, &a);
+    chopin_res_static(&res, 200, "text/plain", "Hello, World!", 13);
+    cached_head(&hc, &res, 0, 13, out, &hit);
+    cached_head(&hc, &res, 0, 13, out, &hit);
+    CHECK(hit);
+    chopin__head_cache_set_lead(&hc, SERVER, sizeof SERVER - 1, "Mon, 07 Nov 1994 08:49:38 GMT");
+    n = cached_head(&hc, &res, 0, 13, out, &hit);
+    CHECK(!hit);
+    CHECK(memmem(out, n, "Date: Mon, 07 Nov 1994 08:49:38 GMT\r\n", 37) != NULL);
+    chopin__arena_destroy(&a);
+}
+
 int main(void) {
     RUN(test_plain_200);
     RUN(test_headers_close_and_statuses);
     RUN(test_content_length_digits);
+    RUN(test_head_cache);
     TEST_END();
 }
