@@ -314,10 +314,10 @@ static void queue_response(struct chopin__conn *c, struct chopin_res *res, int m
         fail(c);
         return;
     }
-    if (!send_body || inline_len)
-        chopin__res_discard(res);
-    else if (queue_body(c, res, ctx.framing == CHOPIN__FRAME_CHUNKED) < 0)
-        fail(c);
+    if (!send_body)
+        chopin__res_discard(res); /* HEAD, 1xx, 204, 304: what the body owns goes back */
+    else if (!inline_len && queue_body(c, res, ctx.framing == CHOPIN__FRAME_CHUNKED) < 0)
+        fail(c); /* (an inline body, static or in the arena, owns nothing) */
     if (!keep)
         c->keep_open = 0;
 }

@@ -50,23 +50,7 @@ void chopin__outq_free(struct chopin__outq *q, struct chopin__pool *pool) {
     chopin__pool_give(pool, q);
 }
 
-static const struct chopin__seg *last_seg(const struct chopin__outq *q) {
-    return q->count > q->head ? &q->seg[q->count - 1] : NULL;
-}
-
-int chopin__outq_has_room(const struct chopin__outq *q) {
-    const struct chopin__seg *last = last_seg(q);
-    if (last && last->kind == CHOPIN__SEG_STREAM)
-        return 0;
-    /* A response needs at most two segments (head, body); keep one spare. */
-    return q->count - q->head + 3 <= CHOPIN__OUTQ_SEGS && q->cap - q->used >= q->cap / 4;
-}
-
-char *chopin__outq_reserve(struct chopin__outq *q, size_t n) {
-    return q->cap - q->used >= n ? q->data + q->used : NULL;
-}
-
-static struct chopin__seg *seg_append(struct chopin__outq *q) {
+struct chopin__seg *chopin__outq_seg_append(struct chopin__outq *q) {
     if (q->count == CHOPIN__OUTQ_SEGS) {
         if (q->head == 0)
             return NULL;
@@ -79,28 +63,9 @@ static struct chopin__seg *seg_append(struct chopin__outq *q) {
     return s;
 }
 
-void chopin__outq_commit(struct chopin__outq *q, size_t used) {
-    if (!used)
-        return;
-    struct chopin__seg *last = q->count > q->head ? &q->seg[q->count - 1] : NULL;
-    if (last && last->kind == CHOPIN__SEG_DATA && last->off + last->len == q->used) {
-        last->len += used;
-    } else {
-        /* has_room keeps a spare segment, so this cannot fail for a caller that checked. */
-        struct chopin__seg *s = seg_append(q);
-        if (!s)
-            return;
-        s->kind = CHOPIN__SEG_DATA;
-        s->off = q->used;
-        s->len = used;
-    }
-    q->used += (uint32_t)used;
-    q->pending += used;
-}
-
 int chopin__outq_push_ext(struct chopin__outq *q, const void *ptr, uint64_t len,
                           chopin_free_fn free_fn, void *free_arg) {
-    struct chopin__seg *s = seg_append(q);
+    struct chopin__seg *s = chopin__outq_seg_append(q);
     if (!s)
         return -ENOSPC;
     s->kind = CHOPIN__SEG_EXT;
@@ -114,7 +79,7 @@ int chopin__outq_push_ext(struct chopin__outq *q, const void *ptr, uint64_t len,
 
 int chopin__outq_push_file(struct chopin__outq *q, int fd, uint64_t off, uint64_t len,
                            int close_fd) {
-    struct chopin__seg *s = seg_append(q);
+    struct chopin__seg *s = chopin__outq_seg_append(q);
     if (!s)
         return -ENOSPC;
     s->kind = CHOPIN__SEG_FILE;
@@ -128,7 +93,7 @@ int chopin__outq_push_file(struct chopin__outq *q, int fd, uint64_t off, uint64_
 
 int chopin__outq_push_stream(struct chopin__outq *q, chopin_produce_fn produce,
                              void (*done)(void *), void *state, int chunked) {
-    struct chopin__seg *s = seg_append(q);
+    struct chopin__seg *s = chopin__outq_seg_append(q);
     if (!s)
         return -ENOSPC;
     s->kind = CHOPIN__SEG_STREAM;
