@@ -199,6 +199,15 @@ static void set_framing(struct chopin__head_ctx *ctx, const struct chopin_res *r
     ctx->connection = !*keep ? 1 : minor == 0 ? 2 : 0;
 }
 
+/* gcc turns a memcpy whose size it can bound (an inline body is at most 4 KiB) into
+ * `rep movsq`, which takes tens of cycles to start: more than copying a short body costs
+ * (perf, pipelined /plaintext: 4% of the server's CPU). Hiding the bound keeps the call to
+ * the C library's copy. */
+static void copy_body(char *dst, const char *src, size_t n) {
+    __asm__("" : "+r"(n));
+    memcpy(dst, src, n);
+}
+
 /* Writes the head, plus the body when it is small enough to travel inline. Returns 0, or
  * -ENOSPC when the head could never fit (then nothing was queued). */
 static int queue_head(struct chopin__conn *c, const struct chopin_res *res,
@@ -213,7 +222,7 @@ static int queue_head(struct chopin__conn *c, const struct chopin_res *res,
         return -ENOMEM;
     size_t n = chopin__serialize_head(dst, res, ctx);
     if (inline_len)
-        memcpy(dst + n, res->body, inline_len);
+        copy_body(dst + n, res->body, inline_len);
     if (!on_heap) {
         chopin__outq_commit(q, n + inline_len);
         return 0;

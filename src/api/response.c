@@ -23,10 +23,24 @@ static const char TEXT_PLAIN[] = "text/plain; charset=utf-8";
 static const char TEXT_HTML[] = "text/html; charset=utf-8";
 static const char APP_JSON[] = "application/json";
 
+/* Field by field: the body fields of each kind are written by its setter and read only
+ * for that kind. A memset of the whole struct compiles to `rep stosq`, whose start-up
+ * cost showed in profiles of every request (perf, pipelined /plaintext: 1.7%). */
 void chopin__res_init(struct chopin_res *res, struct chopin__arena *arena)
 {
-    memset(res, 0, sizeof(*res));
+    res->status = 0;
+    res->body_kind = CHOPIN__RES_UNSET;
+    res->close = 0;
+    res->close_fd = 0;
+    res->content_type = NULL;
+    res->content_type_len = 0;
+    res->body = NULL;
+    res->body_len = 0;
     res->fd = -1;
+    res->headers = NULL;
+    res->headers_len = 0;
+    res->headers_cap = 0;
+    res->json = NULL;
     res->arena = arena;
 }
 

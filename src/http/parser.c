@@ -17,6 +17,8 @@
 
 #include <string.h>
 
+#include "mem/bytes.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define PARSER_X86 1
@@ -66,23 +68,30 @@ static const uint8_t cls[256] = {
     [0x80 ... 0xff] = VX,
 };
 
-/* First byte in [p, end) whose class misses `mask`, or end. Unrolled because this is the
- * whole cost of the scalar level: three instructions per byte, one branch each. */
-static ALWAYS_INLINE const char *scan_class(const char *p, const char *end, unsigned mask)
+/* First byte in [p, end) whose entry in `tab` misses `mask`, or end. Unrolled because
+ * this is the whole cost of the scalar level: three instructions per byte, one branch
+ * each. */
+static ALWAYS_INLINE const char *scan_table(const char *p, const char *end, const uint8_t *tab,
+                                            unsigned mask)
 {
     while (end - p >= 8) {
-        if (!(cls[(uint8_t)p[0]] & mask)) return p;
-        if (!(cls[(uint8_t)p[1]] & mask)) return p + 1;
-        if (!(cls[(uint8_t)p[2]] & mask)) return p + 2;
-        if (!(cls[(uint8_t)p[3]] & mask)) return p + 3;
-        if (!(cls[(uint8_t)p[4]] & mask)) return p + 4;
-        if (!(cls[(uint8_t)p[5]] & mask)) return p + 5;
-        if (!(cls[(uint8_t)p[6]] & mask)) return p + 6;
-        if (!(cls[(uint8_t)p[7]] & mask)) return p + 7;
+        if (!(tab[(uint8_t)p[0]] & mask)) return p;
+        if (!(tab[(uint8_t)p[1]] & mask)) return p + 1;
+        if (!(tab[(uint8_t)p[2]] & mask)) return p + 2;
+        if (!(tab[(uint8_t)p[3]] & mask)) return p + 3;
+        if (!(tab[(uint8_t)p[4]] & mask)) return p + 4;
+        if (!(tab[(uint8_t)p[5]] & mask)) return p + 5;
+        if (!(tab[(uint8_t)p[6]] & mask)) return p + 6;
+        if (!(tab[(uint8_t)p[7]] & mask)) return p + 7;
         p += 8;
     }
-    while (p < end && (cls[(uint8_t)*p] & mask)) p++;
+    while (p < end && (tab[(uint8_t)*p] & mask)) p++;
     return p;
+}
+
+static ALWAYS_INLINE const char *scan_class(const char *p, const char *end, unsigned mask)
+{
+    return scan_table(p, end, cls, mask);
 }
 
 #ifdef PARSER_X86
@@ -254,13 +263,6 @@ static ALWAYS_INLINE const char *skip_simd(const char *p, const char *end, int l
     return p;
 }
 
-static ALWAYS_INLINE uint64_t load64(const char *p)
-{
-    uint64_t x;
-    memcpy(&x, p, 8);
-    return x;
-}
-
 /*
  * Skips 8-byte words of field-value bytes without SIMD: `stops` has the high bit of each
  * byte below 0x20 or equal to 0x7f (bytes from 0x80 drop out through ~x). A borrow can
@@ -274,7 +276,7 @@ static ALWAYS_INLINE const char *skip_swar(const char *p, const char *end)
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
     while (end - p >= 8) {
-        uint64_t x = load64(p);
+        uint64_t x = chopin__load64(p);
         uint64_t stops = ((x - 0x20 * ones) | ((x ^ 0x7f * ones) - ones)) & ~x & high;
         if (stops) return p + __builtin_ctzll(stops) / 8;
         p += 8;
@@ -333,13 +335,6 @@ static ALWAYS_INLINE const char *target_end(const char *p, const char *end, int 
     return scan_class(p, end, query ? C_TARGET | C_QUERY : C_TARGET);
 }
 
-static ALWAYS_INLINE uint32_t load32(const char *p)
-{
-    uint32_t x;
-    memcpy(&x, p, 4);
-    return x;
-}
-
 /*
  * Case-insensitive match of field bytes against a literal made of lower-case letters,
  * digits and '-', a word at a time: OR-ing 0x20 maps only 'A'-'Z' onto the letters, and
@@ -353,12 +348,12 @@ static ALWAYS_INLINE int ieq(const char *s, size_t len, const char *lower, size_
         const uint64_t m = 0x2020202020202020ull;
         size_t i = 0;
         for (; i + 8 <= len; i += 8)
-            if ((load64(s + i) | m) != load64(lower + i)) return 0;
-        return i == len || (load64(s + len - 8) | m) == load64(lower + len - 8);
+            if ((chopin__load64(s + i) | m) != chopin__load64(lower + i)) return 0;
+        return i == len || (chopin__load64(s + len - 8) | m) == chopin__load64(lower + len - 8);
     }
     if (len >= 4)
-        return (load32(s) | 0x20202020u) == load32(lower) &&
-               (load32(s + len - 4) | 0x20202020u) == load32(lower + len - 4);
+        return (chopin__load32(s) | 0x20202020u) == chopin__load32(lower) &&
+               (chopin__load32(s + len - 4) | 0x20202020u) == chopin__load32(lower + len - 4);
     for (size_t i = 0; i < len; i++)
         if (((uint8_t)s[i] | 0x20) != (uint8_t)lower[i]) return 0;
     return 1;
@@ -445,7 +440,7 @@ static int host_valid(const char *v, size_t len, int need_host)
         if (p == e || p == v + 1) return 0;
         p++;
     } else {
-        while (p < e && host_char[(uint8_t)*p]) p++;
+        p = scan_table(p, e, host_char, 1);
     }
     if (need_host && p == v) return 0;
     if (p < e && *p++ != ':') return 0;

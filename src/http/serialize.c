@@ -6,6 +6,7 @@
 #include "http/date.h"
 #include "http/message.h"
 #include "http/status.h"
+#include "mem/bytes.h"
 
 #define LIT(s) (sizeof(s) - 1)
 
@@ -55,7 +56,7 @@ static int cache_hit(const struct chopin_res *res, const struct chopin__head_ctx
     const struct chopin__head_cache *hc = ctx->cache;
     return cacheable(res, ctx) && hc->len && hc->body_len == ctx->body_len &&
            hc->connection == ctx->connection && hc->content_type_len == res->content_type_len &&
-           memcmp(CACHED_TYPE_AT(hc), res->content_type, res->content_type_len) == 0;
+           chopin__bytes_eq(CACHED_TYPE_AT(hc), res->content_type, res->content_type_len);
 }
 
 static void cache_store(const struct chopin_res *res, const struct chopin__head_ctx *ctx,

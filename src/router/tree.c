@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem/bytes.h"
 #include "router/internal.h"
 
 enum chopin__node_kind chopin__seg_kind(struct chopin__seg seg, struct chopin__seg *text)
@@ -208,20 +209,6 @@ static uint64_t mix(uint64_t h, uint64_t w)
     return h ^ (h >> 29);
 }
 
-static uint64_t load64(const char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, 8);
-    return w;
-}
-
-static uint32_t load32(const char *p)
-{
-    uint32_t w;
-    memcpy(&w, p, 4);
-    return w;
-}
-
 /* The last 1-7 bytes are read with (possibly overlapping) fixed-size loads rather than a
  * memcpy of variable length, which is a library call; the length in the seed keeps
  * overlaps from making paths of different lengths collide. */
@@ -230,15 +217,15 @@ uint64_t chopin__path_hash(const char *p, size_t len)
     uint64_t h = 0x243f6a8885a308d3ull ^ len;
     const char *end = p + len;
     for (; end - p >= 8; p += 8)
-        h = mix(h, load64(p));
+        h = mix(h, chopin__load64(p));
     size_t left = (size_t)(end - p);
     uint64_t w;
     if (left == 0)
         return h;
     if (len >= 8)
-        w = load64(end - 8);
+        w = chopin__load64(end - 8);
     else if (left >= 4)
-        w = load32(p) | (uint64_t)load32(end - 4) << 32;
+        w = chopin__load32(p) | (uint64_t)chopin__load32(end - 4) << 32;
     else
         w = (uint8_t)p[0] | (uint64_t)(uint8_t)p[left / 2] << 8 | (uint64_t)(uint8_t)end[-1] << 16;
     return mix(h, w);
@@ -317,7 +304,7 @@ const struct chopin__node *chopin__statics_find(const struct chopin_router *r, c
         const struct chopin__static_entry *e = &r->statics[i];
         if (!e->path)
             return NULL;
-        if (e->hash == h && e->len == len && memcmp(e->path, p, len) == 0)
+        if (e->hash == h && e->len == len && chopin__bytes_eq(e->path, p, len))
             return e->node;
     }
 }
