@@ -15,6 +15,7 @@
 #if defined(__linux__)
 #include <sys/eventfd.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #endif
 #if defined(__FreeBSD__)
 #include <sys/param.h>
@@ -308,5 +309,16 @@ int chopin__signal_wait(const sigset_t *set, unsigned ms) {
     const struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     int sig = sigtimedwait(set, NULL, &ts);
     return sig > 0 ? sig : 0;
+}
+#endif
+
+#if defined(__linux__)
+/* See platform.h: syscall(2) is not a cancellation point. */
+ssize_t chopin__sys_read(int fd, void *buf, size_t n) {
+    return syscall(SYS_read, fd, buf, n);
+}
+
+ssize_t chopin__sys_sendmsg(int fd, const struct msghdr *msg, int flags) {
+    return syscall(SYS_sendmsg, fd, msg, flags);
 }
 #endif

@@ -14,7 +14,7 @@ int chopin__read_ready(struct chopin__conn *c, char *scratch, size_t size, int b
             return 1;
         if (budget > 0)
             budget--;
-        ssize_t n = read(c->fd, scratch, size);
+        ssize_t n = chopin__sys_read(c->fd, scratch, size);
         if (n > 0) {
             /* Skipping the read that would only say EAGAIN saves a system call per
              * request. */
@@ -39,7 +39,7 @@ static ssize_t send_plan(int fd, const struct chopin__plan *p) {
         struct msghdr msg = {.msg_iov = (struct iovec *)p->iov, .msg_iovlen = (size_t)p->iovcnt};
         /* No SIGPIPE from a peer that went away (EPIPE instead); MSG_MORE lets the kernel
          * merge a head with the file range that follows it. */
-        return sendmsg(fd, &msg, CHOPIN__MSG_NOSIGNAL | (p->more ? CHOPIN__MSG_MORE : 0));
+        return chopin__sys_sendmsg(fd, &msg, CHOPIN__MSG_NOSIGNAL | (p->more ? CHOPIN__MSG_MORE : 0));
     }
     size_t len = p->file_len > (1u << 30) ? (1u << 30) : (size_t)p->file_len;
     return chopin__sendfile(fd, p->file_fd, p->file_off, len);
