@@ -78,20 +78,28 @@ static unsigned highest_differing_digit(uint64_t a, uint64_t b)
     return (unsigned)(63 - __builtin_clzll(diff)) / CHOPIN__WHEEL_BITS;
 }
 
-static struct chopin__timer *slot_for(struct chopin__wheel *w, uint64_t expire)
+_Static_assert(CHOPIN__WHEEL_SLOTS == 64, "one 64-bit occupancy word per level");
+
+/* Files `t` in the slot its expiry belongs to, relative to w->now. */
+static void slot_push(struct chopin__wheel *w, struct chopin__timer *t)
 {
-    unsigned level = highest_differing_digit(expire, w->now);
+    unsigned level = highest_differing_digit(t->expire, w->now), slot;
     if (level >= CHOPIN__WHEEL_LEVELS) {
-        unsigned top = CHOPIN__WHEEL_LEVELS - 1;
-        return &w->slots[top][digit(w->now, top)];
+        level = CHOPIN__WHEEL_LEVELS - 1;
+        slot = digit(w->now, level);
+    } else {
+        slot = digit(t->expire, level);
     }
-    return &w->slots[level][digit(expire, level)];
+    list_push(&w->slots[level][slot], t);
+    w->occupied[level] |= 1ull << slot;
 }
 
 void chopin__wheel_init(struct chopin__wheel *w, uint64_t now)
 {
     w->now = now;
     w->count = 0;
+    for (unsigned level = 0; level < CHOPIN__WHEEL_LEVELS; level++)
+        w->occupied[level] = 0;
     for (unsigned level = 0; level < CHOPIN__WHEEL_LEVELS; level++)
         for (unsigned slot = 0; slot < CHOPIN__WHEEL_SLOTS; slot++)
             list_init(&w->slots[level][slot]);
@@ -107,7 +115,7 @@ void chopin__wheel_add(struct chopin__wheel *w, struct chopin__timer *t, uint64_
 {
     chopin__wheel_del(w, t);
     t->expire = expire < w->now ? w->now : expire;
-    list_push(slot_for(w, t->expire), t);
+    slot_push(w, t);
     w->count++;
 }
 
@@ -135,8 +143,10 @@ static void collect_passed(struct chopin__wheel *w, uint64_t n0, uint64_t n1,
         } else if (level > high) {
             break;
         }
-        for (unsigned slot = from; slot <= to; slot++)
+        for (unsigned slot = from; slot <= to; slot++) {
             list_splice(out, &w->slots[level][slot]);
+            w->occupied[level] &= ~(1ull << slot);
+        }
     }
 }
 
@@ -173,7 +183,10 @@ uint64_t chopin__wheel_run(struct chopin__wheel *w, uint64_t now,
     while (!list_empty(&passed)) {
         struct chopin__timer *t = passed.next;
         list_unlink(t);
-        list_push(t->expire <= now ? &due : slot_for(w, t->expire), t);
+        if (t->expire <= now)
+            list_push(&due, t);
+        else
+            slot_push(w, t);
     }
     /* Timers armed by callbacks land in the wheel, never in `due`: one due at or before
      * `now` fires on the next run, so a callback that re-arms for "now" cannot loop. */
@@ -190,14 +203,19 @@ static uint64_t slot_start(uint64_t now, unsigned level, unsigned slot)
 
 /* Lower bound of the earliest expiry, from slot positions alone (no list is walked, so the
  * cost does not grow with the number of timers). A timer at a lower level always expires
- * before any timer at a higher one, so the first non-empty slot found bounds them all. */
+ * before any timer at a higher one, so the first non-empty slot found bounds them all.
+ * A slot marked occupied may have emptied since (its timers deleted): it is skipped here,
+ * and unmarked when the wheel's time passes it. */
 static uint64_t earliest_expiry_bound(const struct chopin__wheel *w)
 {
     for (unsigned level = 0; level < CHOPIN__WHEEL_LEVELS; level++) {
         unsigned first = digit(w->now, level) + (level != 0);
-        for (unsigned slot = first; slot < CHOPIN__WHEEL_SLOTS; slot++)
+        uint64_t later = first >= 64 ? 0 : w->occupied[level] & (~0ull << first);
+        for (; later; later &= later - 1) {
+            unsigned slot = (unsigned)__builtin_ctzll(later);
             if (!list_empty(&w->slots[level][slot]))
                 return slot_start(w->now, level, slot);
+        }
     }
     /* Only far timers (or, inside a callback, timers collected as due) are left. The
      * former are due no earlier than the next multiple of 2^36 ms. */

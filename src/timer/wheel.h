@@ -20,6 +20,9 @@ struct chopin__timer {
 struct chopin__wheel {
     uint64_t now;    /* last time chopin__wheel_run was given */
     uint64_t count;  /* armed timers */
+    /* Bit s of level l: slot s may hold timers (set on insert, cleared when time passes
+     * the slot), so the earliest deadline takes a few ctz instead of up to 64 probes. */
+    uint64_t occupied[CHOPIN__WHEEL_LEVELS];
     struct chopin__timer slots[CHOPIN__WHEEL_LEVELS][CHOPIN__WHEEL_SLOTS]; /* list heads */
 };
 
