@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
@@ -64,9 +65,11 @@ int chopin__worker_may_accept(struct chopin__worker *w) {
     struct chopin__engine *e = &w->engine;
     if (w->draining || w->accept_state == CHOPIN__ACCEPT_CLOSED)
         return 0;
-    if (e->slab.used < e->slab.capacity)
-        return 1;
-    if (chopin__engine_evict_idle(e) && e->slab.used < e->slab.capacity)
+    /* With the slab full, the next socket takes the slot of the oldest idle connection,
+     * evicted once the socket is in hand (chopin__engine_conn_new): evicting here, before
+     * accept() tells whether anyone waits, closed an idle client for nothing at the end
+     * of every accept loop (issue 2). */
+    if (e->slab.used < e->slab.capacity || e->idle_head)
         return 1;
     /* Leave the connection in the kernel's backlog: it is served when a slot frees
      * (chopin__worker_slot_freed), and nothing it sent is lost meanwhile. */
@@ -74,6 +77,18 @@ int chopin__worker_may_accept(struct chopin__worker *w) {
         chopin__count(&e->counters.slab_full, 1);
     w->accept_state = CHOPIN__ACCEPT_FULL;
     return 0;
+}
+
+void chopin__worker_accept_backoff(struct chopin__worker *w) {
+    w->accept_state = CHOPIN__ACCEPT_BACKOFF;
+    w->accept_retry_ms = w->engine.now_ms + ACCEPT_BACKOFF_MS;
+}
+
+/* A connection waits in the listener's accept queue (with a deferred accept, one that
+ * has sent its first bytes). */
+static int listener_has_pending(const struct chopin__worker *w) {
+    struct pollfd p = {.fd = w->listen_fd, .events = POLLIN};
+    return w->listen_fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
 int chopin__worker_accept_failed(struct chopin__worker *w, int err) {
@@ -87,11 +102,13 @@ int chopin__worker_accept_failed(struct chopin__worker *w, int err) {
     case ENOBUFS:
     case ENOMEM:
         chopin__count(&w->engine.counters.accept_errors, 1);
-        /* Closing an idle keep-alive connection frees a descriptor right away. */
-        if (chopin__engine_evict_idle(&w->engine))
+        /* Closing an idle keep-alive connection frees a descriptor right away; but only
+         * for a client that is waiting: accept() takes the descriptor before it looks at
+         * the backlog (Linux __sys_accept4_file, io_accept), so EMFILE also ends an accept
+         * loop that has emptied the backlog. */
+        if (listener_has_pending(w) && chopin__engine_evict_idle(&w->engine))
             return 1;
-        w->accept_state = CHOPIN__ACCEPT_BACKOFF;
-        w->accept_retry_ms = w->engine.now_ms + ACCEPT_BACKOFF_MS;
+        chopin__worker_accept_backoff(w);
         return 0;
     default:
         chopin__count(&w->engine.counters.accept_errors, 1);

@@ -52,10 +52,19 @@ void chopin__worker_clock(struct chopin__worker *w);
 int chopin__worker_turn(struct chopin__worker *w);
 /** How long the loop may sleep (ms). */
 int chopin__worker_timeout(const struct chopin__worker *w);
-/** Nonzero when a new connection can be taken now (evicting an idle one if needed). */
+/** Nonzero when a new connection can be taken now: a slot is free, or the slab is full
+ *  and an idle connection can be evicted for the socket once it is accepted (nothing is
+ *  evicted here: chopin__engine_conn_new does it with the socket in hand). Zero when
+ *  draining, or when the slab is full of busy connections (ACCEPT_FULL: new connections
+ *  wait in the kernel's backlog until a slot frees). */
 int chopin__worker_may_accept(struct chopin__worker *w);
-/** accept failed with `err`: returns 1 to retry at once, 0 to stop accepting for now. */
+/** accept failed with `err`: returns 1 to retry at once, 0 to stop accepting for now.
+ *  Out of descriptors or memory, it evicts an idle connection if a client is waiting in
+ *  the listener's backlog, else backs off (accept_retry_ms). */
 int chopin__worker_accept_failed(struct chopin__worker *w, int err);
+/** Stops accepting until accept_retry_ms (out of descriptors or memory, nothing to evict
+ *  now). */
+void chopin__worker_accept_backoff(struct chopin__worker *w);
 /** A connection was freed: resume accepting if the slab was full. */
 void chopin__worker_slot_freed(struct chopin__worker *w);
 /** Nonzero when the loop should run its accept path this turn (backoff expired, or

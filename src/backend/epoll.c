@@ -145,7 +145,7 @@ static void accept_connections(struct loop *l) {
         }
         struct chopin__conn *c = chopin__engine_conn_new(&w->engine, fd);
         if (!c) {
-            close(fd); /* unreachable: may_accept reserved a slot */
+            close(fd); /* unreachable: a slot was free or an idle connection evictable */
             continue;
         }
         if (interest(l, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLRDHUP | EPOLLET, (uint64_t)(uintptr_t)c) < 0) {

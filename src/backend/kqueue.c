@@ -259,7 +259,7 @@ static void accept_connections(struct loop *l) {
         }
         struct chopin__conn *c = chopin__engine_conn_new(&w->engine, fd);
         if (!c) {
-            close(fd); /* unreachable: may_accept reserved a slot */
+            close(fd); /* unreachable: a slot was free or an idle connection evictable */
             continue;
         }
         /* With a deferred accept (TCP_DEFER_ACCEPT, accf_data) the request is usually

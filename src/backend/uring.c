@@ -432,30 +432,43 @@ static void cancel_accept(struct chopin__uring *l) {
 static void sync_accept(struct chopin__uring *l) {
     struct chopin__worker *w = l->w;
     int want = w->accept_state == CHOPIN__ACCEPT_ON && w->listen_fd >= 0 && !l->npending &&
-               !l->accept_broken;
+               !l->accept_broken && !l->accept_after_closes;
     if (want && !l->accept_armed)
         arm_accept(l);
     else if (!want && l->accept_armed && !l->accept_cancelled)
         cancel_accept(l);
 }
 
-/* Hands queued sockets to the engine while slots are free. When the slab is full,
- * evictions already under way (their slots free once their operations completed) are
- * waited for rather than evicting more idle connections than there are sockets waiting. */
+/* Whether the oldest idle connection, the one an eviction closes, may be closed now: not
+ * when its last receive found no provided buffer (ENOBUFS). Then its next request waits
+ * unread in the socket until the receive, re-armed, gets a buffer: it only looks idle.
+ * No idle connection at all also counts as evictable: the eviction then finds none. */
+static int idle_evictable(const struct chopin__uring *l) {
+    const struct chopin__conn *c = l->w->engine.idle_head;
+    return !c || !chopin__uring_conn_unread(c);
+}
+
+/* Hands queued sockets to the engine while slots are free. With the slab full, each
+ * queued socket gets an idle connection evicted for it; an eviction frees its slot only
+ * once its operations completed (completions later), so the socket waits for it, and
+ * closes already under way (evictions or not: each frees a slot) count against the
+ * sockets waiting: never more evictions than sockets. */
 static void take_pending(struct chopin__uring *l) {
     struct chopin__worker *w = l->w;
     struct chopin__engine *e = &w->engine;
-    while (l->npending) {
-        /* Full: a connection started this turn has not received its first bytes yet, so
-         * it looks idle; epoll would have read them already. Let it, before evicting. */
-        if (e->slab.used >= e->slab.capacity && (l->closing >= l->npending || l->started))
-            break;
-        if (!chopin__worker_may_accept(w))
-            break;
+    while (l->npending && chopin__worker_may_accept(w)) {
+        if (e->slab.used >= e->slab.capacity) {
+            /* A connection started this turn has not received its first bytes yet, so it
+             * looks idle; epoll would have read them already. Let it, before evicting. */
+            if (l->closing >= l->npending || l->started || !idle_evictable(l))
+                break;
+            chopin__engine_evict_idle(e); /* may_accept saw one; closing grows, or a slot frees */
+            continue;
+        }
         int fd = pending_pop(l);
         struct chopin__conn *c = chopin__engine_conn_new(e, fd);
         if (!c) {
-            close(fd); /* unreachable: may_accept reserved a slot */
+            close(fd); /* unreachable: a slot is free */
             continue;
         }
         l->started++;
@@ -491,8 +504,14 @@ static void accept_error(struct chopin__uring *l, int err) {
             chopin__worker_log(l->w, "io_uring accept: %s; not accepting", strerror(err));
         l->accept_broken = 1;
         return;
+    case EMFILE:
+    case ENFILE:
+    case ENOBUFS:
+    case ENOMEM:
+        l->accept_err = err; /* out_of_resources, once every completion of the turn was handled */
+        return;
     default:
-        chopin__worker_accept_failed(l->w, err); /* may back off (EMFILE, ...) */
+        chopin__worker_accept_failed(l->w, err);
     }
 }
 
@@ -509,13 +528,41 @@ static void on_accept(struct chopin__uring *l, const struct io_uring_cqe *cqe) {
         close(cqe->res);
 }
 
+/* The accept ran out of descriptors or memory. An eviction (as epoll does) frees them only
+ * once its close completed, asynchronous here: until a close has, the accept would fail
+ * again at once and evict a second idle connection for the same waiting socket. And the
+ * oldest idle connection may have a request waiting unread (idle_evictable): then
+ * nothing is evicted, the accept backs off as when nothing is idle. */
+static void out_of_resources(struct chopin__uring *l) {
+    struct chopin__worker *w = l->w;
+    int err = l->accept_err;
+    l->accept_err = 0;
+    if (w->accept_state != CHOPIN__ACCEPT_ON)
+        return;
+    if (l->closing || l->closes || !idle_evictable(l)) {
+        chopin__count(&w->engine.counters.accept_errors, 1);
+        if (l->closing || l->closes)
+            l->accept_after_closes = 1; /* cleared by the next close (chopin__uring_fd_closed) */
+        else
+            chopin__worker_accept_backoff(w);
+        return;
+    }
+    chopin__worker_accept_failed(w, err); /* evicts for a waiting client, or backs off */
+    if (w->accept_state == CHOPIN__ACCEPT_ON && (l->closing || l->closes))
+        l->accept_after_closes = 1;
+}
+
 static void accept_turn(struct chopin__uring *l) {
     l->started = 0;
+    if (l->accept_err)
+        out_of_resources(l);
     chopin__worker_accept_due(l->w); /* FULL or BACKOFF back to ON when due */
     if (l->w->accept_state == CHOPIN__ACCEPT_ON)
         take_pending(l);
     sync_accept(l);
 }
+
+void chopin__uring_fd_closed(struct chopin__uring *l) { l->accept_after_closes = 0; }
 
 /* ----- wake ------------------------------------------------------------------------------ */
 
@@ -556,6 +603,7 @@ static void dispatch(struct chopin__uring *l, const struct io_uring_cqe *cqe) {
         break;
     case CHOPIN__UOP_CLOSE:
         l->closes--;
+        chopin__uring_fd_closed(l);
         break;
     default:
         break; /* cancels, liburing's own timeout: nothing to do */

@@ -38,6 +38,7 @@
 #define F_RETRY 0x40u       /* listed in l->retry */
 #define F_EOF 0x80u         /* the peer's EOF arrived while the connection took no input */
 #define F_FIXED 0x100u      /* the socket is in the registered file table at the slot's index */
+#define F_UNREAD 0x200u     /* the last receive found no provided buffer: input waits unread */
 
 /* Largest file range for one synchronous sendfile (it stops at what the socket takes). */
 #define SENDFILE_MAX (1u << 30)
@@ -201,6 +202,13 @@ static void recv_result(struct chopin__conn *c, int res) {
 static void on_recv(struct chopin__uring *l, struct chopin__conn *c,
                     const struct io_uring_cqe *cqe) {
     int live = !(c->backend_flags & F_CLOSING) && !(c->ask & CHOPIN__CONN_CLOSE);
+    if (cqe->res == -ENOBUFS) {
+        /* Until this connection has read what waits, it is not idle, whatever it looks
+         * like. */
+        c->backend_flags |= F_UNREAD;
+    } else if (cqe->res != -ECANCELED) {
+        c->backend_flags &= (uint16_t)~F_UNREAD;
+    }
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         if (cqe->res > 0 && live)
@@ -333,6 +341,7 @@ static void finish_close(struct chopin__uring *l, struct chopin__conn *c) {
         l->closes++;
     } else {
         close(c->fd);
+        chopin__uring_fd_closed(l);
     }
     l->closing--;
     chopin__engine_conn_free(engine(l), c);
@@ -367,6 +376,10 @@ static void mark_closing(struct chopin__uring *l, struct chopin__conn *c) {
         return;
     c->backend_flags |= F_CLOSING;
     l->closing++;
+}
+
+int chopin__uring_conn_unread(const struct chopin__conn *c) {
+    return (c->backend_flags & F_UNREAD) != 0;
 }
 
 void chopin__uring_conn_close(struct chopin__uring *l, struct chopin__conn *c) {

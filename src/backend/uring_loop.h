@@ -37,6 +37,8 @@ struct chopin__uring {
 
     /* Accept: the multishot accept, and sockets it delivered that wait for a slot. */
     int accept_armed, accept_cancelled, accept_broken;
+    int accept_after_closes; /* out of descriptors: re-armed after the next close */
+    int accept_err;          /* EMFILE and the like, handled after the turn's completions */
     int *pending;
     unsigned npending, pending_cap;
     int wake_armed;
@@ -69,6 +71,9 @@ void chopin__uring_run_retries(struct chopin__uring *l);
 char *chopin__uring_buf(struct chopin__uring *l, unsigned bid);
 void chopin__uring_buf_return(struct chopin__uring *l, unsigned bid);
 
+/** A connection's descriptor was closed: an accept that ran out of descriptors may retry. */
+void chopin__uring_fd_closed(struct chopin__uring *l);
+
 /** A connection was accepted: start receiving (and serve what TCP_DEFER_ACCEPT brought). */
 void chopin__uring_conn_start(struct chopin__uring *l, struct chopin__conn *c);
 /** Does whatever the connection asks now: send, half-close, close, (re)arm or cancel the
@@ -77,6 +82,9 @@ void chopin__uring_service(struct chopin__uring *l, struct chopin__conn *c);
 /** A completion of RECV, SEND or POLLOUT (`c` may be NULL: stale). */
 void chopin__uring_conn_cqe(struct chopin__uring *l, struct chopin__conn *c,
                             const struct io_uring_cqe *cqe, unsigned op);
+/** Nonzero when `c`'s last receive found no provided buffer (ENOBUFS): input waits in
+ *  its socket, unread, until its re-armed receive gets one. */
+int chopin__uring_conn_unread(const struct chopin__conn *c);
 /** Starts closing `c` (cancels its operations; the slot is freed once they completed). */
 void chopin__uring_conn_close(struct chopin__uring *l, struct chopin__conn *c);
 /** Frees the send contexts. */

@@ -471,6 +471,16 @@ static void test_write_deadline_stream_and_file(void) {
 
 /* ----- overload --------------------------------------------------------------------- */
 
+static int one_worker(const char *test) {
+    const char *workers = getenv("CHOPIN_WORKERS"); /* overrides the code's one worker */
+    if (workers && atoi(workers) != 1) {
+        printf("%s: skipped with CHOPIN_WORKERS=%s (it measures one worker's room)\n", test,
+               workers);
+        return 0;
+    }
+    return 1;
+}
+
 /* Capacity 2, many connections that say nothing and idle keep-alive ones: well-behaved
  * clients are still served (idle ones are evicted or time out), and every idle one is
  * eventually closed. */
@@ -513,12 +523,8 @@ static void test_full_slab_of_idle(void) {
 /* Capacity 2 held by two busy connections (half a request each): a newcomer waits in the
  * backlog, not refused, and is served once the header deadline frees the slots. */
 static void test_full_slab_of_busy(void) {
-    const char *workers = getenv("CHOPIN_WORKERS"); /* overrides the code's one worker */
-    if (workers && atoi(workers) != 1) {
-        printf("test_full_slab_of_busy: skipped with CHOPIN_WORKERS=%s (one slab per worker)\n",
-               workers);
+    if (!one_worker("test_full_slab_of_busy"))
         return;
-    }
     chopin_router *r = make_router();
     chopin_options o = chopin_options_default();
     o.slab_capacity = 2;
@@ -539,6 +545,96 @@ static void test_full_slab_of_busy(void) {
     }
     cl_close(good);
     CHECK(stats(s).slab_full >= 1);
+    cl_stop(s);
+    chopin_router_free(r);
+}
+
+static int send_plain(int fd) {
+    return send(fd, GET_PLAIN, sizeof GET_PLAIN - 1, MSG_NOSIGNAL) ==
+           (ssize_t)(sizeof GET_PLAIN - 1);
+}
+
+/* Reads one whole answer to GET /plaintext: 1 for a 200 (the connection then stays open
+ * and idle), 0 for anything else (closed, reset, nothing within 10 s). */
+static int read_plain(int fd) {
+    char buf[1024];
+    size_t got = 0;
+    for (;;) {
+        buf[got] = '\0';
+        const char *end = strstr(buf, "\r\n\r\n");
+        if (end && got >= (size_t)(end + 4 - buf) + 13) /* the head and "Hello, World!" */
+            return got > 12 && memcmp(buf, "HTTP/1.1 200", 12) == 0;
+        if (got == sizeof buf - 1 || !readable(fd, 10000))
+            return 0;
+        ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, MSG_DONTWAIT);
+        if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
+            return 0;
+        if (n > 0)
+            got += (size_t)n;
+    }
+}
+
+static int ask_plain(int fd) { return send_plain(fd) && read_plain(fd); }
+
+/* The server has no room left (slab or descriptors) and `idle` holds its n idle
+ * keep-alive connections, oldest first; the k `newcomers` are connected sockets not
+ * accepted yet (k < n). The newcomers, arriving together, are served; the k oldest idle
+ * connections are closed for them, and every other one still answers on its socket: one
+ * eviction per socket taken, never one more (issue 2: the accept loop evicted before
+ * learning whether anyone waited in the backlog). */
+static void check_evictions(chopin_server *s, const int *idle, int n, const int *newcomers,
+                            int k) {
+    CHECK_INT(stats(s).connections_open, n);
+    int sent = 0, answered = 0, closed = 0;
+    for (int j = 0; j < k; j++)
+        sent += send_plain(newcomers[j]);
+    CHECK_INT(sent, k);
+    for (int j = 0; j < k; j++)
+        answered += read_plain(newcomers[j]);
+    CHECK_INT(answered, k);
+    for (int i = 0; i < k; i++)
+        closed += closed_within(idle[i], 5000);
+    CHECK_INT(closed, k);
+    answered = 0;
+    for (int i = k; i < n; i++)
+        answered += ask_plain(idle[i]);
+    CHECK_INT(answered, n - k);
+    answered = 0;
+    for (int j = 0; j < k; j++) /* they stayed open too */
+        answered += ask_plain(newcomers[j]);
+    CHECK_INT(answered, k);
+    CHECK_INT(stats(s).connections_open, n);
+}
+
+enum { NEWCOMERS = 2 };
+
+/* Capacity 4, all held by idle keep-alive connections: two more clients cost exactly two
+ * of them. */
+static void test_full_slab_evicts_one_per_newcomer(void) {
+    if (!one_worker("test_full_slab_evicts_one_per_newcomer"))
+        return;
+    enum { CAP = 4 };
+    chopin_router *r = make_router();
+    chopin_options o = chopin_options_default();
+    o.slab_capacity = CAP;
+    o.keepalive_timeout_ms = 60000;
+    chopin_server *s = cl_start(r, &o);
+    int port = chopin_server_port(s);
+    int idle[CAP], newcomers[NEWCOMERS];
+    int ready = 0;
+    for (int i = 0; i < CAP; i++) {
+        idle[i] = connect_raw(port, 0);
+        ready += idle[i] >= 0 && ask_plain(idle[i]);
+    }
+    CHECK_INT(ready, CAP);
+    for (int j = 0; j < NEWCOMERS; j++) /* queued once their first bytes arrive (deferred accept) */
+        CHECK((newcomers[j] = connect_raw(port, 0)) >= 0);
+    check_evictions(s, idle, CAP, newcomers, NEWCOMERS);
+    for (int i = 0; i < CAP; i++)
+        close(idle[i]);
+    for (int j = 0; j < NEWCOMERS; j++)
+        close(newcomers[j]);
+    CHECK(wait_open_at_most(s, 0, 5000));
     cl_stop(s);
     chopin_router_free(r);
 }
@@ -614,6 +710,31 @@ static int open_fd_count(void) {
     return n;
 }
 
+/* What a server start costs in descriptors (listener, event loop, wake-up). Counted
+ * while a connection is open and answered: the worker makes its event loop after
+ * cl_start returns, and io_uring closes a connection's socket asynchronously. */
+static int server_fd_cost(chopin_router *r, chopin_options *o) {
+    int base = open_fd_count();
+    chopin_server *s = cl_start(r, o);
+    int fd = s ? connect_raw(chopin_server_port(s), 0) : -1;
+    int cost = fd >= 0 && ask_plain(fd) ? open_fd_count() - base - 2 : 0; /* both ends */
+    CHECK(cost > 0);
+    if (fd >= 0)
+        close(fd);
+    cl_stop(s);
+    return cost;
+}
+
+/* The RLIMIT_NOFILE that leaves exactly `room` descriptors free: they are taken lowest
+ * first, below the limit, so the limit goes just past the room-th free number. */
+static rlim_t limit_leaving(int room) {
+    int limit = 0;
+    for (int free_seen = 0; free_seen < room; limit++)
+        if (fcntl(limit, F_GETFD) < 0)
+            free_seen++;
+    return (rlim_t)limit;
+}
+
 /* Out of descriptors (RLIMIT_NOFILE lowered in-process, client sockets made beforehand):
  * with idle connections the server evicts one per accept and serves everyone; with only
  * busy ones it backs off without spinning and serves the waiting clients once the busy
@@ -630,24 +751,15 @@ static void test_emfile(void) {
     chopin_options o = chopin_options_default();
     o.keepalive_timeout_ms = 60000;
     enum { N = 12, ROOM = 4 };
-    /* What a server start costs in descriptors (listener, event loop, wake-up). */
-    int base = open_fd_count();
-    chopin_server *s = cl_start(r, &o);
-    int cost = open_fd_count() - base;
-    cl_stop(s);
+    int cost = server_fd_cost(r, &o);
+    chopin_server *s;
 
     int fds[N];
     for (int i = 0; i < N; i++)
         fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct rlimit old;
     getrlimit(RLIMIT_NOFILE, &old);
-    /* Descriptors are taken lowest first, below the limit: put the limit just past the
-     * (cost + ROOM)-th free number, so the server has ROOM left once started. */
-    int limit = 0;
-    for (int free_seen = 0; free_seen < cost + ROOM; limit++)
-        if (fcntl(limit, F_GETFD) < 0)
-            free_seen++;
-    struct rlimit low = {.rlim_cur = (rlim_t)limit, .rlim_max = old.rlim_max};
+    struct rlimit low = {.rlim_cur = limit_leaving(cost + ROOM), .rlim_max = old.rlim_max};
     CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
     s = cl_start(r, &o);
     CHECK(s != NULL);
@@ -712,6 +824,57 @@ static void test_emfile(void) {
     CHECK(wait_open_at_most(s, 0, 5000));
     CHECK(get_plain(port));
     cl_stop(s);
+    chopin_router_free(r);
+}
+
+/* Out of descriptors with every one held by an idle keep-alive connection: two more
+ * clients cost exactly two of them. accept() reports EMFILE before it looks at the
+ * backlog, so EMFILE alone does not mean that a client is waiting. */
+static void test_emfile_evicts_one_per_newcomer(void) {
+    if (RUNNING_ON_VALGRIND) {
+        printf("test_emfile_evicts_one_per_newcomer: skipped under valgrind\n");
+        return;
+    }
+    if (!one_worker("test_emfile_evicts_one_per_newcomer"))
+        return;
+    enum { ROOM = 4 };
+    chopin_router *r = make_router();
+    chopin_options o = chopin_options_default();
+    o.keepalive_timeout_ms = 60000;
+    int cost = server_fd_cost(r, &o);
+    int fds[ROOM + NEWCOMERS]; /* the client side, made before the limit drops */
+    for (int i = 0; i < ROOM + NEWCOMERS; i++)
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct rlimit old;
+    getrlimit(RLIMIT_NOFILE, &old);
+    struct rlimit low = {.rlim_cur = limit_leaving(cost + ROOM), .rlim_max = old.rlim_max};
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    chopin_server *s = cl_start(r, &o);
+    CHECK(s != NULL);
+    if (s) {
+        struct sockaddr_in sin = {.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)chopin_server_port(s))};
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        /* One at a time: a connection left unanswered would, once the deferred accept
+         * gives up waiting for its first bytes, be a waiting client worth an eviction. */
+        int ready = 0;
+        for (int i = 0; i < ROOM; i++)
+            ready += fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&sin, sizeof sin) == 0 &&
+                     ask_plain(fds[i]);
+        CHECK_INT(ready, ROOM);
+        int ok = 1;
+        for (int i = ROOM; i < ROOM + NEWCOMERS; i++)
+            ok &= fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&sin, sizeof sin) == 0;
+        CHECK(ok);
+        check_evictions(s, fds, ROOM, fds + ROOM, NEWCOMERS);
+    }
+    for (int i = 0; i < ROOM + NEWCOMERS; i++)
+        close(fds[i]);
+    CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    if (s) {
+        CHECK(wait_open_at_most(s, 0, 5000));
+        cl_stop(s);
+    }
     chopin_router_free(r);
 }
 
@@ -974,8 +1137,10 @@ int main(void) {
     RUN(test_write_deadline_stream_and_file);
     RUN(test_full_slab_of_idle);
     RUN(test_full_slab_of_busy);
+    RUN(test_full_slab_evicts_one_per_newcomer);
     RUN(test_idle_connections_cost_nothing);
     RUN(test_emfile);
+    RUN(test_emfile_evicts_one_per_newcomer);
     RUN(test_pipeline_backpressure);
     RUN(test_pipeline_then_half_close);
     RUN(test_chunked_framing_not_buffered);
