@@ -36,10 +36,21 @@
 #include "conn.h"
 #include "worker.h"
 
-/* Provided receive buffers per worker: enough that a batch of busy connections does not
- * empty the ring (it then refills as each completion is handled); 4 MiB in all. */
+/* Provided receive buffers per worker: up to BUF_COUNT, enough that a batch of busy
+ * connections does not empty the ring (it refills as each completion is handled); 4 MiB
+ * in all. Only BUF_START of them circulate at first, doubled after a turn that used more
+ * than half of those circulating, or that found none (ENOBUFS). The kernel hands buffers
+ * out in the order they were returned, so every circulating buffer gets used in turn and
+ * its first page touched: with all 512 circulating from the start, a worker that had read
+ * from 512 connections one after the other held 2 MiB of receive buffers (419 B per idle
+ * connection in bench/memory.sh's 5000). Now what is touched follows the receives a turn
+ * takes at once, not how many connections ever sent something. */
 #define BUF_COUNT 512 /* a power of two (buffer ring) */
+#define BUF_START 16  /* a power of two, at most BUF_COUNT */
 #define BUF_SIZE 8192
+_Static_assert((BUF_START & (BUF_START - 1)) == 0 && BUF_START <= BUF_COUNT &&
+                   (BUF_COUNT & (BUF_COUNT - 1)) == 0,
+               "buffer counts: powers of two, BUF_START <= BUF_COUNT");
 /* CQ entries per SQ entry: multishot operations post many completions per submission. */
 #define CQ_FACTOR 4
 /* At exit, how long to wait for cancelled operations to complete. */
@@ -307,9 +318,16 @@ static int uring_probe(const struct chopin__config *cfg) {
 
 static size_t buf_ring_bytes(void) { return BUF_COUNT * sizeof(struct io_uring_buf); }
 
+/* Puts buffers [buf_count, buf_count + n) in circulation (at the next publish). */
+static void buffers_add(struct chopin__uring *l, unsigned n) {
+    for (unsigned bid = l->buf_count; bid < l->buf_count + n; bid++)
+        io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * BUF_SIZE, BUF_SIZE,
+                              (unsigned short)bid, io_uring_buf_ring_mask(BUF_COUNT),
+                              (int)l->buf_returned++);
+    l->buf_count += n;
+}
+
 static int buffers_init(struct chopin__uring *l) {
-    l->buf_count = BUF_COUNT;
-    l->buf_size = BUF_SIZE;
     /* mmap: the ring must be page-aligned; the buffers are touched only when used. */
     void *br = mmap(NULL, buf_ring_bytes(), PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -333,10 +351,9 @@ static int buffers_init(struct chopin__uring *l) {
     if (rc < 0)
         return rc;
     io_uring_buf_ring_init(l->br);
-    for (unsigned i = 0; i < BUF_COUNT; i++)
-        io_uring_buf_ring_add(l->br, l->bufs + (size_t)i * BUF_SIZE, BUF_SIZE, (unsigned short)i,
-                              io_uring_buf_ring_mask(BUF_COUNT), (int)i);
-    io_uring_buf_ring_advance(l->br, BUF_COUNT);
+    buffers_add(l, BUF_START);
+    io_uring_buf_ring_advance(l->br, (int)l->buf_returned);
+    l->buf_returned = 0;
     return 0;
 }
 
@@ -355,6 +372,17 @@ void chopin__uring_buf_return(struct chopin__uring *l, unsigned bid) {
     bid &= BUF_COUNT - 1;
     io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * BUF_SIZE, BUF_SIZE, (unsigned short)bid,
                           io_uring_buf_ring_mask(BUF_COUNT), (int)l->buf_returned++);
+    l->buf_used++;
+}
+
+/* Once per turn: more buffers in circulation when this turn used more than half of them
+ * or a receive found none (see BUF_START). They never leave it again: their pages are
+ * touched by then, and a busy worker will want them again. */
+static void buffers_adapt(struct chopin__uring *l) {
+    if ((l->buf_used * 2 > l->buf_count || l->buf_short) && l->buf_count < BUF_COUNT)
+        buffers_add(l, l->buf_count); /* doubles: both powers of two, so never past BUF_COUNT */
+    l->buf_used = 0;
+    l->buf_short = 0;
 }
 
 /* Publishes the returned buffers to the kernel (one release store for a batch). */
@@ -685,6 +713,7 @@ static void reap(struct chopin__uring *l) {
             break;
         drain_backlog(l);
     }
+    buffers_adapt(l);
     buffers_publish(l);
 }
 

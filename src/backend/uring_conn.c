@@ -203,8 +203,9 @@ static void on_recv(struct chopin__uring *l, struct chopin__conn *c,
                     const struct io_uring_cqe *cqe) {
     int live = !(c->backend_flags & F_CLOSING) && !(c->ask & CHOPIN__CONN_CLOSE);
     if (cqe->res == -ENOBUFS) {
-        /* Until this connection has read what waits, it is not idle, whatever it looks
-         * like. */
+        /* More buffers go into circulation this turn (uring.c), and until this connection
+         * has read what waits it is not idle, whatever it looks like. */
+        l->buf_short = 1;
         c->backend_flags |= F_UNREAD;
     } else if (cqe->res != -ECANCELED) {
         c->backend_flags &= (uint16_t)~F_UNREAD;

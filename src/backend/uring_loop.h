@@ -32,8 +32,10 @@ struct chopin__uring {
      * no buffer. A buffer goes back right after its bytes were fed to the connection. */
     struct io_uring_buf_ring *br;
     char *bufs;
-    unsigned buf_count, buf_size;
+    unsigned buf_count;    /* buffers in circulation: [0, buf_count), grows (uring.c BUF_START) */
     unsigned buf_returned; /* added since the last advance */
+    unsigned buf_used;     /* buffers received into this turn */
+    int buf_short;         /* a receive found no buffer (ENOBUFS) this turn */
 
     /* Accept: the multishot accept, and sockets it delivered that wait for a slot. */
     int accept_armed, accept_cancelled, accept_broken;

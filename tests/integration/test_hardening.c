@@ -666,8 +666,8 @@ static void test_idle_connections_cost_nothing(void) {
     int port = chopin_server_port(s);
     static int fds[WANT];
     /* Warm-up: memory touched once and then kept, whatever the number of connections
-     * (pool buffers, io_uring's 512 provided receive buffers, used round-robin), is
-     * touched before measuring: 600 requests, one read each. */
+     * (pool buffers, io_uring's provided receive buffers in circulation, used
+     * round-robin), is touched before measuring: 600 requests, one read each. */
     struct cl_conn *w = cl_open(port);
     for (int i = 0; i < 600; i++)
         CHECK(cl_send(w, GET_PLAIN, 0) == 0 && expect_status(w, 200, 0));
