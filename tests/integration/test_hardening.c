@@ -710,11 +710,26 @@ static int open_fd_count(void) {
     return n;
 }
 
+/* The open descriptor count once it stops changing. libkqueue (the kqueue emulation the
+ * kqueue backend is tested over on Linux) closes the descriptors of a stopped server's
+ * kqueue from its own thread, a little later: counting during that would misjudge what a
+ * server costs, and the room left under a lowered limit. Native backends settle at once. */
+static int settled_fd_count(void) {
+    int last = open_fd_count(), same = 0;
+    for (int i = 0; i < 60 && same < 5; i++) {
+        usleep(50000);
+        int now = open_fd_count();
+        same = now == last ? same + 1 : 0;
+        last = now;
+    }
+    return last;
+}
+
 /* What a server start costs in descriptors (listener, event loop, wake-up). Counted
  * while a connection is open and answered: the worker makes its event loop after
  * cl_start returns, and io_uring closes a connection's socket asynchronously. */
 static int server_fd_cost(chopin_router *r, chopin_options *o) {
-    int base = open_fd_count();
+    int base = settled_fd_count();
     chopin_server *s = cl_start(r, o);
     int fd = s ? connect_raw(chopin_server_port(s), 0) : -1;
     int cost = fd >= 0 && ask_plain(fd) ? open_fd_count() - base - 2 : 0; /* both ends */
@@ -728,6 +743,7 @@ static int server_fd_cost(chopin_router *r, chopin_options *o) {
 /* The RLIMIT_NOFILE that leaves exactly `room` descriptors free: they are taken lowest
  * first, below the limit, so the limit goes just past the room-th free number. */
 static rlim_t limit_leaving(int room) {
+    settled_fd_count();
     int limit = 0;
     for (int free_seen = 0; free_seen < room; limit++)
         if (fcntl(limit, F_GETFD) < 0)
