@@ -1,5 +1,8 @@
 # Chopin: one root Makefile. `make` builds the library and examples; see README for the rest.
 SHELL := /bin/bash
+# The tree rules below come first in the file; without this `make` would build only the
+# library they start with.
+.DEFAULT_GOAL := all
 CC      ?= cc
 PREFIX  ?= /usr/local
 BUILD   ?= build
