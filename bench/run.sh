@@ -19,6 +19,8 @@
 #   BENCH_EXTRA="plaintext-1024 latency-64"                     (appended to the scenarios)
 #   BENCH_QUIET_WAIT=20 BENCH_QUIET_MAX=20   (wait for other jobs to leave the CPUs)
 #   BENCH_SYSCALLS=1 BENCH_MEMORY=1          (then run bench/syscalls.sh and bench/memory.sh)
+#   BENCH_REPORT=build/bench/results-….txt   (print an earlier run's tables again, from its
+#                                            raw lines; nothing is run)
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -157,7 +159,10 @@ bench_server() {
 
 # report: one table per scenario from the raw lines of the results file. Ratios are of
 # medians; "x floor" compares with the floor of the same kind of loop (floor_uring for
-# io_uring servers, floor_epoll for the others).
+# io_uring servers, floor_epoll for the others). Below each table, "paired" lines give
+# Chopin's CPU per request as the median of per-round ratios: servers of one round run
+# back to back, so a round that was slow for everyone (this kind of shared VM drifts by
+# 20% and more between rounds) cancels out of those ratios.
 report() {
     awk -v scenarios="$SCENARIOS" -v servers="${ACTIVE[*]}" -v depth="$PIPELINE_DEPTH" \
         -v rounds="$ROUNDS" -v duration="$DURATION" -v cpu="$SERVER_CPU" '
@@ -174,6 +179,15 @@ report() {
         return s r
     }
     function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "-" : sprintf("%.2f", a / b) }
+    # median [min-max] over the rounds where both counted of CPU(k) / CPU(b)
+    function paired(k, b,   i, n, a) {
+        n = 0
+        for (i = 1; i <= rounds; i++)
+            if ((k, i) in cpur && (b, i) in cpur && cpur[b, i] > 0) a[++n] = cpur[k, i] / cpur[b, i]
+        if (!n) return "-"
+        m = median(a, n)
+        return sprintf("%.2f [%.2f-%.2f]", m, lo, hi)
+    }
     function title(s,   kind, conns) {
         kind = s; sub(/-[0-9]+$/, "", kind); conns = s; sub(/^.*-/, "", conns)
         if (kind == "json") return "/json, " conns " connections"
@@ -192,6 +206,7 @@ report() {
         if ($12 == "ok") {
             n = ++ok[k]
             for (f = 6; f <= 15; f++) val[k, n, f] = $f
+            cpur[k, $2] = $8
         } else {
             bad[k]++
             why[k] = why[k] sprintf(" round %s: %s (non-2xx %s, socket errors %s);", $2, $12, $9, $10)
@@ -232,6 +247,13 @@ report() {
                         ratio(M[k, 6], M[ng, 6]), ratio(M[k, 6], M[fk, 6]),
                         M[k, 8], sprintf(" [%.2f-%.2f]", LO[k, 8], HI[k, 8]),
                         ratio(M[k, 8], M[ng, 8]), ratio(M[k, 8], M[fk, 8])
+            }
+            for (j = 1; j <= nv && !lat; j++) {
+                v = V[j]; k = s SUBSEP v
+                if (v !~ /^chopin/ || !ok[k]) continue
+                fl = (v ~ /uring/) ? "floor_uring" : "floor_epoll"
+                printf "  paired %-22s CPU/req x nginx %s, x floor %s\n", v ":",
+                    paired(k, s SUBSEP "nginx"), paired(k, s SUBSEP fl)
             }
             printf "%s", notes
             if (noisy[s])
@@ -282,4 +304,19 @@ main() {
     [ "$FAILURES" -eq 0 ] || { log "bench: $FAILURES server start(s) or run(s) failed: see above"; exit 1; }
 }
 
-main "$@"
+# The tables of an earlier run, rebuilt from its raw lines (servers, scenarios and rounds as
+# they were run).
+report_again() {
+    RESULTS=$1
+    [ -f "$RESULTS" ] || die "BENCH_REPORT: no file $RESULTS"
+    SCENARIOS=$(awk '$1 == "R" && !seen[$3]++ {printf "%s ", $3}' "$RESULTS")
+    read -r -a ACTIVE <<<"$(awk '$1 == "R" && !seen[$4]++ {printf "%s ", $4}' "$RESULTS")"
+    ROUNDS=$(awk '$1 == "R" && $2 > n {n = $2} END {print n + 0}' "$RESULTS")
+    report
+}
+
+if [ -n "${BENCH_REPORT:-}" ]; then
+    report_again "$BENCH_REPORT"
+else
+    main "$@"
+fi
