@@ -9,16 +9,24 @@
 static const char DATE[] = "Sun, 06 Nov 1994 08:49:37 GMT";
 static const char SERVER[] = "Server: chopin\r\n";
 
-static size_t head(const struct chopin_res *res, int framing, int connection, uint64_t len,
-                   char *out) {
+/* Serializes `res` (through `hc` when not NULL); *hit tells whether the cache answered. */
+static size_t head_via(struct chopin__head_cache *hc, const struct chopin_res *res, int framing,
+                       int connection, uint64_t len, char *out, int *hit) {
     struct chopin__head_ctx ctx = {.date = DATE, .server_line = SERVER,
-                                   .server_line_len = sizeof SERVER - 1,
+                                   .server_line_len = sizeof SERVER - 1, .cache = hc,
                                    .framing = (uint8_t)framing, .connection = (uint8_t)connection,
                                    .body_len = len};
     size_t bound = chopin__serialize_head_size(res, &ctx);
+    *hit = ctx.cached;
     size_t n = chopin__serialize_head(out, res, &ctx);
     CHECK(n <= bound);
     return n;
+}
+
+static size_t head(const struct chopin_res *res, int framing, int connection, uint64_t len,
+                   char *out) {
+    int hit;
+    return head_via(NULL, res, framing, connection, len, out, &hit);
 }
 
 static void test_plain_200(void) {
@@ -73,15 +81,7 @@ static void test_content_length_digits(void) {
  * length and Connection header, and forgotten when the lead gets a new Date. */
 static size_t cached_head(struct chopin__head_cache *hc, const struct chopin_res *res,
                           int connection, uint64_t len, char *out, int *hit) {
-    struct chopin__head_ctx ctx = {.date = DATE, .server_line = SERVER,
-                                   .server_line_len = sizeof SERVER - 1, .cache = hc,
-                                   .framing = CHOPIN__FRAME_LENGTH,
-                                   .connection = (uint8_t)connection, .body_len = len};
-    size_t bound = chopin__serialize_head_size(res, &ctx);
-    *hit = ctx.cached;
-    size_t n = chopin__serialize_head(out, res, &ctx);
-    CHECK(n <= bound);
-    return n;
+    return head_via(hc, res, CHOPIN__FRAME_LENGTH, connection, len, out, hit);
 }
 
 static void test_head_cache(void) {
