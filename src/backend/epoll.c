@@ -135,26 +135,12 @@ static void serve_ready(struct loop *l) {
 }
 
 static void accept_connections(struct loop *l) {
-    struct chopin__worker *w = l->w;
-    while (chopin__worker_may_accept(w)) {
-        int fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EAGAIN || !chopin__worker_accept_failed(w, errno))
-                return;
+    struct chopin__conn *c;
+    while ((c = chopin__accept_next(l->w))) {
+        if (interest(l, EPOLL_CTL_ADD, c->fd, EPOLLIN | EPOLLRDHUP | EPOLLET, (uint64_t)(uintptr_t)c) < 0) {
+            close_conn(l->w, c);
             continue;
         }
-        struct chopin__conn *c = chopin__engine_conn_new(&w->engine, fd);
-        if (!c) {
-            close(fd); /* unreachable: a slot was free or an idle connection evictable */
-            continue;
-        }
-        if (interest(l, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLRDHUP | EPOLLET, (uint64_t)(uintptr_t)c) < 0) {
-            close_conn(w, c);
-            continue;
-        }
-        /* TCP_DEFER_ACCEPT means the request is usually here already: read it now
-         * instead of after another epoll_wait. */
-        c->backend_flags = CHOPIN__READABLE | CHOPIN__WRITABLE;
         service(l, c);
     }
 }

@@ -249,24 +249,10 @@ static void check_write(const struct loop *l, const struct chopin__conn *c) {
 }
 
 static void accept_connections(struct loop *l) {
-    struct chopin__worker *w = l->w;
-    while (chopin__worker_may_accept(w)) {
-        int fd = chopin__accept(w->listen_fd);
-        if (fd < 0) {
-            if (errno == EAGAIN || !chopin__worker_accept_failed(w, errno))
-                return;
-            continue;
-        }
-        struct chopin__conn *c = chopin__engine_conn_new(&w->engine, fd);
-        if (!c) {
-            close(fd); /* unreachable: a slot was free or an idle connection evictable */
-            continue;
-        }
-        /* With a deferred accept (TCP_DEFER_ACCEPT, accf_data) the request is usually
-         * here already: read it now; service() then queues the read filter. */
-        c->backend_flags = CHOPIN__READABLE | CHOPIN__WRITABLE;
+    struct chopin__conn *c;
+    while ((c = chopin__accept_next(l->w))) {
         c->backend_ops = l->turn;
-        service(l, c);
+        service(l, c); /* service() queues the read filter */
     }
 }
 

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "engine.h"
 #include "platform.h"
+#include "worker.h"
 
 int chopin__read_ready(struct chopin__conn *c, char *scratch, size_t size, int budget) {
     while ((c->backend_flags & CHOPIN__READABLE) && chopin__conn_wants_read(c)) {
@@ -59,4 +61,22 @@ void chopin__write_ready(struct chopin__conn *c) {
             chopin__conn_on_error(c);
         }
     }
+}
+
+struct chopin__conn *chopin__accept_next(struct chopin__worker *w) {
+    while (chopin__worker_may_accept(w)) {
+        int fd = chopin__accept(w->listen_fd);
+        if (fd < 0) {
+            if (errno == EAGAIN || !chopin__worker_accept_failed(w, errno))
+                return NULL;
+            continue;
+        }
+        struct chopin__conn *c = chopin__engine_conn_new(&w->engine, fd);
+        if (c) {
+            c->backend_flags = CHOPIN__READABLE | CHOPIN__WRITABLE;
+            return c;
+        }
+        close(fd); /* unreachable: a slot was free or an idle connection evictable */
+    }
+    return NULL;
 }

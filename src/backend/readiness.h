@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 struct chopin__conn;
+struct chopin__worker;
 
 /* Flags every readiness backend uses; a backend's own flags start at 0x8. */
 #define CHOPIN__READABLE 0x1u /* the socket may hold input */
@@ -28,5 +29,14 @@ int chopin__read_ready(struct chopin__conn *c, char *scratch, size_t size, int b
 
 /** Sends the connection's output plan until it is empty or the socket is full. */
 void chopin__write_ready(struct chopin__conn *c);
+
+/**
+ * Accepts the next waiting socket into a connection slot, as the worker's accept policy
+ * allows (an idle connection evicted when the slab is full, a back-off on EMFILE). NULL
+ * when no socket waits or accepting must pause. The connection is marked readable and
+ * writable: with a deferred accept (TCP_DEFER_ACCEPT, accf_data) its request is usually
+ * there already, so the loop serves it at once instead of after another wait.
+ */
+struct chopin__conn *chopin__accept_next(struct chopin__worker *w);
 
 #endif
