@@ -38,13 +38,14 @@ enum {
     C_VALUE = 2,  /* RFC 9110 §5.5 field-value byte: HTAB, SP, VCHAR, obs-text */
     C_TARGET = 4, /* request-target byte other than '?': 0x21-0x7e minus '?', 0x80-0xff */
     C_QUERY = 8,  /* '?' (a target byte too, once the query has started) */
+    C_OWS = 16,   /* optional whitespace around field values: SP, HTAB */
 };
 #define TVX (C_TCHAR | C_VALUE | C_TARGET)
 #define VX (C_VALUE | C_TARGET)
 
 static const uint8_t cls[256] = {
-    [0x09] = C_VALUE,
-    [0x20] = C_VALUE,
+    [0x09] = C_VALUE | C_OWS,
+    [0x20] = C_VALUE | C_OWS,
     [0x21] = TVX,
     [0x22] = VX,
     [0x23 ... 0x27] = TVX,
@@ -370,7 +371,7 @@ int chopin__token_ieq(const char *s, size_t len, const char *lower)
     return lower[len] == '\0';
 }
 
-static ALWAYS_INLINE int is_ows(char c) { return c == ' ' || c == '\t'; }
+static ALWAYS_INLINE int is_ows(char c) { return cls[(uint8_t)c] & C_OWS; }
 
 /* Verdict when the bytes run out at the head limit `hend`: only a real end of buffer
  * means "incomplete". */
@@ -719,10 +720,12 @@ static ALWAYS_INLINE ssize_t parse_head(const char *buf, size_t len, struct chop
         }
         if (n == lim->max_headers) return -431;
         const char *v = name_end + 1;
-        if (p == hend) return need_more(hend, end);
-        if (*p != '\r') return -400;
-        if (hend - p < 2) return need_more(hend, end);
-        if (p[1] != '\n') return -400;
+        if (__builtin_expect(hend - p < 2 || p[0] != '\r' || p[1] != '\n', 0)) {
+            if (p == hend) return need_more(hend, end);
+            if (*p != '\r') return -400;
+            if (hend - p < 2) return need_more(hend, end);
+            return -400; /* CR without LF */
+        }
         /* OWS around the value is not part of it (RFC 9110 §5.5); *p is CR, a stop. Nearly
          * every value follows one space and ends without OWS: test for that first. */
         v += *v == ' ';
