@@ -208,8 +208,38 @@ expand_servers() {
     done
 }
 
+# external_command NAME: the command BENCH_EXTERNAL gives NAME ("name=command @PORT@;..."),
+# for servers built outside the repository (libreactor, lwan: not Debian packages, so never
+# part of make bench). Returns 1 when NAME is not there.
+external_command() {
+    local entry
+    local IFS=';'
+    for entry in ${BENCH_EXTERNAL:-}; do
+        entry=${entry#"${entry%%[! ]*}"}
+        [ "${entry%%=*}" = "$1" ] && { printf '%s\n' "${entry#*=}"; return 0; }
+    done
+    return 1
+}
+
+# external_names: the names BENCH_EXTERNAL defines, space-separated.
+external_names() {
+    local entry out=()
+    local IFS=';'
+    for entry in ${BENCH_EXTERNAL:-}; do
+        entry=${entry#"${entry%%[! ]*}"}
+        [ -n "$entry" ] && out+=("${entry%%=*}")
+    done
+    echo "${out[*]}"
+}
+
 # server_missing NAME: prints why NAME cannot run here, nothing if it can.
 server_missing() {
+    local ext
+    if ext=$(external_command "$1"); then
+        local bin=${ext%% *}
+        [ -x "$bin" ] || command -v "$bin" > /dev/null || echo "$bin (BENCH_EXTERNAL) is not executable"
+        return 0
+    fi
     case $1 in
         floor_epoll) ;;
         floor_uring) have_liburing || echo "liburing-dev is not installed" ;;
@@ -217,7 +247,7 @@ server_missing() {
         h2o) command -v h2o > /dev/null || echo "h2o is not installed (apt-get install h2o)" ;;
         hyper | fasthttp) peer_build "$1" ;;
         chopin-*) [ -x "$CHOPIN_BIN" ] || echo "${CHOPIN_BIN#"$ROOT"/} not found (run make)" ;;
-        *) echo "unknown server (known: floor_epoll floor_uring nginx h2o hyper fasthttp chopin-<variant>)" ;;
+        *) echo "unknown server (known: floor_epoll floor_uring nginx h2o hyper fasthttp chopin-<variant>, or a name in BENCH_EXTERNAL)" ;;
     esac
 }
 
@@ -254,8 +284,12 @@ render() {
 # server_prepare NAME PORT DIR: writes the server's files into DIR and sets SERVER_ENV and
 # SERVER_CMD, the command (without taskset) that runs it in the foreground as one process.
 server_prepare() {
-    local name=$1 port=$2 dir=$3
+    local name=$1 port=$2 dir=$3 ext
     SERVER_ENV=()
+    if ext=$(external_command "$name"); then
+        read -r -a SERVER_CMD <<< "${ext//@PORT@/$port}"
+        return 0
+    fi
     case $name in
         floor_epoll | floor_uring)
             SERVER_CMD=("$OUT/$name" "$port") ;;

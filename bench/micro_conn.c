@@ -22,6 +22,12 @@ static const char TFB[] = "GET /plaintext HTTP/1.1\r\nHost: server\r\n"
                           "Accept: text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7\r\n"
                           "Accept-Language: en-US,en;q=0.5\r\nConnection: keep-alive\r\n\r\n";
 
+/* What wrk sends in bench/run.sh's /plaintext scenarios (bench/lib.sh, wrk_args). */
+static const char BENCH_REQUEST[] =
+    "GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:40000\r\n"
+    "Accept: text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7\r\n"
+    "Connection: keep-alive\r\n\r\n";
+
 static void plaintext(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_static(res, 200, "text/plain", "Hello, World!", 13);
 }
@@ -84,7 +90,7 @@ int main(int argc, char **argv) {
     chopin__engine_init(&e, &cfg, r, 0, 1000);
     chopin__engine_set_clock(&e, 1000, time(NULL));
 
-    /* argv[2] picks one scenario (0-3), for callgrind; without it all run. */
+    /* argv[2] picks one scenario (0-4), for callgrind; without it all run. */
     int only = argc > 2 ? atoi(argv[2]) : -1;
     static const struct {
         const char *name;
@@ -93,15 +99,17 @@ int main(int argc, char **argv) {
     } scenarios[] = {{"plaintext, TechEmpower request", 0, 1},
                      {"plaintext, TFB request, 16 deep", 0, 16},
                      {"plaintext, short request", 1, 1},
-                     {"json, short request", 2, 1}};
+                     {"json, short request", 2, 1},
+                     {"plaintext, bench/run.sh request, 16 deep", 3, 16}};
     const char *reqs[] = {TFB, "GET /plaintext HTTP/1.1\r\nHost: server\r\nConnection: keep-alive\r\n\r\n",
-                          "GET /json HTTP/1.1\r\nHost: server\r\nConnection: keep-alive\r\n\r\n"};
-    printf("%-34s %10s\n", "path (parse+route+handler+serialize)", "ns/request");
-    for (int i = 0; i < 4; i++) {
+                          "GET /json HTTP/1.1\r\nHost: server\r\nConnection: keep-alive\r\n\r\n",
+                          BENCH_REQUEST};
+    printf("%-42s %10s\n", "path (parse+route+handler+serialize)", "ns/request");
+    for (int i = 0; i < (int)(sizeof scenarios / sizeof *scenarios); i++) {
         if (only >= 0 && i != only)
             continue;
         long n = scenarios[i].depth > 1 ? rounds / scenarios[i].depth + 1 : rounds;
-        printf("%-34s %10.1f\n", scenarios[i].name, run(&e, reqs[scenarios[i].req], scenarios[i].depth, n));
+        printf("%-42s %10.1f\n", scenarios[i].name, run(&e, reqs[scenarios[i].req], scenarios[i].depth, n));
     }
     chopin__engine_destroy(&e);
     chopin_router_free(r);

@@ -21,6 +21,8 @@
 #   BENCH_SYSCALLS=1 BENCH_MEMORY=1          (then run bench/syscalls.sh and bench/memory.sh)
 #   BENCH_REPORT=build/bench/results-….txt   (print an earlier run's tables again, from its
 #                                            raw lines; nothing is run)
+#   BENCH_EXTERNAL="libreactor=/opt/lr/server @PORT@"   (servers built outside the repository,
+#                                            named in BENCH_SERVERS; ";" between entries)
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -160,12 +162,14 @@ bench_server() {
 # report: one table per scenario from the raw lines of the results file. Ratios are of
 # medians; "x floor" compares with the floor of the same kind of loop (floor_uring for
 # io_uring servers, floor_epoll for the others). Below each table, "paired" lines give
-# Chopin's CPU per request as the median of per-round ratios: servers of one round run
+# Chopin's CPU per request (and pipelined, its req/s) against nginx, the floor and, for the
+# other backends, chopin-epoll, as the median of per-round ratios: servers of one round run
 # back to back, so a round that was slow for everyone (this kind of shared VM drifts by
 # 20% and more between rounds) cancels out of those ratios.
 report() {
     awk -v scenarios="$SCENARIOS" -v servers="${ACTIVE[*]}" -v depth="$PIPELINE_DEPTH" \
-        -v rounds="$ROUNDS" -v duration="$DURATION" -v cpu="$SERVER_CPU" '
+        -v rounds="$ROUNDS" -v duration="$DURATION" -v cpu="$SERVER_CPU" \
+        -v externals="$(external_names)" '
     function median(a, n,   b, i, j, t) {
         for (i = 1; i <= n; i++) b[i] = a[i]
         for (i = 2; i <= n; i++)
@@ -180,10 +184,12 @@ report() {
     }
     function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "-" : sprintf("%.2f", a / b) }
     # median [min-max] over the rounds where both counted of CPU(k) / CPU(b)
-    function paired(k, b,   i, n, a) {
+    # (of req/s when f is "rps"), over the rounds where both counted
+    function paired(k, b, f,   i, n, a) {
         n = 0
         for (i = 1; i <= rounds; i++)
-            if ((k, i) in cpur && (b, i) in cpur && cpur[b, i] > 0) a[++n] = cpur[k, i] / cpur[b, i]
+            if ((k, i, f) in per && (b, i, f) in per && per[b, i, f] > 0)
+                a[++n] = per[k, i, f] / per[b, i, f]
         if (!n) return "-"
         m = median(a, n)
         return sprintf("%.2f [%.2f-%.2f]", m, lo, hi)
@@ -206,7 +212,7 @@ report() {
         if ($12 == "ok") {
             n = ++ok[k]
             for (f = 6; f <= 15; f++) val[k, n, f] = $f
-            cpur[k, $2] = $8
+            per[k, $2, "cpu"] = $8; per[k, $2, "rps"] = $6
         } else {
             bad[k]++
             why[k] = why[k] sprintf(" round %s: %s (non-2xx %s, socket errors %s);", $2, $12, $9, $10)
@@ -214,7 +220,7 @@ report() {
         if ($11 > 10) noisy[$3]++
     }
     END {
-        ns = split(scenarios, S, " "); nv = split(servers, V, " ")
+        ns = split(scenarios, S, " "); nv = split(servers, V, " "); nx = split(externals, X, " ")
         for (i = 1; i <= ns; i++) {
             s = S[i]; lat = s ~ /^latency-/
             for (j = 1; j <= nv; j++) {
@@ -252,8 +258,16 @@ report() {
                 v = V[j]; k = s SUBSEP v
                 if (v !~ /^chopin/ || !ok[k]) continue
                 fl = (v ~ /uring/) ? "floor_uring" : "floor_epoll"
-                printf "  paired %-22s CPU/req x nginx %s, x floor %s\n", v ":",
-                    paired(k, s SUBSEP "nginx"), paired(k, s SUBSEP fl)
+                line = sprintf("  paired %-22s CPU/req x nginx %s, x floor %s", v ":",
+                    paired(k, s SUBSEP "nginx", "cpu"), paired(k, s SUBSEP fl, "cpu"))
+                if (v != "chopin-epoll" && ok[s SUBSEP "chopin-epoll"])
+                    line = line ", x chopin-epoll " paired(k, s SUBSEP "chopin-epoll", "cpu")
+                for (x = 1; x <= nx; x++)
+                    if (ok[s SUBSEP X[x]])
+                        line = line ", x " X[x] " " paired(k, s SUBSEP X[x], "cpu")
+                if (s ~ /^pipeline-/)
+                    line = line "; req/s x floor " paired(k, s SUBSEP fl, "rps")
+                print line
             }
             printf "%s", notes
             if (noisy[s])
