@@ -274,6 +274,26 @@ static int queue_body(struct chopin__conn *c, struct chopin_res *res, int chunke
     return -ENOSPC;
 }
 
+/* The commonest answer in one step: a 200 on a keep-alive HTTP/1.1 connection, its small
+ * body inline, its head the one the worker cached last (serialize.h). Copies the two and
+ * skips the framing, sizing and serializing steps of queue_response (callgrind,
+ * micro_conn.c with the request bench/run.sh sends: 1,594 -> 1,472 instructions per
+ * request). Returns 0, having queued nothing, when the response is not that. */
+static int queue_cached(struct chopin__conn *c, const struct chopin_res *res) {
+    if ((res->body_kind != CHOPIN__RES_STATIC && res->body_kind != CHOPIN__RES_COPY) ||
+        res->body_len > INLINE_BODY_MAX)
+        return 0;
+    const struct chopin__head_cache *hc = &c->engine->heads;
+    size_t head = chopin__head_cache_match(hc, res);
+    char *dst = head ? chopin__outq_reserve(c->out, head + res->body_len) : NULL;
+    if (!dst)
+        return 0;
+    memcpy(dst, hc->bytes, head);
+    copy_body(dst + head, res->body, res->body_len);
+    chopin__outq_commit(c->out, head + res->body_len);
+    return 1;
+}
+
 static size_t inline_length(const struct chopin_res *res, int send_body) {
     if (!send_body || res->body_len > INLINE_BODY_MAX)
         return 0;
@@ -299,6 +319,8 @@ static void queue_response(struct chopin__conn *c, struct chopin_res *res, int m
         fail(c);
         return;
     }
+    if (keep && minor == 1 && !head_request && queue_cached(c, res))
+        return;
     struct chopin__head_ctx ctx = {
         .date = e->date.text,
         .server_line = e->cfg->server_header,

@@ -52,11 +52,25 @@ static int cacheable(const struct chopin_res *res, const struct chopin__head_ctx
 /* Where the cached head's content type starts: right after the lead. */
 #define CACHED_TYPE_AT(hc) ((hc)->bytes + (hc)->lead_len + LIT("Content-Type: "))
 
-static int cache_hit(const struct chopin_res *res, const struct chopin__head_ctx *ctx) {
-    const struct chopin__head_cache *hc = ctx->cache;
-    return cacheable(res, ctx) && hc->len && hc->body_len == ctx->body_len &&
-           hc->connection == ctx->connection && hc->content_type_len == res->content_type_len &&
+/* Whether the last head is that of a plain 200 with this content type, length and
+ * Connection header. */
+static int cache_holds(const struct chopin__head_cache *hc, const struct chopin_res *res,
+                       uint64_t body_len, uint8_t connection) {
+    return hc->len && hc->body_len == body_len && hc->connection == connection &&
+           hc->content_type_len == res->content_type_len &&
            chopin__bytes_eq(CACHED_TYPE_AT(hc), res->content_type, res->content_type_len);
+}
+
+static int cache_hit(const struct chopin_res *res, const struct chopin__head_ctx *ctx) {
+    return cacheable(res, ctx) && cache_holds(ctx->cache, res, ctx->body_len, ctx->connection);
+}
+
+size_t chopin__head_cache_match(const struct chopin__head_cache *hc,
+                                const struct chopin_res *res) {
+    if (res->status != 200 || !res->content_type || res->headers_len ||
+        !cache_holds(hc, res, res->body_len, 0))
+        return 0;
+    return hc->len;
 }
 
 static void cache_store(const struct chopin_res *res, const struct chopin__head_ctx *ctx,

@@ -53,6 +53,11 @@ struct chopin__head_ctx {
     uint32_t reason_len;
 };
 
+/** The length of the cache's last head when it is the head of `res` sent with a
+ *  Content-Length of res->body_len and no Connection header: `res` a 200 with a content
+ *  type and no extra headers. 0 when it is not. */
+size_t chopin__head_cache_match(const struct chopin__head_cache *hc,
+                                const struct chopin_res *res);
 /** Upper bound of the bytes chopin__serialize_head writes for `res` with `ctx`; also
  *  measures the strings the head needs (stored in ctx). */
 size_t chopin__serialize_head_size(const struct chopin_res *res, struct chopin__head_ctx *ctx);
