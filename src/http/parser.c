@@ -425,30 +425,81 @@ static int list_next(const char **s, const char *e, const char **el, size_t *el_
 /* RFC 9112 §3.2 and RFC 3986 §3.2.2-§3.2.3: uri-host [ ":" port ], uri-host being an
  * IP-literal in brackets or a reg-name / IPv4address (unreserved, pct-encoded, sub-delims).
  * Anything else ('/', '@', '?', '#', '"', a second ':', non-ASCII) is an invalid Host,
- * which MUST get a 400: applications build URLs and cache keys from it. */
-static const uint8_t host_char[256] = {
-    ['!'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1,
-    ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1, ['0' ... '9'] = 1, [';'] = 1, ['='] = 1,
-    ['A' ... 'Z'] = 1, ['_'] = 1, ['a' ... 'z'] = 1, ['~'] = 1,
+ * which MUST get a 400: applications build URLs and cache keys from it.
+ *
+ * The table holds what a byte is NOT, so a run is checked by OR-ing entries without a
+ * branch per byte, and one lookup answers for both host grammars. */
+enum {
+    H_NOT_REG = 1, /* not a reg-name byte (unreserved, '%', sub-delims) */
+    H_NOT_LIT = 2, /* not allowed inside brackets either: reg-name bytes and ':' are */
+};
+#define H_BAD (H_NOT_REG | H_NOT_LIT)
+static const uint8_t host_bad[256] = {
+    [0x00 ... 0x20] = H_BAD, ['"'] = H_BAD, ['#'] = H_BAD, ['/'] = H_BAD,
+    [':'] = H_NOT_REG, ['<'] = H_BAD, ['>' ... '@'] = H_BAD, ['[' ... '^'] = H_BAD,
+    ['`'] = H_BAD, ['{' ... '}'] = H_BAD, [0x7f ... 0xff] = H_BAD,
 };
 
+#define HB(p, i) host_bad[(uint8_t)(p)[i]]
+
+/* The OR of host_bad over [p, e). Overlapping reads are harmless to an OR, so the last
+ * 1-7 bytes take two 4-byte groups or three single bytes: no byte loop, and no read
+ * outside the run. A byte accumulator lets each entry be OR-ed straight from the table. */
+static ALWAYS_INLINE unsigned host_bad_run(const char *p, const char *e)
+{
+    uint8_t acc = 0;
+    for (; e - p >= 8; p += 8)
+        acc |= HB(p, 0) | HB(p, 1) | HB(p, 2) | HB(p, 3) | HB(p, 4) | HB(p, 5) | HB(p, 6) |
+               HB(p, 7);
+    if (e - p >= 4)
+        acc |= HB(p, 0) | HB(p, 1) | HB(p, 2) | HB(p, 3) | HB(e, -4) | HB(e, -3) | HB(e, -2) |
+               HB(e, -1);
+    else if (e > p)
+        acc |= HB(p, 0) | HB(p, (size_t)(e - p) / 2) | HB(e, -1);
+    return acc;
+}
+
+/*
+ * Length of v[0..len) without the run of ASCII digits that ends it. A port has a few
+ * digits, so one 8-byte word nearly always holds the byte before them; it is byte-swapped
+ * so that the last byte in memory is the lowest: t = x ^ '0' is 0-9 for a digit, and
+ * t | (t + 6) has a bit of its high nibble set for any other byte. A carry only moves
+ * towards earlier bytes, past a real non-digit, so the lowest set bit is exact.
+ */
+static ALWAYS_INLINE size_t before_digits(const char *v, size_t len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (len >= 8) {
+        const uint64_t ones = 0x0101010101010101ull;
+        uint64_t t = __builtin_bswap64(chopin__load64(v + len - 8)) ^ ('0' * ones);
+        uint64_t other = (t | (t + 6 * ones)) & (0xf0 * ones);
+        if (other) return len - (size_t)__builtin_ctzll(other) / 8;
+        len -= 8;
+    }
+#endif
+    while (len && (unsigned)((uint8_t)v[len - 1] - '0') <= 9) len--;
+    return len;
+}
+
+/* The port is the digits after the last non-digit, when that is ':'; what comes before
+ * is the host. Only bytes in v[0..len) are read: the value may end a buffer. */
 static int host_valid(const char *v, size_t len, int need_host)
 {
-    const char *p = v, *e = v + len;
-    if (p < e && *p == '[') {
-        for (p++; p < e && *p != ']'; p++)
-            if (!host_char[(uint8_t)*p] && *p != ':') return 0;
-        if (p == e || p == v + 1) return 0;
+    size_t n = before_digits(v, len);
+    n = n && v[n - 1] == ':' ? n - 1 : len;
+    const char *p = v, *e = v + n;
+    unsigned bad = H_NOT_REG;
+    if (n && *v == '[') { /* the first ']' must end it: ']' is H_NOT_LIT */
+        if (n < 3 || e[-1] != ']') return 0;
         p++;
-    } else {
-        p = scan_table(p, e, host_char, 1);
+        e--;
+        bad = H_NOT_LIT;
+    } else if (need_host && n == 0) {
+        return 0;
     }
-    if (need_host && p == v) return 0;
-    if (p < e && *p++ != ':') return 0;
-    while (p < e)
-        if ((unsigned)(*p++ - '0') > 9) return 0;
-    return 1;
+    return !(host_bad_run(p, e) & bad);
 }
+#undef HB
 
 static int all_tchar(const char *s, size_t len)
 {
