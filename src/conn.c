@@ -385,9 +385,6 @@ static void dispatch(struct chopin__conn *c, struct chopin_req *req, const char 
     const struct chopin__head *head = &req->head;
     req->body = body;
     req->body_len = body_len;
-    req->path = head->path;
-    req->path_len = head->path_len;
-    req->nparams = 0;
     req->arena = &e->arena;
     req->engine = e;
     req->conn = c;
