@@ -17,8 +17,10 @@
 #include "api/api.h"
 #include "http/message.h"
 #include "mem/arena.h"
+#include "mem/bytes.h"
 
 #define MAX_DEPTH 64 /* one bit per level in is_object/has_item */
+#define JSON_START 256 /* bytes of document room a writer starts with */
 
 struct chopin_json {
     chopin_res *res;
@@ -47,10 +49,9 @@ static void set_error(chopin_json *j, int err)
         j->err = err;
 }
 
-static int reserve(chopin_json *j, size_t more)
+/* Out of line: the arena buffer doubles until `more` bytes fit. */
+static int grow(chopin_json *j, size_t more)
 {
-    if (j->cap - j->len >= more)
-        return 1;
     size_t cap = j->cap * 2;
     while (cap - j->len < more)
         cap *= 2;
@@ -65,18 +66,25 @@ static int reserve(chopin_json *j, size_t more)
     return 1;
 }
 
+static int room(chopin_json *j, size_t more)
+{
+    return j->cap - j->len >= more || grow(j, more);
+}
+
 static void put(chopin_json *j, const void *p, size_t n)
 {
-    if (!reserve(j, n))
+    if (!room(j, n))
         return;
     memcpy(j->buf + j->len, p, n);
     j->len += n;
-    j->res->body_len = j->len;
 }
 
+/* Punctuation is most of what a writer puts: a byte store, not a memcpy call. */
 static void put_char(chopin_json *j, char c)
 {
-    put(j, &c, 1);
+    if (!room(j, 1))
+        return;
+    j->buf[j->len++] = c;
 }
 
 static int in_object(const chopin_json *j)
@@ -125,14 +133,18 @@ chopin_json *chopin_res_json(chopin_res *res, int status)
 {
     if (!res || res->json || !res->arena || !chopin__res_status_valid(status))
         return NULL;
-    chopin_json *j = chopin__arena_alloc(res->arena, sizeof(*j));
-    char *buf = j ? chopin__arena_alloc(res->arena, 256) : NULL;
-    if (!buf)
+    /* The writer and the first bytes of the document in one allocation. The buffer is its
+     * top, so chopin__arena_grow extends it in place while nothing else was allocated,
+     * and copies it otherwise; the writer stays put. */
+    size_t head = (sizeof(chopin_json) + 15) & ~(size_t)15; /* the buffer 16-aligned */
+    chopin_json *j = chopin__arena_alloc(res->arena, head + JSON_START);
+    if (!j)
         return NULL;
+    char *buf = (char *)j + head;
     memset(j, 0, sizeof(*j));
     j->res = res;
     j->buf = buf;
-    j->cap = 256;
+    j->cap = JSON_START;
     chopin__res_replace_body(res, status, CHOPIN__RES_COPY, APP_JSON, sizeof APP_JSON - 1);
     res->body = buf;
     res->body_len = 0;
@@ -223,9 +235,46 @@ static long utf8_sequence(const unsigned char *s, size_t avail)
     return (long)need + 1;
 }
 
-static int needs_escape(unsigned char c)
+/* The bytes a string cannot hold as they are (RFC 8259 §7): controls, '"', '\\'; and
+ * the non-ASCII ones, checked as UTF-8. */
+static const uint8_t needs_escape[256] = {
+    [0x00 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x80 ... 0xff] = 1,
+};
+
+/* One bit per byte of w (bit 7 of that byte) for the bytes needs_escape holds, or
+ * an overestimate above the first such byte: a borrow only carries out of a byte that is
+ * itself a hit, so the lowest bit set is exact. */
+static uint64_t escape_bits(uint64_t w)
 {
-    return c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+    uint64_t ctl = (w - ones * 0x20) & ~w;                 /* bytes below 0x20 */
+    uint64_t zero = ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash);
+    return (ctl | zero | w) & high;                          /* w: bytes from 0x80 */
+}
+
+/* Which byte of a word loaded from memory holds its lowest-addressed set bit. */
+static size_t first_byte(uint64_t bits)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return (size_t)__builtin_clzll(bits) / 8;
+#else
+    return (size_t)__builtin_ctzll(bits) / 8;
+#endif
+}
+
+/* Index of the first byte from s[i] on that needs escaping, or len: 8 bytes a step where
+ * 8 remain (field names and values are mostly plain ASCII), never reading past s[len). */
+static size_t plain_run(const unsigned char *s, size_t i, size_t len)
+{
+    for (; len - i >= 8; i += 8) {
+        uint64_t bits = escape_bits(chopin__load64((const char *)s + i));
+        if (bits)
+            return i + first_byte(bits);
+    }
+    while (i < len && !needs_escape[s[i]])
+        i++;
+    return i;
 }
 
 static void put_escape(chopin_json *j, unsigned char c)
@@ -256,9 +305,7 @@ static void put_string(chopin_json *j, const char *str, size_t len)
     put_char(j, '"');
     size_t i = 0;
     while (i < len && !j->err) {
-        size_t run = i;
-        while (run < len && !needs_escape(s[run]))
-            run++;
+        size_t run = plain_run(s, i, len);
         put(j, s + i, run - i); /* the common case: plain ASCII copied in one go */
         i = run;
         if (i == len)
@@ -389,6 +436,8 @@ int chopin_json_end(chopin_json *j)
     j->ended = 1;
     if (j->err)
         chopin_res_error(j->res, 500, NULL);
+    else
+        j->res->body_len = j->len; /* the body is only sent once ended */
     return j->err;
 }
 

@@ -180,6 +180,56 @@ static void test_escaping(void)
     ctx_fini(&c);
 }
 
+/* What the writer must make of one byte: itself, a JSON escape, or (a lone byte from
+ * 0x80 on being invalid UTF-8) U+FFFD. */
+static size_t escaped_byte(unsigned char b, char *out)
+{
+    static const char shorts[] = {['"'] = '"', ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f',
+                                  ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
+    if (b >= 0x80)
+        return (size_t)sprintf(out, "\xef\xbf\xbd");
+    if (b < sizeof shorts && shorts[b])
+        return (size_t)sprintf(out, "\\%c", shorts[b]);
+    if (b < 0x20)
+        return (size_t)sprintf(out, "\\u%04x", b);
+    out[0] = (char)b;
+    return 1;
+}
+
+/* Strings are scanned 8 bytes at a time where 8 remain: every byte value at every position
+ * of strings of 1 to 24 bytes (so in every lane of a word, and in the byte-wise tail) must
+ * come out as escaped_byte says, the rest untouched. */
+static void test_escape_every_position(void)
+{
+    int bad = 0;
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (int b = 0; b < 256; b++) {
+                char in[24], want[64];
+                memset(in, 'a', len);
+                in[at] = (char)b;
+                size_t n = 0;
+                want[n++] = '"';
+                for (size_t i = 0; i < len; i++)
+                    n += escaped_byte((unsigned char)in[i], want + n);
+                want[n++] = '"';
+                struct ctx c;
+                ctx_init(&c);
+                chopin_json *j = chopin_res_json(&c.res, 200);
+                chopin_json_strn(j, in, len);
+                if (chopin_json_end(j) != 0 || c.res.body_len != n ||
+                    memcmp(c.res.body, want, n) != 0) {
+                    if (!bad++)
+                        fprintf(stderr, "  byte 0x%02x at %zu of %zu: got \"%.*s\"\n", b, at, len,
+                                (int)c.res.body_len, c.res.body);
+                }
+                ctx_fini(&c);
+            }
+        }
+    }
+    CHECK_INT(bad, 0);
+}
+
 /* Invalid UTF-8: each maximal ill-formed subpart becomes one U+FFFD. */
 static void test_invalid_utf8(void)
 {
@@ -436,6 +486,7 @@ int main(void)
     RUN(test_document);
     RUN(test_scalars_at_top);
     RUN(test_escaping);
+    RUN(test_escape_every_position);
     RUN(test_invalid_utf8);
     RUN(test_doubles);
     RUN(test_errors);
