@@ -242,8 +242,8 @@ static const uint8_t needs_escape[256] = {
 };
 
 /* One bit per byte of w (bit 7 of that byte) for the bytes needs_escape holds, or
- * an overestimate above the first such byte: a borrow only carries out of a byte that is
- * itself a hit, so the lowest bit set is exact. */
+ * an overestimate in bytes above the first such byte: a borrow only carries out of a byte
+ * that is itself a hit, so the lowest bit set is exact. */
 static uint64_t escape_bits(uint64_t w)
 {
     const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
@@ -253,14 +253,15 @@ static uint64_t escape_bits(uint64_t w)
     return (ctl | zero | w) & high;                          /* w: bytes from 0x80 */
 }
 
-/* Which byte of a word loaded from memory holds its lowest-addressed set bit. */
-static size_t first_byte(uint64_t bits)
+/* The 8 bytes at p, the first in the lowest bits whatever the byte order: escape_bits
+ * borrows then run towards later bytes only, and the first hit is the lowest bit set. */
+static uint64_t load_le64(const unsigned char *p)
 {
+    uint64_t w = chopin__load64((const char *)p);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    return (size_t)__builtin_clzll(bits) / 8;
-#else
-    return (size_t)__builtin_ctzll(bits) / 8;
+    w = __builtin_bswap64(w);
 #endif
+    return w;
 }
 
 /* Index of the first byte from s[i] on that needs escaping, or len: 8 bytes a step where
@@ -268,9 +269,9 @@ static size_t first_byte(uint64_t bits)
 static size_t plain_run(const unsigned char *s, size_t i, size_t len)
 {
     for (; len - i >= 8; i += 8) {
-        uint64_t bits = escape_bits(chopin__load64((const char *)s + i));
+        uint64_t bits = escape_bits(load_le64(s + i));
         if (bits)
-            return i + first_byte(bits);
+            return i + (size_t)__builtin_ctzll(bits) / 8;
     }
     while (i < len && !needs_escape[s[i]])
         i++;
