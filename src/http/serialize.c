@@ -43,10 +43,14 @@ static char *put(char *p, const char *s, size_t n) {
 }
 #define PUT_LIT(p, s) put((p), (s), LIT(s))
 
-/* A plain 200: the one shape the cache keeps. */
+/* A plain 200 (a content type, no extra headers): the one shape the cache keeps. */
+static int plain_200(const struct chopin_res *res) {
+    return res->status == 200 && res->content_type && !res->headers_len;
+}
+
 static int cacheable(const struct chopin_res *res, const struct chopin__head_ctx *ctx) {
-    return res->status == 200 && ctx->framing == CHOPIN__FRAME_LENGTH && res->content_type &&
-           !res->headers_len && ctx->cache && ctx->cache->lead_len;
+    return plain_200(res) && ctx->framing == CHOPIN__FRAME_LENGTH && ctx->cache &&
+           ctx->cache->lead_len;
 }
 
 /* Where the cached head's content type starts: right after the lead. */
@@ -67,10 +71,7 @@ static int cache_hit(const struct chopin_res *res, const struct chopin__head_ctx
 
 size_t chopin__head_cache_match(const struct chopin__head_cache *hc,
                                 const struct chopin_res *res) {
-    if (res->status != 200 || !res->content_type || res->headers_len ||
-        !cache_holds(hc, res, res->body_len, 0))
-        return 0;
-    return hc->len;
+    return plain_200(res) && cache_holds(hc, res, res->body_len, 0) ? hc->len : 0;
 }
 
 static void cache_store(const struct chopin_res *res, const struct chopin__head_ctx *ctx,
