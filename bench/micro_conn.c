@@ -79,8 +79,8 @@ static double run(struct chopin__engine *e, const char *req, int depth, long rou
 int main(int argc, char **argv) {
     long rounds = argc > 1 ? atol(argv[1]) * 1000 : 200000;
     chopin_router *r = chopin_router_new();
-    chopin_get(r, "/plaintext", plaintext, NULL);
-    chopin_get(r, "/json", json, NULL);
+    chopin_router_get(r, "/plaintext", plaintext, NULL);
+    chopin_router_get(r, "/json", json, NULL);
     chopin__router_freeze(r);
     struct chopin__config cfg;
     chopin_options o = chopin_options_default();

@@ -129,10 +129,10 @@ int main(int argc, char **argv)
     size_t nstatic = sizeof(static_routes) / sizeof(static_routes[0]);
     size_t nparam = sizeof(param_routes) / sizeof(param_routes[0]);
     for (size_t i = 0; i < nstatic; i++)
-        if (chopin_get(r, static_routes[i], handler, NULL) < 0)
+        if (chopin_router_get(r, static_routes[i], handler, NULL) < 0)
             fprintf(stderr, "%s\n", chopin_router_error(r));
     for (size_t i = 0; i < nparam; i++)
-        if (chopin_get(r, param_routes[i], handler, NULL) < 0)
+        if (chopin_router_get(r, param_routes[i], handler, NULL) < 0)
             fprintf(stderr, "%s\n", chopin_router_error(r));
     if (chopin__router_freeze(r) < 0)
         return 1;

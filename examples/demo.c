@@ -60,10 +60,10 @@ int main(void) {
     chopin_router *r = chopin_router_new();
     if (!r)
         return 1;
-    int rc = chopin_get(r, "/", index_page, NULL);
-    if (!rc) rc = chopin_get(r, "/plaintext", plaintext, NULL);
-    if (!rc) rc = chopin_get(r, "/json", json, NULL);
-    if (!rc) rc = chopin_post(r, "/echo", echo, NULL);
+    int rc = chopin_router_get(r, "/", index_page, NULL);
+    if (!rc) rc = chopin_router_get(r, "/plaintext", plaintext, NULL);
+    if (!rc) rc = chopin_router_get(r, "/json", json, NULL);
+    if (!rc) rc = chopin_router_post(r, "/echo", echo, NULL);
     if (!rc) rc = todo_mount(r, "/todos");
     if (rc < 0) {
         fprintf(stderr, "demo: %s: %s\n", chopin_strerror(rc), chopin_router_error(r));

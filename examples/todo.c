@@ -220,8 +220,8 @@ const char *todo_default_db_path(void)
  * whose rows failed half-way): the last body set is the one sent. */
 static void answer_error(chopin_res *res, int status, const char *message)
 {
-    if (chopin_res_get_status(res) != 0)
-        chopin_res_status(res, status);
+    if (chopin_res_status(res) != 0)
+        chopin_res_empty(res, status);
     chopin_json *j = chopin_res_json(res, status);
     chopin_json_obj_begin(j);
     chopin_json_key(j, "error");
@@ -236,7 +236,7 @@ static void answer_db_error(chopin_res *res, sqlite3 *conn, int rc)
     int primary = rc & 0xff;
     if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
         answer_error(res, 503, "database busy, retry later");
-        chopin_res_header(res, "Retry-After", "1");
+        chopin_res_header_add(res, "Retry-After", "1");
         return;
     }
     fprintf(stderr, "todo: database error: %s\n", sqlite3_errmsg(conn));
@@ -450,7 +450,7 @@ static void add_location(chopin_req *req, chopin_res *res, sqlite3_int64 id)
         return;
     int slash = path.len > 0 && path.ptr[path.len - 1] == '/';
     snprintf(loc, cap, "%.*s%s%lld", (int)path.len, path.ptr, slash ? "" : "/", (long long)id);
-    chopin_res_header(res, "Location", loc);
+    chopin_res_header_add(res, "Location", loc);
 }
 
 static void todo_create(chopin_req *req, chopin_res *res, void *data)
@@ -586,7 +586,7 @@ static void todo_delete(chopin_req *req, chopin_res *res, void *data)
     else if (sqlite3_changes(db->conn) == 0)
         answer_error(res, 404, "todo not found");
     else
-        chopin_res_status(res, 204);
+        chopin_res_empty(res, 204);
 }
 
 /* ---- routes -------------------------------------------------------------------------- */
@@ -606,11 +606,11 @@ int todo_mount(chopin_router *r, const char *prefix)
     if (len == 0)
         strcpy(collection, "/");
 
-    int rc = chopin_post(r, collection, todo_create, NULL);
-    if (!rc) rc = chopin_get(r, collection, todo_list, NULL);
-    if (!rc) rc = chopin_get(r, item, todo_get, NULL);
-    if (!rc) rc = chopin_put(r, item, todo_replace, NULL);
-    if (!rc) rc = chopin_patch(r, item, todo_patch, NULL);
-    if (!rc) rc = chopin_delete(r, item, todo_delete, NULL);
+    int rc = chopin_router_post(r, collection, todo_create, NULL);
+    if (!rc) rc = chopin_router_get(r, collection, todo_list, NULL);
+    if (!rc) rc = chopin_router_get(r, item, todo_get, NULL);
+    if (!rc) rc = chopin_router_put(r, item, todo_replace, NULL);
+    if (!rc) rc = chopin_router_patch(r, item, todo_patch, NULL);
+    if (!rc) rc = chopin_router_delete(r, item, todo_delete, NULL);
     return rc;
 }

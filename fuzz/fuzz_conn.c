@@ -40,9 +40,9 @@ static struct chopin__config cfg;
 
 static void init(void) {
     router = chopin_router_new();
-    chopin_get(router, "/plaintext", plaintext, NULL);
-    chopin_route(router, CHOPIN_METHOD_ANY, "/echo/:id", echo, NULL);
-    chopin_get(router, "/files/*rest", params, NULL);
+    chopin_router_get(router, "/plaintext", plaintext, NULL);
+    chopin_router_route(router, CHOPIN_METHOD_ANY, "/echo/:id", echo, NULL);
+    chopin_router_get(router, "/files/*rest", params, NULL);
     chopin__router_freeze(router);
     chopin_options o = chopin_options_default();
     o.slab_capacity = 2;

@@ -81,8 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size] = '\0';
     chopin_router *r = chopin_router_new();
     for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
-        chopin_get(r, base[i], handler, NULL);
-    chopin_use(r, "/users", mw, NULL);
+        chopin_router_get(r, base[i], handler, NULL);
+    chopin_router_use(r, "/users", mw, NULL);
 
     char *p = text, *end = text + size;
     int patterns = 1, nregistered = 0;
@@ -96,8 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             } else if (nregistered++ < 32 && !memchr(p, '\0', len)) {
                 p[len] = '\0';
                 chopin_method m = (chopin_method)(len % (CHOPIN_METHOD_COUNT - 1));
-                chopin_route(r, len % 5 == 0 ? CHOPIN_METHOD_ANY : m, p, handler, NULL);
-                chopin_use(r, p, mw, NULL);
+                chopin_router_route(r, len % 5 == 0 ? CHOPIN_METHOD_ANY : m, p, handler, NULL);
+                chopin_router_use(r, p, mw, NULL);
             }
         } else {
             static struct chopin__arena arena;

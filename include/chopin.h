@@ -8,12 +8,14 @@
  * so the same handler may run on several workers at once. Request and response handles
  * are valid only inside the handler call that received them.
  *
- * Errors: functions that can fail return 0 or a negative errno-style code (-EINVAL,
- * -ENOMEM, ...); chopin_strerror() turns one into text. Nothing here aborts or exits.
+ * Errors: functions that can fail return 0 (or a count) or a negative CHOPIN_E* code,
+ * equal to -errno on Linux; chopin_strerror() turns one into text. Nothing here aborts
+ * or exits.
  */
 #ifndef CHOPIN_H
 #define CHOPIN_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,6 +91,32 @@ CHOPIN_API void chopin_next_run(chopin_next *next);
  * Errors
  * ------------------------------------------------------------------------------------- */
 
+/* Every failure is one of these negative codes. Each equals the negated errno value of
+ * the same name (CHOPIN_EINVAL == -EINVAL), so code that already compares with -EINVAL
+ * keeps working, and a system call's failure passes through unchanged. */
+#define CHOPIN_EPERM (-EPERM)           /* not allowed */
+#define CHOPIN_ENOENT (-ENOENT)         /* no such file, route or header */
+#define CHOPIN_EIO (-EIO)               /* an I/O error */
+#define CHOPIN_EBADF (-EBADF)           /* not an open descriptor */
+#define CHOPIN_EAGAIN (-EAGAIN)         /* try again later */
+#define CHOPIN_ENOMEM (-ENOMEM)         /* out of memory (heap or request arena) */
+#define CHOPIN_EACCES (-EACCES)         /* permission denied */
+#define CHOPIN_EBUSY (-EBUSY)           /* the router is frozen: the server is running */
+#define CHOPIN_EEXIST (-EEXIST)         /* already registered / already set */
+#define CHOPIN_EXDEV (-EXDEV)           /* a path tried to leave its root directory */
+#define CHOPIN_ENOTDIR (-ENOTDIR)       /* a path component is not a directory */
+#define CHOPIN_EISDIR (-EISDIR)         /* a directory where a file was wanted */
+#define CHOPIN_EINVAL (-EINVAL)         /* an invalid argument */
+#define CHOPIN_EMFILE (-EMFILE)         /* out of file descriptors */
+#define CHOPIN_EFBIG (-EFBIG)           /* larger than a documented limit */
+#define CHOPIN_ENOSPC (-ENOSPC)         /* a fixed-size space is full (headers, output) */
+#define CHOPIN_ERANGE (-ERANGE)         /* an index or value out of range */
+#define CHOPIN_ENAMETOOLONG (-ENAMETOOLONG) /* a path or name too long */
+#define CHOPIN_ELOOP (-ELOOP)           /* a symbolic link where none is allowed */
+#define CHOPIN_ENOTSUP (-ENOTSUP)       /* not supported on this system or build */
+#define CHOPIN_EADDRINUSE (-EADDRINUSE) /* the address is in use by another socket */
+#define CHOPIN_EADDRNOTAVAIL (-EADDRNOTAVAIL) /* no such local address */
+
 /** Text for a negative error code returned by this library (never NULL). */
 CHOPIN_API const char *chopin_strerror(int err);
 
@@ -112,26 +140,26 @@ CHOPIN_API void chopin_router_free(chopin_router *r);
  * name at a position that already has one), -EBUSY (router already serving), -ENOMEM.
  * chopin_router_error() then describes the problem.
  */
-CHOPIN_API int chopin_route(chopin_router *r, chopin_method method, const char *pattern,
+CHOPIN_API int chopin_router_route(chopin_router *r, chopin_method method, const char *pattern,
                             chopin_handler handler, void *data);
 
-CHOPIN_API int chopin_get(chopin_router *r, const char *pattern, chopin_handler h, void *data);
-CHOPIN_API int chopin_post(chopin_router *r, const char *pattern, chopin_handler h, void *data);
-CHOPIN_API int chopin_put(chopin_router *r, const char *pattern, chopin_handler h, void *data);
-CHOPIN_API int chopin_delete(chopin_router *r, const char *pattern, chopin_handler h, void *data);
-CHOPIN_API int chopin_patch(chopin_router *r, const char *pattern, chopin_handler h, void *data);
+CHOPIN_API int chopin_router_get(chopin_router *r, const char *pattern, chopin_handler h, void *data);
+CHOPIN_API int chopin_router_post(chopin_router *r, const char *pattern, chopin_handler h, void *data);
+CHOPIN_API int chopin_router_put(chopin_router *r, const char *pattern, chopin_handler h, void *data);
+CHOPIN_API int chopin_router_delete(chopin_router *r, const char *pattern, chopin_handler h, void *data);
+CHOPIN_API int chopin_router_patch(chopin_router *r, const char *pattern, chopin_handler h, void *data);
 
 /** Adds middleware. `prefix` NULL or "/" means every request; otherwise it applies to paths
  *  equal to the prefix or below it (segment-wise). Middleware runs in registration order,
  *  outermost first. Returns 0, -EBUSY, -ENOMEM, -EINVAL. */
-CHOPIN_API int chopin_use(chopin_router *r, const char *prefix, chopin_middleware mw,
+CHOPIN_API int chopin_router_use(chopin_router *r, const char *prefix, chopin_middleware mw,
                           void *data);
 
 /** Copies every route and middleware of `sub` into `r` under `prefix` ("/api"). `sub`
- *  stays owned by the caller. Same errors as chopin_route(). */
+ *  stays owned by the caller. Same errors as chopin_router_route(). */
 CHOPIN_API int chopin_router_nest(chopin_router *r, const char *prefix, const chopin_router *sub);
 
-/** Copies every route and middleware of `other` into `r`. Same errors as chopin_route(). */
+/** Copies every route and middleware of `other` into `r`. Same errors as chopin_router_route(). */
 CHOPIN_API int chopin_router_merge(chopin_router *r, const chopin_router *other);
 
 /** The last registration error of `r` as text ("" when none). */
@@ -141,10 +169,10 @@ CHOPIN_API const char *chopin_router_error(const chopin_router *r);
  *
  *     CHOPIN_GET("/hello/:name", hello) { chopin_res_text(res, 200, "hi"); }
  *     ...
- *     chopin_mount_all(router);
+ *     chopin_router_mount_all(router);
  *
  * defines `static void hello(chopin_req *req, chopin_res *res, void *data)` and records it
- * in a linker section that chopin_mount_all() walks. */
+ * in a linker section that chopin_router_mount_all() walks. */
 typedef struct chopin_route_def {
     chopin_method method;
     const char *pattern;
@@ -167,8 +195,8 @@ typedef struct chopin_route_def {
 #define CHOPIN_ANY(p, fn) CHOPIN__ROUTE(CHOPIN_METHOD_ANY, p, fn)
 
 /** Registers every route defined with CHOPIN_GET() etc. in the program (all linked
- *  objects). Returns the first error of chopin_route(), or 0. */
-CHOPIN_API int chopin_mount_all(chopin_router *r);
+ *  objects). Returns the first error of chopin_router_route(), or 0. */
+CHOPIN_API int chopin_router_mount_all(chopin_router *r);
 
 /* ---------------------------------------------------------------------------------------
  * Request (valid only during the handler call; every chopin_str borrows request memory)
@@ -247,7 +275,7 @@ CHOPIN_API int chopin_res_fd(chopin_res *res, int status, const char *content_ty
  *  exist, 403 when it cannot be read. */
 CHOPIN_API int chopin_res_file(chopin_res *res, const char *path);
 /** Status only, empty body. */
-CHOPIN_API int chopin_res_status(chopin_res *res, int status);
+CHOPIN_API int chopin_res_empty(chopin_res *res, int status);
 
 /** NUL-terminated text shorthands (body copied). */
 CHOPIN_API int chopin_res_text(chopin_res *res, int status, const char *text);
@@ -261,7 +289,7 @@ CHOPIN_API int chopin_res_error(chopin_res *res, int status, const char *message
 /** Adds a header. Name must be a token, value must hold no CR, LF or NUL: -EINVAL
  *  otherwise (no header injection). Both are copied. -ENOSPC when the response header
  *  space is full. */
-CHOPIN_API int chopin_res_header(chopin_res *res, const char *name, const char *value);
+CHOPIN_API int chopin_res_header_add(chopin_res *res, const char *name, const char *value);
 
 typedef struct chopin_cookie {
     const char *name, *value;
@@ -270,7 +298,7 @@ typedef struct chopin_cookie {
     int secure, http_only;
 } chopin_cookie;
 /** Adds a Set-Cookie header; name and value are validated (RFC 6265 cookie-octets). */
-CHOPIN_API int chopin_res_cookie(chopin_res *res, const chopin_cookie *cookie);
+CHOPIN_API int chopin_res_cookie_add(chopin_res *res, const chopin_cookie *cookie);
 
 /** A chunked streaming body. The server calls `produce` whenever the socket can take more
  *  (never buffering without bound): it writes at most `cap` bytes into `buf` and returns
@@ -282,7 +310,7 @@ CHOPIN_API int chopin_res_stream(chopin_res *res, int status, const char *conten
                                  void *state);
 
 /** The status set so far (0 when no response has been set yet). */
-CHOPIN_API int chopin_res_get_status(const chopin_res *res);
+CHOPIN_API int chopin_res_status(const chopin_res *res);
 
 /* ---------------------------------------------------------------------------------------
  * JSON writer: serializes straight into the response body, no allocation.

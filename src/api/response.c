@@ -16,7 +16,7 @@
 #include "http/status.h"
 #include "mem/arena.h"
 
-/* Bound on the extra header block of one response (the -ENOSPC of chopin_res_header). */
+/* Bound on the extra header block of one response (the -ENOSPC of chopin_res_header_add). */
 #define MAX_HEADER_BYTES (32u * 1024)
 
 static const char TEXT_PLAIN[] = "text/plain; charset=utf-8";
@@ -88,7 +88,7 @@ void chopin__res_replace_body(chopin_res *res, int status, enum chopin__res_body
     res->content_type_len = (uint32_t)content_type_len;
 }
 
-int chopin_res_get_status(const chopin_res *res)
+int chopin_res_status(const chopin_res *res)
 {
     return res->status;
 }
@@ -284,7 +284,7 @@ static int header_special(chopin_res *res, const char *name, const char *value, 
     return 0;
 }
 
-int chopin_res_header(chopin_res *res, const char *name, const char *value)
+int chopin_res_header_add(chopin_res *res, const char *name, const char *value)
 {
     if (!res || !is_token(name) || !is_field_value(value))
         return -EINVAL;
@@ -417,7 +417,7 @@ int chopin_res_file(chopin_res *res, const char *path)
     return 0;
 }
 
-int chopin_res_status(chopin_res *res, int status)
+int chopin_res_empty(chopin_res *res, int status)
 {
     if (!chopin__res_status_valid(status))
         return -EINVAL;
@@ -573,7 +573,7 @@ static int cookie_check(const chopin_cookie *c, const char **same_site)
     return 0;
 }
 
-int chopin_res_cookie(chopin_res *res, const chopin_cookie *c)
+int chopin_res_cookie_add(chopin_res *res, const chopin_cookie *c)
 {
     const char *same_site;
     if (!res || !c || cookie_check(c, &same_site) < 0)

@@ -1,5 +1,5 @@
 /*
- * Middleware chains. chopin_use() records middleware in registration order; freeze
+ * Middleware chains. chopin_router_use() records middleware in registration order; freeze
  * composes, for each route, the list of those whose prefix covers the route's pattern, in
  * that order (outermost first). All chains live in one array built once, so a request
  * allocates nothing: chopin_next is a small struct on the stack of each layer.

@@ -214,7 +214,7 @@ static int routes_reserve(chopin_router *r)
     return 0;
 }
 
-int chopin_route(chopin_router *r, chopin_method method, const char *pattern,
+int chopin_router_route(chopin_router *r, chopin_method method, const char *pattern,
                  chopin_handler handler, void *data)
 {
     if (!r)
@@ -250,29 +250,29 @@ int chopin_route(chopin_router *r, chopin_method method, const char *pattern,
     return 0;
 }
 
-int chopin_get(chopin_router *r, const char *pattern, chopin_handler h, void *data)
+int chopin_router_get(chopin_router *r, const char *pattern, chopin_handler h, void *data)
 {
-    return chopin_route(r, CHOPIN_METHOD_GET, pattern, h, data);
+    return chopin_router_route(r, CHOPIN_METHOD_GET, pattern, h, data);
 }
 
-int chopin_post(chopin_router *r, const char *pattern, chopin_handler h, void *data)
+int chopin_router_post(chopin_router *r, const char *pattern, chopin_handler h, void *data)
 {
-    return chopin_route(r, CHOPIN_METHOD_POST, pattern, h, data);
+    return chopin_router_route(r, CHOPIN_METHOD_POST, pattern, h, data);
 }
 
-int chopin_put(chopin_router *r, const char *pattern, chopin_handler h, void *data)
+int chopin_router_put(chopin_router *r, const char *pattern, chopin_handler h, void *data)
 {
-    return chopin_route(r, CHOPIN_METHOD_PUT, pattern, h, data);
+    return chopin_router_route(r, CHOPIN_METHOD_PUT, pattern, h, data);
 }
 
-int chopin_delete(chopin_router *r, const char *pattern, chopin_handler h, void *data)
+int chopin_router_delete(chopin_router *r, const char *pattern, chopin_handler h, void *data)
 {
-    return chopin_route(r, CHOPIN_METHOD_DELETE, pattern, h, data);
+    return chopin_router_route(r, CHOPIN_METHOD_DELETE, pattern, h, data);
 }
 
-int chopin_patch(chopin_router *r, const char *pattern, chopin_handler h, void *data)
+int chopin_router_patch(chopin_router *r, const char *pattern, chopin_handler h, void *data)
 {
-    return chopin_route(r, CHOPIN_METHOD_PATCH, pattern, h, data);
+    return chopin_router_route(r, CHOPIN_METHOD_PATCH, pattern, h, data);
 }
 
 /* ---- middleware, nest, merge ------------------------------------------------------- */
@@ -286,7 +286,7 @@ static size_t prefix_length(const char *prefix)
     return len;
 }
 
-int chopin_use(chopin_router *r, const char *prefix, chopin_middleware mw, void *data)
+int chopin_router_use(chopin_router *r, const char *prefix, chopin_middleware mw, void *data)
 {
     if (!r)
         return -EINVAL;
@@ -335,7 +335,7 @@ static int replay(chopin_router *r, const char *prefix, size_t plen, const chopi
         char *pattern = join(prefix, plen, rt.pattern);
         if (!pattern)
             return fail(r, -ENOMEM, "nest: out of memory");
-        int err = chopin_route(r, rt.method, pattern, rt.handler, rt.data);
+        int err = chopin_router_route(r, rt.method, pattern, rt.handler, rt.data);
         free(pattern);
         if (err)
             return err;
@@ -345,7 +345,7 @@ static int replay(chopin_router *r, const char *prefix, size_t plen, const chopi
         char *full = join(prefix, plen, mw.prefix);
         if (!full)
             return fail(r, -ENOMEM, "nest: out of memory");
-        int err = chopin_use(r, full[0] ? full : NULL, mw.fn, mw.data);
+        int err = chopin_router_use(r, full[0] ? full : NULL, mw.fn, mw.data);
         free(full);
         if (err)
             return err;
@@ -376,7 +376,7 @@ int chopin_router_merge(chopin_router *r, const chopin_router *other)
 extern const chopin_route_def __start_chopin_routes[] __attribute__((weak));
 extern const chopin_route_def __stop_chopin_routes[] __attribute__((weak));
 
-int chopin_mount_all(chopin_router *r)
+int chopin_router_mount_all(chopin_router *r)
 {
     if (!r)
         return -EINVAL;
@@ -384,7 +384,7 @@ int chopin_mount_all(chopin_router *r)
     if (!def || !end)
         return 0;
     for (; def < end; def++) {
-        int err = chopin_route(r, def->method, def->pattern, def->handler, NULL);
+        int err = chopin_router_route(r, def->method, def->pattern, def->handler, NULL);
         if (err)
             return err;
     }
@@ -439,7 +439,7 @@ static void allow_header(chopin_res *res, uint32_t allowed)
                                 method_name(order[i]));
     }
     buf[len] = '\0';
-    chopin_res_header(res, "Allow", buf);
+    chopin_res_header_add(res, "Allow", buf);
 }
 
 static void fallback_handler(chopin_req *req, chopin_res *res, void *data)

@@ -398,10 +398,10 @@ static void test_soak(void) {
     if (threads < 1 || threads > 64)
         threads = 4;
     chopin_router *r = chopin_router_new();
-    chopin_get(r, "/plaintext", plaintext, NULL);
-    chopin_get(r, "/json", json, NULL);
-    chopin_get(r, "/blob", blob_handler, NULL);
-    chopin_post(r, "/echo", echo, NULL);
+    chopin_router_get(r, "/plaintext", plaintext, NULL);
+    chopin_router_get(r, "/json", json, NULL);
+    chopin_router_get(r, "/blob", blob_handler, NULL);
+    chopin_router_post(r, "/echo", echo, NULL);
     chopin_options o = chopin_options_default();
     o.workers = 2;
     o.pin = 0; /* the clients share the CPUs */

@@ -235,9 +235,9 @@ static int wait_all_closed(chopin_server *s) {
 
 static void test_churn(void) {
     chopin_router *r = chopin_router_new();
-    chopin_get(r, "/small/:n", small, NULL);
-    chopin_get(r, "/big/:n", big, NULL);
-    chopin_get(r, "/file", file, NULL);
+    chopin_router_get(r, "/small/:n", small, NULL);
+    chopin_router_get(r, "/big/:n", big, NULL);
+    chopin_router_get(r, "/file", file, NULL);
     chopin_options o = chopin_options_default();
     o.slab_capacity = 32; /* few slots: each is reused hundreds of times */
     o.keepalive_timeout_ms = KEEPALIVE_MS;
@@ -274,7 +274,7 @@ static void test_churn(void) {
  * own answers. */
 static void test_closed_idle_zombie(void) {
     chopin_router *r = chopin_router_new();
-    chopin_get(r, "/small/:n", small, NULL);
+    chopin_router_get(r, "/small/:n", small, NULL);
     chopin_options o = chopin_options_default();
     o.slab_capacity = 2;
     o.keepalive_timeout_ms = 300;

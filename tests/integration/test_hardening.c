@@ -102,7 +102,7 @@ static int fds_on(const char *path) {
 
 static void silent(chopin_req *req, chopin_res *res, void *data) {}
 
-/* Headers that fit chopin_res_header's own bound (32 KiB) but no output buffer. */
+/* Headers that fit chopin_res_header_add's own bound (32 KiB) but no output buffer. */
 static int big_headers_rc;
 static void big_headers(chopin_req *req, chopin_res *res, void *data) {
     static char value[1001];
@@ -111,20 +111,20 @@ static void big_headers(chopin_req *req, chopin_res *res, void *data) {
     int rc = 0;
     for (int i = 0; i < 24 && rc == 0; i++) {
         snprintf(name, sizeof name, "X-Big-%d", i);
-        rc = chopin_res_header(res, name, value);
+        rc = chopin_res_header_add(res, name, value);
     }
     __atomic_store_n(&big_headers_rc, rc, __ATOMIC_SEQ_CST); /* read by the test thread */
     chopin_res_text(res, 200, "should not be sent");
 }
 
-/* Headers past chopin_res_header's bound: -ENOSPC, the response still goes out. */
+/* Headers past chopin_res_header_add's bound: -ENOSPC, the response still goes out. */
 static int header_overflow_rc;
 static void header_overflow(chopin_req *req, chopin_res *res, void *data) {
     static char value[4001];
     memset(value, 'w', 4000);
     int rc = 0;
     for (int i = 0; i < 100 && rc == 0; i++)
-        rc = chopin_res_header(res, "X-Many", value);
+        rc = chopin_res_header_add(res, "X-Many", value);
     __atomic_store_n(&header_overflow_rc, rc, __ATOMIC_SEQ_CST);
     chopin_res_text(res, 200, "ok");
 }
@@ -136,9 +136,9 @@ static void long_type(chopin_req *req, chopin_res *res, void *data) {
 
 /* Header injection and an invalid status: refused by the API, never put on the wire. */
 static void injection(chopin_req *req, chopin_res *res, void *data) {
-    int a = chopin_res_header(res, "X-A", "1\r\nX-Injected: 1");
-    int b = chopin_res_header(res, "X-B\r\nX-Injected", "1");
-    int c = chopin_res_header(res, "X-C", "a\nb");
+    int a = chopin_res_header_add(res, "X-A", "1\r\nX-Injected: 1");
+    int b = chopin_res_header_add(res, "X-B\r\nX-Injected", "1");
+    int c = chopin_res_header_add(res, "X-C", "a\nb");
     int d = chopin_res_text(res, 999, "bad status");
     char buf[64];
     snprintf(buf, sizeof buf, "%d %d %d %d", a, b, c, d);
@@ -151,18 +151,18 @@ static void bad_status(chopin_req *req, chopin_res *res, void *data) {
 
 static chopin_router *make_router(void) {
     chopin_router *r = chopin_router_new();
-    chopin_get(r, "/plaintext", plaintext, NULL);
-    chopin_post(r, "/echo", echo, NULL);
-    chopin_get(r, "/huge", huge, NULL);
-    chopin_get(r, "/blob", blob_handler, NULL);
-    chopin_get(r, "/endless", endless_stream, NULL);
-    chopin_get(r, "/bigfile", big_file_handler, NULL);
-    chopin_get(r, "/silent", silent, NULL);
-    chopin_get(r, "/bigheaders", big_headers, NULL);
-    chopin_get(r, "/headeroverflow", header_overflow, NULL);
-    chopin_get(r, "/longtype", long_type, NULL);
-    chopin_get(r, "/injection", injection, NULL);
-    chopin_get(r, "/badstatus", bad_status, NULL);
+    chopin_router_get(r, "/plaintext", plaintext, NULL);
+    chopin_router_post(r, "/echo", echo, NULL);
+    chopin_router_get(r, "/huge", huge, NULL);
+    chopin_router_get(r, "/blob", blob_handler, NULL);
+    chopin_router_get(r, "/endless", endless_stream, NULL);
+    chopin_router_get(r, "/bigfile", big_file_handler, NULL);
+    chopin_router_get(r, "/silent", silent, NULL);
+    chopin_router_get(r, "/bigheaders", big_headers, NULL);
+    chopin_router_get(r, "/headeroverflow", header_overflow, NULL);
+    chopin_router_get(r, "/longtype", long_type, NULL);
+    chopin_router_get(r, "/injection", injection, NULL);
+    chopin_router_get(r, "/badstatus", bad_status, NULL);
     return r;
 }
 
@@ -1110,7 +1110,7 @@ static void test_handler_faults(void) {
     CHECK(expect_status(c, 500, 1));
     cl_close(c);
 
-    /* Past chopin_res_header's own bound: -ENOSPC; what it took is still too big to send. */
+    /* Past chopin_res_header_add's own bound: -ENOSPC; what it took is still too big to send. */
     c = cl_open(port);
     CHECK(cl_send(c, "GET /headeroverflow HTTP/1.1\r\nHost: h\r\n\r\n", 0) == 0);
     CHECK(expect_status(c, 500, 1));

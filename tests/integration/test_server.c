@@ -93,16 +93,16 @@ static void slow(chopin_req *req, chopin_res *res, void *data) {
 
 static chopin_router *make_router(void) {
     chopin_router *r = chopin_router_new();
-    chopin_get(r, "/plaintext", plaintext, NULL);
-    chopin_post(r, "/echo", echo, NULL);
-    chopin_get(r, "/nodelay", nodelay, NULL);
-    chopin_get(r, "/silent", silent, NULL);
-    chopin_get(r, "/halfjson", half_json, NULL);
-    chopin_get(r, "/big", big_static, NULL);
-    chopin_get(r, "/owned", owned, NULL);
-    chopin_get(r, "/file", file, NULL);
-    chopin_get(r, "/stream", stream, NULL);
-    chopin_get(r, "/slow", slow, NULL);
+    chopin_router_get(r, "/plaintext", plaintext, NULL);
+    chopin_router_post(r, "/echo", echo, NULL);
+    chopin_router_get(r, "/nodelay", nodelay, NULL);
+    chopin_router_get(r, "/silent", silent, NULL);
+    chopin_router_get(r, "/halfjson", half_json, NULL);
+    chopin_router_get(r, "/big", big_static, NULL);
+    chopin_router_get(r, "/owned", owned, NULL);
+    chopin_router_get(r, "/file", file, NULL);
+    chopin_router_get(r, "/stream", stream, NULL);
+    chopin_router_get(r, "/slow", slow, NULL);
     return r;
 }
 

@@ -529,10 +529,10 @@ int main(void) {
         return 0;
     }
     chopin_router *rt = chopin_router_new();
-    chopin_route(rt, CHOPIN_METHOD_ANY, "/echo", echo, NULL);
-    chopin_get(rt, "/hidden", hidden, NULL);
-    chopin_get(rt, "/sentinel", sentinel, NULL);
-    chopin_get(rt, "/host", host, NULL);
+    chopin_router_route(rt, CHOPIN_METHOD_ANY, "/echo", echo, NULL);
+    chopin_router_get(rt, "/hidden", hidden, NULL);
+    chopin_router_get(rt, "/sentinel", sentinel, NULL);
+    chopin_router_get(rt, "/host", host, NULL);
     chopin_options o = chopin_options_default();
     o.max_request_line = MAX_LINE;
     o.max_header_bytes = MAX_HEAD;

@@ -39,8 +39,8 @@ struct fixture {
 
 static void setup(struct fixture *f, uint32_t capacity) {
     f->router = chopin_router_new();
-    chopin_get(f->router, "/plaintext", plaintext, NULL);
-    chopin_post(f->router, "/echo", echo, NULL);
+    chopin_router_get(f->router, "/plaintext", plaintext, NULL);
+    chopin_router_post(f->router, "/echo", echo, NULL);
     chopin__router_freeze(f->router);
     chopin_options o = chopin_options_default();
     o.slab_capacity = capacity;

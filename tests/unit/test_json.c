@@ -389,7 +389,7 @@ static void test_growth(void)
         chopin_json_str(j, "some text \"quoted\"\n");
         chopin_json_obj_end(j);
         if (i % 5000 == 0)
-            CHECK_INT(chopin_res_header(&c.res, "X-Progress", "yes"), 0);
+            CHECK_INT(chopin_res_header_add(&c.res, "X-Progress", "yes"), 0);
     }
     chopin_json_arr_end(j);
     CHECK_INT(chopin_json_end(j), 0);

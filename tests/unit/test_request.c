@@ -227,7 +227,7 @@ static void show(chopin_req *req, chopin_res *res, void *data)
 static void test_params_routed(void)
 {
     chopin_router *r = chopin_router_new();
-    CHECK_INT(chopin_get(r, "/u/:id/*rest", show, NULL), 0);
+    CHECK_INT(chopin_router_get(r, "/u/:id/*rest", show, NULL), 0);
     CHECK_INT(chopin__router_freeze(r), 0);
     struct ctx c;
     make_request(&c, "GET", CHOPIN_METHOD_GET, "/u/a%2Fb/x%20y/z?q=1");

@@ -48,7 +48,7 @@ static void test_init(void)
     CHECK_INT(c.res.body_kind, CHOPIN__RES_UNSET);
     CHECK_INT(c.res.fd, -1);
     CHECK(c.res.arena == &c.arena);
-    CHECK_INT(chopin_res_get_status(&c.res), 0);
+    CHECK_INT(chopin_res_status(&c.res), 0);
     ctx_fini(&c);
 }
 
@@ -62,13 +62,13 @@ static void test_bodies(void)
     CHECK_INT(c.res.body_kind, CHOPIN__RES_COPY);
     CHECK_MEM(c.res.body, c.res.body_len, "temporary");
     CHECK(strcmp(c.res.content_type, "text/x-mine") == 0);
-    CHECK_INT(chopin_res_get_status(&c.res), 200);
+    CHECK_INT(chopin_res_status(&c.res), 200);
 
     static const char hello[] = "Hello";
     CHECK_INT(chopin_res_static(&c.res, 201, "text/plain", hello, 5), 0);
     CHECK_INT(c.res.body_kind, CHOPIN__RES_STATIC);
     CHECK(c.res.body == hello);
-    CHECK_INT(chopin_res_get_status(&c.res), 201);
+    CHECK_INT(chopin_res_status(&c.res), 201);
 
     CHECK_INT(chopin_res_text(&c.res, 404, "no"), 0);
     CHECK(strcmp(c.res.content_type, "text/plain; charset=utf-8") == 0);
@@ -81,21 +81,21 @@ static void test_bodies(void)
     CHECK_INT(chopin_res_text(&c.res, 200, ""), 0);
     CHECK_INT(c.res.body_len, 0);
 
-    CHECK_INT(chopin_res_status(&c.res, 204), 0);
+    CHECK_INT(chopin_res_empty(&c.res, 204), 0);
     CHECK_INT(c.res.body_kind, CHOPIN__RES_EMPTY);
     CHECK(c.res.content_type == NULL);
     CHECK_INT(c.res.body_len, 0);
 
     /* invalid statuses and arguments change nothing */
-    CHECK_INT(chopin_res_status(&c.res, 99), -EINVAL);
-    CHECK_INT(chopin_res_status(&c.res, 600), -EINVAL);
-    CHECK_INT(chopin_res_status(&c.res, 100), -EINVAL);
+    CHECK_INT(chopin_res_empty(&c.res, 99), -EINVAL);
+    CHECK_INT(chopin_res_empty(&c.res, 600), -EINVAL);
+    CHECK_INT(chopin_res_empty(&c.res, 100), -EINVAL);
     CHECK_INT(chopin_res_text(&c.res, 0, "x"), -EINVAL);
     CHECK_INT(chopin_res_text(&c.res, 200, NULL), -EINVAL);
     CHECK_INT(chopin_res_copy(&c.res, 200, "a\r\nb: c", "x", 1), -EINVAL);
     CHECK_INT(chopin_res_copy(&c.res, 200, NULL, NULL, 3), -EINVAL);
-    CHECK_INT(chopin_res_get_status(&c.res), 204);
-    CHECK_INT(chopin_res_status(&c.res, 101), 0);
+    CHECK_INT(chopin_res_status(&c.res), 204);
+    CHECK_INT(chopin_res_empty(&c.res, 101), 0);
     ctx_fini(&c);
 }
 
@@ -137,13 +137,13 @@ static void test_replace(void)
     CHECK_INT(c.res.offset, 5);
     CHECK_INT(c.res.body_len, 10);
     CHECK_INT(c.res.close_fd, 1);
-    CHECK_INT(chopin_res_status(&c.res, 204), 0);
+    CHECK_INT(chopin_res_empty(&c.res, 204), 0);
     CHECK_INT(fcntl(fd, F_GETFD), -1); /* closed by the replacement */
     CHECK_INT(chopin_res_fd(&c.res, 200, NULL, -1, 0, 0, 0), -EINVAL);
 
     fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     CHECK_INT(chopin_res_fd(&c.res, 200, NULL, fd, 0, 0, 0), 0);
-    CHECK_INT(chopin_res_status(&c.res, 204), 0);
+    CHECK_INT(chopin_res_empty(&c.res, 204), 0);
     CHECK(fcntl(fd, F_GETFD) >= 0); /* not ours to close */
     close(fd);
 
@@ -170,30 +170,30 @@ static void test_headers(void)
 {
     struct ctx c;
     ctx_init(&c);
-    CHECK_INT(chopin_res_header(&c.res, "X-One", "1"), 0);
-    CHECK_INT(chopin_res_header(&c.res, "Cache-Control", "no-cache, \tprivate"), 0);
-    CHECK_INT(chopin_res_header(&c.res, "X-Empty", ""), 0);
-    CHECK_INT(chopin_res_header(&c.res, "X-Utf8", "caf\xc3\xa9"), 0);
+    CHECK_INT(chopin_res_header_add(&c.res, "X-One", "1"), 0);
+    CHECK_INT(chopin_res_header_add(&c.res, "Cache-Control", "no-cache, \tprivate"), 0);
+    CHECK_INT(chopin_res_header_add(&c.res, "X-Empty", ""), 0);
+    CHECK_INT(chopin_res_header_add(&c.res, "X-Utf8", "caf\xc3\xa9"), 0);
     CHECK(headers_are(&c.res, "X-One: 1\r\nCache-Control: no-cache, \tprivate\r\nX-Empty: \r\n"
                               "X-Utf8: caf\xc3\xa9\r\n"));
     /* injection attempts */
     static const char *const bad_values[] = {"a\r\nSet-Cookie: x=1", "a\nb", "a\rb", "a\x01",
                                              "a\x7f", NULL};
     for (int i = 0; bad_values[i]; i++)
-        CHECK_INT(chopin_res_header(&c.res, "X-Bad", bad_values[i]), -EINVAL);
-    CHECK_INT(chopin_res_header(&c.res, "X-Bad", NULL), -EINVAL);
+        CHECK_INT(chopin_res_header_add(&c.res, "X-Bad", bad_values[i]), -EINVAL);
+    CHECK_INT(chopin_res_header_add(&c.res, "X-Bad", NULL), -EINVAL);
     static const char *const bad_names[] = {"", "X Bad", "X-Bad:", "X\r\nY", "X(", "Ä", NULL};
     for (int i = 0; bad_names[i]; i++)
-        CHECK_INT(chopin_res_header(&c.res, bad_names[i], "v"), -EINVAL);
-    CHECK_INT(chopin_res_header(&c.res, NULL, "v"), -EINVAL);
+        CHECK_INT(chopin_res_header_add(&c.res, bad_names[i], "v"), -EINVAL);
+    CHECK_INT(chopin_res_header_add(&c.res, NULL, "v"), -EINVAL);
     /* framing belongs to the server */
-    CHECK_INT(chopin_res_header(&c.res, "Content-Length", "5"), -EINVAL);
-    CHECK_INT(chopin_res_header(&c.res, "transfer-encoding", "chunked"), -EINVAL);
-    CHECK_INT(chopin_res_header(&c.res, "Connection", "keep-alive"), -EINVAL);
+    CHECK_INT(chopin_res_header_add(&c.res, "Content-Length", "5"), -EINVAL);
+    CHECK_INT(chopin_res_header_add(&c.res, "transfer-encoding", "chunked"), -EINVAL);
+    CHECK_INT(chopin_res_header_add(&c.res, "Connection", "keep-alive"), -EINVAL);
     CHECK_INT(c.res.close, 0);
-    CHECK_INT(chopin_res_header(&c.res, "Connection", "Close"), 0);
+    CHECK_INT(chopin_res_header_add(&c.res, "Connection", "Close"), 0);
     CHECK_INT(c.res.close, 1);
-    CHECK_INT(chopin_res_header(&c.res, "content-type", "image/png"), 0);
+    CHECK_INT(chopin_res_header_add(&c.res, "content-type", "image/png"), 0);
     CHECK(strcmp(c.res.content_type, "image/png") == 0);
     CHECK(headers_are(&c.res, "X-One: 1\r\nCache-Control: no-cache, \tprivate\r\nX-Empty: \r\n"
                               "X-Utf8: caf\xc3\xa9\r\n"));
@@ -203,7 +203,7 @@ static void test_headers(void)
     big[sizeof(big) - 1] = '\0';
     int err = 0, i;
     for (i = 0; i < 100 && !err; i++)
-        err = chopin_res_header(&c.res, "X-Big", big);
+        err = chopin_res_header_add(&c.res, "X-Big", big);
     CHECK_INT(err, -ENOSPC);
     CHECK(i > 20);
     ctx_fini(&c);
@@ -220,7 +220,7 @@ static void test_redirect(void)
         CHECK_INT(c.res.body_kind, CHOPIN__RES_EMPTY);
     }
     CHECK(headers_are(&c.res, "Location: /next?a=1\r\n")); /* replaced, not repeated */
-    CHECK_INT(chopin_res_header(&c.res, "X-After", "1"), 0);
+    CHECK_INT(chopin_res_header_add(&c.res, "X-After", "1"), 0);
     CHECK_INT(chopin_res_redirect(&c.res, 302, "https://example.com/%20x"), 0);
     CHECK(headers_are(&c.res, "X-After: 1\r\nLocation: https://example.com/%20x\r\n"));
     static const int bad_status[] = {200, 300, 304, 305, 306, 309, 404};
@@ -256,7 +256,7 @@ static void test_cookie(void)
     struct ctx c;
     ctx_init(&c);
     chopin_cookie k = {.name = "sid", .value = "abc123", .max_age = -1};
-    CHECK_INT(chopin_res_cookie(&c.res, &k), 0);
+    CHECK_INT(chopin_res_cookie_add(&c.res, &k), 0);
     chopin_cookie full = {.name = "pref",
                           .value = "\"dark\"",
                           .path = "/app",
@@ -265,10 +265,10 @@ static void test_cookie(void)
                           .max_age = 3600,
                           .secure = 1,
                           .http_only = 1};
-    CHECK_INT(chopin_res_cookie(&c.res, &full), 0);
+    CHECK_INT(chopin_res_cookie_add(&c.res, &full), 0);
     chopin_cookie gone = {.name = "old", .value = "", .max_age = 0, .same_site = "None",
                           .secure = 1};
-    CHECK_INT(chopin_res_cookie(&c.res, &gone), 0);
+    CHECK_INT(chopin_res_cookie_add(&c.res, &gone), 0);
     CHECK(headers_are(&c.res, "Set-Cookie: sid=abc123\r\n"
                               "Set-Cookie: pref=\"dark\"; Path=/app; Domain=example.com; "
                               "Max-Age=3600; Secure; HttpOnly; SameSite=Lax\r\n"
@@ -293,12 +293,12 @@ static void test_cookie(void)
         {.name = NULL, .value = "x", .max_age = -1},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        int err = chopin_res_cookie(&c.res, &bad[i]);
+        int err = chopin_res_cookie_add(&c.res, &bad[i]);
         if (err != -EINVAL)
             fprintf(stderr, "  bad cookie %zu accepted\n", i);
         CHECK_INT(err, -EINVAL);
     }
-    CHECK_INT(chopin_res_cookie(&c.res, NULL), -EINVAL);
+    CHECK_INT(chopin_res_cookie_add(&c.res, NULL), -EINVAL);
     ctx_fini(&c);
 }
 

@@ -237,7 +237,7 @@ static chopin_router *table_router(void)
     chopin_router *r = chopin_router_new();
     for (size_t i = 0; i < sizeof(table_routes) / sizeof(table_routes[0]); i++) {
         const struct reg *g = &table_routes[i];
-        int err = chopin_route(r, g->method, g->pattern, echo, (void *)g->name);
+        int err = chopin_router_route(r, g->method, g->pattern, echo, (void *)g->name);
         if (err)
             fprintf(stderr, "  register %s: %s\n", g->pattern, chopin_router_error(r));
         CHECK_INT(err, 0);
@@ -285,36 +285,36 @@ static void nop(chopin_req *req, chopin_res *res, void *data)
 static void test_conflicts(void)
 {
     chopin_router *r = chopin_router_new();
-    CHECK_INT(chopin_get(r, "/u/:id/a", echo, "ua"), 0);
-    CHECK_INT(chopin_get(r, "/u/:name", nop, NULL), -EEXIST);
+    CHECK_INT(chopin_router_get(r, "/u/:id/a", echo, "ua"), 0);
+    CHECK_INT(chopin_router_get(r, "/u/:name", nop, NULL), -EEXIST);
     CHECK(strstr(chopin_router_error(r), ":name") != NULL);
     CHECK(strstr(chopin_router_error(r), ":id") != NULL);
-    CHECK_INT(chopin_get(r, "/u/:name/b", nop, NULL), -EEXIST);
-    CHECK_INT(chopin_get(r, "/u/:id", echo, "u"), 0); /* the failed ones left nothing */
-    CHECK_INT(chopin_get(r, "/u/:id", nop, NULL), -EEXIST);
+    CHECK_INT(chopin_router_get(r, "/u/:name/b", nop, NULL), -EEXIST);
+    CHECK_INT(chopin_router_get(r, "/u/:id", echo, "u"), 0); /* the failed ones left nothing */
+    CHECK_INT(chopin_router_get(r, "/u/:id", nop, NULL), -EEXIST);
     CHECK(strstr(chopin_router_error(r), "already registered") != NULL);
-    CHECK_INT(chopin_post(r, "/u/:id", nop, NULL), 0);
-    CHECK_INT(chopin_route(r, CHOPIN_METHOD_ANY, "/u/:id", nop, NULL), 0);
-    CHECK_INT(chopin_route(r, CHOPIN_METHOD_ANY, "/u/:id", nop, NULL), -EEXIST);
-    CHECK_INT(chopin_get(r, "/w/*a", nop, NULL), 0);
-    CHECK_INT(chopin_post(r, "/w/*b", nop, NULL), -EEXIST);
-    CHECK_INT(chopin_post(r, "/w/*a", nop, NULL), 0);
-    CHECK_INT(chopin_get(r, "/w/*a/x", nop, NULL), -EINVAL);
+    CHECK_INT(chopin_router_post(r, "/u/:id", nop, NULL), 0);
+    CHECK_INT(chopin_router_route(r, CHOPIN_METHOD_ANY, "/u/:id", nop, NULL), 0);
+    CHECK_INT(chopin_router_route(r, CHOPIN_METHOD_ANY, "/u/:id", nop, NULL), -EEXIST);
+    CHECK_INT(chopin_router_get(r, "/w/*a", nop, NULL), 0);
+    CHECK_INT(chopin_router_post(r, "/w/*b", nop, NULL), -EEXIST);
+    CHECK_INT(chopin_router_post(r, "/w/*a", nop, NULL), 0);
+    CHECK_INT(chopin_router_get(r, "/w/*a/x", nop, NULL), -EINVAL);
     CHECK(strstr(chopin_router_error(r), "last segment") != NULL);
-    CHECK_INT(chopin_get(r, "nope", nop, NULL), -EINVAL);
-    CHECK_INT(chopin_get(r, "", nop, NULL), -EINVAL);
-    CHECK_INT(chopin_get(r, "/x/:", nop, NULL), -EINVAL);
-    CHECK_INT(chopin_get(r, "/x/*", nop, NULL), -EINVAL);
-    CHECK_INT(chopin_get(r, "/x/:a/:a", nop, NULL), -EINVAL);
-    CHECK_INT(chopin_get(r, NULL, nop, NULL), -EINVAL);
-    CHECK_INT(chopin_get(r, "/x", NULL, NULL), -EINVAL);
-    CHECK_INT(chopin_route(r, CHOPIN_METHOD_OTHER, "/x", nop, NULL), -EINVAL);
-    CHECK_INT(chopin_route(r, (chopin_method)77, "/x", nop, NULL), -EINVAL);
-    CHECK_INT(chopin_route(r, CHOPIN_METHOD_TRACE, "/x", nop, NULL), 0);
+    CHECK_INT(chopin_router_get(r, "nope", nop, NULL), -EINVAL);
+    CHECK_INT(chopin_router_get(r, "", nop, NULL), -EINVAL);
+    CHECK_INT(chopin_router_get(r, "/x/:", nop, NULL), -EINVAL);
+    CHECK_INT(chopin_router_get(r, "/x/*", nop, NULL), -EINVAL);
+    CHECK_INT(chopin_router_get(r, "/x/:a/:a", nop, NULL), -EINVAL);
+    CHECK_INT(chopin_router_get(r, NULL, nop, NULL), -EINVAL);
+    CHECK_INT(chopin_router_get(r, "/x", NULL, NULL), -EINVAL);
+    CHECK_INT(chopin_router_route(r, CHOPIN_METHOD_OTHER, "/x", nop, NULL), -EINVAL);
+    CHECK_INT(chopin_router_route(r, (chopin_method)77, "/x", nop, NULL), -EINVAL);
+    CHECK_INT(chopin_router_route(r, CHOPIN_METHOD_TRACE, "/x", nop, NULL), 0);
     CHECK_INT(chopin__router_freeze(r), 0);
     CHECK_INT(chopin__router_freeze(r), 0);
-    CHECK_INT(chopin_get(r, "/late", nop, NULL), -EBUSY);
-    CHECK_INT(chopin_use(r, NULL, NULL, NULL), -EBUSY);
+    CHECK_INT(chopin_router_get(r, "/late", nop, NULL), -EBUSY);
+    CHECK_INT(chopin_router_use(r, NULL, NULL, NULL), -EBUSY);
     struct ctx c;
     ctx_init(&c);
     request(&c, r, "GET", "/u/5/a");
@@ -338,11 +338,11 @@ static void test_many_params(void)
         n = strlen(want);
         snprintf(want + n, sizeof(want) - n, "|p%d=v%d", i, i);
     }
-    CHECK_INT(chopin_get(r, pattern, echo, "many"), 0);
+    CHECK_INT(chopin_router_get(r, pattern, echo, "many"), 0);
     char too_many[600];
     snprintf(too_many, sizeof(too_many), "/x%s/:p32", pattern);
-    CHECK_INT(chopin_get(r, too_many, echo, "x"), -EINVAL);
-    CHECK_INT(chopin_get(r, "/s/:a/:b/:c/:d/:e/:f/:g/:h/:i/:j/:k/:l/:m/:n/:o/:p/:q", echo, "s"),
+    CHECK_INT(chopin_router_get(r, too_many, echo, "x"), -EINVAL);
+    CHECK_INT(chopin_router_get(r, "/s/:a/:b/:c/:d/:e/:f/:g/:h/:i/:j/:k/:l/:m/:n/:o/:p/:q", echo, "s"),
               0);
     CHECK_INT(chopin__router_freeze(r), 0);
     struct ctx c;
@@ -362,9 +362,9 @@ static void test_many_params(void)
 static void test_no_allocation(void)
 {
     chopin_router *r = chopin_router_new();
-    CHECK_INT(chopin_get(r, "/plaintext", nop, NULL), 0);
-    CHECK_INT(chopin_get(r, "/u/:id/x", nop, NULL), 0);
-    CHECK_INT(chopin_get(r, "/deep/*rest", echo, "deep"), 0);
+    CHECK_INT(chopin_router_get(r, "/plaintext", nop, NULL), 0);
+    CHECK_INT(chopin_router_get(r, "/u/:id/x", nop, NULL), 0);
+    CHECK_INT(chopin_router_get(r, "/deep/*rest", echo, "deep"), 0);
     CHECK_INT(chopin__router_freeze(r), 0);
     struct ctx c;
     ctx_init(&c);
@@ -389,7 +389,7 @@ static void test_no_allocation(void)
 static void test_not_frozen(void)
 {
     chopin_router *r = chopin_router_new();
-    CHECK_INT(chopin_get(r, "/x", nop, NULL), 0);
+    CHECK_INT(chopin_router_get(r, "/x", nop, NULL), 0);
     struct ctx c;
     ctx_init(&c);
     request(&c, r, "GET", "/x");
@@ -420,16 +420,16 @@ static void traced(chopin_req *req, chopin_res *res, void *data)
 static void test_nest_merge(void)
 {
     chopin_router *sub = chopin_router_new();
-    CHECK_INT(chopin_get(sub, "/", traced, "sub_root"), 0);
-    CHECK_INT(chopin_get(sub, "/items/:id", traced, "item"), 0);
-    CHECK_INT(chopin_use(sub, NULL, tracer, "S"), 0);
-    CHECK_INT(chopin_use(sub, "/items", tracer, "I"), 0);
+    CHECK_INT(chopin_router_get(sub, "/", traced, "sub_root"), 0);
+    CHECK_INT(chopin_router_get(sub, "/items/:id", traced, "item"), 0);
+    CHECK_INT(chopin_router_use(sub, NULL, tracer, "S"), 0);
+    CHECK_INT(chopin_router_use(sub, "/items", tracer, "I"), 0);
 
     chopin_router *other = chopin_router_new();
-    CHECK_INT(chopin_get(other, "/health", traced, "health"), 0);
+    CHECK_INT(chopin_router_get(other, "/health", traced, "health"), 0);
 
     chopin_router *r = chopin_router_new();
-    CHECK_INT(chopin_get(r, "/", traced, "root"), 0);
+    CHECK_INT(chopin_router_get(r, "/", traced, "root"), 0);
     CHECK_INT(chopin_router_nest(r, "/api/", sub), 0); /* trailing '/' ignored */
     CHECK_INT(chopin_router_nest(r, "/v2", sub), 0);
     CHECK_INT(chopin_router_merge(r, other), 0);
@@ -477,15 +477,15 @@ static void test_nest_merge(void)
 static void test_middleware_order(void)
 {
     chopin_router *r = chopin_router_new();
-    CHECK_INT(chopin_use(r, NULL, tracer, "A"), 0);
-    CHECK_INT(chopin_get(r, "/api/x", traced, "x"), 0);
-    CHECK_INT(chopin_get(r, "/apix", traced, "apix"), 0);
-    CHECK_INT(chopin_get(r, "/api", traced, "api"), 0);
-    CHECK_INT(chopin_get(r, "/other", traced, "other"), 0);
-    CHECK_INT(chopin_use(r, "/api", tracer, "B"), 0);
-    CHECK_INT(chopin_use(r, "/", tracer, "C"), 0); /* after the routes: still applies */
-    CHECK_INT(chopin_use(r, "/api/x/", tracer, "D"), 0);
-    CHECK_INT(chopin_use(r, "api", tracer, "E"), -EINVAL);
+    CHECK_INT(chopin_router_use(r, NULL, tracer, "A"), 0);
+    CHECK_INT(chopin_router_get(r, "/api/x", traced, "x"), 0);
+    CHECK_INT(chopin_router_get(r, "/apix", traced, "apix"), 0);
+    CHECK_INT(chopin_router_get(r, "/api", traced, "api"), 0);
+    CHECK_INT(chopin_router_get(r, "/other", traced, "other"), 0);
+    CHECK_INT(chopin_router_use(r, "/api", tracer, "B"), 0);
+    CHECK_INT(chopin_router_use(r, "/", tracer, "C"), 0); /* after the routes: still applies */
+    CHECK_INT(chopin_router_use(r, "/api/x/", tracer, "D"), 0);
+    CHECK_INT(chopin_router_use(r, "api", tracer, "E"), -EINVAL);
     CHECK_INT(chopin__router_freeze(r), 0);
     struct ctx c;
     ctx_init(&c);
@@ -535,8 +535,8 @@ static void add_after(chopin_req *req, chopin_res *res, chopin_next *next, void 
 {
     chopin_next_run(next);
     char status[16];
-    snprintf(status, sizeof(status), "%d", chopin_res_get_status(res));
-    chopin_res_header(res, "X-Seen-Status", status);
+    snprintf(status, sizeof(status), "%d", chopin_res_status(res));
+    chopin_res_header_add(res, "X-Seen-Status", status);
 }
 
 static void twice(chopin_req *req, chopin_res *res, chopin_next *next, void *data)
@@ -548,11 +548,11 @@ static void twice(chopin_req *req, chopin_res *res, chopin_next *next, void *dat
 static void test_middleware_effects(void)
 {
     chopin_router *r = chopin_router_new();
-    CHECK_INT(chopin_use(r, NULL, add_after, NULL), 0);
-    CHECK_INT(chopin_use(r, NULL, auth, NULL), 0);
-    CHECK_INT(chopin_use(r, NULL, twice, NULL), 0);
-    CHECK_INT(chopin_get(r, "/private/x", counted, NULL), 0);
-    CHECK_INT(chopin_get(r, "/public", counted, NULL), 0);
+    CHECK_INT(chopin_router_use(r, NULL, add_after, NULL), 0);
+    CHECK_INT(chopin_router_use(r, NULL, auth, NULL), 0);
+    CHECK_INT(chopin_router_use(r, NULL, twice, NULL), 0);
+    CHECK_INT(chopin_router_get(r, "/private/x", counted, NULL), 0);
+    CHECK_INT(chopin_router_get(r, "/public", counted, NULL), 0);
     CHECK_INT(chopin__router_freeze(r), 0);
     struct ctx c;
     ctx_init(&c);
@@ -589,8 +589,8 @@ CHOPIN_ANY("/macro-any", macro_any)
 static void test_mount_all(void)
 {
     chopin_router *r = chopin_router_new();
-    CHECK_INT(chopin_mount_all(r), 0);
-    CHECK_INT(chopin_mount_all(r), -EEXIST);
+    CHECK_INT(chopin_router_mount_all(r), 0);
+    CHECK_INT(chopin_router_mount_all(r), -EEXIST);
     CHECK_INT(chopin__router_freeze(r), 0);
     struct ctx c;
     ctx_init(&c);
@@ -600,7 +600,7 @@ static void test_mount_all(void)
     CHECK_MEM(c.body, strlen(c.body), "any");
     ctx_fini(&c);
     chopin_router_free(r);
-    CHECK_INT(chopin_mount_all(NULL), -EINVAL);
+    CHECK_INT(chopin_router_mount_all(NULL), -EINVAL);
 }
 
 int main(void)

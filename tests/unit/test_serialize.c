@@ -47,9 +47,9 @@ static void test_headers_close_and_statuses(void) {
     chopin__arena_init(&a, 4096, 1 << 20);
     struct chopin_res res;
     chopin__res_init(&res, &a);
-    chopin_res_status(&res, 204);
-    CHECK_INT(chopin_res_header(&res, "X-A", "1"), 0);
-    CHECK_INT(chopin_res_header(&res, "X-Bad", "a\r\nInjected: 1"), -22);
+    chopin_res_empty(&res, 204);
+    CHECK_INT(chopin_res_header_add(&res, "X-A", "1"), 0);
+    CHECK_INT(chopin_res_header_add(&res, "X-Bad", "a\r\nInjected: 1"), -22);
     char out[512];
     size_t n = head(&res, CHOPIN__FRAME_NONE, 1, 0, out);
     CHECK_MEM(out, n, "HTTP/1.1 204 No Content\r\nServer: chopin\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
@@ -57,7 +57,7 @@ static void test_headers_close_and_statuses(void) {
     chopin__res_discard(&res);
 
     chopin__res_init(&res, &a);
-    chopin_res_status(&res, 599); /* unregistered: class phrase, never "000 Unknown" */
+    chopin_res_empty(&res, 599); /* unregistered: class phrase, never "000 Unknown" */
     n = head(&res, CHOPIN__FRAME_CHUNKED, 2, 0, out);
     CHECK(strncmp(out, "HTTP/1.1 599 Server Error\r\n", 27) == 0);
     CHECK(memmem(out, n, "Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n", 54) != NULL);
@@ -120,7 +120,7 @@ static void test_head_cache(void) {
     CHECK(!hit);
     CHECK(memmem(out, n, "Connection: close\r\n", 19) != NULL);
     /* extra headers or another status are never cached */
-    CHECK_INT(chopin_res_header(&res, "X-A", "1"), 0);
+    CHECK_INT(chopin_res_header_add(&res, "X-A", "1"), 0);
     n = cached_head(&hc, &res, 1, 14, out, &hit);
     CHECK(!hit);
     CHECK(memmem(out, n, "X-A: 1\r\n", 8) != NULL);
