@@ -11,6 +11,8 @@
 
 #include <string.h>
 
+#include "http/chars.h"
+
 /* A size line, and the whole trailer section, may hold at most this many bytes (CRLFs
  * included): enough for any sane extension or trailer, small enough that a client cannot
  * keep us reading framing forever. */
@@ -42,47 +44,6 @@ enum {
     S_ERR_413,
 };
 
-enum { C_TCHAR = 1, C_QDTEXT = 2, C_VCHAR = 4 /* HTAB, SP, VCHAR, obs-text */ };
-#define TQV (C_TCHAR | C_QDTEXT | C_VCHAR)
-#define QV (C_QDTEXT | C_VCHAR)
-
-/* RFC 9110 §5.6.2 tchar, §5.6.4 qdtext, §5.5 field-vchar; ranges do not overlap. */
-static const uint8_t cls[256] = {
-    [0x09] = QV,
-    [0x20] = QV,
-    [0x21] = TQV,
-    [0x22] = C_VCHAR,
-    [0x23 ... 0x27] = TQV,
-    [0x28 ... 0x29] = QV,
-    [0x2a ... 0x2b] = TQV,
-    [0x2c] = QV,
-    [0x2d ... 0x2e] = TQV,
-    [0x2f] = QV,
-    [0x30 ... 0x39] = TQV,
-    [0x3a ... 0x40] = QV,
-    [0x41 ... 0x5a] = TQV,
-    [0x5b] = QV,
-    [0x5c] = C_VCHAR,
-    [0x5d] = QV,
-    [0x5e ... 0x60] = TQV,
-    [0x61 ... 0x7a] = TQV,
-    [0x7b] = QV,
-    [0x7c] = TQV,
-    [0x7d] = QV,
-    [0x7e] = TQV,
-    [0x80 ... 0xff] = QV,
-};
-
-static int hex_value(unsigned c)
-{
-    if (c - '0' < 10u) return (int)(c - '0');
-    c |= 0x20;
-    if (c - 'a' < 6u) return (int)(c - 'a' + 10);
-    return -1;
-}
-
-static int is_bws(unsigned c) { return c == ' ' || c == '\t'; }
-
 void chopin__chunked_init(struct chopin__chunked *c)
 {
     memset(c, 0, sizeof *c);
@@ -97,7 +58,7 @@ static uint8_t size_line_byte(struct chopin__chunked *c, unsigned ch)
     switch (c->state) {
     case S_SIZE_FIRST:
     case S_SIZE:
-        d = hex_value(ch);
+        d = chopin__hex_value(ch);
         if (d >= 0) {
             /* Leading zeros are free; 16 significant digits fill a uint64_t, so a
              * seventeenth is an overflow. */
@@ -110,41 +71,41 @@ static uint8_t size_line_byte(struct chopin__chunked *c, unsigned ch)
         }
         if (c->state == S_SIZE_FIRST) return S_ERR_400;
         if (ch == ';') return S_EXT_NAME_WS;
-        if (is_bws(ch)) return S_EXT_SEMI;
+        if (chopin__is_ows(ch)) return S_EXT_SEMI;
         return ch == '\r' ? S_SIZE_LF : S_ERR_400;
     case S_EXT_SEMI:
-        if (is_bws(ch)) return S_EXT_SEMI;
+        if (chopin__is_ows(ch)) return S_EXT_SEMI;
         return ch == ';' ? S_EXT_NAME_WS : S_ERR_400;
     case S_EXT_NAME_WS:
-        if (is_bws(ch)) return S_EXT_NAME_WS;
-        return cls[ch] & C_TCHAR ? S_EXT_NAME : S_ERR_400;
+        if (chopin__is_ows(ch)) return S_EXT_NAME_WS;
+        return chopin__is_tchar(ch) ? S_EXT_NAME : S_ERR_400;
     case S_EXT_NAME:
-        if (cls[ch] & C_TCHAR) return S_EXT_NAME;
+        if (chopin__is_tchar(ch)) return S_EXT_NAME;
         if (ch == '=') return S_EXT_VAL_WS;
         if (ch == ';') return S_EXT_NAME_WS;
-        if (is_bws(ch)) return S_EXT_NAME_BWS;
+        if (chopin__is_ows(ch)) return S_EXT_NAME_BWS;
         return ch == '\r' ? S_SIZE_LF : S_ERR_400;
     case S_EXT_NAME_BWS:
-        if (is_bws(ch)) return S_EXT_NAME_BWS;
+        if (chopin__is_ows(ch)) return S_EXT_NAME_BWS;
         if (ch == '=') return S_EXT_VAL_WS;
         return ch == ';' ? S_EXT_NAME_WS : S_ERR_400;
     case S_EXT_VAL_WS:
-        if (is_bws(ch)) return S_EXT_VAL_WS;
+        if (chopin__is_ows(ch)) return S_EXT_VAL_WS;
         if (ch == '"') return S_EXT_QSTR;
-        return cls[ch] & C_TCHAR ? S_EXT_VAL : S_ERR_400;
+        return chopin__is_tchar(ch) ? S_EXT_VAL : S_ERR_400;
     case S_EXT_VAL:
-        if (cls[ch] & C_TCHAR) return S_EXT_VAL;
+        if (chopin__is_tchar(ch)) return S_EXT_VAL;
         __attribute__((fallthrough)); /* the same bytes may follow either value form */
     case S_EXT_AFTER_QSTR:
         if (ch == ';') return S_EXT_NAME_WS;
-        if (is_bws(ch)) return S_EXT_SEMI;
+        if (chopin__is_ows(ch)) return S_EXT_SEMI;
         return ch == '\r' ? S_SIZE_LF : S_ERR_400;
     case S_EXT_QSTR:
         if (ch == '"') return S_EXT_AFTER_QSTR;
         if (ch == '\\') return S_EXT_QESC;
-        return cls[ch] & C_QDTEXT ? S_EXT_QSTR : S_ERR_400;
+        return chopin__is_qdtext(ch) ? S_EXT_QSTR : S_ERR_400;
     case S_EXT_QESC:
-        return cls[ch] & C_VCHAR ? S_EXT_QSTR : S_ERR_400;
+        return chopin__is_field_byte(ch) ? S_EXT_QSTR : S_ERR_400;
     default:
         return S_ERR_400;
     }
@@ -157,12 +118,12 @@ static uint8_t trailer_byte(uint8_t state, unsigned ch)
     case S_TR_START:
         if (ch == '\r') return S_END_LF;
         /* a token start; SP/HTAB here would be obs-fold, ':' an empty name */
-        return cls[ch] & C_TCHAR ? S_TR_NAME : S_ERR_400;
+        return chopin__is_tchar(ch) ? S_TR_NAME : S_ERR_400;
     case S_TR_NAME:
-        if (cls[ch] & C_TCHAR) return S_TR_NAME;
+        if (chopin__is_tchar(ch)) return S_TR_NAME;
         return ch == ':' ? S_TR_VALUE : S_ERR_400;
     case S_TR_VALUE:
-        if (cls[ch] & C_VCHAR) return S_TR_VALUE;
+        if (chopin__is_field_byte(ch)) return S_TR_VALUE;
         return ch == '\r' ? S_TR_LF : S_ERR_400;
     case S_TR_LF:
         return ch == '\n' ? S_TR_START : S_ERR_400;

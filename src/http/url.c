@@ -4,15 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
-int chopin__hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20; /* ASCII letters: fold to lower case */
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
+#include "http/chars.h"
 
 /* Decodes the escape at in[i] ('%') when it is valid. Returns the byte, or -1. */
 static int escape_at(const char *in, size_t len, size_t i)

@@ -18,9 +18,6 @@ enum chopin__pct_flags {
                                      to open() and friends) */
 };
 
-/** Value of a hex digit, or -1. */
-int chopin__hex_value(unsigned char c);
-
 /**
  * Decodes in[0..len) into out (room for `len` bytes; out may equal in for in-place
  * decoding). Returns the decoded length, or -EINVAL when a flag's rule is broken.

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "http/chars.h"
 #include "http/url.h"
 #include "test.h"
 
