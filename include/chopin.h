@@ -342,72 +342,177 @@ CHOPIN_API int chopin_json_end(chopin_json *j);
  * ------------------------------------------------------------------------------------- */
 
 typedef enum chopin_backend {
-    CHOPIN_BACKEND_AUTO = 0,
+    CHOPIN_BACKEND_AUTO = 0, /* io_uring where the kernel allows it, else epoll (kqueue on BSD) */
     CHOPIN_BACKEND_EPOLL,
     CHOPIN_BACKEND_IO_URING,
     CHOPIN_BACKEND_KQUEUE,
 } chopin_backend;
 
+/** shutdown_timeout_ms: close every connection at once instead of draining. */
+#define CHOPIN_SHUTDOWN_NOW UINT32_MAX
+/** max_body_bytes: refuse every request body (413). */
+#define CHOPIN_NO_BODY UINT64_MAX
+
 /**
- * Server options. Start from chopin_options_default(), change fields in code; then the
- * environment (CHOPIN_*) overrides them at chopin_serve(). Sizes are bytes, times ms.
+ * Server options. Sizes are bytes, times milliseconds.
+ *
+ * Zero means "the default" for every field (the default is named beside each), so a
+ * zero-initialised struct with its size set is the defaults:
+ *
+ *     chopin_options o = CHOPIN_OPTIONS_INIT;       (or chopin_options_default())
+ *     o.max_body_bytes = 1 << 20;
+ *
+ * Where zero is also a real setting, a named value asks for it: pin = -1,
+ * CHOPIN_SHUTDOWN_NOW, CHOPIN_NO_BODY, server_name = "". The environment (CHOPIN_*, see
+ * the README's Configuration table) overrides the code when the server starts. A value
+ * out of range stops the start with a message naming the field and its variable.
+ *
+ * Growing without breaking programs: `size` holds sizeof(chopin_options) as the program
+ * was compiled (CHOPIN_OPTIONS_INIT, chopin_options_init and chopin_options_default set
+ * it). The library reads only the fields that lie wholly within `size` and takes the
+ * default for the others, so a program built against an older chopin.h keeps working.
+ * New fields are only ever appended. A `size` of 0 (never set), or a larger one than the
+ * library knows with any of the unknown bytes set, stops the start with -EINVAL.
  */
 typedef struct chopin_options {
-    int workers;                  /* CHOPIN_WORKERS; 0 = online CPUs of the allowed set */
-    int pin;                      /* CHOPIN_PIN; pin each worker to one allowed CPU */
-    chopin_backend backend;       /* CHOPIN_BACKEND=auto|epoll|io_uring|kqueue */
-    uint32_t slab_capacity;       /* CHOPIN_SLAB_CAPACITY; connections per worker */
-    uint32_t keepalive_timeout_ms;/* CHOPIN_KEEPALIVE_TIMEOUT_MS; idle keep-alive */
-    uint32_t header_timeout_ms;   /* CHOPIN_HEADER_TIMEOUT_MS; whole request head */
-    uint32_t body_timeout_ms;     /* CHOPIN_BODY_TIMEOUT_MS; whole request body */
-    uint32_t write_timeout_ms;    /* CHOPIN_WRITE_TIMEOUT_MS; no write progress */
-    uint32_t shutdown_timeout_ms; /* CHOPIN_SHUTDOWN_TIMEOUT_MS; graceful drain bound */
-    uint32_t max_request_line;    /* CHOPIN_MAX_REQUEST_LINE (414) */
-    uint32_t max_header_bytes;    /* CHOPIN_MAX_HEADER_BYTES (431), request line included */
-    uint32_t max_headers;         /* CHOPIN_MAX_HEADERS (431) */
-    uint64_t max_body_bytes;      /* CHOPIN_MAX_BODY_BYTES (413) */
-    uint32_t buffer_size;         /* CHOPIN_BUFFER_SIZE; pooled read/write buffer */
-    int sqpoll;                   /* CHOPIN_SQPOLL (io_uring) */
-    uint32_t sqpoll_idle_ms;      /* CHOPIN_SQPOLL_IDLE_MS */
-    uint32_t ring_entries;        /* CHOPIN_RING_ENTRIES (io_uring SQ size) */
-    const char *server_name;      /* Server header value; NULL omits the header */
-    /** Runs on each worker thread before it serves; its result is chopin_req_worker_data. */
+    size_t size;                  /* sizeof(chopin_options), as compiled */
+    int workers;                  /* CHOPIN_WORKERS; 0: one per CPU the process may use */
+    int pin;                      /* CHOPIN_PIN; 0: default (on), 1: pin each worker to one
+                                     CPU, -1: off (the scheduler moves workers) */
+    chopin_backend backend;       /* CHOPIN_BACKEND=auto|epoll|io_uring|kqueue; 0: AUTO, the
+                                     only one that falls back: an explicit backend that is not
+                                     compiled in or that the kernel refuses stops the start */
+    uint32_t slab_capacity;       /* CHOPIN_SLAB_CAPACITY; 0: 10000 connections per worker */
+    uint32_t keepalive_timeout_ms;/* CHOPIN_KEEPALIVE_TIMEOUT_MS; 0: 30000; idle keep-alive */
+    uint32_t header_timeout_ms;   /* CHOPIN_HEADER_TIMEOUT_MS; 0: 10000; whole request head */
+    uint32_t body_timeout_ms;     /* CHOPIN_BODY_TIMEOUT_MS; 0: 30000; whole request body */
+    uint32_t write_timeout_ms;    /* CHOPIN_WRITE_TIMEOUT_MS; 0: 30000; no write progress */
+    uint32_t shutdown_timeout_ms; /* CHOPIN_SHUTDOWN_TIMEOUT_MS; 0: 10000; bound on the
+                                     graceful drain; CHOPIN_SHUTDOWN_NOW: no drain */
+    uint32_t max_request_line;    /* CHOPIN_MAX_REQUEST_LINE; 0: 8192 (414) */
+    uint32_t max_header_bytes;    /* CHOPIN_MAX_HEADER_BYTES; 0: 32768 (431), request line
+                                     included, so at least max_request_line */
+    uint32_t max_headers;         /* CHOPIN_MAX_HEADERS; 0: 64 (431) */
+    uint64_t max_body_bytes;      /* CHOPIN_MAX_BODY_BYTES; 0: 16 MiB (413); CHOPIN_NO_BODY:
+                                     refuse every body */
+    uint32_t buffer_size;         /* CHOPIN_BUFFER_SIZE; 0: 16384; pooled read/write buffer */
+    int sqpoll;                   /* CHOPIN_SQPOLL; 0: off, 1: io_uring kernel polling thread */
+    uint32_t sqpoll_idle_ms;      /* CHOPIN_SQPOLL_IDLE_MS; 0: 1000 */
+    uint32_t ring_entries;        /* CHOPIN_RING_ENTRIES; 0: 4096 (io_uring SQ size) */
+    const char *server_name;      /* NULL: "chopin"; "": no Server header. Copied at start */
+    /** Runs on each worker thread before it serves; its result is chopin_req_worker_data.
+     *  NULL: none. worker_fini runs on the same thread after the worker's last request. */
     void *(*worker_init)(int worker_id, void *arg);
     void (*worker_fini)(int worker_id, void *worker_data, void *arg);
-    void *worker_arg;
-    int quiet;                    /* CHOPIN_QUIET; no start banner */
+    void *worker_arg;             /* passed to both hooks; kept until chopin_server_wait */
+    int quiet;                    /* CHOPIN_QUIET; 0: a start banner on stderr, 1: none */
+    int share_port;               /* CHOPIN_SHARE_PORT; 0: fail with CHOPIN_EADDRINUSE when any
+                                     other socket holds the address; 1: join the SO_REUSEPORT
+                                     listeners of this user already there (a restart hand-off):
+                                     the kernel then splits new connections between them */
 } chopin_options;
 
-CHOPIN_API chopin_options chopin_options_default(void);
+/** Options with every field zero (the defaults) and `size` set: `chopin_options o =
+ *  CHOPIN_OPTIONS_INIT;`. */
+#define CHOPIN_OPTIONS_INIT {.size = sizeof(chopin_options)}
 
 /**
- * Serves `router` on `address` ("0.0.0.0:8080", "localhost:8080", "[::1]:8080", ":8080")
- * until SIGINT or SIGTERM (or chopin_server_stop()), then drains gracefully. Blocks.
- * Returns 0 after a clean shutdown, or a negative code (bind failure, bad address, bad
- * options) after printing the reason on stderr.
+ * Sets `o->size` to `size` and every field within it to its default value (the values
+ * the comments above name, so a program can read them; pin 1, server_name "chopin").
+ * Pass sizeof *o. Writes nothing when `o` is NULL or `size` cannot be a chopin_options
+ * size (0, or absurdly large): the server then refuses the options.
+ */
+CHOPIN_API void chopin_options_init(chopin_options *o, size_t size);
+
+/** The defaults, by value. Inline, so the struct's size is the one this program was
+ *  compiled with, whatever library it runs against. */
+static inline chopin_options chopin_options_default(void) {
+    chopin_options o = CHOPIN_OPTIONS_INIT;
+    chopin_options_init(&o, sizeof o);
+    return o;
+}
+
+/**
+ * Checks `opt` (NULL: the defaults) with the environment applied over it, as the start
+ * would, without opening or starting anything: every field, every CHOPIN_* variable, and
+ * that an explicit backend is compiled in and allowed by the kernel. Call it before
+ * creating anything the server needs (files, directories) to fail early. `opt` is only
+ * read. Returns 0; -EINVAL after printing one line on stderr for every invalid value
+ * (naming its field and CHOPIN_* variable, all of them, not only the first); -ENOTSUP
+ * after printing why an explicit backend is not available.
+ */
+CHOPIN_API int chopin_options_check(const chopin_options *opt);
+
+/**
+ * Serves `router` on `address` ("0.0.0.0:8080", "localhost:8080", "[::1]:8080", ":8080";
+ * port 0 lets the kernel choose) until SIGINT or SIGTERM, or chopin_server_stop() from a
+ * worker (chopin_req_server), then drains gracefully. Blocks.
+ *
+ * Signals: chopin_serve blocks SIGINT and SIGTERM in the calling thread and in every
+ * worker and waits for them itself; a handler the program installed for them does not
+ * run meanwhile. The first one starts the drain. The caller's signal mask is restored
+ * before it returns. SIGPIPE is set to SIG_IGN when its disposition is the default (a
+ * vanished peer must be an EPIPE, not the end of the process); a handler of the program
+ * is left alone.
+ *
+ * `router` stays the caller's: it is frozen (no more routes can be added) from the start
+ * on, even when the start fails; it may be served again, and is freed with
+ * chopin_router_free() after chopin_serve has returned. `opt` (NULL: the defaults) is read
+ * during the call and copied; worker_arg is passed to the hooks until the return.
+ *
+ * Returns 0 after a clean shutdown. On failure nothing is left running and it returns,
+ * after printing the reason on stderr: -EINVAL (NULL router or address, malformed
+ * address, port above 65535, invalid options: every invalid value printed), -ENOTSUP (an
+ * explicit backend that is not available), CHOPIN_EADDRINUSE (another socket holds the
+ * address; see share_port), -EADDRNOTAVAIL, -EACCES (a port below 1024 without the
+ * privilege), -ENOMEM, or a worker's error.
  */
 CHOPIN_API int chopin_serve(chopin_router *router, const char *address,
                             const chopin_options *opt);
 
-/** Starts serving in the background: the same as chopin_serve() but returns as soon as
- *  every worker listens. *out receives a handle for chopin_server_port/stop/wait. */
+/**
+ * Starts serving in the background and returns once every worker listens: the
+ * application keeps its own threads and its own loop.
+ *
+ * Signals: unlike chopin_serve, it waits for no signal and installs no handler; it leaves
+ * the caller's signal mask as it was. The workers run with SIGINT and SIGTERM blocked, so
+ * a process-directed signal reaches one of the application's threads. Only SIGPIPE is
+ * changed, as for chopin_serve. To stop, the application calls chopin_server_stop(),
+ * which is async-signal-safe (it may be called from the application's signal handler),
+ * then chopin_server_wait().
+ *
+ * On success *out receives the handle and 0 is returned. On failure *out is NULL, nothing
+ * is running, and the return is one of chopin_serve's codes (the reason printed on
+ * stderr). `router` and `opt` as for chopin_serve: the router must outlive
+ * chopin_server_wait().
+ */
 CHOPIN_API int chopin_server_start(chopin_router *router, const char *address,
                                    const chopin_options *opt, chopin_server **out);
-/** The bound port (useful with port 0). */
+/** The bound port (useful with port 0). `s` is a started, not yet waited-for server. */
 CHOPIN_API int chopin_server_port(const chopin_server *s);
 /** The name of the backend the workers run ("epoll", "io_uring", "kqueue"). */
 CHOPIN_API const char *chopin_server_backend(const chopin_server *s);
-/** Asks the workers to drain and stop (async-signal-safe). */
+/** Asks the workers to drain and stop, and returns at once. Async-signal-safe; callable
+ *  from any thread, a handler included, and more than once. */
 CHOPIN_API void chopin_server_stop(chopin_server *s);
-/** Waits for the workers, frees the server. Returns 0 or the first worker error. */
+/** Waits for every worker to end (after chopin_server_stop, or when all of them failed),
+ *  then frees the server: `s` is invalid afterwards. Call it once per started server, and
+ *  never from a handler (a worker would wait for itself). Returns 0 or the first worker's
+ *  error (which that worker printed). */
 CHOPIN_API int chopin_server_wait(chopin_server *s);
 
-/** Totals of every worker's counters (read without locks; approximate while serving). */
+/** Totals of every worker's counters (read without locks; approximate while serving).
+ *  `requests` counts answered requests: a handler's own request is not yet among them. */
 typedef struct chopin_stats {
     uint64_t requests, connections_accepted, connections_open, bytes_sent, errors_4xx,
         errors_5xx, slab_full, accept_errors;
 } chopin_stats;
+/** Fills *out. Callable from any thread while `s` runs, a handler included. */
 CHOPIN_API void chopin_server_stats(const chopin_server *s, chopin_stats *out);
+
+/** The server whose worker runs this request, for chopin_server_stats or
+ *  chopin_server_stop from a handler. Valid for the server's lifetime. */
+CHOPIN_API chopin_server *chopin_req_server(const chopin_req *req);
 
 #ifdef __cplusplus
 }

@@ -1,160 +1,293 @@
-/* Configuration: defaults < code (chopin_options) < environment (CHOPIN_*). */
+/*
+ * Configuration: defaults < code (chopin_options) < environment (CHOPIN_*).
+ *
+ * A zero in code means "the default" for every field; the all-ones value of a field
+ * (pin = -1, CHOPIN_SHUTDOWN_NOW, CHOPIN_NO_BODY) asks for a real zero where zero is a
+ * setting. The resolved options (struct chopin__config) hold what is in effect: no field
+ * there means "default" any more.
+ */
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-chopin_options chopin_options_default(void) {
-    return (chopin_options){
-        .workers = 0,
-        .pin = 1,
-        .backend = CHOPIN_BACKEND_AUTO,
-        .slab_capacity = 10000,
-        .keepalive_timeout_ms = 30000,
-        .header_timeout_ms = 10000,
-        .body_timeout_ms = 30000,
-        .write_timeout_ms = 30000,
-        .shutdown_timeout_ms = 10000,
-        .max_request_line = 8192,
-        .max_header_bytes = 32768,
-        .max_headers = 64,
-        .max_body_bytes = 16u << 20,
-        .buffer_size = 16384,
-        .sqpoll = 0,
-        .sqpoll_idle_ms = 1000,
-        .ring_entries = 4096,
-        .server_name = "chopin",
-    };
+/* No chopin.h will ever have a chopin_options this large: a bigger `size` is a field that
+ * was never set (an uninitialised struct), not a newer program. */
+#define OPTIONS_SIZE_MAX 4096
+
+/* The library takes a field when it lies wholly within the caller's `size`. A field
+ * appended into the tail padding of an older struct would lie within an older program's
+ * size and be read from its padding bytes: keep the struct free of tail padding. Whoever
+ * appends a field names it here. */
+_Static_assert(sizeof(chopin_options) == offsetof(chopin_options, share_port) + sizeof(int),
+               "chopin_options must end without padding: append fields so that it does");
+
+#define FIELD_SPAN(f) offsetof(chopin_options, f), sizeof(((chopin_options *)0)->f)
+
+/* A numeric field: its variable, what 0 in code means, and the range of what may be in
+ * effect. `zero_ok`: the field's all-ones value in code asks for a real 0. */
+struct numeric {
+    const char *field, *env;
+    size_t offset, size;
+    uint64_t def, min, max;
+    bool zero_ok, is_signed;
+};
+
+#define NUM(f, env, def, min, max, zero_ok, is_signed) \
+    {#f, env, FIELD_SPAN(f), def, min, max, zero_ok, is_signed}
+
+static const struct numeric numerics[] = {
+    NUM(workers, "CHOPIN_WORKERS", 0, 0, 4096, false, true), /* 0 in effect: one per CPU */
+    NUM(pin, "CHOPIN_PIN", 1, 0, 1, true, true),
+    NUM(slab_capacity, "CHOPIN_SLAB_CAPACITY", 10000, 1, 10000000, false, false),
+    NUM(keepalive_timeout_ms, "CHOPIN_KEEPALIVE_TIMEOUT_MS", 30000, 1, 86400000, false, false),
+    NUM(header_timeout_ms, "CHOPIN_HEADER_TIMEOUT_MS", 10000, 1, 86400000, false, false),
+    NUM(body_timeout_ms, "CHOPIN_BODY_TIMEOUT_MS", 30000, 1, 86400000, false, false),
+    NUM(write_timeout_ms, "CHOPIN_WRITE_TIMEOUT_MS", 30000, 1, 86400000, false, false),
+    NUM(shutdown_timeout_ms, "CHOPIN_SHUTDOWN_TIMEOUT_MS", 10000, 0, 86400000, true, false),
+    NUM(max_request_line, "CHOPIN_MAX_REQUEST_LINE", 8192, 64, 1u << 20, false, false),
+    NUM(max_header_bytes, "CHOPIN_MAX_HEADER_BYTES", 32768, 256, 1u << 24, false, false),
+    NUM(max_headers, "CHOPIN_MAX_HEADERS", 64, 1, 10000, false, false),
+    NUM(max_body_bytes, "CHOPIN_MAX_BODY_BYTES", 16u << 20, 0, 1ull << 40, true, false),
+    NUM(buffer_size, "CHOPIN_BUFFER_SIZE", 16384, 4096, 1u << 24, false, false),
+    NUM(sqpoll, "CHOPIN_SQPOLL", 0, 0, 1, false, true),
+    NUM(sqpoll_idle_ms, "CHOPIN_SQPOLL_IDLE_MS", 1000, 1, 600000, false, false),
+    NUM(ring_entries, "CHOPIN_RING_ENTRIES", 4096, 8, 32768, false, false),
+    NUM(quiet, "CHOPIN_QUIET", 0, 0, 1, false, true),
+    NUM(share_port, "CHOPIN_SHARE_PORT", 0, 0, 1, false, true),
+};
+
+/* The fields that are not numbers, for the size rule. */
+static const struct {
+    size_t offset, size;
+} others[] = {
+    {FIELD_SPAN(backend)},     {FIELD_SPAN(server_name)}, {FIELD_SPAN(worker_init)},
+    {FIELD_SPAN(worker_fini)}, {FIELD_SPAN(worker_arg)},
+};
+
+static const char *const backend_names[] = {"auto", "epoll", "io_uring", "kqueue"};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+__attribute__((format(printf, 2, 3))) static void report(int *errors, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "chopin: %s\n", line);
+    (*errors)++;
 }
 
-/* Parses an unsigned decimal in [min, max] from the environment; 0 when unset, 1 when
- * set, -EINVAL (after a message) when malformed. */
-static int env_u64(const char *name, uint64_t min, uint64_t max, uint64_t *out) {
-    const char *s = getenv(name);
-    if (!s || !*s)
+static uint64_t field_get(const chopin_options *o, const struct numeric *f) {
+    const char *p = (const char *)o + f->offset;
+    if (f->size == sizeof(uint64_t)) {
+        uint64_t v;
+        memcpy(&v, p, sizeof v);
+        return v;
+    }
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static void field_set(chopin_options *o, const struct numeric *f, uint64_t v) {
+    char *p = (char *)o + f->offset;
+    if (f->size == sizeof(uint64_t)) {
+        memcpy(p, &v, sizeof v);
+    } else {
+        uint32_t v32 = (uint32_t)v;
+        memcpy(p, &v32, sizeof v32);
+    }
+}
+
+static uint64_t all_ones(size_t size) { return size == sizeof(uint64_t) ? UINT64_MAX : UINT32_MAX; }
+
+/* The value as the user wrote it, for messages: a signed field prints -1, not 4294967295. */
+static long long as_written(const struct numeric *f, uint64_t v) {
+    return f->is_signed ? (long long)(int32_t)(uint32_t)v : (long long)v;
+}
+
+void chopin_options_init(chopin_options *o, size_t size) {
+    if (!o || size < sizeof o->size || size > OPTIONS_SIZE_MAX)
+        return; /* nothing to write safely; the size check at start reports it */
+    chopin_options d = {.size = size, .backend = CHOPIN_BACKEND_AUTO, .server_name = "chopin"};
+    for (size_t i = 0; i < NELEM(numerics); i++)
+        field_set(&d, &numerics[i], numerics[i].def);
+    size_t known = size < sizeof d ? size : sizeof d;
+    memcpy(o, &d, known);
+    if (size > known) /* a newer program's fields this library does not know: their default */
+        memset((char *)o + known, 0, size - known);
+}
+
+static bool all_zero(const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+static void forget_field(chopin_options *o, size_t offset, size_t size, size_t given) {
+    if (offset + size > given)
+        memset((char *)o + offset, 0, size);
+}
+
+/* Copies the fields of `in` that lie within in->size; the others stay 0 (default). */
+static int copy_options(chopin_options *out, const chopin_options *in) {
+    memset(out, 0, sizeof *out);
+    out->size = sizeof *out;
+    if (!in)
         return 0;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || *s == '-' || v < min || v > max) {
-        fprintf(stderr, "chopin: %s=%s: expected a number from %llu to %llu\n", name, s,
-                (unsigned long long)min, (unsigned long long)max);
+    size_t size = in->size;
+    int errors = 0;
+    if (size < sizeof in->size || size > OPTIONS_SIZE_MAX) {
+        report(&errors, "options.size = %zu: not the size of a chopin_options; set it with "
+                        "chopin_options_init(&o, sizeof o), chopin_options_default() or "
+                        "CHOPIN_OPTIONS_INIT", size);
         return -EINVAL;
     }
-    *out = v;
-    return 1;
+    if (size > sizeof *out && !all_zero((const char *)in + sizeof *out, size - sizeof *out)) {
+        report(&errors, "options.size = %zu: the program sets options this library (%zu "
+                        "bytes of options) does not know; it was built against a newer "
+                        "chopin.h", size, sizeof *out);
+        return -EINVAL;
+    }
+    memcpy(out, in, size < sizeof *out ? size : sizeof *out);
+    for (size_t i = 0; i < NELEM(numerics); i++)
+        forget_field(out, numerics[i].offset, numerics[i].size, size);
+    for (size_t i = 0; i < NELEM(others); i++)
+        forget_field(out, others[i].offset, others[i].size, size);
+    out->size = sizeof *out;
+    return 0;
 }
 
-#define ENV_FIELD(name, field, min, max)                                                   \
-    do {                                                                                   \
-        uint64_t v_;                                                                       \
-        int rc_ = env_u64(name, min, max, &v_);                                            \
-        if (rc_ < 0)                                                                       \
-            return rc_;                                                                    \
-        if (rc_ > 0)                                                                       \
-            field = (__typeof__(field))v_;                                                 \
-    } while (0)
+/* A plain unsigned decimal: digits only (no sign, no space), no overflow. */
+static int parse_decimal(const char *s, uint64_t *out) {
+    uint64_t v = 0;
+    if (!*s)
+        return -EINVAL;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+            return -EINVAL;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return 0;
+}
 
-static int env_backend(chopin_backend *out) {
-    const char *s = getenv("CHOPIN_BACKEND");
-    if (!s || !*s)
-        return 0;
-    static const struct {
-        const char *name;
-        chopin_backend value;
-    } names[] = {{"auto", CHOPIN_BACKEND_AUTO},
-                 {"epoll", CHOPIN_BACKEND_EPOLL},
-                 {"io_uring", CHOPIN_BACKEND_IO_URING},
-                 {"uring", CHOPIN_BACKEND_IO_URING},
-                 {"kqueue", CHOPIN_BACKEND_KQUEUE}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (strcmp(s, names[i].name) == 0) {
-            *out = names[i].value;
-            return 0;
+static const char *env_value(const char *name) {
+    const char *s = getenv(name);
+    return s && *s ? s : NULL;
+}
+
+/* The environment's value when set, else the code's (0: default; all-ones: a real 0). */
+static void resolve_numeric(chopin_options *o, const struct numeric *f, int *errors) {
+    uint64_t v = field_get(o, f);
+    const char *s = env_value(f->env);
+    if (s) {
+        if (parse_decimal(s, &v) < 0 || v < f->min || v > f->max) {
+            report(errors, "%s=\"%s\": expected a whole number from %llu to %llu", f->env, s,
+                   (unsigned long long)f->min, (unsigned long long)f->max);
+            v = f->def; /* so that the rules between fields still see a sane value */
+        }
+    } else if (v == 0) {
+        v = f->def;
+    } else if (f->zero_ok && v == all_ones(f->size)) {
+        v = 0;
+    } else if (v < f->min || v > f->max) {
+        report(errors, "options.%s = %lld: expected %llu to %llu%s, or 0 for the default (%s "
+                       "overrides it)", f->field, as_written(f, v),
+               (unsigned long long)f->min, (unsigned long long)f->max,
+               f->zero_ok ? " (all ones, as chopin.h names it, for a real 0)" : "", f->env);
+        v = f->def;
+    }
+    field_set(o, f, v);
+}
+
+static void resolve_backend(struct chopin__config *cfg, int *errors) {
+    const char *s = env_value("CHOPIN_BACKEND");
+    if (!s) {
+        if ((unsigned)cfg->opt.backend >= NELEM(backend_names)) {
+            report(errors, "options.backend = %d: not a chopin_backend", (int)cfg->opt.backend);
+            cfg->opt.backend = CHOPIN_BACKEND_AUTO;
+        }
+        return;
+    }
+    if (strcmp(s, "uring") == 0)
+        s = "io_uring";
+    for (size_t i = 0; i < NELEM(backend_names); i++) {
+        if (strcmp(s, backend_names[i]) == 0) {
+            cfg->opt.backend = (chopin_backend)i;
+            cfg->backend_from_env = 1;
+            return;
         }
     }
-    fprintf(stderr, "chopin: CHOPIN_BACKEND=%s: expected auto, epoll, io_uring or kqueue\n", s);
-    return -EINVAL;
+    report(errors, "CHOPIN_BACKEND=\"%s\": expected auto, epoll, io_uring or kqueue", s);
+    cfg->opt.backend = CHOPIN_BACKEND_AUTO;
 }
 
-static int env_simd(enum chopin__simd *out) {
+static void resolve_simd(enum chopin__simd *out, int *errors) {
     static const char *const names[] = {"auto", "scalar", "sse2", "avx2"};
-    const char *s = getenv("CHOPIN_SIMD");
+    const char *s = env_value("CHOPIN_SIMD");
     *out = CHOPIN__SIMD_AUTO;
-    if (!s || !*s)
-        return 0;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    if (!s)
+        return;
+    for (size_t i = 0; i < NELEM(names); i++) {
         if (strcmp(s, names[i]) == 0) {
             *out = (enum chopin__simd)i;
-            return 0;
+            return;
         }
     }
-    fprintf(stderr, "chopin: CHOPIN_SIMD=%s: expected auto, scalar, sse2 or avx2\n", s);
-    return -EINVAL;
+    report(errors, "CHOPIN_SIMD=\"%s\": expected auto, scalar, sse2 or avx2", s);
 }
 
-static int apply_env(chopin_options *o) {
-    ENV_FIELD("CHOPIN_WORKERS", o->workers, 0, 4096);
-    ENV_FIELD("CHOPIN_PIN", o->pin, 0, 1);
-    ENV_FIELD("CHOPIN_SLAB_CAPACITY", o->slab_capacity, 1, 10000000);
-    ENV_FIELD("CHOPIN_KEEPALIVE_TIMEOUT_MS", o->keepalive_timeout_ms, 1, 86400000);
-    ENV_FIELD("CHOPIN_HEADER_TIMEOUT_MS", o->header_timeout_ms, 1, 86400000);
-    ENV_FIELD("CHOPIN_BODY_TIMEOUT_MS", o->body_timeout_ms, 1, 86400000);
-    ENV_FIELD("CHOPIN_WRITE_TIMEOUT_MS", o->write_timeout_ms, 1, 86400000);
-    ENV_FIELD("CHOPIN_SHUTDOWN_TIMEOUT_MS", o->shutdown_timeout_ms, 0, 86400000);
-    ENV_FIELD("CHOPIN_MAX_REQUEST_LINE", o->max_request_line, 64, 1u << 20);
-    ENV_FIELD("CHOPIN_MAX_HEADER_BYTES", o->max_header_bytes, 256, 1u << 24);
-    ENV_FIELD("CHOPIN_MAX_HEADERS", o->max_headers, 1, 10000);
-    ENV_FIELD("CHOPIN_MAX_BODY_BYTES", o->max_body_bytes, 0, 1ull << 40);
-    ENV_FIELD("CHOPIN_BUFFER_SIZE", o->buffer_size, 4096, 1u << 24);
-    ENV_FIELD("CHOPIN_SQPOLL", o->sqpoll, 0, 1);
-    ENV_FIELD("CHOPIN_SQPOLL_IDLE_MS", o->sqpoll_idle_ms, 1, 600000);
-    ENV_FIELD("CHOPIN_RING_ENTRIES", o->ring_entries, 8, 32768);
-    ENV_FIELD("CHOPIN_QUIET", o->quiet, 0, 1);
-    return env_backend(&o->backend);
+/* NULL: "Server: chopin"; "": no Server header. The name is copied: the options need not
+ * outlive the start. */
+static void resolve_server_name(struct chopin__config *cfg, int *errors) {
+    const char *name = cfg->opt.server_name ? cfg->opt.server_name : "chopin";
+    cfg->opt.server_name = NULL;
+    if (!*name)
+        return;
+    int n = snprintf(cfg->server_header, sizeof cfg->server_header, "Server: %s\r\n", name);
+    if (n < 0 || (size_t)n >= sizeof cfg->server_header || strpbrk(name, "\r\n")) {
+        cfg->server_header[0] = '\0';
+        report(errors, "options.server_name: longer than %zu bytes or holds CR/LF",
+               sizeof cfg->server_header - sizeof "Server: \r\n");
+        return;
+    }
+    cfg->server_header_len = (uint32_t)n;
 }
 
-static int validate(const chopin_options *o) {
-    const char *bad = NULL;
-    if (o->workers < 0)
-        bad = "workers must be >= 0";
-    else if (o->slab_capacity == 0)
-        bad = "slab_capacity must be >= 1";
-    else if (o->buffer_size < 4096)
-        bad = "buffer_size must be >= 4096";
-    else if (o->max_headers == 0)
-        bad = "max_headers must be >= 1";
-    else if (o->max_request_line > o->max_header_bytes)
-        bad = "max_request_line must not exceed max_header_bytes";
-    else if (!o->keepalive_timeout_ms || !o->header_timeout_ms || !o->body_timeout_ms ||
-             !o->write_timeout_ms)
-        bad = "timeouts must be >= 1 ms";
-    if (!bad)
-        return 0;
-    fprintf(stderr, "chopin: invalid options: %s\n", bad);
-    return -EINVAL;
+/* Rules between fields (a field that was invalid on its own holds its default here). */
+static void check_relations(const chopin_options *o, int *errors) {
+    if (o->max_request_line > o->max_header_bytes)
+        report(errors, "max_request_line (CHOPIN_MAX_REQUEST_LINE, options.max_request_line) "
+                       "= %u must not exceed max_header_bytes (CHOPIN_MAX_HEADER_BYTES, "
+                       "options.max_header_bytes) = %u: the request line is part of the head",
+               o->max_request_line, o->max_header_bytes);
 }
 
 int chopin__config_resolve(struct chopin__config *cfg, const chopin_options *in) {
     memset(cfg, 0, sizeof *cfg);
-    cfg->opt = in ? *in : chopin_options_default();
-    int rc = apply_env(&cfg->opt);
-    if (rc < 0 || (rc = env_simd(&cfg->simd)) < 0 || (rc = validate(&cfg->opt)) < 0)
+    int rc = copy_options(&cfg->opt, in);
+    if (rc < 0)
         return rc;
-    const chopin_options *o = &cfg->opt;
-    cfg->limits.max_request_line = o->max_request_line;
-    cfg->limits.max_header_bytes = o->max_header_bytes;
-    cfg->limits.max_headers = o->max_headers;
-    if (o->server_name && *o->server_name) {
-        int n = snprintf(cfg->server_header, sizeof cfg->server_header, "Server: %s\r\n",
-                         o->server_name);
-        if (n < 0 || (size_t)n >= sizeof cfg->server_header || strpbrk(o->server_name, "\r\n")) {
-            fprintf(stderr, "chopin: invalid options: server_name too long or has CR/LF\n");
-            return -EINVAL;
-        }
-        cfg->server_header_len = (uint32_t)n;
-    }
+    int errors = 0;
+    for (size_t i = 0; i < NELEM(numerics); i++)
+        resolve_numeric(&cfg->opt, &numerics[i], &errors);
+    resolve_backend(cfg, &errors);
+    resolve_simd(&cfg->simd, &errors);
+    resolve_server_name(cfg, &errors);
+    check_relations(&cfg->opt, &errors);
+    if (errors)
+        return -EINVAL;
+    cfg->limits.max_request_line = cfg->opt.max_request_line;
+    cfg->limits.max_header_bytes = cfg->opt.max_header_bytes;
+    cfg->limits.max_headers = cfg->opt.max_headers;
     return 0;
 }

@@ -6,15 +6,21 @@
 #include "http/parser.h"
 
 struct chopin__config {
-    chopin_options opt;          /* after environment overrides and validation */
+    /* The options in effect, every field resolved: no "0 means default" is left. pin is
+     * 0 or 1, shutdown_timeout_ms 0 closes at once, max_body_bytes 0 refuses bodies,
+     * workers 0 means one per CPU, server_name is NULL (see server_header). */
+    chopin_options opt;
     struct chopin__limits limits;
     char server_header[96];      /* "Server: name\r\n", or "" */
     uint32_t server_header_len;
     enum chopin__simd simd;      /* CHOPIN_SIMD=auto|scalar|sse2|avx2 */
+    int backend_from_env;        /* opt.backend came from CHOPIN_BACKEND (for messages) */
 };
 
-/** Applies CHOPIN_* environment variables over `in` and validates. Returns 0, or -EINVAL
- *  after printing which variable or field is wrong. */
+/** Copies the fields of `in` (NULL: the defaults) that lie within in->size, applies the
+ *  CHOPIN_* environment variables over them and checks every value. Returns 0, or
+ *  -EINVAL after printing one line on stderr for every invalid value, naming its field
+ *  and variable; cfg then holds the default in place of each invalid value. */
 int chopin__config_resolve(struct chopin__config *cfg, const chopin_options *in);
 
 #endif

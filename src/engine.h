@@ -50,6 +50,7 @@ struct chopin__engine {
     struct chopin__conn *idle_head, *idle_tail;
     void (*notify)(struct chopin__conn *c, void *ctx);
     void *notify_ctx;
+    struct chopin_server *server; /* the server of this worker (chopin_req_server); NULL in tests */
     int worker_id;
     int draining; /* stop taking requests: answer in-flight ones with Connection: close */
     void *worker_data;

@@ -18,6 +18,7 @@
 
 #include "backend/backend.h"
 #include "config.h"
+#include "http/message.h"
 #include "platform.h"
 #include "router/router.h"
 #include "worker.h"
@@ -56,29 +57,46 @@ const char *chopin_strerror(int err) {
 
 /* ----- addresses and listeners -------------------------------------------------------- */
 
-/* Splits "host:port", "[v6]:port", ":port" or "port" into host (NULL: any) and port. */
+static void bad_address(const char *address, const char *why) {
+    fprintf(stderr, "chopin: bad address '%s': %s\n", address, why);
+}
+
+/* Splits "host:port", "[v6]:port", ":port" or "port" into host (NULL: any) and port,
+ * after printing what is wrong when it cannot. */
 static int split_address(const char *address, char *host, size_t host_cap, char *port,
                          size_t port_cap) {
+    static const char form[] = "expected host:port, [ipv6]:port or :port";
     const char *colon;
     host[0] = '\0';
     if (address[0] == '[') {
         const char *close = strchr(address, ']');
-        if (!close || close[1] != ':' || (size_t)(close - address - 1) >= host_cap)
+        if (!close || close[1] != ':' || (size_t)(close - address - 1) >= host_cap) {
+            bad_address(address, form);
             return -EINVAL;
+        }
         memcpy(host, address + 1, (size_t)(close - address - 1));
         host[close - address - 1] = '\0';
         colon = close + 1;
     } else if ((colon = strrchr(address, ':'))) {
-        if ((size_t)(colon - address) >= host_cap)
+        if ((size_t)(colon - address) >= host_cap) {
+            bad_address(address, "host name too long");
             return -EINVAL;
+        }
         memcpy(host, address, (size_t)(colon - address));
         host[colon - address] = '\0';
     } else {
         colon = address - 1; /* just a port */
     }
     const char *p = colon + 1;
-    if (!*p || strlen(p) >= port_cap || strspn(p, "0123456789") != strlen(p) || atoi(p) > 65535)
+    if (!*p || strspn(p, "0123456789") != strlen(p)) {
+        bad_address(address, form);
         return -EINVAL;
+    }
+    p += strspn(p, "0") == strlen(p) ? strlen(p) - 1 : strspn(p, "0"); /* "08080" is 8080 */
+    if (strlen(p) >= port_cap || strtoul(p, NULL, 10) > 65535) {
+        bad_address(address, "the port is out of range (0 to 65535)");
+        return -EINVAL;
+    }
     strcpy(port, p);
     return 0;
 }
@@ -140,14 +158,44 @@ static void set_port(struct sockaddr *sa, int port) {
         ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
 }
 
+/* SO_REUSEPORT gives every worker its own listener, but it would also let this server
+ * join the listeners another process (another chopin server of the same user) has on the
+ * address and silently split its traffic. A socket bound without SO_REUSEPORT conflicts
+ * with every other socket bound to the address, listening or not, SO_REUSEPORT or not
+ * (Linux inet_bind_conflict; the BSDs alike): binding one first tells whether anything
+ * else holds it. SO_REUSEADDR keeps an earlier run's connections in TIME_WAIT from
+ * counting, as for any server. Returns 0 or -errno (-EADDRINUSE). */
+static int address_free(const struct sockaddr *sa, socklen_t len) {
+    int fd = chopin__socket_stream(sa->sa_family);
+    if (fd < 0)
+        return fd;
+    set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    int rc = bind(fd, sa, len) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* Port 0 needs no check: the kernel picks a port nothing holds, SO_REUSEPORT or not. */
+static int wants_own_port(const struct chopin_server *s, const struct sockaddr *sa) {
+    in_port_t port = sa->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                                               : ((const struct sockaddr_in *)sa)->sin_port;
+    return !s->cfg.opt.share_port && port != 0;
+}
+
+static void listen_failed(const char *address, int err) {
+    if (err == -EADDRINUSE)
+        fprintf(stderr, "chopin: cannot listen on %s: address in use by another socket (to "
+                        "join SO_REUSEPORT listeners there on purpose: share_port, "
+                        "CHOPIN_SHARE_PORT=1)\n", address);
+    else
+        fprintf(stderr, "chopin: cannot listen on %s: %s\n", address, strerror(-err));
+}
+
 /* Opens one listener per worker on the first address of `address` that binds. */
 static int open_listeners(struct chopin_server *s, const char *address) {
     char host[256], port[8];
-    if (split_address(address, host, sizeof host, port, sizeof port) < 0) {
-        fprintf(stderr, "chopin: bad address '%s': expected host:port, [ipv6]:port or :port\n",
-                address);
+    if (split_address(address, host, sizeof host, port, sizeof port) < 0)
         return -EINVAL;
-    }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
@@ -158,6 +206,8 @@ static int open_listeners(struct chopin_server *s, const char *address) {
     }
     int err = -EADDRNOTAVAIL;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if (wants_own_port(s, ai->ai_addr) && (err = address_free(ai->ai_addr, ai->ai_addrlen)) < 0)
+            continue;
         int i = 0;
         for (; i < s->nworkers; i++) {
             int fd = open_listener(ai->ai_addr, ai->ai_addrlen);
@@ -183,7 +233,7 @@ static int open_listeners(struct chopin_server *s, const char *address) {
         }
     }
     freeaddrinfo(res);
-    fprintf(stderr, "chopin: cannot listen on %s: %s\n", address, strerror(-err));
+    listen_failed(address, err);
     return err;
 }
 
@@ -206,6 +256,16 @@ static const struct chopin__backend *backend_named(chopin_backend b) {
     }
 }
 
+/* Where the backend was asked for, for messages: "CHOPIN_BACKEND=kqueue". */
+static void backend_source(const struct chopin__config *cfg, char *buf, size_t cap) {
+    static const char *const names[] = {"auto", "epoll", "io_uring", "kqueue"};
+    snprintf(buf, cap, cfg->backend_from_env ? "CHOPIN_BACKEND=%s" : "options.backend = %s",
+             names[cfg->opt.backend]);
+}
+
+/* AUTO takes io_uring when the kernel allows it, else the base backend. An explicit
+ * backend is what the user asked for: when it is missing or refused, the start stops
+ * (NULL, after saying why) rather than run something else. */
 static const struct chopin__backend *choose_backend(const struct chopin__config *cfg) {
     chopin_backend want = cfg->opt.backend;
     if (want == CHOPIN_BACKEND_AUTO) {
@@ -215,19 +275,32 @@ static const struct chopin__backend *choose_backend(const struct chopin__config 
 #endif
         return &CHOPIN__BASE_BACKEND;
     }
+    char asked[64];
+    backend_source(cfg, asked, sizeof asked);
     const struct chopin__backend *b = backend_named(want);
     if (!b) {
-        fprintf(stderr, "chopin: backend %d is not compiled in; using %s\n", (int)want,
-                CHOPIN__BASE_BACKEND.name);
-        return &CHOPIN__BASE_BACKEND;
+        fprintf(stderr, "chopin: %s: this backend is not compiled into this build (only "
+                        "auto chooses another)\n", asked);
+        return NULL;
     }
     int rc = b->probe(cfg);
     if (rc < 0) {
-        fprintf(stderr, "chopin: %s is unavailable here (%s); using %s\n", b->name,
-                strerror(-rc), CHOPIN__BASE_BACKEND.name);
-        return &CHOPIN__BASE_BACKEND;
+        fprintf(stderr, "chopin: %s: %s is not available here: %s (only auto chooses "
+                        "another)\n", asked, b->name, strerror(-rc));
+        return NULL;
     }
     return b;
+}
+
+/* The configuration and the backend, each problem printed: the backend is checked even
+ * when a field is invalid (it then holds its default), so that one run reports all. */
+static int resolve_options(struct chopin__config *cfg, const chopin_options *opt,
+                           const struct chopin__backend **backend) {
+    int rc = chopin__config_resolve(cfg, opt);
+    *backend = choose_backend(cfg);
+    if (rc == 0 && !*backend)
+        rc = -ENOTSUP;
+    return rc;
 }
 
 /* ----- workers ---------------------------------------------------------------------- */
@@ -247,7 +320,9 @@ static void pin_to_cpu(struct chopin__worker *w) {
 
 static int run_backend(struct chopin__worker *w) {
     int rc = w->backend->run(w);
-    if (rc < 0 && w->backend != &CHOPIN__BASE_BACKEND) {
+    /* Only AUTO may run something else than what was asked for. */
+    if (rc < 0 && w->backend != &CHOPIN__BASE_BACKEND &&
+        w->server->cfg.opt.backend == CHOPIN_BACKEND_AUTO) {
         chopin__worker_log(w, "%s failed to start (%s); falling back to %s", w->backend->name,
                            strerror(-rc), CHOPIN__BASE_BACKEND.name);
         w->backend = &CHOPIN__BASE_BACKEND;
@@ -265,6 +340,7 @@ static void *worker_main(void *arg) {
     chopin__thread_name(name);
     pin_to_cpu(w);
     w->result = chopin__engine_init(&w->engine, &s->cfg, s->router, w->id, chopin__clock_ms());
+    w->engine.server = s;
     /* engine_init wrote the whole engine, counters included; from here on they change only
      * through atomic stores, which chopin_server_stats may read from another thread. */
     __atomic_store_n(&w->ready, 1, __ATOMIC_RELEASE);
@@ -355,7 +431,7 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
     struct chopin_server *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
-    int rc = chopin__config_resolve(&s->cfg, opt);
+    int rc = resolve_options(&s->cfg, opt, &s->backend);
     if (rc == 0)
         rc = chopin__router_freeze(router);
     if (rc < 0) {
@@ -364,7 +440,6 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
     }
     s->router = router;
     chopin__parser_set_simd(s->cfg.simd);
-    s->backend = choose_backend(&s->cfg);
     /* A peer that vanished must be an EPIPE, never a process-killing SIGPIPE (sendfile
      * has no MSG_NOSIGNAL). Only the default action is replaced. */
     struct sigaction sa;
@@ -384,6 +459,12 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
                 s->nworkers, s->nworkers == 1 ? "" : "s", s->backend->name, s->address);
     *out = s;
     return 0;
+}
+
+int chopin_options_check(const chopin_options *opt) {
+    struct chopin__config cfg;
+    const struct chopin__backend *backend;
+    return resolve_options(&cfg, opt, &backend);
 }
 
 int chopin_server_port(const chopin_server *s) { return s->port; }
@@ -424,6 +505,8 @@ void chopin_server_stats(const chopin_server *s, chopin_stats *out) {
         out->accept_errors += __atomic_load_n(&c->accept_errors, __ATOMIC_RELAXED);
     }
 }
+
+chopin_server *chopin_req_server(const chopin_req *req) { return req->engine->server; }
 
 int chopin_serve(chopin_router *router, const char *address, const chopin_options *opt) {
     sigset_t set, old;

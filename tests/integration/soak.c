@@ -404,7 +404,7 @@ static void test_soak(void) {
     chopin_router_post(r, "/echo", echo, NULL);
     chopin_options o = chopin_options_default();
     o.workers = 2;
-    o.pin = 0; /* the clients share the CPUs */
+    o.pin = -1; /* off: the clients share the CPUs */
     o.keepalive_timeout_ms = 1000;
     o.header_timeout_ms = 2000;
     o.body_timeout_ms = 2000;
