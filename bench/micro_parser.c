@@ -2,7 +2,8 @@
  * Micro-benchmark of the request-head parser: nanoseconds per parse of two requests at
  * every SIMD level the CPU has.
  *
- *   cc -O2 -Iinclude -Isrc -D_GNU_SOURCE bench/micro_parser.c src/http/parser.c -o micro_parser
+ *   cc -O2 -Iinclude -Isrc -D_GNU_SOURCE bench/micro_parser.c src/http/parser.c src/http/scan.c \
+ *     -o micro_parser
  *   cc -O2 -Iinclude -Isrc -D_GNU_SOURCE bench/micro_parser.c build/libchopin.a -lpthread -luring
  *
  * Usage: micro_parser                 the table (best of 60 runs of ~5 ms per cell)

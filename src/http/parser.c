@@ -1,6 +1,8 @@
 /*
  * HTTP/1.1 request-head parser (RFC 9112 §2-§3, §5-§6.3; RFC 9110 §5, §7.2, §7.6.1, §8.6,
- * §10.1.1).
+ * §10.1.1): the grammar, in steps (leading empty lines, request line, field lines, the
+ * verdicts that need the whole head). The byte classes are in chars.h, the loops that find
+ * where a run of bytes ends in scan.h.
  *
  * One left-to-right pass. The buffer may end anywhere: every read is bounded, and running
  * out of bytes is always "incomplete" (or a limit verdict), never "end of line" or "end of
@@ -8,332 +10,38 @@
  * a prefix of any input either is incomplete or gets the same verdict as the whole input;
  * the unit tests and the fuzz target check exactly that.
  *
- * The scanning loops are written once (parse_head, always inlined) and instantiated per
- * SIMD level, so the compiler sees the level as a constant and the AVX2 copy can inline
- * its AVX2 helpers. SIMD code uses only compare-and-movemask (SSE2/AVX2): valgrind 3.19
- * cannot decode SSE4.2 string instructions, and the tests run under memcheck.
+ * The steps are always inlined into parse_head, which is instantiated once per SIMD level
+ * (parse_scalar, parse_sse2, parse_avx2), so each copy sees its level as a constant.
+ * Every step returns 0 to go on, or the final verdict (CHOPIN__PARSE_INCOMPLETE or minus
+ * a status).
  */
 #include "http/parser.h"
 
 #include <string.h>
 
+#include "http/chars.h"
+#include "http/scan.h"
 #include "mem/bytes.h"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define PARSER_X86 1
-#endif
-
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-enum { L_SCALAR, L_SSE2, L_AVX2 };
+#define ALWAYS_INLINE CHOPIN__ALWAYS_INLINE
 
 /* RFC 9112 §2.2 lets a server skip empty lines before the request line; bound them so a
  * stream of CRLFs cannot keep a connection in the parser for free. */
 #define MAX_LEADING_EMPTY_LINES 8
 
-/* Byte classes. Ranges do not overlap, so -Woverride-init stays quiet. */
-enum {
-    C_TCHAR = 1,  /* RFC 9110 §5.6.2 token character */
-    C_VALUE = 2,  /* RFC 9110 §5.5 field-value byte: HTAB, SP, VCHAR, obs-text */
-    C_TARGET = 4, /* request-target byte other than '?': 0x21-0x7e minus '?', 0x80-0xff */
-    C_QUERY = 8,  /* '?' (a target byte too, once the query has started) */
-    C_OWS = 16,   /* optional whitespace around field values: SP, HTAB */
-};
-#define TVX (C_TCHAR | C_VALUE | C_TARGET)
-#define VX (C_VALUE | C_TARGET)
-
-static const uint8_t cls[256] = {
-    [0x09] = C_VALUE | C_OWS,
-    [0x20] = C_VALUE | C_OWS,
-    [0x21] = TVX,
-    [0x22] = VX,
-    [0x23 ... 0x27] = TVX,
-    [0x28 ... 0x29] = VX,
-    [0x2a ... 0x2b] = TVX,
-    [0x2c] = VX,
-    [0x2d ... 0x2e] = TVX,
-    [0x2f] = VX,
-    [0x30 ... 0x39] = TVX,
-    [0x3a ... 0x3e] = VX,
-    [0x3f] = C_VALUE | C_QUERY,
-    [0x40] = VX,
-    [0x41 ... 0x5a] = TVX,
-    [0x5b ... 0x5d] = VX,
-    [0x5e ... 0x60] = TVX,
-    [0x61 ... 0x7a] = TVX,
-    [0x7b] = VX,
-    [0x7c] = TVX,
-    [0x7d] = VX,
-    [0x7e] = TVX,
-    [0x80 ... 0xff] = VX,
+/* Where the parse stands. The head limit acts as a shorter buffer: running into `hend`
+ * before `end` is 431, running into `end` is "incomplete". */
+struct cursor {
+    const char *p;
+    const char *hend;
+    const char *end;
 };
 
-/* First byte in [p, end) whose entry in `tab` misses `mask`, or end. Unrolled because
- * this is the whole cost of the scalar level: three instructions per byte, one branch
- * each. */
-static ALWAYS_INLINE const char *scan_table(const char *p, const char *end, const uint8_t *tab,
-                                            unsigned mask)
+/* Verdict when the bytes run out at the head limit `hend`: only a real end of buffer
+ * means "incomplete". */
+static ALWAYS_INLINE ssize_t need_more(const char *hend, const char *end)
 {
-    while (end - p >= 8) {
-        if (!(tab[(uint8_t)p[0]] & mask)) return p;
-        if (!(tab[(uint8_t)p[1]] & mask)) return p + 1;
-        if (!(tab[(uint8_t)p[2]] & mask)) return p + 2;
-        if (!(tab[(uint8_t)p[3]] & mask)) return p + 3;
-        if (!(tab[(uint8_t)p[4]] & mask)) return p + 4;
-        if (!(tab[(uint8_t)p[5]] & mask)) return p + 5;
-        if (!(tab[(uint8_t)p[6]] & mask)) return p + 6;
-        if (!(tab[(uint8_t)p[7]] & mask)) return p + 7;
-        p += 8;
-    }
-    while (p < end && (tab[(uint8_t)*p] & mask)) p++;
-    return p;
-}
-
-static ALWAYS_INLINE const char *scan_class(const char *p, const char *end, unsigned mask)
-{
-    return scan_table(p, end, cls, mask);
-}
-
-#ifdef PARSER_X86
-/*
- * Skips whole 16-byte blocks holding no "stop" byte: x <= lo (unsigned), 0x7f, or `extra`.
- * Returns the first stop byte, or the start of the last partial block (fewer than 16
- * bytes before `end`), which the scalar scan finishes: no load ever crosses `end`.
- */
-static ALWAYS_INLINE const char *skip_sse2(const char *p, const char *end, char lo, char extra)
-{
-    const __m128i vlo = _mm_set1_epi8(lo), vdel = _mm_set1_epi8(0x7f);
-    const __m128i vex = _mm_set1_epi8(extra);
-    while (end - p >= 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i stop = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, vlo), x),
-                                    _mm_or_si128(_mm_cmpeq_epi8(x, vdel), _mm_cmpeq_epi8(x, vex)));
-        unsigned m = (unsigned)_mm_movemask_epi8(stop);
-        if (m) return p + __builtin_ctz(m);
-        p += 16;
-    }
-    return p;
-}
-
-/* The same with 32-byte blocks between a 16-byte first probe and a 16-byte tail. Each
- * field waits on the previous one's load-compare-movemask-tzcnt chain, and most names and
- * many values end within 16 bytes, so the short probe comes first (measured: TechEmpower
- * request 139 -> 132 ns; the 732-byte one unchanged). Not always_inline: the scalar and
- * SSE2 instances of parse_head must be able to hold a (dead) call to it. */
-__attribute__((target("avx2"))) static inline const char *skip_avx2(const char *p,
-                                                                    const char *end, char lo,
-                                                                    char extra)
-{
-    const __m256i vlo = _mm256_set1_epi8(lo), vdel = _mm256_set1_epi8(0x7f);
-    const __m256i vex = _mm256_set1_epi8(extra);
-    if (end - p >= 16) {
-        const char *q = skip_sse2(p, p + 16, lo, extra);
-        if (q < p + 16) return q;
-        p += 16;
-    }
-    while (end - p >= 32) {
-        __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)p);
-        __m256i stop = _mm256_or_si256(
-            _mm256_cmpeq_epi8(_mm256_min_epu8(x, vlo), x),
-            _mm256_or_si256(_mm256_cmpeq_epi8(x, vdel), _mm256_cmpeq_epi8(x, vex)));
-        unsigned m = (unsigned)_mm256_movemask_epi8(stop);
-        if (m) return p + __builtin_ctz(m);
-        p += 32;
-    }
-    return skip_sse2(p, end, lo, extra);
-}
-
-/* Header names and methods are almost always [A-Za-z0-9-]: skip 16-byte blocks of those
- * (three range checks via sub+min), and let the table decide the rare other tchars. */
-static ALWAYS_INLINE const char *skip_name_sse2(const char *p, const char *end)
-{
-    const __m128i bit5 = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'), z = _mm_set1_epi8(25);
-    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
-    const __m128i dash = _mm_set1_epi8('-');
-    while (end - p >= 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i l = _mm_sub_epi8(_mm_or_si128(x, bit5), a);
-        __m128i d = _mm_sub_epi8(x, zero);
-        __m128i ok = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(l, z), l),
-                                               _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d)),
-                                  _mm_cmpeq_epi8(x, dash));
-        unsigned m = (unsigned)_mm_movemask_epi8(ok) ^ 0xffffu;
-        if (m) return p + __builtin_ctz(m);
-        p += 16;
-    }
-    return p;
-}
-
-/* As skip_avx2. */
-__attribute__((target("avx2"))) static inline const char *skip_name_avx2(const char *p,
-                                                                         const char *end)
-{
-    const __m256i bit5 = _mm256_set1_epi8(0x20), a = _mm256_set1_epi8('a');
-    const __m256i z = _mm256_set1_epi8(25), zero = _mm256_set1_epi8('0');
-    const __m256i nine = _mm256_set1_epi8(9), dash = _mm256_set1_epi8('-');
-    if (end - p >= 16) {
-        const char *q = skip_name_sse2(p, p + 16);
-        if (q < p + 16) return q;
-        p += 16;
-    }
-    while (end - p >= 32) {
-        __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)p);
-        __m256i l = _mm256_sub_epi8(_mm256_or_si256(x, bit5), a);
-        __m256i d = _mm256_sub_epi8(x, zero);
-        __m256i ok = _mm256_or_si256(
-            _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(l, z), l),
-                            _mm256_cmpeq_epi8(_mm256_min_epu8(d, nine), d)),
-            _mm256_cmpeq_epi8(x, dash));
-        unsigned m = ~(unsigned)_mm256_movemask_epi8(ok);
-        if (m) return p + __builtin_ctz(m);
-        p += 32;
-    }
-    return skip_name_sse2(p, end);
-}
-
-/* Masks of one 32-byte window at a line start, bit i for p[i]: `names` marks bytes that
- * are not [A-Za-z0-9-], `stops` bytes below 0x20 or 0x7f. One window usually holds a
- * whole short field line, or the name and the start of the value of a long one. */
-static ALWAYS_INLINE void line_masks_sse2(const char *p, uint32_t *names, uint32_t *stops)
-{
-    const __m128i bit5 = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'), z = _mm_set1_epi8(25);
-    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
-    const __m128i dash = _mm_set1_epi8('-'), lo = _mm_set1_epi8(0x1f);
-    const __m128i del = _mm_set1_epi8(0x7f);
-    uint32_t nm = 0, sm = 0;
-    for (int half = 0; half < 2; half++) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * half));
-        __m128i l = _mm_sub_epi8(_mm_or_si128(x, bit5), a);
-        __m128i d = _mm_sub_epi8(x, zero);
-        __m128i ok = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(l, z), l),
-                                               _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d)),
-                                  _mm_cmpeq_epi8(x, dash));
-        __m128i stop = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, lo), x),
-                                    _mm_cmpeq_epi8(x, del));
-        nm |= ((uint32_t)_mm_movemask_epi8(ok) ^ 0xffffu) << (16 * half);
-        sm |= (uint32_t)_mm_movemask_epi8(stop) << (16 * half);
-    }
-    *names = nm;
-    *stops = sm;
-}
-
-__attribute__((target("avx2"))) static inline void line_masks_avx2(const char *p,
-                                                                   uint32_t *names,
-                                                                   uint32_t *stops)
-{
-    const __m256i bit5 = _mm256_set1_epi8(0x20), a = _mm256_set1_epi8('a');
-    const __m256i z = _mm256_set1_epi8(25), zero = _mm256_set1_epi8('0');
-    const __m256i nine = _mm256_set1_epi8(9), dash = _mm256_set1_epi8('-');
-    const __m256i lo = _mm256_set1_epi8(0x1f), del = _mm256_set1_epi8(0x7f);
-    __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)p);
-    __m256i l = _mm256_sub_epi8(_mm256_or_si256(x, bit5), a);
-    __m256i d = _mm256_sub_epi8(x, zero);
-    __m256i ok = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(l, z), l),
-                                                 _mm256_cmpeq_epi8(_mm256_min_epu8(d, nine), d)),
-                                 _mm256_cmpeq_epi8(x, dash));
-    __m256i stop = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_min_epu8(x, lo), x),
-                                   _mm256_cmpeq_epi8(x, del));
-    *names = ~(uint32_t)_mm256_movemask_epi8(ok);
-    *stops = (uint32_t)_mm256_movemask_epi8(stop);
-}
-#endif
-
-/* End of a token (method, field name). A SIMD stop with 16 bytes left is decided here; the
- * last partial block goes to the table. */
-static ALWAYS_INLINE const char *token_end(const char *p, const char *end, int lvl)
-{
-#ifdef PARSER_X86
-    while (lvl != L_SCALAR) {
-        p = lvl == L_AVX2 ? skip_name_avx2(p, end) : skip_name_sse2(p, end);
-        if (end - p < 16) break;
-        if (!(cls[(uint8_t)*p] & C_TCHAR)) return p;
-        p++;
-    }
-#endif
-    return scan_class(p, end, C_TCHAR);
-}
-
-static ALWAYS_INLINE const char *skip_simd(const char *p, const char *end, int lvl, char lo,
-                                           char extra)
-{
-#ifdef PARSER_X86
-    if (lvl == L_AVX2) return skip_avx2(p, end, lo, extra);
-    if (lvl == L_SSE2) return skip_sse2(p, end, lo, extra);
-#endif
-    return p;
-}
-
-/*
- * Skips 8-byte words of field-value bytes without SIMD: `stops` has the high bit of each
- * byte below 0x20 or equal to 0x7f (bytes from 0x80 drop out through ~x). A borrow can
- * only set bits above a real stop, so the lowest bit is exact. HTAB is a stop here but
- * allowed: the table scan that follows steps over it. For the scalar level, one word
- * costs what a byte costs in the table (browser request: 3,730 -> ~2,970 instructions,
- * ~320 -> ~200 ns; bench/micro_parser.c); the SIMD levels use it for their last bytes.
- */
-static ALWAYS_INLINE const char *skip_swar(const char *p, const char *end)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-    while (end - p >= 8) {
-        uint64_t x = chopin__load64(p);
-        uint64_t stops = ((x - 0x20 * ones) | ((x ^ 0x7f * ones) - ones)) & ~x & high;
-        if (stops) return p + __builtin_ctzll(stops) / 8;
-        p += 8;
-    }
-#endif
-    return p;
-}
-
-/* End of a field value: the first byte that is not HTAB/SP/VCHAR/obs-text. The SIMD stop
- * set is "< 0x20 or 0x7f" (one min and two compares); HTAB is in it but allowed, so the
- * loop steps over it and carries on with SIMD. */
-static ALWAYS_INLINE const char *value_end(const char *p, const char *end, int lvl)
-{
-    while (lvl != L_SCALAR) {
-        p = skip_simd(p, end, lvl, 0x1f, 0x7f);
-        if (end - p < 16) break;
-        if (*p != '\t') return p;
-        p++;
-    }
-    p = skip_swar(p, end);
-    return scan_class(p, end, C_VALUE);
-}
-
-/*
- * A field line from one window (SIMD levels, 32 bytes available): the name is the run of
- * [A-Za-z0-9-] before the first other byte, which must be ':'; the value's first stop byte
- * comes from the same window, or the scan resumes at the window's end. So the next line
- * waits on one load-compare-tzcnt chain instead of two (measured on the 732-byte request:
- * AVX2 209 -> 165 ns, SSE2 203 -> 191 ns). Returns 0 to leave the line to the general path
- * (other tchars in the name, or anything wrong with it).
- */
-static ALWAYS_INLINE int fast_line(const char *p, const char *hend, int lvl,
-                                   const char **name_end, const char **stop)
-{
-    uint32_t names = 0, stops = 0;
-#ifdef PARSER_X86
-    if (lvl == L_AVX2) line_masks_avx2(p, &names, &stops);
-    else line_masks_sse2(p, &names, &stops);
-#endif
-    if (!names) return 0;
-    unsigned ne = (unsigned)__builtin_ctz(names);
-    if (ne == 0 || p[ne] != ':') return 0;
-    *name_end = p + ne;
-    uint32_t after = stops & (~1u << ne); /* stops past the colon */
-    if (!after) *stop = value_end(p + 32, hend, lvl);
-    else if (p[__builtin_ctz(after)] != '\t') *stop = p + __builtin_ctz(after);
-    else *stop = value_end(p + __builtin_ctz(after) + 1, hend, lvl);
-    return 1;
-}
-
-/* End of a request-target run: stop bytes are <= SP, DEL and (before the query) '?'. */
-static ALWAYS_INLINE const char *target_end(const char *p, const char *end, int lvl, int query)
-{
-    p = skip_simd(p, end, lvl, 0x20, query ? 0x7f : '?');
-    if (lvl != L_SCALAR && end - p >= 16) return p;
-    return scan_class(p, end, query ? C_TARGET | C_QUERY : C_TARGET);
+    return hend < end ? -431 : CHOPIN__PARSE_INCOMPLETE;
 }
 
 /*
@@ -360,25 +68,6 @@ static ALWAYS_INLINE int ieq(const char *s, size_t len, const char *lower, size_
     return 1;
 }
 #define IEQ(s, len, lit) ieq((s), (len), lit, sizeof(lit) - 1)
-
-int chopin__token_ieq(const char *s, size_t len, const char *lower)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned c = (uint8_t)s[i];
-        if (c - 'A' < 26u) c += 32;
-        if (!lower[i] || c != (uint8_t)lower[i]) return 0;
-    }
-    return lower[len] == '\0';
-}
-
-static ALWAYS_INLINE int is_ows(char c) { return cls[(uint8_t)c] & C_OWS; }
-
-/* Verdict when the bytes run out at the head limit `hend`: only a real end of buffer
- * means "incomplete". */
-static ALWAYS_INLINE ssize_t need_more(const char *hend, const char *end)
-{
-    return hend < end ? -431 : CHOPIN__PARSE_INCOMPLETE;
-}
 
 static uint8_t method_id(const char *m, size_t len)
 {
@@ -411,11 +100,11 @@ static int list_next(const char **s, const char *e, const char **el, size_t *el_
 {
     const char *p = *s;
     if (p > e) return 0;
-    while (p < e && is_ows(*p)) p++;
+    while (p < e && chopin__is_ows((uint8_t)*p)) p++;
     const char *start = p;
     while (p < e && *p != ',') p++;
     const char *stop = p;
-    while (stop > start && is_ows(stop[-1])) stop--;
+    while (stop > start && chopin__is_ows((uint8_t)stop[-1])) stop--;
     *el = start;
     *el_len = (size_t)(stop - start);
     *s = p + 1; /* one past e after the last element */
@@ -501,13 +190,6 @@ static int host_valid(const char *v, size_t len, int need_host)
 }
 #undef HB
 
-static int all_tchar(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (!(cls[(uint8_t)s[i]] & C_TCHAR)) return 0;
-    return len > 0;
-}
-
 /* RFC 9110 §8.6: digits only; a list or a repeated field must repeat one value. */
 static int field_content_length(struct fields *f, const char *v, size_t len)
 {
@@ -537,7 +219,7 @@ static int field_transfer_encoding(struct fields *f, const char *v, size_t len)
     size_t n;
     f->te_seen = 1;
     while (list_next(&s, v + len, &el, &n)) {
-        if (!all_tchar(el, n)) return -400; /* empty element, parameters, junk */
+        if (!chopin__is_token(el, n)) return -400; /* empty element, parameters, junk */
         if (IEQ(el, n, "chunked")) {
             if (f->te_chunked < 255) f->te_chunked++;
             f->te_last_chunked = 1;
@@ -653,55 +335,58 @@ static int target_authority(struct chopin__head *h, const char *t, const char *t
     return 0;
 }
 
-/* Out of bytes inside the request line: past its cap that is 414, else as need_more. */
-static ALWAYS_INLINE ssize_t line_more(int capped, const char *hend, const char *end)
+/* ----- request line (RFC 9112 §3) ------------------------------------------------------ */
+
+/* The request line is scanned against `rend`: its CR must lie within max_request_line
+ * bytes of its start, and running out of bytes there is 414 when that cap cut it short. */
+struct line {
+    const char *start;
+    const char *rend;
+    int capped;
+};
+
+static ALWAYS_INLINE ssize_t line_more(const struct line *l, const struct cursor *c)
 {
-    return capped ? -414 : need_more(hend, end);
+    return l->capped ? -414 : need_more(c->hend, c->end);
 }
 
-static ALWAYS_INLINE ssize_t parse_head(const char *buf, size_t len, struct chopin__head *h,
-                                        const struct chopin__limits *lim, const int lvl)
+/* RFC 9112 §2.2: empty lines before the request line are skipped, a bounded number. */
+static ALWAYS_INLINE ssize_t skip_empty_lines(struct cursor *c)
 {
-    const char *p = buf, *end = buf + len;
-    /* The head limit acts as a shorter buffer; running into it is 431. */
-    const char *hend = len > lim->max_header_bytes ? buf + lim->max_header_bytes : end;
-
+    const char *p = c->p;
     for (int empty = 0;; empty++) {
-        if (hend - p < 2) {
-            if (p < hend && *p != '\r') break;
-            return need_more(hend, end);
+        if (c->hend - p < 2) {
+            if (p < c->hend && *p != '\r') break;
+            return need_more(c->hend, c->end);
         }
         if (*p != '\r') break;
         if (p[1] != '\n' || empty == MAX_LEADING_EMPTY_LINES) return -400;
         p += 2;
     }
+    c->p = p;
+    return 0;
+}
 
-    /* Request line (RFC 9112 §3): method SP request-target SP HTTP-version CRLF, single
-     * spaces. Its CR must lie within max_request_line bytes of its start. */
-    const char *line = p, *rend = hend;
-    int capped = 0;
-    if ((size_t)(hend - line) > lim->max_request_line) {
-        rend = line + lim->max_request_line + 1;
-        capped = 1;
-    }
+/* method SP: a token, one space. */
+static ALWAYS_INLINE ssize_t parse_method(struct cursor *c, const struct line *l,
+                                          struct chopin__head *h, int lvl)
+{
+    const char *p = scan_token_end(c->p, l->rend, lvl);
+    if (p == l->rend) return line_more(l, c);
+    if (*p != ' ' || p == l->start) return -400;
+    if (p - l->start > UINT16_MAX) return -501; /* a valid token, but no method we could name */
+    h->method = l->start;
+    h->method_len = (uint16_t)(p - l->start);
+    h->method_id = method_id(l->start, (size_t)(p - l->start));
+    c->p = p + 1;
+    return 0;
+}
 
-    p = token_end(p, rend, lvl);
-    if (p == rend) return line_more(capped, hend, end);
-    if (*p != ' ' || p == line) return -400;
-    if (p - line > UINT16_MAX) return -501; /* a valid token, but no method we could name */
-    h->method = line;
-    h->method_len = (uint16_t)(p - line);
-    h->method_id = method_id(line, (size_t)(p - line));
-
-    const char *t = ++p, *qm = NULL;
-    p = target_end(p, rend, lvl, 0);
-    if (p < rend && *p == '?') {
-        qm = p;
-        p = target_end(p + 1, rend, lvl, 1);
-    }
-    if (p == rend) return line_more(capped, hend, end);
-    if (*p != ' ' || p == t) return -400; /* CTL, DEL, a second space, HTTP/0.9 */
-    const char *tend = p;
+/* RFC 9112 §3.2: which of the four forms the target [t, tend) takes (its query, if any,
+ * starts after `qm`), and the path and host that gives. Returns 0 or -400. */
+static ALWAYS_INLINE ssize_t target_form(struct chopin__head *h, const char *t,
+                                         const char *qm, const char *tend)
+{
     const char *pend = qm ? qm : tend;
     h->target = t;
     h->target_len = (uint32_t)(tend - t);
@@ -724,32 +409,116 @@ static ALWAYS_INLINE ssize_t parse_head(const char *buf, size_t len, struct chop
     } else if (target_absolute(h, t, pend)) {
         return -400;
     }
+    return 0;
+}
 
-    /* HTTP-version (RFC 9112 §2.3): "HTTP/" DIGIT "." DIGIT, case-sensitive. A well-formed
-     * version we do not speak is 505, anything else 400. HTTP/1.2+ is refused as well
-     * rather than served as 1.1 (RFC 9110 §2.5 allows either; no such version exists). */
-    p++;
+/* request-target SP: visible bytes, the first '?' starting the query. */
+static ALWAYS_INLINE ssize_t parse_target(struct cursor *c, const struct line *l,
+                                          struct chopin__head *h, int lvl)
+{
+    const char *t = c->p, *qm = NULL;
+    const char *p = scan_target_end(t, l->rend, lvl, 0);
+    if (p < l->rend && *p == '?') {
+        qm = p;
+        p = scan_target_end(p + 1, l->rend, lvl, 1);
+    }
+    if (p == l->rend) return line_more(l, c);
+    if (*p != ' ' || p == t) return -400; /* CTL, DEL, a second space, HTTP/0.9 */
+    c->p = p + 1;
+    return target_form(h, t, qm, p);
+}
+
+/* HTTP-version CRLF (RFC 9112 §2.3): "HTTP/" DIGIT "." DIGIT, case-sensitive. A well-formed
+ * version we do not speak is 505, anything else 400. HTTP/1.2+ is refused as well rather
+ * than served as 1.1 (RFC 9110 §2.5 allows either; no such version exists). */
+static ALWAYS_INLINE ssize_t parse_version(struct cursor *c, const struct line *l,
+                                           struct chopin__head *h)
+{
     static const char version[] = "HTTP/1.1\r\n";
-    if (rend - p >= 9 && hend - p >= 10 && memcmp(p, version, 7) == 0 &&
+    const char *p = c->p;
+    if (l->rend - p >= 9 && c->hend - p >= 10 && memcmp(p, version, 7) == 0 &&
         (p[7] == '1' || p[7] == '0') && p[8] == '\r' && p[9] == '\n') {
         h->minor = (uint8_t)(p[7] - '0');
     } else {
         for (int i = 0; i < 10; i++) {
-            if (p + i >= (i < 9 ? rend : hend))
-                return i < 9 ? line_more(capped, hend, end) : need_more(hend, end);
-            unsigned c = (uint8_t)p[i];
-            int ok = i == 5 || i == 7 ? c - '0' < 10u : c == (uint8_t)version[i];
+            if (p + i >= (i < 9 ? l->rend : c->hend))
+                return i < 9 ? line_more(l, c) : need_more(c->hend, c->end);
+            unsigned ch = (uint8_t)p[i];
+            int ok = i == 5 || i == 7 ? ch - '0' < 10u : ch == (uint8_t)version[i];
             if (!ok) return -400;
         }
         if (p[5] != '1' || p[7] > '1') return -505;
         h->minor = (uint8_t)(p[7] - '0');
     }
-    p += 10;
+    c->p = p + 10;
+    return 0;
+}
 
-    /* Header section (RFC 9112 §5, RFC 9110 §5.5). */
-    struct fields f;
-    memset(&f, 0, sizeof f);
-    const char *target_host = h->host;
+static ALWAYS_INLINE ssize_t parse_request_line(struct cursor *c, struct chopin__head *h,
+                                                uint32_t max_request_line, int lvl)
+{
+    struct line l = {c->p, c->hend, 0};
+    if ((size_t)(c->hend - l.start) > max_request_line) {
+        l.rend = l.start + max_request_line + 1;
+        l.capped = 1;
+    }
+    ssize_t r = parse_method(c, &l, h, lvl);
+    if (!r) r = parse_target(c, &l, h, lvl);
+    if (!r) r = parse_version(c, &l, h);
+    return r;
+}
+
+/* ----- header section (RFC 9112 §5, RFC 9110 §5.5) ---------------------------------- */
+
+/* Field line number `n` from *pp into h->headers[n] (name, and value without the OWS
+ * around it), then noted in `f`. A line beyond max_headers is 431, once it was found
+ * well-formed up to its CR. */
+static ALWAYS_INLINE ssize_t parse_field_line(const char **pp, const char *hend,
+                                              const char *end, struct chopin__head *h,
+                                              struct fields *f, uint32_t n,
+                                              uint32_t max_headers, int lvl)
+{
+    const char *p = *pp, *name = p, *name_end;
+    if (lvl == CHOPIN__SIMD_SCALAR || hend - p < 32 ||
+        !scan_field_line(p, hend, lvl, &name_end, &p)) {
+        p = scan_token_end(p, hend, lvl);
+        if (p == hend) return need_more(hend, end);
+        /* Not a token up to ':' covers an empty name, whitespace before the colon
+         * (§5.1), obs-fold (§5.2), bare LF and CTLs. */
+        if (*p != ':' || p == name) return -400;
+        name_end = p;
+        p = scan_value_end(p + 1, hend, lvl);
+    }
+    if (n == max_headers) return -431;
+    const char *v = name_end + 1;
+    if (__builtin_expect(hend - p < 2 || p[0] != '\r' || p[1] != '\n', 0)) {
+        if (p == hend) return need_more(hend, end);
+        if (*p != '\r') return -400;
+        if (hend - p < 2) return need_more(hend, end);
+        return -400; /* CR without LF */
+    }
+    /* *p is CR, a stop. Nearly every value follows one space and ends without OWS: test
+     * for that first. */
+    v += *v == ' ';
+    while (__builtin_expect(chopin__is_ows((uint8_t)*v), 0)) v++;
+    const char *vend = p;
+    if (__builtin_expect(vend > v && chopin__is_ows((uint8_t)vend[-1]), 0))
+        while (vend > v && chopin__is_ows((uint8_t)vend[-1])) vend--;
+    *pp = p + 2;
+
+    struct chopin__header *hd = &h->headers[n];
+    hd->name = name;
+    hd->name_len = (uint32_t)(name_end - name);
+    hd->value = v;
+    hd->value_len = (uint32_t)(vend - v);
+    return field_semantics(f, h, name, hd->name_len, v, hd->value_len);
+}
+
+/* Field lines up to the empty line that ends the head. */
+static ALWAYS_INLINE ssize_t parse_fields(struct cursor *c, struct chopin__head *h,
+                                          struct fields *f, uint32_t max_headers, int lvl)
+{
+    const char *p = c->p, *hend = c->hend, *end = c->end;
     uint32_t n = 0;
     for (;;) {
         if (p == hend) return need_more(hend, end);
@@ -759,69 +528,60 @@ static ALWAYS_INLINE ssize_t parse_head(const char *buf, size_t len, struct chop
             p += 2;
             break;
         }
-        const char *name = p, *name_end;
-        if (lvl == L_SCALAR || hend - p < 32 || !fast_line(p, hend, lvl, &name_end, &p)) {
-            p = token_end(p, hend, lvl);
-            if (p == hend) return need_more(hend, end);
-            /* Not a token up to ':' covers an empty name, whitespace before the colon
-             * (§5.1), obs-fold (§5.2), bare LF and CTLs. */
-            if (*p != ':' || p == name) return -400;
-            name_end = p;
-            p = value_end(p + 1, hend, lvl);
-        }
-        if (n == lim->max_headers) return -431;
-        const char *v = name_end + 1;
-        if (__builtin_expect(hend - p < 2 || p[0] != '\r' || p[1] != '\n', 0)) {
-            if (p == hend) return need_more(hend, end);
-            if (*p != '\r') return -400;
-            if (hend - p < 2) return need_more(hend, end);
-            return -400; /* CR without LF */
-        }
-        /* OWS around the value is not part of it (RFC 9110 §5.5); *p is CR, a stop. Nearly
-         * every value follows one space and ends without OWS: test for that first. */
-        v += *v == ' ';
-        while (__builtin_expect(is_ows(*v), 0)) v++;
-        const char *vend = p;
-        if (__builtin_expect(vend > v && is_ows(vend[-1]), 0))
-            while (vend > v && is_ows(vend[-1])) vend--;
-        p += 2;
-
-        struct chopin__header *hd = &h->headers[n++];
-        hd->name = name;
-        hd->name_len = (uint32_t)(name_end - name);
-        hd->value = v;
-        hd->value_len = (uint32_t)(vend - v);
-        int err = field_semantics(&f, h, name, hd->name_len, v, hd->value_len);
-        if (err) return err;
+        ssize_t r = parse_field_line(&p, hend, end, h, f, n++, max_headers, lvl);
+        if (r) return r;
     }
     h->nheaders = n;
+    c->p = p;
+    return 0;
+}
 
-    /* Verdicts that need the whole head. */
-    if (h->minor == 1 && f.hosts == 0) return -400; /* RFC 9112 §3.2 */
+/* ----- verdicts that need the whole head ---------------------------------------------- */
+
+static ALWAYS_INLINE ssize_t judge_head(struct chopin__head *h, const struct fields *f,
+                                        const char *target_host)
+{
+    if (h->minor == 1 && f->hosts == 0) return -400; /* RFC 9112 §3.2 */
     if (target_host) {
         /* RFC 9112 §3.2.2: the target's authority wins over the Host field */
         h->host = target_host;
     }
     h->content_length = 0;
     h->body_kind = CHOPIN__BODY_NONE;
-    if (f.te_seen) {
+    if (f->te_seen) {
         /* RFC 9112 §6.1: HTTP/1.0 framing with Transfer-Encoding is faulty; with both TE
          * and CL the message is a smuggling attempt. §6.3: chunked must be last. */
-        if (h->minor == 0 || f.cl_seen) return -400;
-        if (f.te_chunked != 1 || !f.te_last_chunked) return -400;
-        if (f.te_other) return -501; /* RFC 9112 §6.1: a coding we do not implement */
+        if (h->minor == 0 || f->cl_seen) return -400;
+        if (f->te_chunked != 1 || !f->te_last_chunked) return -400;
+        if (f->te_other) return -501; /* RFC 9112 §6.1: a coding we do not implement */
         h->body_kind = CHOPIN__BODY_CHUNKED;
-    } else if (f.cl_seen && f.content_length > 0) {
+    } else if (f->cl_seen && f->content_length > 0) {
         h->body_kind = CHOPIN__BODY_LENGTH;
-        h->content_length = f.content_length;
+        h->content_length = f->content_length;
     }
-    if (f.expect_other) return -417;
+    if (f->expect_other) return -417;
     /* RFC 9110 §10.1.1 and §7.8: HTTP/1.0 ignores 100-continue and Upgrade. */
-    h->expect_continue = h->minor == 1 && f.expect_continue;
-    h->upgrade = h->minor == 1 && f.conn_upgrade && f.upgrade_seen;
+    h->expect_continue = h->minor == 1 && f->expect_continue;
+    h->upgrade = h->minor == 1 && f->conn_upgrade && f->upgrade_seen;
     /* RFC 9112 §9.3 */
-    h->keep_alive = !f.conn_close && (h->minor == 1 || f.conn_keep_alive);
-    return p - buf;
+    h->keep_alive = !f->conn_close && (h->minor == 1 || f->conn_keep_alive);
+    return 0;
+}
+
+static ALWAYS_INLINE ssize_t parse_head(const char *buf, size_t len, struct chopin__head *h,
+                                        const struct chopin__limits *lim, const int lvl)
+{
+    struct cursor c = {.p = buf, .hend = buf + len, .end = buf + len};
+    if (len > lim->max_header_bytes) c.hend = buf + lim->max_header_bytes;
+    ssize_t r = skip_empty_lines(&c);
+    if (!r) r = parse_request_line(&c, h, lim->max_request_line, lvl);
+    if (r) return r;
+    struct fields f;
+    memset(&f, 0, sizeof f);
+    const char *target_host = h->host;
+    r = parse_fields(&c, h, &f, lim->max_headers, lvl);
+    if (!r) r = judge_head(h, &f, target_host);
+    return r ? r : c.p - buf;
 }
 
 typedef ssize_t parse_fn(const char *, size_t, struct chopin__head *,
@@ -830,44 +590,33 @@ typedef ssize_t parse_fn(const char *, size_t, struct chopin__head *,
 static ssize_t parse_scalar(const char *buf, size_t len, struct chopin__head *h,
                             const struct chopin__limits *lim)
 {
-    return parse_head(buf, len, h, lim, L_SCALAR);
+    return parse_head(buf, len, h, lim, CHOPIN__SIMD_SCALAR);
 }
 
-#ifdef PARSER_X86
+#ifdef CHOPIN__SCAN_X86
 static ssize_t parse_sse2(const char *buf, size_t len, struct chopin__head *h,
                           const struct chopin__limits *lim)
 {
-    return parse_head(buf, len, h, lim, L_SSE2);
+    return parse_head(buf, len, h, lim, CHOPIN__SIMD_SSE2);
 }
 
 __attribute__((target("avx2"))) static ssize_t parse_avx2(const char *buf, size_t len,
                                                           struct chopin__head *h,
                                                           const struct chopin__limits *lim)
 {
-    return parse_head(buf, len, h, lim, L_AVX2);
+    return parse_head(buf, len, h, lim, CHOPIN__SIMD_AVX2);
 }
 #endif
 
 static parse_fn parse_first;
 static parse_fn *parse_impl = parse_first;
 
-static enum chopin__simd simd_best(void)
-{
-#ifdef PARSER_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) return CHOPIN__SIMD_AVX2;
-    return CHOPIN__SIMD_SSE2;
-#else
-    return CHOPIN__SIMD_SCALAR;
-#endif
-}
-
 enum chopin__simd chopin__parser_set_simd(enum chopin__simd want)
 {
-    enum chopin__simd best = simd_best();
+    enum chopin__simd best = chopin__simd_best();
     if (want == CHOPIN__SIMD_AUTO || want > best) want = best;
     parse_fn *fn = parse_scalar;
-#ifdef PARSER_X86
+#ifdef CHOPIN__SCAN_X86
     if (want == CHOPIN__SIMD_AVX2) fn = parse_avx2;
     else if (want == CHOPIN__SIMD_SSE2) fn = parse_sse2;
 #endif
@@ -882,16 +631,6 @@ static ssize_t parse_first(const char *buf, size_t len, struct chopin__head *h,
 {
     chopin__parser_set_simd(CHOPIN__SIMD_AUTO);
     return __atomic_load_n(&parse_impl, __ATOMIC_RELAXED)(buf, len, h, lim);
-}
-
-const char *chopin__simd_name(enum chopin__simd level)
-{
-    switch (level) {
-    case CHOPIN__SIMD_SCALAR: return "scalar";
-    case CHOPIN__SIMD_SSE2: return "sse2";
-    case CHOPIN__SIMD_AVX2: return "avx2";
-    default: return "auto";
-    }
 }
 
 ssize_t chopin__parse_request(const char *buf, size_t len, struct chopin__head *head,

@@ -78,7 +78,4 @@ enum chopin__simd { CHOPIN__SIMD_AUTO, CHOPIN__SIMD_SCALAR, CHOPIN__SIMD_SSE2, C
 enum chopin__simd chopin__parser_set_simd(enum chopin__simd want);
 const char *chopin__simd_name(enum chopin__simd level);
 
-/** Case-insensitive comparison of a token of `len` bytes with a lower-case literal. */
-int chopin__token_ieq(const char *s, size_t len, const char *lower);
-
 #endif
