@@ -9,6 +9,10 @@ BUILD   ?= build
 VERSION := 0.1.0
 comma   := ,
 
+# CFLAGS and CPPFLAGS the environment gave, before this file appends to them: the sub-make
+# below must start from these, not from the appended values make exports.
+ENV_FLAGS := $(foreach v,CFLAGS CPPFLAGS,$(if $(filter environment,$(origin $(v))),$(v)='$(subst ','\'',$($(v)))'))
+
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
@@ -41,8 +45,16 @@ endif
 APP_LIBS := -lsqlite3 -ljansson
 
 # ----- one build tree per flavour: $(BUILD) (release) and $(BUILD)/asan ------------------
+# $(1)/flags holds the compiler and flags the tree was built with, rewritten only when they
+# change: everything in the tree depends on it, so a change (CHOPIN_URING, CFLAGS, a new
+# liburing) rebuilds the tree, and an unchanged build rebuilds nothing.
 define tree # $(1)=dir
-$(1)/obj/%.o: src/%.c $$(wildcard include/*.h src/*.h src/*/*.h)
+$(1)/flags: FORCE
+	@mkdir -p $$(@D)
+	@flags='$$(subst ','\'',$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) | $$(LDLIBS) $$(APP_LIBS))'; \
+	  printf '%s\n' "$$$$flags" | cmp -s - $$@ || printf '%s\n' "$$$$flags" > $$@
+
+$(1)/obj/%.o: src/%.c $$(wildcard include/*.h src/*.h src/*/*.h) $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) -c $$< -o $$@
 
@@ -50,27 +62,27 @@ $(1)/libchopin.a: $$(patsubst src/%.c,$(1)/obj/%.o,$$(LIB_SRC))
 	@rm -f $$@
 	ar rcs $$@ $$^
 
-$(1)/tests/%: tests/unit/%.c $(1)/libchopin.a tests/test.h
+$(1)/tests/%: tests/unit/%.c $(1)/libchopin.a tests/test.h $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -Itests $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 
-$(1)/itests/%: tests/integration/%.c tests/integration/client.c tests/integration/client.h $(1)/libchopin.a tests/test.h
+$(1)/itests/%: tests/integration/%.c tests/integration/client.c tests/integration/client.h $(1)/libchopin.a tests/test.h $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -Itests -Itests/integration $$(CFLAGS) $$(EXTRA_$(1)) $$< tests/integration/client.c $(1)/libchopin.a -o $$@ $$(LDLIBS)
 
-$(1)/regress/%: fuzz/%.c fuzz/regress.c $(1)/libchopin.a
+$(1)/regress/%: fuzz/%.c fuzz/regress.c $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) -Wno-missing-prototypes $$< fuzz/regress.c $(1)/libchopin.a -o $$@ $$(LDLIBS)
 
-$(1)/examples/demo: examples/demo.c examples/todo.c examples/todo.h $(1)/libchopin.a
+$(1)/examples/demo: examples/demo.c examples/todo.c examples/todo.h $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/demo.c examples/todo.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 
-$(1)/examples/todo_app: examples/todo_app.c examples/todo.c examples/todo.h $(1)/libchopin.a
+$(1)/examples/todo_app: examples/todo_app.c examples/todo.c examples/todo.h $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/todo_app.c examples/todo.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 
-$(1)/examples/%: examples/%.c $(1)/libchopin.a
+$(1)/examples/%: examples/%.c $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 
@@ -82,31 +94,47 @@ EXTRA_$(BUILD)/asan := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer 
 $(eval $(call tree,$(BUILD)))
 $(eval $(call tree,$(BUILD)/asan))
 
-.PHONY: all deps run test test-fast soak bench bench-micro fuzz fuzz-build install clean
-all: deps $(BUILD)/libchopin.a $(BUILD)/libchopin.so $(addprefix $(BUILD)/examples/,$(EXAMPLES)) \
+.PHONY: all deps run test test-fast soak bench bench-micro fuzz fuzz-build install clean FORCE
+
+# `make`, `make run`, `make test`, `make test-fast` and `make bench` first install the
+# Debian packages they need (scripts/deps.sh), then run again as a sub-make. The io_uring
+# choice above is made when make reads this file, so it must be read after liburing-dev is
+# installed: else the first build on a fresh machine would be the epoll-only one.
+ifeq ($(CHOPIN_DEPS_DONE),)
+all run test test-fast bench:
+	@scripts/deps.sh $(or $(DEPS_LEVEL_$@),build)
+	@$(ENV_FLAGS) $(MAKE) --no-print-directory CHOPIN_DEPS_DONE=1 $@
+DEPS_LEVEL_test      := test
+DEPS_LEVEL_test-fast := test
+DEPS_LEVEL_bench     := bench
+else
+all: $(BUILD)/libchopin.a $(BUILD)/libchopin.so $(addprefix $(BUILD)/examples/,$(EXAMPLES)) \
      $(if $(wildcard examples/todo_app.c),$(BUILD)/examples/todo_app)
-
-deps:
-	@scripts/deps.sh build
-
-$(BUILD)/libchopin.so: $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
-	$(CC) -shared $(SONAME_FLAG) $(CFLAGS) $^ -o $@ $(LDLIBS)
-
-SONAME_FLAG := $(if $(filter Darwin,$(shell uname -s)),-Wl$(comma)-install_name$(comma)libchopin.0.dylib,-Wl$(comma)-soname$(comma)libchopin.so.0)
 
 PORT ?= 8080
 run: all
 	PORT=$(PORT) $(BUILD)/examples/demo
 
 # The README's test command: release suite, then the same suite under ASan+UBSan.
-test:
-	@scripts/deps.sh test
-	@$(MAKE) --no-print-directory $(BUILD)-all $(BUILD)/asan-all
+test: $(BUILD)-all $(BUILD)/asan-all
 	@tests/run.sh $(BUILD) $(BUILD)/asan
 
-test-fast:
-	@$(MAKE) --no-print-directory $(BUILD)-all
+test-fast: $(BUILD)-all
 	@tests/run.sh $(BUILD)
+
+bench: all
+	bench/run.sh
+endif
+
+deps:
+	@scripts/deps.sh build
+
+FORCE:
+
+$(BUILD)/libchopin.so: $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/flags
+	$(CC) -shared $(SONAME_FLAG) $(CFLAGS) $(filter %.o,$^) -o $@ $(LDLIBS)
+
+SONAME_FLAG := $(if $(filter Darwin,$(shell uname -s)),-Wl$(comma)-install_name$(comma)libchopin.0.dylib,-Wl$(comma)-soname$(comma)libchopin.so.0)
 
 # Not part of `make test`: millions of requests over tens of thousands of connections, then
 # open fds and RSS must be back where they started (tests/integration/soak.c). Once per
@@ -153,10 +181,6 @@ else
 	done; exit $$fail
 endif
 
-bench: all
-	@scripts/deps.sh bench
-	bench/run.sh
-
 bench-micro:
 	@$(MAKE) --no-print-directory $(BUILD)/libchopin.a
 	bench/micro.sh $(BUILD)
@@ -182,9 +206,13 @@ fuzz: fuzz-build
 	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
 	done
 
-install: all
+# Copies the libraries, the headers (chopin_jansson.h, the examples' jansson glue, too) and
+# chopin.pc. It installs no packages: it builds the library with what this machine has
+# (`make` first installs the build packages). chopin.pc names -luring (Libs.private, for
+# static links) only when the library has the io_uring backend.
+install: $(BUILD)/libchopin.a $(BUILD)/libchopin.so
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 include/chopin.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/chopin.h include/chopin_jansson.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libchopin.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libchopin.so $(DESTDIR)$(PREFIX)/lib/libchopin.so.$(VERSION)
 	ln -sf libchopin.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libchopin.so.0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test binary of each build tree given (unit tests once, integration tests once
-# per backend compiled in), plus the shell suites against the demo server, and prints one
-# total line: "N passed, N failed, N skipped". Exits non-zero on any failure.
+# per backend compiled in), plus the shell suites against the demo server, then once the
+# suites about the build itself (tests/build: a scratch build and install of their own), and
+# prints one total line: "N passed, N failed, N skipped". Exits non-zero on any failure.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,8 @@ run_one() { # label, command...
     printf '%s\n' "$out" | grep -v '^RESULT' | tail -n 40
     [ "$3" -eq 0 ] && failed=$((failed + 1))
   else
-    echo "ok   $label ($2 passed${4:+, $4 skipped})"
+    local skip=; [ "${4:-0}" -ne 0 ] && skip=", $4 skipped"
+    echo "ok   $label ($2 passed$skip)"
   fi
 }
 
@@ -54,6 +56,10 @@ for tree in "$@"; do
       [ -f "$s" ] && run_one "$s $tree [$be]" env CHOPIN_BACKEND=$be bash "$s" "$tree"
     done
   done
+done
+
+for s in tests/build/*.sh; do
+  [ -f "$s" ] && run_one "$s" bash "$s"
 done
 
 echo "$passed passed, $failed failed, $skipped skipped"
