@@ -136,8 +136,15 @@ CHOPIN_API void chopin_router_free(chopin_router *r);
  * possibly several segments; last segment only). Precedence: static, then param, then
  * wildcard, with backtracking. The pattern is copied.
  *
- * Returns 0, -EINVAL (malformed pattern), -EEXIST (duplicate route, or a different param
- * name at a position that already has one), -EBUSY (router already serving), -ENOMEM.
+ * Request paths are matched exactly ("/a/" is not "/a") after percent-decoding each
+ * segment ("%2F" stays inside its segment) and resolving dot segments (RFC 3986 §5.2.4:
+ * "/a/./b" and "/a/x/../b" are "/a/b", also when spelled "%2e"). Answered 400 instead: a
+ * broken escape or "%00", a ".." above the root, and a segment whose decoded text holds
+ * a "." or ".." part ("..%2F"). chopin_req_path() gives handlers the normalised path.
+ *
+ * Returns 0, -EINVAL (malformed pattern, or one with a "." or ".." segment, which no
+ * normalised path could match), -EEXIST (duplicate route, or a different param name at
+ * a position that already has one), -EBUSY (router already serving), -ENOMEM.
  * chopin_router_error() then describes the problem.
  */
 CHOPIN_API int chopin_router_route(chopin_router *r, chopin_method method, const char *pattern,
@@ -149,9 +156,34 @@ CHOPIN_API int chopin_router_put(chopin_router *r, const char *pattern, chopin_h
 CHOPIN_API int chopin_router_delete(chopin_router *r, const char *pattern, chopin_handler h, void *data);
 CHOPIN_API int chopin_router_patch(chopin_router *r, const char *pattern, chopin_handler h, void *data);
 
-/** Adds middleware. `prefix` NULL or "/" means every request; otherwise it applies to paths
- *  equal to the prefix or below it (segment-wise). Middleware runs in registration order,
- *  outermost first. Returns 0, -EBUSY, -ENOMEM, -EINVAL. */
+/**
+ * Adds middleware. `prefix` NULL or "/" means every request (global middleware).
+ * Otherwise it runs for every request whose path, decoded and normalised as above, is the
+ * prefix or lies under it on a segment boundary ("/api" covers "/api", "/api/" and
+ * "/api/x", not "/apix"), whichever route serves it, and for the 404 and 405 answers
+ * under it: the route patterns play no part, so no other spelling of a path gets around
+ * it. Global middleware also sees the 400 of a path the router refuses, and the answers to
+ * requests refused before routing (malformed: 400, 413, 414, 431, 501, 505; too slow:
+ * 408). Those carry an empty request (method, target and path "", no headers, query or
+ * body), may be restyled but stay an error (an answer below 400 becomes the refusal
+ * again), and the connection closes after them. Middleware runs in registration order,
+ * outermost first. The prefix is copied.
+ *
+ *     static void auth(chopin_req *req, chopin_res *res, chopin_next *next, void *data) {
+ *         if (!chopin_req_header(req, "authorization").ptr) {
+ *             chopin_res_text(res, 401, "login first");
+ *             return;                      // answered: the handler does not run
+ *         }
+ *         chopin_next_run(next);
+ *     }
+ *     ...
+ *     chopin_router_get(r, "/" "*path", serve_file, NULL);  // serves every path...
+ *     chopin_router_use(r, "/api", auth, NULL);  // ...but GET /api/secret.txt, /%61pi/x,
+ *                                                // /x/../api/y and DELETE /api/y get 401
+ *
+ * Returns 0, -EBUSY, -ENOMEM, -EINVAL (no middleware; a prefix not starting with '/' or
+ * with a "." or ".." segment).
+ */
 CHOPIN_API int chopin_router_use(chopin_router *r, const char *prefix, chopin_middleware mw,
                           void *data);
 
@@ -207,7 +239,8 @@ CHOPIN_API chopin_method chopin_req_method(const chopin_req *req);
 CHOPIN_API chopin_str chopin_req_method_str(const chopin_req *req);
 /** The request target exactly as sent (origin, absolute or asterisk form). */
 CHOPIN_API chopin_str chopin_req_target(const chopin_req *req);
-/** The path, percent-decoded (an encoded "/" stays in its segment for routing). */
+/** The path, percent-decoded (an encoded "/" stays in its segment for routing) and with
+ *  dot segments resolved (see chopin_router_route). */
 CHOPIN_API chopin_str chopin_req_path(const chopin_req *req);
 /** The raw query string after '?', without the '?' (len 0 when none). */
 CHOPIN_API chopin_str chopin_req_query_string(const chopin_req *req);

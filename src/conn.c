@@ -355,12 +355,24 @@ static void queue_response(struct chopin__conn *c, struct chopin_res *res, int m
 
 /* Answers a request the parser or the body reader refused, then stops reading requests. */
 static void respond_error(struct chopin__conn *c, int status) {
+    struct chopin__engine *e = c->engine;
+    /* Through the global middleware (an access log sees it too), on a request that
+     * carries none of the refused bytes: see chopin__router_refuse. */
+    struct chopin_req req = {.arena = &e->arena, .engine = e, .conn = c};
     struct chopin_res res;
-    chopin__res_init(&res, &c->engine->arena);
-    chopin_res_error(&res, status, NULL);
-    res.close = 1;
+    chopin__res_init(&res, &e->arena);
+    chopin__router_refuse(e->router, &req, &res, status);
+    if (res.status < 400 || res.body_kind == CHOPIN__RES_UNSET ||
+        chopin__json_unfinished(&res)) {
+        /* Middleware may restyle the refusal (headers, body, another 4xx/5xx), not make it
+         * an interim or successful answer to bytes that were never a request. */
+        chopin__res_discard(&res);
+        chopin__res_init(&res, &e->arena);
+        chopin_res_error(&res, status, NULL);
+    }
+    res.close = 1; /* whatever the middleware set: the bytes after these are never read */
     queue_response(c, &res, 1, 0);
-    chopin__arena_reset(&c->engine->arena);
+    chopin__arena_reset(&e->arena);
     c->phase = CHOPIN__PHASE_LINGER;
 }
 

@@ -15,10 +15,14 @@
 #define CHOPIN__SLOT_ANY CHOPIN_METHOD_COUNT
 #define CHOPIN__NSLOTS (CHOPIN_METHOD_COUNT + 1)
 
-/* One middleware as the chain runs it. */
+/* One middleware as the chain runs it. `prefix` is NULL when freeze proved that the
+ * middleware applies to every request reaching this chain; otherwise the chain checks, when
+ * it gets there, that the prefix covers the request's (decoded, normalised) path. */
 struct chopin__mw_call {
     chopin_middleware fn;
     void *data;
+    const char *prefix;
+    size_t prefix_len;
 };
 
 struct chopin__endpoint {
@@ -26,6 +30,7 @@ struct chopin__endpoint {
     void *data;
     const struct chopin__mw_call *chain; /* composed at freeze */
     uint32_t nchain;
+    uint8_t checks; /* some layer of chain has a prefix to check: chopin__chain_run_for_path */
 };
 
 enum chopin__node_kind { CHOPIN__NODE_STATIC, CHOPIN__NODE_PARAM, CHOPIN__NODE_WILDCARD };
@@ -88,8 +93,11 @@ struct chopin_router {
     struct chopin__static_entry *statics;
     size_t statics_mask; /* table size - 1 (a power of two), 0 when there is no table */
     struct chopin__mw_call *calls; /* every composed chain, back to back */
-    const struct chopin__mw_call *global_chain; /* for 400/404/405 */
+    const struct chopin__mw_call *global_chain; /* prefix NULL or "/" only: refused requests */
     uint32_t nglobal;
+    const struct chopin__mw_call *fallback_chain; /* every middleware: 404 and 405 */
+    uint32_t nfallback;
+    uint8_t fallback_checks;
     char error[256];
 };
 
@@ -139,10 +147,21 @@ const struct chopin__node *chopin__statics_find(const struct chopin_router *r, c
 
 /* ---- middleware.c ---- */
 
-/** Composes every endpoint's chain and the global chain. Returns 0 or -ENOMEM. */
+/** Composes every endpoint's chain, the global chain and the fallback chain. Returns 0 or
+ *  -ENOMEM. */
 int chopin__chains_build(struct chopin_router *r);
-/** Runs `chain` around handler(req, res, data). */
+/** Nonzero when prefix[0..len) is `path` or one of its ancestors on a segment boundary
+ *  ("/api" covers "/api", "/api/" and "/api/x", not "/apix"); len 0 covers everything. */
+int chopin__prefix_covers(const char *prefix, size_t len, const char *path, size_t path_len);
+/** Runs `chain` around handler(req, res, data). Every layer runs: see
+ *  chopin__chain_run_for_path for a chain with prefixes to check. */
 void chopin__chain_run(const struct chopin__mw_call *chain, uint32_t n, chopin_handler handler,
                        void *data, chopin_req *req, chopin_res *res);
+/** Runs the layers of `chain` whose prefix is NULL or covers req->path, in order, around
+ *  handler(req, res, data). Returns 0, or -ENOMEM (nothing ran) when more than 16 layers
+ *  need picking and the request arena is full. */
+int chopin__chain_run_for_path(const struct chopin__mw_call *chain, uint32_t n,
+                               chopin_handler handler, void *data, chopin_req *req,
+                               chopin_res *res);
 
 #endif

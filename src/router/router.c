@@ -11,9 +11,23 @@
  *   "/assets/js/app.js" (p = "js/app.js"), but "/assets" does not.
  * - Segments are percent-decoded one by one, so "%2F" stays inside its segment. A broken
  *   escape or "%00" answers 400.
+ * - Dot segments are resolved after decoding, before matching (RFC 3986 §5.2.4): a "."
+ *   segment goes, a ".." segment removes the one before it, and a path whose last segment
+ *   was either ends with '/' ("/a/b/.." is "/a/"). A segment that decodes to "." or ".."
+ *   ("%2e", ".%2E") is one. Answered 400 instead: a ".." with no segment left to remove
+ *   (above the root), and a segment that decodes to text holding '/' with a "." or ".."
+ *   part ("..%2F", "%2e%2e%2fx"), which code splitting it at that '/' (a file handler
+ *   given a wildcard) would climb with. So "/public/../api/x" is "/api/x" for routing,
+ *   for middleware and for chopin_req_path(); patterns and prefixes with a "." or ".."
+ *   segment are refused at registration (they could never match).
  * - A route for a specific method wins over an any-method route on the same pattern.
- * - 400, 404 and 405 answers run through the global middleware (prefix middleware is tied
- *   to routes, so it does not see them).
+ * - Middleware (middleware.c): one registered with a prefix runs for every request whose
+ *   decoded, normalised path is the prefix or lies under it ("/api" covers "/api",
+ *   "/api/", "/api/x", not "/apix"), whichever route matched, and for the 404 and 405
+ *   answers under it; global middleware (no prefix, or "/") runs for everything,
+ *   including the 400 of a path refused above and requests the connection refuses before
+ *   routing (chopin__router_refuse). A prefix compares with the decoded path as text, so
+ *   "/api%2Fx" (one segment "api/x") is under "/api" too: a prefix errs on running.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -102,6 +116,28 @@ static int next_segment(const char **p, struct chopin__seg *seg)
     return 1;
 }
 
+/* 1 for ".", 2 for "..", 0 for any other segment (RFC 3986 §3.3 dot segments). */
+static int dot_segment(const char *s, size_t len)
+{
+    if (len == 0 || len > 2 || s[0] != '.')
+        return 0;
+    return len == 1 ? 1 : s[1] == '.' ? 2 : 0;
+}
+
+/* Nonzero when the path or prefix p[0..len) has a "." or ".." segment. */
+static int has_dot_segment(const char *p, size_t len)
+{
+    const char *end = p + len;
+    while (p < end) {
+        const char *slash = memchr(p, '/', (size_t)(end - p));
+        size_t seg = (size_t)((slash ? slash : end) - p);
+        if (dot_segment(p, seg))
+            return 1;
+        p += seg + 1;
+    }
+    return 0;
+}
+
 static int names_equal(struct chopin__seg a, struct chopin__seg b)
 {
     return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
@@ -119,6 +155,9 @@ static int pattern_check(chopin_router *r, const char *mname, const char *patter
     struct chopin__seg seg, text;
     while (next_segment(&p, &seg)) {
         enum chopin__node_kind kind = chopin__seg_kind(seg, &text);
+        if (kind == CHOPIN__NODE_STATIC && dot_segment(seg.ptr, seg.len))
+            return fail(r, -EINVAL, "%s %s: a '.' or '..' segment never matches (request "
+                        "paths are normalised)", mname, pattern);
         if (kind == CHOPIN__NODE_STATIC)
             continue;
         if (text.len == 0)
@@ -243,7 +282,7 @@ int chopin_router_route(chopin_router *r, chopin_method method, const char *patt
         free(copy);
         return fail(r, -ENOMEM, "%s %s: out of memory", mname, pattern);
     }
-    n->slots[slot] = (struct chopin__endpoint){handler, data, NULL, 0};
+    n->slots[slot] = (struct chopin__endpoint){handler, data, NULL, 0, 0};
     n->has_endpoint = 1;
     r->routes[r->nroutes++] = (struct chopin__route){copy, method, handler, data, &n->slots[slot]};
     r->error[0] = '\0';
@@ -297,6 +336,9 @@ int chopin_router_use(chopin_router *r, const char *prefix, chopin_middleware mw
     if (prefix && prefix[0] && prefix[0] != '/')
         return fail(r, -EINVAL, "use %s: a prefix starts with '/'", prefix);
     size_t len = prefix_length(prefix);
+    if (len && has_dot_segment(prefix + 1, len - 1))
+        return fail(r, -EINVAL, "use %s: a '.' or '..' segment never matches (request paths "
+                    "are normalised)", prefix);
     if (r->nmws == r->mws_cap) {
         size_t cap = r->mws_cap ? r->mws_cap * 2 : 8;
         struct chopin__mw *mws = realloc(r->mws, cap * sizeof(*mws));
@@ -450,29 +492,71 @@ static void fallback_handler(chopin_req *req, chopin_res *res, void *data)
         allow_header(res, fb->allowed);
 }
 
-static void answer_fallback(const chopin_router *r, chopin_req *req, chopin_res *res,
-                            int status, uint32_t allowed)
+/* A path the router refuses (400) or cannot hold (500): no trusted path, so only global
+ * middleware runs, and it sees the path as it came. */
+static void answer_bad_path(const chopin_router *r, chopin_req *req, chopin_res *res,
+                            int status)
 {
-    struct fallback fb = {status, allowed};
+    struct fallback fb = {status, 0};
+    req->path = req->head.path;
+    req->path_len = req->head.path_len;
     chopin__chain_run(r->global_chain, r->nglobal, fallback_handler, &fb, req, res);
 }
 
-static void run_endpoint(const struct chopin__endpoint *ep, chopin_req *req, chopin_res *res)
+/* Runs a chain of which some layers depend on the path; 500 when the arena cannot hold
+ * the layers picked (only past 16 of them). Out of line: inlined, it made run_endpoint
+ * too large to inline into dispatch, which cost a chain without prefixes 17 instructions
+ * per request (callgrind). */
+__attribute__((noinline)) static void run_for_path(const chopin_router *r, const struct chopin__mw_call *chain,
+                         uint32_t n, chopin_handler handler, void *data, chopin_req *req,
+                         chopin_res *res)
+{
+    if (chopin__chain_run_for_path(chain, n, handler, data, req, res) < 0)
+        answer_bad_path(r, req, res, 500);
+}
+
+/* 404 and 405: every middleware whose prefix covers the path runs, so an auth middleware
+ * answers before a 405 tells which methods exist under its prefix. */
+static void answer_unrouted(const chopin_router *r, chopin_req *req, chopin_res *res,
+                            int status, uint32_t allowed)
+{
+    struct fallback fb = {status, allowed};
+    if (r->fallback_checks)
+        run_for_path(r, r->fallback_chain, r->nfallback, fallback_handler, &fb, req, res);
+    else
+        chopin__chain_run(r->fallback_chain, r->nfallback, fallback_handler, &fb, req, res);
+}
+
+/* Inlined into both dispatch paths: a static route's answer is the hot path. */
+__attribute__((always_inline)) static inline void
+run_endpoint(const chopin_router *r, const struct chopin__endpoint *ep, chopin_req *req,
+             chopin_res *res)
 {
     if (ep->nchain == 0)
         ep->handler(req, res, ep->data); /* no middleware: no chain to set up */
-    else
+    else if (!ep->checks)
         chopin__chain_run(ep->chain, ep->nchain, ep->handler, ep->data, req, res);
+    else
+        run_for_path(r, ep->chain, ep->nchain, ep->handler, ep->data, req, res);
+}
+
+/* A segment whose decoded text holds '/' (from "%2F"): refused when one of the parts that
+ * '/' separates is a dot segment ("..%2F", "%2e%2e%2Fx"). */
+static int hides_dot_segment(const char *s, size_t len)
+{
+    return memchr(s, '/', len) && has_dot_segment(s, len);
 }
 
 /* Splits req->path (which starts with '/') into segs, decoding each segment when
- * `decode` (then req->path becomes the decoded copy in the arena). Returns 0, -EINVAL
- * for a bad escape, -ENOMEM when the arena is exhausted. */
+ * `decode` (then req->path becomes the decoded copy in the arena). Returns the number of
+ * dot segments, -EINVAL for a bad escape or a hidden dot segment, -ENOMEM when the arena
+ * is exhausted. */
 static int split_path(chopin_req *req, struct chopin__seg *segs, size_t nsegs, int decode)
 {
     const char *raw = req->path, *end = raw + req->path_len;
     char *out = NULL;
     size_t o = 1;
+    int dots = 0;
     if (decode) {
         out = chopin__arena_alloc(req->arena, req->path_len);
         if (!out)
@@ -486,7 +570,7 @@ static int split_path(chopin_req *req, struct chopin__seg *segs, size_t nsegs, i
         if (decode) {
             ssize_t dlen = chopin__pct_decode(out + o, s, len,
                                               CHOPIN__PCT_STRICT | CHOPIN__PCT_NO_NUL);
-            if (dlen < 0)
+            if (dlen < 0 || ((size_t)dlen < len && hides_dot_segment(out + o, (size_t)dlen)))
                 return -EINVAL;
             segs[i] = (struct chopin__seg){out + o, (size_t)dlen};
             o += (size_t)dlen;
@@ -495,6 +579,7 @@ static int split_path(chopin_req *req, struct chopin__seg *segs, size_t nsegs, i
         } else {
             segs[i] = (struct chopin__seg){s, len};
         }
+        dots += dot_segment(segs[i].ptr, segs[i].len) != 0;
         if (slash)
             s = slash + 1;
     }
@@ -502,7 +587,45 @@ static int split_path(chopin_req *req, struct chopin__seg *segs, size_t nsegs, i
         req->path = out;
         req->path_len = (uint32_t)o;
     }
-    return 0;
+    return dots;
+}
+
+/* RFC 3986 §5.2.4 on split segments: "." goes, ".." removes the segment before it, and
+ * either one last leaves the path ending in '/'. A ".." with nothing to remove would
+ * climb above the root: the RFC stops there silently, we answer 400 (-EINVAL), since no
+ * client that means a resource sends it. The path is rebuilt in the arena and the
+ * segments point into it: a wildcard's value runs from its segment to the path's end.
+ * Returns the number of segments left (at least one), -EINVAL or -ENOMEM. */
+static ssize_t remove_dot_segments(chopin_req *req, struct chopin__seg *segs, size_t nsegs)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < nsegs; i++) {
+        int dots = dot_segment(segs[i].ptr, segs[i].len);
+        if (dots == 2) {
+            if (kept == 0)
+                return -EINVAL;
+            kept--;
+        }
+        if (!dots)
+            segs[kept++] = segs[i];
+        else if (i + 1 == nsegs)
+            segs[kept++] = (struct chopin__seg){"", 0};
+    }
+    /* Each dot segment removed takes at least its own "/." with it, and the empty
+     * segment that may replace the last one costs one '/': never longer than before. */
+    char *out = chopin__arena_alloc(req->arena, req->path_len);
+    if (!out)
+        return -ENOMEM;
+    size_t o = 0;
+    for (size_t i = 0; i < kept; i++) {
+        out[o++] = '/';
+        memcpy(out + o, segs[i].ptr, segs[i].len);
+        segs[i].ptr = out + o;
+        o += segs[i].len;
+    }
+    req->path = out;
+    req->path_len = (uint32_t)o;
+    return (ssize_t)kept;
 }
 
 static size_t count_slashes(const char *p, size_t len)
@@ -513,6 +636,17 @@ static size_t count_slashes(const char *p, size_t len)
     return n;
 }
 
+/* Splits, decodes and normalises req->path into segs; returns their number, -EINVAL or
+ * -ENOMEM. */
+static ssize_t prepare_path(chopin_req *req, struct chopin__seg *segs, size_t nsegs,
+                            int decode)
+{
+    int dots = split_path(req, segs, nsegs, decode);
+    if (dots < 0)
+        return dots;
+    return dots ? remove_dot_segments(req, segs, nsegs) : (ssize_t)nsegs;
+}
+
 static void dispatch_tree(const chopin_router *r, chopin_req *req, chopin_res *res, int decode)
 {
     struct chopin__seg stack_segs[STACK_SEGS];
@@ -521,18 +655,18 @@ static void dispatch_tree(const chopin_router *r, chopin_req *req, chopin_res *r
     if (nsegs > STACK_SEGS) {
         segs = chopin__arena_alloc(req->arena, nsegs * sizeof(*segs));
         if (!segs) {
-            answer_fallback(r, req, res, 500, 0);
+            answer_bad_path(r, req, res, 500);
             return;
         }
     }
-    int err = split_path(req, segs, nsegs, decode);
-    if (err) {
-        answer_fallback(r, req, res, err == -EINVAL ? 400 : 500, 0);
+    ssize_t n = prepare_path(req, segs, nsegs, decode);
+    if (n < 0) {
+        answer_bad_path(r, req, res, n == -EINVAL ? 400 : 500);
         return;
     }
     struct chopin__match m = {
         .segs = segs,
-        .nsegs = nsegs,
+        .nsegs = (size_t)n,
         .path_end = req->path + req->path_len,
         .method = (chopin_method)req->head.method_id,
         .params = req->params,
@@ -540,11 +674,11 @@ static void dispatch_tree(const chopin_router *r, chopin_req *req, chopin_res *r
     const struct chopin__endpoint *ep = chopin__tree_match(r->root, &m);
     if (ep) {
         req->nparams = m.nparams;
-        run_endpoint(ep, req, res);
+        run_endpoint(r, ep, req, res);
         return;
     }
     chopin__tree_allowed(r->root, &m);
-    answer_fallback(r, req, res, m.allowed ? 405 : 404, m.allowed);
+    answer_unrouted(r, req, res, m.allowed ? 405 : 404, m.allowed);
 }
 
 void chopin__router_dispatch(const chopin_router *r, chopin_req *req, chopin_res *res)
@@ -557,17 +691,48 @@ void chopin__router_dispatch(const chopin_router *r, chopin_req *req, chopin_res
         return;
     }
     if (!req->path || req->path_len == 0 || req->path[0] != '/') {
-        answer_fallback(r, req, res, 404, 0); /* "*" (OPTIONS *) and anything odd */
+        answer_unrouted(r, req, res, 404, 0); /* "*" (OPTIONS *) and anything odd */
         return;
     }
-    /* No static pattern holds '%' (see pattern_is_static), so a path found as it came
-     * needs no decoding. */
+    /* No static pattern holds '%' (see pattern_is_static) or a dot segment (refused at
+     * registration), so a path found as it came needs no decoding and no normalising, and
+     * the route's precomposed chain is exact: its path is its pattern. */
     const struct chopin__node *n = chopin__statics_find(r, req->path, req->path_len);
     const struct chopin__endpoint *ep =
         n ? chopin__node_pick(n, (chopin_method)req->head.method_id) : NULL;
     if (ep) {
-        run_endpoint(ep, req, res);
+        run_endpoint(r, ep, req, res);
         return;
     }
     dispatch_tree(r, req, res, memchr(req->path, '%', req->path_len) != NULL);
+}
+
+/* The request seen by middleware for bytes the connection refused: nothing in them is
+ * trusted, so it carries none of them (empty method, target and path; no headers, query,
+ * params or body); the connection's own facts (peer address, worker) stay readable. */
+static void blank_request(chopin_req *req)
+{
+    struct chopin__head *h = &req->head;
+    *h = (struct chopin__head){.method = "", .target = "", .path = ""};
+    h->method_id = CHOPIN_METHOD_OTHER;
+    h->minor = 1;
+    req->path = "";
+    req->path_len = 0;
+    req->nparams = 0;
+    req->body = NULL;
+    req->body_len = 0;
+}
+
+static void refuse_handler(chopin_req *req, chopin_res *res, void *data)
+{
+    chopin_res_error(res, *(const int *)data, NULL);
+}
+
+void chopin__router_refuse(const chopin_router *r, chopin_req *req, chopin_res *res, int status)
+{
+    blank_request(req);
+    if (r && r->frozen && r->nglobal)
+        chopin__chain_run(r->global_chain, r->nglobal, refuse_handler, &status, req, res);
+    else
+        chopin_res_error(res, status, NULL);
 }

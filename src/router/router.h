@@ -9,11 +9,25 @@
 int chopin__router_freeze(chopin_router *r);
 
 /**
- * Routes `req` (method and decoded path) and runs the matched middleware chain and
- * handler, which fill `res`. No match: 404; path known for other methods: 405 with Allow;
- * HEAD falls back to GET (the connection omits the body). Fills req->params. Never
- * allocates from the heap (arena only).
+ * Routes `req` (method and decoded, normalised path: router.c's path rules) and runs the
+ * matched middleware chain and handler, which fill `res`. No match: 404; path known for
+ * other methods: 405 with Allow; HEAD falls back to GET (the connection omits the body);
+ * a path refused by the rules: 400. Sets req->path and req->params. Never allocates from
+ * the heap (arena only).
  */
 void chopin__router_dispatch(const chopin_router *r, chopin_req *req, chopin_res *res);
+
+/**
+ * Answers `status` (4xx/5xx) for bytes the connection refused before routing (a parse
+ * error, a body too large, a slow client), through the global middleware (prefix NULL or
+ * "/") so an access log sees every answer; prefix middleware does not run, there being no
+ * trusted path. `req` must be zero-initialised apart from arena, engine and conn: the
+ * middleware sees an empty request (method, target and path "", no headers, query,
+ * params or body). What the middleware leaves in `res` is the caller's to check: the
+ * connection keeps it only if it is still an error (4xx/5xx), and closes after it either
+ * way. `r` may be NULL or not frozen (then no middleware runs).
+ */
+void chopin__router_refuse(const chopin_router *r, chopin_req *req, chopin_res *res,
+                           int status);
 
 #endif

@@ -230,6 +230,30 @@ static const struct want table_wants[] = {
     {"GET", "/nothing", 404, "Not Found", NULL, NULL},
     {"GET", "/users/42/posts/7/x", 404, NULL, NULL, NULL},
     {"OPTIONS", "*", 404, NULL, NULL, NULL},
+    /* dot segments resolved before matching (RFC 3986 §5.2.4), decoded ones too */
+    {"GET", "/users/../users/42", 200, "user|id=42", NULL, "/users/42"},
+    {"GET", "/users/./42", 200, "user|id=42", NULL, "/users/42"},
+    {"GET", "/./users", 200, "users", NULL, "/users"},
+    {"GET", "/.", 200, "root", NULL, "/"},
+    {"GET", "/users/42/..", 404, NULL, NULL, "/users/"}, /* a last dot segment leaves a '/' */
+    {"GET", "/a/b/.", 404, NULL, NULL, "/a/b/"},
+    {"GET", "/slash/x/..", 200, "slash_trailing", NULL, "/slash/"},
+    {"GET", "/assets/x/../y.js", 200, "assets|path=y.js", NULL, "/assets/y.js"},
+    {"GET", "/assets/.", 200, "assets|path=", NULL, "/assets/"},
+    {"GET", "/files/x/../../files/y", 200, "files|rest=y", NULL, "/files/y"},
+    {"GET", "/users/%2e%2e/users/42", 200, "user|id=42", NULL, "/users/42"},
+    {"GET", "/users/.%2E/users/%2e/42", 200, "user|id=42", NULL, "/users/42"},
+    {"GET", "/assets/...", 200, "assets|path=...", NULL, NULL}, /* not a dot segment */
+    {"GET", "/assets/.x/..y", 200, "assets|path=.x/..y", NULL, NULL},
+    {"GET", "/..", 400, "Bad Request", NULL, NULL}, /* above the root */
+    {"GET", "/users/../..", 400, NULL, NULL, NULL},
+    {"GET", "/users/42/../../../x", 400, NULL, NULL, NULL},
+    {"GET", "/%2e%2e/etc/passwd", 400, NULL, NULL, NULL},
+    {"GET", "/assets/..%2fetc", 400, NULL, NULL, NULL}, /* a hidden dot segment */
+    {"GET", "/assets/%2e%2e%2Fx", 400, NULL, NULL, NULL},
+    {"GET", "/assets/a%2F.%2Fb", 400, NULL, NULL, NULL},
+    {"GET", "/assets/a%2F..", 400, NULL, NULL, NULL},
+    {"GET", "/assets/a%2F...", 200, "assets|path=a/...", NULL, NULL},
 };
 
 static chopin_router *table_router(void)
@@ -494,8 +518,10 @@ static void test_middleware_order(void)
     } cases[] = {
         {"/api/x", "ABCDHD'C'B'A'"}, {"/api", "ABCHC'B'A'"},
         {"/apix", "ACHC'A'"},       {"/other", "ACHC'A'"},
-        {"/missing", "ACC'A'"},     /* 404: global middleware only */
-        {"/api/missing", "ACC'A'"},
+        {"/missing", "ACC'A'"},     /* 404 elsewhere: global middleware only */
+        {"/api/missing", "ABCC'B'A'"}, /* 404 under a prefix: its middleware too */
+        {"/apix/missing", "ACC'A'"},
+        {"/api/x/y", "ABCDD'C'B'A'"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         trace[0] = '\0';
@@ -509,7 +535,7 @@ static void test_middleware_order(void)
     trace[0] = '\0';
     request(&c, r, "POST", "/api/x"); /* 405 too */
     CHECK_INT(c.res.status, 405);
-    CHECK_MEM(trace, strlen(trace), "ACC'A'");
+    CHECK_MEM(trace, strlen(trace), "ABCDD'C'B'A'");
     ctx_fini(&c);
     chopin_router_free(r);
 }
@@ -574,6 +600,191 @@ static void test_middleware_effects(void)
     chopin_router_free(r);
 }
 
+/* ---- prefix middleware follows the request path (issue 12, point 3) ------------------ */
+
+static void deny(chopin_req *req, chopin_res *res, chopin_next *next, void *data)
+{
+    strcat(trace, "X");
+    chopin_res_text(res, 401, "login first");
+}
+
+/* "/api" auth with a wildcard route serving every path: no way around it. */
+static void test_prefix_by_path(void)
+{
+    chopin_router *r = chopin_router_new();
+    CHECK_INT(chopin_router_get(r, "/*path", traced, "files"), 0);
+    CHECK_INT(chopin_router_get(r, "/items/:id", traced, "item"), 0);
+    CHECK_INT(chopin_router_get(r, "/items/:id/tags/*rest", traced, "tags"), 0);
+    CHECK_INT(chopin_router_get(r, "/api/x", traced, "x"), 0);
+    CHECK_INT(chopin_router_use(r, "/api", deny, NULL), 0);
+    CHECK_INT(chopin_router_use(r, "/items/42", tracer, "I"), 0);
+    CHECK_INT(chopin_router_use(r, "/items/42/tags/a", tracer, "T"), 0);
+    CHECK_INT(chopin__router_freeze(r), 0);
+    static const struct {
+        const char *method, *target;
+        int status;
+        const char *trace;
+    } cases[] = {
+        {"GET", "/api/secret.txt", 401, "X"},
+        {"GET", "/api", 401, "X"},
+        {"GET", "/api/", 401, "X"},
+        {"GET", "/api/x", 401, "X"},
+        {"GET", "/%61pi/secret.txt", 401, "X"},
+        {"GET", "/api%2Fsecret.txt", 401, "X"}, /* one segment "api/secret.txt" */
+        {"GET", "/public/../api/secret.txt", 401, "X"},
+        {"GET", "/public/%2E%2e/api/secret.txt", 401, "X"},
+        {"GET", "/./api/secret.txt", 401, "X"},
+        {"POST", "/api/x", 401, "X"},       /* a 405 under the prefix */
+        {"DELETE", "/api/nope", 401, "X"}, /* idem, through the wildcard's methods */
+        {"GET", "/apix/secret.txt", 200, "H"},
+        {"GET", "/public/secret.txt", 200, "H"},
+        {"GET", "/items/42", 200, "IHI'"},
+        {"GET", "/items/%342", 200, "IHI'"},
+        {"GET", "/items/43", 200, "H"},
+        {"GET", "/items/420", 200, "H"},
+        {"GET", "/items/42/tags/a/b", 200, "ITHT'I'"},
+        {"GET", "/items/42/tags/ab", 200, "IHI'"},
+        {"GET", "/items/42/other", 200, "IHI'"}, /* the wildcard route, under "/items/42" */
+        {"POST", "/items/42", 405, "II'"},
+    };
+    struct ctx c;
+    ctx_init(&c);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        trace[0] = '\0';
+        request(&c, r, cases[i].method, cases[i].target);
+        if (c.res.status != cases[i].status || strcmp(trace, cases[i].trace) != 0) {
+            fprintf(stderr, "  %s %s: %d trace %s, expected %d %s\n", cases[i].method,
+                    cases[i].target, c.res.status, trace, cases[i].status, cases[i].trace);
+            CHECK(0);
+        }
+    }
+    ctx_fini(&c);
+    chopin_router_free(r);
+}
+
+/* A 404 under a prefix runs its middleware; a static route's precomposed chain is exact. */
+static void test_prefix_not_found(void)
+{
+    chopin_router *r = chopin_router_new();
+    CHECK_INT(chopin_router_get(r, "/api/users", traced, "users"), 0);
+    CHECK_INT(chopin_router_get(r, "/open", traced, "open"), 0);
+    CHECK_INT(chopin_router_use(r, NULL, tracer, "G"), 0);
+    CHECK_INT(chopin_router_use(r, "/api", deny, NULL), 0);
+    CHECK_INT(chopin__router_freeze(r), 0);
+    struct ctx c;
+    ctx_init(&c);
+    trace[0] = '\0';
+    request(&c, r, "GET", "/api/nothing");
+    CHECK_INT(c.res.status, 401);
+    CHECK_MEM(trace, strlen(trace), "GXG'");
+    trace[0] = '\0';
+    request(&c, r, "GET", "/api/users");
+    CHECK_INT(c.res.status, 401);
+    trace[0] = '\0';
+    request(&c, r, "GET", "/nothing");
+    CHECK_INT(c.res.status, 404);
+    CHECK_MEM(trace, strlen(trace), "GG'");
+    trace[0] = '\0';
+    request(&c, r, "GET", "/open");
+    CHECK_INT(c.res.status, 200);
+    CHECK_MEM(trace, strlen(trace), "GHG'");
+    trace[0] = '\0';
+    request(&c, r, "GET", "/api/../open"); /* normalised, then a static route */
+    CHECK_INT(c.res.status, 200);
+    CHECK_MEM(trace, strlen(trace), "GHG'");
+    trace[0] = '\0';
+    request(&c, r, "GET", "/open/../..");  /* refused path: global middleware only */
+    CHECK_INT(c.res.status, 400);
+    CHECK_MEM(trace, strlen(trace), "GG'");
+    ctx_fini(&c);
+    chopin_router_free(r);
+}
+
+static void test_dot_patterns_refused(void)
+{
+    chopin_router *r = chopin_router_new();
+    CHECK_INT(chopin_router_get(r, "/a/../b", nop, NULL), -EINVAL);
+    CHECK(strstr(chopin_router_error(r), "'..'") != NULL);
+    CHECK_INT(chopin_router_get(r, "/a/./b", nop, NULL), -EINVAL);
+    CHECK_INT(chopin_router_get(r, "/..", nop, NULL), -EINVAL);
+    CHECK_INT(chopin_router_get(r, "/a/.", nop, NULL), -EINVAL);
+    CHECK_INT(chopin_router_use(r, "/api/..", tracer, "A"), -EINVAL);
+    CHECK_INT(chopin_router_use(r, "/./api", tracer, "A"), -EINVAL);
+    CHECK_INT(chopin_router_get(r, "/a/.../b", nop, NULL), 0);
+    CHECK_INT(chopin_router_get(r, "/a/.b/c.", nop, NULL), 0);
+    CHECK_INT(chopin_router_use(r, "/a/...", tracer, "A"), 0);
+    chopin_router *sub = chopin_router_new();
+    CHECK_INT(chopin_router_get(sub, "/x", nop, NULL), 0);
+    CHECK_INT(chopin_router_nest(r, "/..", sub), -EINVAL);
+    chopin_router_free(sub);
+    chopin_router_free(r);
+}
+
+/* ---- requests refused before routing (issue 12, point 10) ------------------------------ */
+
+static char seen[256];
+
+/* What a refused request shows: nothing of its bytes. */
+static void inspect(chopin_req *req, chopin_res *res, chopin_next *next, void *data)
+{
+    chopin_str m = chopin_req_method_str(req), t = chopin_req_target(req);
+    chopin_str p = chopin_req_path(req), q = chopin_req_query_string(req);
+    chopin_str b = chopin_req_body(req), h = chopin_req_header(req, "host");
+    snprintf(seen, sizeof(seen), "%d[%.*s][%.*s][%.*s][%.*s][%.*s]%zu%d%s",
+             (int)chopin_req_method(req), (int)m.len, m.ptr, (int)t.len, t.ptr, (int)p.len,
+             p.ptr, (int)q.len, q.ptr, (int)b.len, b.ptr, chopin_req_header_count(req),
+             h.ptr == NULL, chopin_req_param(req, "id").ptr ? "param" : "");
+    chopin_next_run(next);
+}
+
+static void refuse(const chopin_router *r, struct ctx *c, int status)
+{
+    chopin__arena_reset(&c->arena);
+    memset(&c->req, 0, sizeof(c->req));
+    c->req.arena = &c->arena;
+    chopin__res_init(&c->res, &c->arena);
+    chopin__router_refuse(r, &c->req, &c->res, status);
+    size_t n = c->res.body_len < sizeof(c->body) - 1 ? c->res.body_len : sizeof(c->body) - 1;
+    memcpy(c->body, c->res.body ? c->res.body : "", c->res.body ? n : 0);
+    c->body[c->res.body ? n : 0] = '\0';
+}
+
+static void test_refused(void)
+{
+    chopin_router *r = chopin_router_new();
+    CHECK_INT(chopin_router_get(r, "/*path", nop, NULL), 0);
+    CHECK_INT(chopin_router_use(r, NULL, add_after, NULL), 0);
+    CHECK_INT(chopin_router_use(r, "/", tracer, "G"), 0);
+    CHECK_INT(chopin_router_use(r, "/api", tracer, "P"), 0);
+    CHECK_INT(chopin_router_use(r, NULL, inspect, NULL), 0);
+    CHECK_INT(chopin__router_freeze(r), 0);
+    struct ctx c;
+    ctx_init(&c);
+    char v[32];
+    static const int statuses[] = {400, 408, 413, 414, 431, 501, 505};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        trace[0] = seen[0] = '\0';
+        refuse(r, &c, statuses[i]);
+        CHECK_INT(c.res.status, statuses[i]);
+        snprintf(v, sizeof(v), "%d", statuses[i]);
+        char got[32];
+        CHECK_MEM(got, strlen(res_header(&c.res, "X-Seen-Status", got, sizeof(got))), v);
+        CHECK_MEM(trace, strlen(trace), "GG'"); /* global only: no trusted path */
+    }
+    char want[64];
+    snprintf(want, sizeof(want), "%d[][][][][]01", CHOPIN_METHOD_OTHER);
+    CHECK_MEM(seen, strlen(seen), want);
+    ctx_fini(&c);
+    chopin_router_free(r);
+
+    /* No router, or no middleware: the plain answer. */
+    ctx_init(&c);
+    refuse(NULL, &c, 505);
+    CHECK_INT(c.res.status, 505);
+    CHECK_MEM(c.body, strlen(c.body), "HTTP Version Not Supported");
+    ctx_fini(&c);
+}
+
 /* ---- file-scope routes -------------------------------------------------------------- */
 
 CHOPIN_GET("/macro/:x", macro_get)
@@ -613,6 +824,10 @@ int main(void)
     RUN(test_nest_merge);
     RUN(test_middleware_order);
     RUN(test_middleware_effects);
+    RUN(test_prefix_by_path);
+    RUN(test_prefix_not_found);
+    RUN(test_dot_patterns_refused);
+    RUN(test_refused);
     RUN(test_mount_all);
     TEST_END();
 }
