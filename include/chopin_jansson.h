@@ -1,6 +1,7 @@
 /*
  * chopin_jansson.h: optional, header-only glue between Chopin and jansson (Debian
- * libjansson-dev) for JSON request bodies. Include it after <chopin.h> and link -ljansson.
+ * libjansson-dev) for JSON request bodies, used by the examples. `make install` puts it
+ * beside chopin.h; a program that includes it links -ljansson (the library does not).
  */
 #ifndef CHOPIN_JANSSON_H
 #define CHOPIN_JANSSON_H
