@@ -47,7 +47,7 @@ struct chopin__conn {
     struct chopin__chunked chunked;
     uint64_t deadline;   /* header or body deadline of the request in progress */
     uint64_t expire;     /* the deadline in force (the wheel entry may be earlier) */
-    uint64_t body_need;  /* Content-Length of the pending request */
+    uint64_t body_need;  /* Content-Length of the pending request (0 when chunked) */
     uint64_t body_in;    /* chunked: raw bytes of the body consumed (after the head) */
     uint64_t body_out;   /* chunked: decoded bytes of the body so far */
     uint32_t head_len;   /* length of the pending request's head in `in` */
@@ -57,6 +57,8 @@ struct chopin__conn {
     uint8_t phase;       /* enum chopin__conn_phase */
     uint8_t ask;         /* CHOPIN__CONN_* */
     uint8_t keep_open;   /* zero once a response said Connection: close */
+    uint8_t body_kind;   /* pending request: enum chopin__body_kind, kept from its head */
+    uint8_t expect_continue; /* pending request: it asked for 100 Continue */
     uint8_t continue_sent;
     uint8_t idle_listed;
     uint8_t shut;        /* SHUT_WR done (set by the backend) */

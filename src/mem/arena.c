@@ -1,10 +1,10 @@
 /*
  * Bump arena. Normal allocations are carved from a chain of block_size blocks; the first
  * block survives resets, so a request whose scratch fits in it costs no malloc at all.
- * An allocation that does not fit in what is left of the current block and is larger than
- * half a block gets a block of its own (kept on a separate list): that keeps the rest of
- * the current block for the small allocations that follow, and lets the most recent large
- * allocation grow with realloc instead of a copy into yet another block.
+ * An allocation larger than half a block gets a block of its own (kept on a separate
+ * list): that keeps the current block for the small allocations that follow, lets the
+ * most recent large allocation grow with realloc instead of a copy into yet another
+ * block, and lets a large copied body leave with its response (chopin__arena_take).
  */
 #include "mem/arena.h"
 
@@ -113,11 +113,11 @@ static void *carve(struct chopin__arena *a, size_t need)
      * needs it anyway. */
     if (a->first == NULL && alloc_next_block(a, 0) == NULL)
         return NULL;
+    if (need > a->block_size / 2) /* even when it would fit: see chopin__arena_take */
+        return alloc_own_block(a, need);
     void *p = block_bump(a->cur, need);
     if (p != NULL)
         return p;
-    if (need > a->block_size / 2)
-        return alloc_own_block(a, need);
     return alloc_next_block(a, need);
 }
 
@@ -212,4 +212,15 @@ void chopin__arena_destroy(struct chopin__arena *a)
     chopin__arena_reset(a);
     free(a->first);
     a->first = a->cur = NULL;
+}
+
+void *chopin__arena_take(struct chopin__arena *a, const void *p, size_t size)
+{
+    struct chopin__arena_block *b = a->big;
+    size_t need = round_up_16(size);
+    if (b == NULL || p != b->data || need != b->top || need == 0)
+        return NULL;
+    a->big = b->next;
+    a->used -= need;
+    return b;
 }

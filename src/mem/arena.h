@@ -28,6 +28,11 @@ void *chopin__arena_alloc(struct chopin__arena *a, size_t size);
 /** Grows the most recent allocation `p` of `old` bytes to `size` bytes, in place when it is
  *  at the top of the current block, else by copying. NULL on failure (p stays valid). */
 void *chopin__arena_grow(struct chopin__arena *a, void *p, size_t old, size_t size);
+/** Hands the newest large allocation `p` of `size` bytes (one with a block of its own)
+ *  over to the caller: returns what to pass to free() once done with p, or NULL when p
+ *  is not such an allocation (it then stays the arena's until reset). Lets a large copied
+ *  body leave with its response instead of being copied once more. */
+void *chopin__arena_take(struct chopin__arena *a, const void *p, size_t size);
 void chopin__arena_reset(struct chopin__arena *a);
 void chopin__arena_destroy(struct chopin__arena *a);
 

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "conn.h"
 #include "engine.h"
+#include "http/message.h"
 #include "outq.h"
 #include "router/router.h"
 #include "test.h"
@@ -31,6 +32,18 @@ static void echo(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_copy(res, 200, "text/plain", b.ptr, b.len);
 }
 
+/* A 16 KiB answer copied from the handler's stack; where the copy landed is noted. */
+#define BIG_BODY 16384
+static const char *big_copy_at;
+
+static void big_copy(chopin_req *req, chopin_res *res, void *data) {
+    char body[BIG_BODY];
+    for (size_t i = 0; i < sizeof body; i++)
+        body[i] = (char)('a' + i * 7 % 26);
+    chopin_res_copy(res, 200, "text/plain", body, sizeof body);
+    big_copy_at = res->body;
+}
+
 struct fixture {
     chopin_router *router;
     struct chopin__config cfg;
@@ -41,6 +54,7 @@ static void setup(struct fixture *f, uint32_t capacity) {
     f->router = chopin_router_new();
     chopin_router_get(f->router, "/plaintext", plaintext, NULL);
     chopin_router_post(f->router, "/echo", echo, NULL);
+    chopin_router_get(f->router, "/big", big_copy, NULL);
     chopin__router_freeze(f->router);
     chopin_options o = chopin_options_default();
     o.slab_capacity = capacity;
@@ -284,6 +298,140 @@ static void test_drain(void) {
     teardown(&f);
 }
 
+
+/* Pseudo-random numbers for piece sizes and body bytes: the same run every time. */
+static uint32_t lcg(uint32_t *state) {
+    *state = *state * 1103515245u + 12345u;
+    return *state >> 8;
+}
+
+/* A Content-Length upload and a chunked one (chunks of random sizes), each echoed, with a
+ * GET pipelined behind each. Returns the length of what it wrote to buf. */
+static size_t body_batch(char *buf, char *cl_body, size_t cl_len, char *ch_body, size_t ch_len) {
+    uint32_t seed = 7;
+    for (size_t i = 0; i < cl_len; i++)
+        cl_body[i] = (char)lcg(&seed);
+    for (size_t i = 0; i < ch_len; i++)
+        ch_body[i] = (char)lcg(&seed);
+    size_t n = (size_t)sprintf(buf, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+                               cl_len);
+    memcpy(buf + n, cl_body, cl_len);
+    n += cl_len;
+    n += (size_t)sprintf(buf + n, "%sPOST /echo HTTP/1.1\r\nHost: x\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n", GET);
+    for (size_t done = 0; done < ch_len;) {
+        size_t k = 1 + lcg(&seed) % 700;
+        if (k > ch_len - done)
+            k = ch_len - done;
+        n += (size_t)sprintf(buf + n, "%zx;ext=1\r\n", k);
+        memcpy(buf + n, ch_body + done, k);
+        n += k;
+        n += (size_t)sprintf(buf + n, "\r\n");
+        done += k;
+    }
+    n += (size_t)sprintf(buf + n, "0\r\n\r\n%s", GET);
+    return n;
+}
+
+/* Feeds batch[0..n) in pieces of `piece` bytes (0: random 1-1500), each read in a fresh
+ * buffer as a backend would, draining output after every read. Returns the output size. */
+static size_t feed_in_pieces(struct fixture *f, const char *batch, size_t n, size_t piece,
+                             char *out, size_t cap) {
+    struct chopin__conn *c = chopin__engine_conn_new(&f->engine, -1);
+    uint32_t seed = (uint32_t)piece + 99;
+    size_t total = 0;
+    char *read_buf = malloc(n);
+    for (size_t off = 0; off < n;) {
+        size_t k = piece ? piece : 1 + lcg(&seed) % 1500;
+        if (k > n - off)
+            k = n - off;
+        memcpy(read_buf, batch + off, k);
+        chopin__conn_on_data(c, read_buf, k);
+        memset(read_buf, 0, k); /* the connection must have copied what it keeps */
+        total += drain(c, out + total, cap - total, 1 << 20);
+        off += k;
+    }
+    free(read_buf);
+    chopin__engine_conn_free(&f->engine, c);
+    return total;
+}
+
+/* Bodies arriving a byte at a time and in random pieces, for both framings, with requests
+ * pipelined behind them: the same answers, byte for byte, as when all arrive at once. */
+static void test_body_in_pieces(void) {
+    static char batch[32768], cl_body[9000], ch_body[7000], want[65536], out[65536];
+    size_t n = body_batch(batch, cl_body, sizeof cl_body, ch_body, sizeof ch_body);
+    struct fixture f;
+    setup(&f, 4);
+    size_t wn = feed_in_pieces(&f, batch, n, n, want, sizeof want);
+    /* Both bodies came back whole, each after its head, and both GETs were answered. */
+    const char *first = memmem(want, wn, cl_body, sizeof cl_body);
+    const char *second = memmem(want, wn, ch_body, sizeof ch_body);
+    CHECK(first != NULL && second != NULL && first < second);
+    size_t plain = 0;
+    for (const char *p = want; (p = memmem(p, wn - (size_t)(p - want), "Hello, World!", 13)); p++)
+        plain++;
+    CHECK_INT(plain, 2);
+    static const size_t pieces[] = {1, 2, 3, 7, 64, 4096, 0};
+    for (size_t i = 0; i < sizeof pieces / sizeof *pieces; i++) {
+        size_t got = feed_in_pieces(&f, batch, n, pieces[i], out, sizeof out);
+        CHECK_INT(got, wn);
+        CHECK(got == wn && memcmp(out, want, wn) == 0);
+    }
+    teardown(&f);
+}
+
+/* Reading the body of a request does not parse its head again for every piece that
+ * arrives (that made a large upload cost a head parse per read): the parser's output
+ * array is left alone until the body is complete. */
+static void test_head_parsed_once(void) {
+    struct fixture f;
+    setup(&f, 4);
+    struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
+    char head[] = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab";
+    chopin__conn_on_data(c, head, sizeof head - 1);
+    CHECK_INT(c->phase, CHOPIN__PHASE_BODY);
+    f.engine.headers[0].name = NULL; /* a parse would write it again */
+    char more[] = "cd";
+    chopin__conn_on_data(c, more, 2);
+    CHECK(f.engine.headers[0].name == NULL);
+    char last[] = "ef";
+    chopin__conn_on_data(c, last, 2);
+    static char out[1024];
+    size_t n = drain(c, out, sizeof out, 1 << 20);
+    CHECK(n > 6 && memcmp(out + n - 6, "abcdef", 6) == 0);
+    chopin__engine_conn_free(&f.engine, c);
+    teardown(&f);
+}
+
+/* A copied answer larger than what travels inline goes out intact, from the copy the
+ * handler made: not copied a second time (with a malloc) when the arena is reset. */
+static void test_large_copied_body(void) {
+    struct fixture f;
+    setup(&f, 4);
+    struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
+    for (int round = 0; round < 3; round++) {
+        char req[] = "GET /big HTTP/1.1\r\nHost: x\r\n\r\n";
+        big_copy_at = NULL;
+        chopin__conn_on_data(c, req, sizeof req - 1);
+        CHECK(big_copy_at != NULL && c->out != NULL);
+        int sent_from_copy = 0;
+        for (uint32_t i = c->out->head; i < c->out->count; i++)
+            if (c->out->seg[i].kind == CHOPIN__SEG_EXT && c->out->seg[i].ptr == big_copy_at)
+                sent_from_copy = 1;
+        CHECK(sent_from_copy);
+        static char out[2 * BIG_BODY];
+        size_t n = drain(c, out, sizeof out, 1000 + 999 * (size_t)round);
+        CHECK(n > BIG_BODY);
+        int intact = n > BIG_BODY;
+        for (size_t i = 0; intact && i < BIG_BODY; i++)
+            intact = out[n - BIG_BODY + i] == (char)('a' + i * 7 % 26);
+        CHECK(intact);
+    }
+    chopin__engine_conn_free(&f.engine, c);
+    teardown(&f);
+}
+
 int main(void) {
     RUN(test_exact_bytes);
     RUN(test_every_split_and_partial_write);
@@ -292,5 +440,8 @@ int main(void) {
     RUN(test_close_and_linger);
     RUN(test_slab_eviction);
     RUN(test_drain);
+    RUN(test_body_in_pieces);
+    RUN(test_head_parsed_once);
+    RUN(test_large_copied_body);
     TEST_END();
 }
