@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "chopin.h"
+#include "api/exchange.h"
 #include "http/message.h"
 #include "mem/arena.h"
 #include "router/router.h"

@@ -231,7 +231,16 @@ typedef struct chopin_route_def {
 CHOPIN_API int chopin_router_mount_all(chopin_router *r);
 
 /* ---------------------------------------------------------------------------------------
- * Request (valid only during the handler call; every chopin_str borrows request memory)
+ * Request (valid only during the handler call; every chopin_str borrows request memory:
+ * the read buffer or the request arena, until the response has been serialized. Names
+ * passed in are read during the call only.)
+ *
+ * The request arena holds a request's scratch: decoded path, query values, route
+ * parameters, chopin_req_alloc memory, response headers and cookies, copied content
+ * types, copied bodies and JSON documents. Its limit is CHOPIN_MAX_BODY_BYTES + 1 MiB
+ * (17 MiB with the default 16 MiB); past it, allocations fail with CHOPIN_EFBIG (or
+ * NULL) and the handler sees it. Send larger answers with chopin_res_owned, chopin_res_fd
+ * or chopin_res_stream, which use no arena.
  * ------------------------------------------------------------------------------------- */
 
 CHOPIN_API chopin_method chopin_req_method(const chopin_req *req);
@@ -242,13 +251,17 @@ CHOPIN_API chopin_str chopin_req_target(const chopin_req *req);
 /** The path, percent-decoded (an encoded "/" stays in its segment for routing) and with
  *  dot segments resolved (see chopin_router_route). */
 CHOPIN_API chopin_str chopin_req_path(const chopin_req *req);
+/** The path as sent, not decoded, without the query ("/a%20b"): for logs, where the
+ *  decoded form could hide what the client really asked for. */
+CHOPIN_API chopin_str chopin_req_path_raw(const chopin_req *req);
 /** The raw query string after '?', without the '?' (len 0 when none). */
 CHOPIN_API chopin_str chopin_req_query_string(const chopin_req *req);
 /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
 CHOPIN_API int chopin_req_http_minor(const chopin_req *req);
 /** Nonzero when the connection stays open after this response (RFC 9112 §9.3). */
 CHOPIN_API int chopin_req_keep_alive(const chopin_req *req);
-/** The peer address as text ("127.0.0.1:53211", "[::1]:40000"). */
+/** The peer address as text ("127.0.0.1:53211", "[::1]:40000"); "unknown" when it
+ *  cannot be read (the text then is static). */
 CHOPIN_API chopin_str chopin_req_remote_addr(chopin_req *req);
 
 /** The first header named `name` (case-insensitive); ptr NULL when absent. */
@@ -258,13 +271,34 @@ CHOPIN_API size_t chopin_req_header_count(const chopin_req *req);
 CHOPIN_API int chopin_req_header_at(const chopin_req *req, size_t i, chopin_str *name,
                                     chopin_str *value);
 
-/** A route parameter (":id" or "*path"), percent-decoded; ptr NULL when absent. */
+/** The value of cookie `name` from the request's Cookie headers (every Cookie line is
+ *  read, RFC 6265 §5.4: "a=1; b=2"); ptr NULL when absent. Names compare exactly (they
+ *  are case-sensitive); the first match wins; the value is returned as sent, surrounding
+ *  double quotes included, and is not decoded. Borrows the read buffer. */
+CHOPIN_API chopin_str chopin_req_cookie(const chopin_req *req, const char *name);
+
+/** A route parameter (":id" or "*path"), percent-decoded; ptr NULL when absent. A
+ *  parameter is attacker-controlled text: to serve a file it names, use
+ *  chopin_res_file_at, never chopin_res_file. */
 CHOPIN_API chopin_str chopin_req_param(const chopin_req *req, const char *name);
 
-/** A query parameter, percent- and plus-decoded; ptr NULL when absent. The first match
- *  wins. Decoded text lives in the request arena. */
+/** A query parameter, percent- and plus-decoded; the first match wins. ptr is NULL only
+ *  when the parameter is absent (or, exceptionally, when decoding found the request
+ *  arena full); "?flag" and "?flag=" both give ptr != NULL with len 0, and
+ *  chopin_req_query_kind() tells them apart. Decoded text lives in the request arena. */
 CHOPIN_API chopin_str chopin_req_query(chopin_req *req, const char *name);
-/** Iterates query parameters: *pos starts at 0; returns 1 with the next pair, 0 at the end. */
+
+/** How the first query parameter `name` was written. */
+typedef enum chopin_query_kind {
+    CHOPIN_QUERY_ABSENT = 0, /* not in the query */
+    CHOPIN_QUERY_BARE,       /* "?flag": the name alone, no '=' */
+    CHOPIN_QUERY_VALUE,      /* "?flag=" or "?flag=x": with '=' (the value may be empty) */
+} chopin_query_kind;
+CHOPIN_API chopin_query_kind chopin_req_query_kind(const chopin_req *req, const char *name);
+
+/** Iterates query parameters: *pos starts at 0; returns 1 with the next pair, 0 at the
+ *  end (or when decoding found the request arena full). A bare "flag" gives an empty
+ *  value, like "flag=". */
 CHOPIN_API int chopin_req_query_next(chopin_req *req, size_t *pos, chopin_str *name,
                                      chopin_str *value);
 
@@ -272,8 +306,31 @@ CHOPIN_API int chopin_req_query_next(chopin_req *req, size_t *pos, chopin_str *n
 CHOPIN_API chopin_str chopin_req_body(const chopin_req *req);
 
 /** Scratch memory that lives until the response has been serialized; NULL when the
- *  request arena is exhausted. Aligned for any type. */
+ *  request arena is exhausted (see its limit above). Aligned for any type. */
 CHOPIN_API void *chopin_req_alloc(chopin_req *req, size_t size);
+
+/** How many chopin_req_set_data entries one request holds. */
+#define CHOPIN_REQ_DATA_MAX 8
+
+/**
+ * Stores `value` under `key` for the rest of this request: how a middleware hands what
+ * it found (the authenticated user, a request id) to later middleware and the handler.
+ * A key is the address of an object the caller owns, normally a static variable of its
+ * module, so two modules never collide and no name is spelled twice:
+ *
+ *     static const char user_key;                       // in the auth module
+ *     chopin_req_set_data(req, &user_key, user);        // in the middleware
+ *     struct user *u = chopin_req_data(req, &user_key); // in the handler
+ *
+ * Setting a key again replaces its value. The pointer is stored, not what it points to:
+ * `value` must stay valid until the response has been serialized (memory from
+ * chopin_req_alloc does). Entries are dropped when the request ends; nothing is freed.
+ * Returns 0, CHOPIN_EINVAL (NULL key), CHOPIN_ENOSPC (CHOPIN_REQ_DATA_MAX keys already
+ * set; nothing stored).
+ */
+CHOPIN_API int chopin_req_set_data(chopin_req *req, const void *key, void *value);
+/** The value stored under `key` in this request, or NULL when none was. */
+CHOPIN_API void *chopin_req_data(const chopin_req *req, const void *key);
 
 /** The value returned by the worker_init hook on this request's worker (NULL without). */
 CHOPIN_API void *chopin_req_worker_data(const chopin_req *req);
@@ -282,61 +339,132 @@ CHOPIN_API int chopin_req_worker_id(const chopin_req *req);
 
 /* ---------------------------------------------------------------------------------------
  * Response (a handler sets exactly one body; headers may be added before and after)
+ *
+ * A later body setter replaces the earlier body and releases what it owned (an owned
+ * body is freed, a descriptor given with close_fd closed, a stream's done() run). A
+ * setter that fails changes nothing: the earlier body, status and headers stay, and what
+ * the call was given stays the caller's.
+ *
+ * Statuses: a setter takes 200..599, and refuses anything else with CHOPIN_EINVAL. A 1xx
+ * is never a final answer (the client would wait for the real one); 101 Switching
+ * Protocols belongs to an upgrade, which no setter performs.
+ *
+ * Content types: every `content_type` is copied (into the request arena), so a string
+ * built in a stack buffer is fine. A CR, LF or other control byte in it is refused
+ * (CHOPIN_EINVAL). NULL keeps the Content-Type the response already has, set with
+ * chopin_res_header_set/add or by an earlier setter (none if nothing set one); to send
+ * none, chopin_res_header_remove(res, "Content-Type"). chopin_res_empty and
+ * chopin_res_redirect answer without content and drop it.
+ *
+ * Arena failures: what a setter copies comes from the request arena (see its limit in
+ * the Request section): CHOPIN_EFBIG past the limit, CHOPIN_ENOMEM when the heap is out.
+ * The response is then unchanged, and the handler may answer something smaller
+ * (chopin_res_error with a NULL message needs no arena at all).
  * ------------------------------------------------------------------------------------- */
-
-/* Body setters: `content_type` is borrowed, not copied: pass a string literal or memory
- * from chopin_req_alloc (it is read when the response is serialized, after the handler
- * returns). NULL sends no Content-Type. A CR, LF or NUL in it is refused (-EINVAL). */
 
 /** Frees an owned body once it has been sent or dropped. */
 typedef void (*chopin_free_fn)(void *ptr, void *arg);
 
-/** Copies `len` bytes; they may be freed as soon as the call returns. */
+/** Copies `len` bytes (into the request arena); they may be freed as soon as the call
+ *  returns. CHOPIN_EINVAL (bad status or type, NULL body with len), CHOPIN_EFBIG,
+ *  CHOPIN_ENOMEM; the response is unchanged then. */
 CHOPIN_API int chopin_res_copy(chopin_res *res, int status, const char *content_type,
                                const void *body, size_t len);
 /** Borrows `body`, which must outlive the server (string literals, static tables). */
 CHOPIN_API int chopin_res_static(chopin_res *res, int status, const char *content_type,
                                  const void *body, size_t len);
-/** Takes `body`; `free_fn(body, arg)` runs once it has been sent or the connection died. */
+/** Takes `body`; `free_fn(body, arg)` runs once it has been sent, replaced, or the
+ *  connection died. On failure nothing is taken: `body` stays the caller's to free. */
 CHOPIN_API int chopin_res_owned(chopin_res *res, int status, const char *content_type,
                                 void *body, size_t len, chopin_free_fn free_fn, void *arg);
 /** Sends `len` bytes of `fd` from `offset` with sendfile. With `close_fd` the server closes
- *  the descriptor when done. */
+ *  the descriptor when done (or when replaced). On failure the descriptor stays the
+ *  caller's, open. */
 CHOPIN_API int chopin_res_fd(chopin_res *res, int status, const char *content_type, int fd,
                              uint64_t offset, uint64_t len, int close_fd);
-/** Opens `path`, sends it with a Content-Type from its extension. 404 when it does not
- *  exist, 403 when it cannot be read. */
+/** Opens `path`, sends it with a Content-Type from its extension: 404 when it does not
+ *  exist, 403 when it is not a regular file or cannot be read (the answer is set and the
+ *  negative errno returned). NOT safe for a path built from a request (a parameter, the
+ *  path, a header): "..", "%2e%2e" or a symbolic link reach any file the process can
+ *  read. Use chopin_res_file_at for those. */
 CHOPIN_API int chopin_res_file(chopin_res *res, const char *path);
-/** Status only, empty body. */
+/**
+ * Serves the file `relpath[0..len)` inside directory `dirfd` (from chopin_dir_open): the
+ * function to use with a request-derived path, such as a "*path" parameter. The kernel
+ * resolves the path with escapes refused (Linux openat2 RESOLVE_BENEATH, no symbolic or
+ * "magic" links; elsewhere, or where openat2 is missing or filtered, one openat with
+ * O_NOFOLLOW per component). Refused without opening anything: a NUL byte, a leading
+ * '/', a backslash, a ".." component. Every symbolic link is refused, even one that
+ * stays inside the directory.
+ *
+ * A refused path answers 404, like a missing file, and returns CHOPIN_EXDEV (or
+ * CHOPIN_ELOOP for a link); a missing file 404 and CHOPIN_ENOENT; a directory or
+ * unreadable file 403 and CHOPIN_EACCES (or the open's error). Content-Type from the
+ * extension. `dirfd` is borrowed: it stays open and the caller's; the opened file is
+ * closed by the server. 0 on success.
+ */
+CHOPIN_API int chopin_res_file_at(chopin_res *res, int dirfd, const char *relpath, size_t len);
+/** Opens directory `path` for chopin_res_file_at (close-on-exec, for lookups only).
+ *  Returns the descriptor, which the caller owns and closes (after the server stopped),
+ *  or a negative errno code (CHOPIN_ENOENT, CHOPIN_ENOTDIR, CHOPIN_EACCES...). */
+CHOPIN_API int chopin_dir_open(const char *path);
+/** Status only, empty body, no Content-Type. */
 CHOPIN_API int chopin_res_empty(chopin_res *res, int status);
 
-/** NUL-terminated text shorthands (body copied). */
+/** NUL-terminated text shorthands (body copied into the request arena; Content-Type
+ *  text/plain or text/html with charset=utf-8, or application/json). */
 CHOPIN_API int chopin_res_text(chopin_res *res, int status, const char *text);
 CHOPIN_API int chopin_res_html(chopin_res *res, int status, const char *html);
 CHOPIN_API int chopin_res_json_str(chopin_res *res, int status, const char *json);
-/** A redirect (301, 302, 303, 307 or 308) with a Location header. -EINVAL otherwise. */
+/** A redirect (301, 302, 303, 307 or 308) with a Location header (copied; it replaces
+ *  an earlier Location), empty body. CHOPIN_EINVAL for another status or a location
+ *  with a space or control byte. */
 CHOPIN_API int chopin_res_redirect(chopin_res *res, int status, const char *location);
-/** `status` with a short text body: its reason phrase, or `message` when not NULL. */
+/** `status` (200..599) with a short text body: its reason phrase (static, needs no
+ *  arena), or a copy of `message` when not NULL. */
 CHOPIN_API int chopin_res_error(chopin_res *res, int status, const char *message);
 
-/** Adds a header. Name must be a token, value must hold no CR, LF or NUL: -EINVAL
- *  otherwise (no header injection). Both are copied. -ENOSPC when the response header
- *  space is full. */
-CHOPIN_API int chopin_res_header_add(chopin_res *res, const char *name, const char *value);
+/* Headers. Names are tokens and compare case-insensitively; values hold no CR, LF, NUL
+ * or other control byte but HTAB: CHOPIN_EINVAL otherwise (no header injection). Both
+ * are copied. CHOPIN_ENOSPC when the response's header space (32 KiB) is full.
+ * Content-Length and Transfer-Encoding belong to the server (CHOPIN_EINVAL). The
+ * Content-Type header is the response's content type (the same one the body setters
+ * take), and "Connection: close" closes the connection after the answer. */
 
+/** Appends a header line (an earlier line of that name stays). Content-Type and
+ *  Connection are single: add replaces them like chopin_res_header_set. */
+CHOPIN_API int chopin_res_header_add(chopin_res *res, const char *name, const char *value);
+/** Replaces every line named `name` with one line (appended at the end). On failure the
+ *  old lines stay. */
+CHOPIN_API int chopin_res_header_set(chopin_res *res, const char *name, const char *value);
+/** Removes every line named `name`; returns how many there were (0 when none), or
+ *  CHOPIN_EINVAL (not a token, or a framing header). */
+CHOPIN_API int chopin_res_header_remove(chopin_res *res, const char *name);
+/** The value of the first header named `name` set so far (Content-Type: the content
+ *  type; Connection: "close" when set); ptr NULL when absent. Not NUL-terminated;
+ *  valid until the response's headers change. */
+CHOPIN_API chopin_str chopin_res_header(const chopin_res *res, const char *name);
+
+/**
+ * A Set-Cookie line. Zero-initialised fields mean "not set": `chopin_cookie c = {.name =
+ * "sid", .value = v};` is a session cookie with no attributes. Every string is copied.
+ */
 typedef struct chopin_cookie {
-    const char *name, *value;
-    const char *path, *domain, *same_site; /* NULL to omit */
-    int64_t max_age;                        /* < 0 to omit */
+    const char *name, *value;              /* required; RFC 6265 token and cookie-octets */
+    const char *path, *domain, *same_site; /* NULL to omit; same_site Strict|Lax|None */
+    int64_t max_age; /* seconds the cookie lives; 0 = not set (ends with the session) */
+    int expire;      /* nonzero: Max-Age=0, the browser deletes the cookie now */
     int secure, http_only;
 } chopin_cookie;
-/** Adds a Set-Cookie header; name and value are validated (RFC 6265 cookie-octets). */
+/** Adds a Set-Cookie header. CHOPIN_EINVAL for an invalid name, value, path or domain, a
+ *  negative max_age, max_age with expire, or SameSite=None without secure. */
 CHOPIN_API int chopin_res_cookie_add(chopin_res *res, const chopin_cookie *cookie);
 
 /** A chunked streaming body. The server calls `produce` whenever the socket can take more
  *  (never buffering without bound): it writes at most `cap` bytes into `buf` and returns
  *  how many, 0 when finished, or a negative value to abort the connection. `done` (may be
- *  NULL) runs once at the end, whatever happened. */
+ *  NULL) runs once at the end, whatever happened (also when replaced). `state` is the
+ *  caller's and must stay valid until `done` runs. On failure neither is called. */
 typedef long (*chopin_produce_fn)(void *state, char *buf, size_t cap);
 CHOPIN_API int chopin_res_stream(chopin_res *res, int status, const char *content_type,
                                  chopin_produce_fn produce, void (*done)(void *state),
@@ -346,13 +474,20 @@ CHOPIN_API int chopin_res_stream(chopin_res *res, int status, const char *conten
 CHOPIN_API int chopin_res_status(const chopin_res *res);
 
 /* ---------------------------------------------------------------------------------------
- * JSON writer: serializes straight into the response body, no allocation.
+ * JSON writer: serializes straight into the response body, in the request arena.
+ *
+ * Keys and strings are copied as they are written (invalid UTF-8 becomes U+FFFD). The
+ * first misuse or failure sticks: later calls do nothing and chopin_json_end() reports
+ * it. The document is limited by the request arena (Request section): past it the
+ * error is CHOPIN_EFBIG.
  * ------------------------------------------------------------------------------------- */
 
 typedef struct chopin_json chopin_json;
 
-/** Starts a JSON body for `res` with `status` and Content-Type application/json. Returns
- *  NULL only when one was already started. Finish with chopin_json_end(). */
+/** Starts a JSON body for `res` with `status` (200..599) and Content-Type
+ *  application/json. Returns NULL when one was already started, for an invalid status,
+ *  or when the arena is full (the response is unchanged then). Finish with
+ *  chopin_json_end(). */
 CHOPIN_API chopin_json *chopin_res_json(chopin_res *res, int status);
 CHOPIN_API void chopin_json_obj_begin(chopin_json *j);
 CHOPIN_API void chopin_json_obj_end(chopin_json *j);
@@ -360,14 +495,23 @@ CHOPIN_API void chopin_json_arr_begin(chopin_json *j);
 CHOPIN_API void chopin_json_arr_end(chopin_json *j);
 /** Writes an object key; the next value call writes its value. */
 CHOPIN_API void chopin_json_key(chopin_json *j, const char *key);
+/** A string value; NULL writes null. */
 CHOPIN_API void chopin_json_str(chopin_json *j, const char *s);
 CHOPIN_API void chopin_json_strn(chopin_json *j, const char *s, size_t len);
 CHOPIN_API void chopin_json_int(chopin_json *j, int64_t v);
+/** A finite double (NaN and infinities are an error: JSON has none). */
 CHOPIN_API void chopin_json_double(chopin_json *j, double v);
 CHOPIN_API void chopin_json_bool(chopin_json *j, int v);
 CHOPIN_API void chopin_json_null(chopin_json *j);
-/** Ends the document. Returns 0, or -ENOSPC / -EINVAL (unbalanced, NaN) after which the
- *  response becomes a 500. */
+/** Writes `len` bytes of `text` as one value, unchanged: JSON made elsewhere (a cached
+ *  fragment, a database's JSON column). The caller vouches that it is exactly one valid
+ *  JSON value; nothing checks it, and invalid text makes the whole document invalid.
+ *  Empty or NULL text is an error (CHOPIN_EINVAL at chopin_json_end). */
+CHOPIN_API void chopin_json_raw(chopin_json *j, const char *text, size_t len);
+/** Ends the document. Returns 0, or the first error: CHOPIN_EFBIG (past the request
+ *  arena's limit), CHOPIN_ENOMEM (heap), CHOPIN_EINVAL (unbalanced, a value without its
+ *  key, NaN, raw text missing). After an error the document's memory is given back and
+ *  the response is a 500, which the handler may still replace with any other answer. */
 CHOPIN_API int chopin_json_end(chopin_json *j);
 
 /* ---------------------------------------------------------------------------------------

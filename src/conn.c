@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/exchange.h"
 #include "engine.h"
 #include "http/message.h"
 #include "http/parser.h"
@@ -431,6 +432,7 @@ static void dispatch(struct chopin__conn *c, struct chopin_req *req, const char 
     req->arena = &e->arena;
     req->engine = e;
     req->conn = c;
+    req->ndata = 0;
     if (!head->keep_alive || e->draining)
         c->keep_open = 0;
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,15 +50,33 @@ static void set_error(chopin_json *j, int err)
         j->err = err;
 }
 
-/* Out of line: the arena buffer doubles until `more` bytes fit. */
+/* The capacity to grow to: doubled until `more` bytes fit; when doubling would pass what
+ * the arena may still hold, half of what is left (or what is needed, if more): a document
+ * may come close to the limit instead of failing at half of it, in a few more steps
+ * rather than one realloc per value. 0 when even what is needed is too much. */
+static size_t grown_cap(const chopin_json *j, size_t more)
+{
+    size_t need = j->len + more, cap = j->cap * 2;
+    if (need < j->len)
+        return 0;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    size_t left = chopin__arena_left(j->res->arena);
+    if (cap - j->cap > left) {
+        size_t half = j->cap + left / 2;
+        cap = need > half ? need : half;
+    }
+    return cap - j->cap > left ? 0 : cap;
+}
+
+/* Out of line: the arena buffer grows until `more` bytes fit. Past the arena's limit the
+ * error is -EFBIG; a heap failure is -ENOMEM. */
 static int grow(chopin_json *j, size_t more)
 {
-    size_t cap = j->cap * 2;
-    while (cap - j->len < more)
-        cap *= 2;
-    char *buf = chopin__arena_grow(j->res->arena, j->buf, j->cap, cap);
+    size_t cap = grown_cap(j, more);
+    char *buf = cap ? chopin__arena_grow(j->res->arena, j->buf, j->cap, cap) : NULL;
     if (!buf) {
-        set_error(j, -ENOSPC);
+        set_error(j, cap ? -ENOMEM : -EFBIG);
         return 0;
     }
     j->buf = buf;
@@ -424,6 +443,19 @@ void chopin_json_null(chopin_json *j)
         put(j, "null", 4);
 }
 
+/* The bytes are the caller's promise of one JSON value: only their absence is checked
+ * (an empty value would make the document invalid wherever it lands). */
+void chopin_json_raw(chopin_json *j, const char *text, size_t len)
+{
+    if (!text || len == 0) {
+        if (live(j))
+            set_error(j, -EINVAL);
+        return;
+    }
+    if (begin_value(j))
+        put(j, text, len);
+}
+
 int chopin_json_end(chopin_json *j)
 {
     if (!j)
@@ -435,10 +467,16 @@ int chopin_json_end(chopin_json *j)
     if (!j->err && (j->depth != 0 || !j->started || j->after_key))
         j->err = -EINVAL;
     j->ended = 1;
-    if (j->err)
+    if (j->err) {
+        /* The broken document gives its room back, so whatever the handler answers
+         * instead (this 500, or its own) finds the arena as before the writer. */
+        chopin__arena_release(j->res->arena, j->buf, j->cap);
+        j->buf = NULL;
+        j->len = j->cap = 0;
         chopin_res_error(j->res, 500, NULL);
-    else
+    } else {
         j->res->body_len = j->len; /* the body is only sent once ended */
+    }
     return j->err;
 }
 

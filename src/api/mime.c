@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "http/chars.h"
 
 struct mime {
     const char *ext;
@@ -55,11 +56,9 @@ static const struct mime mimes[] = {
 
 static int ext_ieq(const char *ext, const char *lower)
 {
-    for (; *ext && *lower; ext++, lower++) {
-        char c = *ext >= 'A' && *ext <= 'Z' ? (char)(*ext | 0x20) : *ext;
-        if (c != *lower)
+    for (; *ext && *lower; ext++, lower++)
+        if (chopin__ascii_lower((unsigned char)*ext) != (unsigned char)*lower)
             return 0;
-    }
     return *ext == *lower;
 }
 

@@ -9,14 +9,12 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "conn.h"
+#include "engine.h"
+#include "http/chars.h"
 #include "http/message.h"
 #include "http/url.h"
 #include "mem/arena.h"
-
-/* Provided by the connection and engine modules. */
-extern int chopin__conn_fd(const struct chopin__conn *c);
-extern void *chopin__engine_worker_data(const struct chopin__engine *e);
-extern int chopin__engine_worker_id(const struct chopin__engine *e);
 
 static chopin_str str_of(const char *p, size_t len)
 {
@@ -45,6 +43,11 @@ chopin_str chopin_req_path(const chopin_req *req)
     return str_of(req->head.path, req->head.path_len);
 }
 
+chopin_str chopin_req_path_raw(const chopin_req *req)
+{
+    return str_of(req->head.path, req->head.path_len);
+}
+
 chopin_str chopin_req_query_string(const chopin_req *req)
 {
     if (!req->head.query)
@@ -64,18 +67,13 @@ int chopin_req_keep_alive(const chopin_req *req)
 
 /* ---- headers ----------------------------------------------------------------------- */
 
-static unsigned char ascii_lower(unsigned char c)
-{
-    return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
-}
-
 /* Field names are case-insensitive ASCII tokens (RFC 9110 §5.1); no locale involved. */
 static int name_ieq(const char *a, size_t alen, const char *b, size_t blen)
 {
     if (alen != blen)
         return 0;
     for (size_t i = 0; i < alen; i++)
-        if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
+        if (chopin__ascii_lower((unsigned char)a[i]) != chopin__ascii_lower((unsigned char)b[i]))
             return 0;
     return 1;
 }
@@ -106,6 +104,73 @@ int chopin_req_header_at(const chopin_req *req, size_t i, chopin_str *name, chop
     if (value)
         *value = str_of(h->value, h->value_len);
     return 0;
+}
+
+/* ---- cookies (RFC 6265 §5.4) -------------------------------------------------------- */
+
+/* The value of cookie `name` in one Cookie field value ("a=1; b=2"); ptr NULL when it
+ * is not there. Pairs are split at ';', trimmed of spaces and tabs, and split at their
+ * first '='; a pair without '=' names no cookie. Names compare exactly (they are
+ * case-sensitive), values come back as sent. */
+static chopin_str cookie_in(const char *v, size_t len, const char *name, size_t nlen)
+{
+    const char *end = v + len;
+    while (v < end) {
+        const char *semi = memchr(v, ';', (size_t)(end - v));
+        const char *pe = semi ? semi : end;
+        while (v < pe && chopin__is_ows((unsigned char)*v))
+            v++;
+        const char *last = pe;
+        while (last > v && chopin__is_ows((unsigned char)last[-1]))
+            last--;
+        const char *eq = memchr(v, '=', (size_t)(last - v));
+        if (eq && (size_t)(eq - v) == nlen && memcmp(v, name, nlen) == 0)
+            return str_of(eq + 1, (size_t)(last - eq - 1));
+        v = semi ? semi + 1 : end;
+    }
+    return str_of(NULL, 0);
+}
+
+chopin_str chopin_req_cookie(const chopin_req *req, const char *name)
+{
+    if (!name || !*name)
+        return str_of(NULL, 0);
+    size_t nlen = strlen(name);
+    for (uint32_t i = 0; i < req->head.nheaders; i++) {
+        const struct chopin__header *h = &req->head.headers[i];
+        if (!name_ieq(h->name, h->name_len, "cookie", 6))
+            continue;
+        chopin_str v = cookie_in(h->value, h->value_len, name, nlen);
+        if (v.ptr)
+            return v;
+    }
+    return str_of(NULL, 0);
+}
+
+/* ---- data passed along the chain ---------------------------------------------------- */
+
+int chopin_req_set_data(chopin_req *req, const void *key, void *value)
+{
+    if (!req || !key)
+        return -EINVAL;
+    for (uint32_t i = 0; i < req->ndata; i++) {
+        if (req->data[i].key == key) {
+            req->data[i].value = value;
+            return 0;
+        }
+    }
+    if (req->ndata == CHOPIN_REQ_DATA_MAX)
+        return -ENOSPC;
+    req->data[req->ndata++] = (struct chopin__req_data){key, value};
+    return 0;
+}
+
+void *chopin_req_data(const chopin_req *req, const void *key)
+{
+    for (uint32_t i = 0; i < req->ndata; i++)
+        if (req->data[i].key == key)
+            return req->data[i].value;
+    return NULL;
 }
 
 /* ---- params, body, scratch --------------------------------------------------------- */
@@ -182,18 +247,33 @@ static int form_decode(chopin_req *req, chopin_str *s)
     return 0;
 }
 
+/* The first pair named `name` (compared decoded); 0 when there is none. */
+static int query_find(const chopin_req *req, const char *name, chopin_str *value)
+{
+    chopin_str q = chopin_req_query_string(req), n;
+    size_t pos = 0, len = strlen(name);
+    while (query_pair(q.ptr, q.len, &pos, &n, value))
+        if (chopin__pct_equal(n.ptr, n.len, name, len, CHOPIN__PCT_PLUS))
+            return 1;
+    return 0;
+}
+
 chopin_str chopin_req_query(chopin_req *req, const char *name)
 {
-    chopin_str q = chopin_req_query_string(req), n, v;
-    size_t pos = 0, len = strlen(name);
-    while (query_pair(q.ptr, q.len, &pos, &n, &v)) {
-        if (!chopin__pct_equal(n.ptr, n.len, name, len, CHOPIN__PCT_PLUS))
-            continue;
-        if (form_decode(req, &v) < 0)
-            return str_of(NULL, 0);
-        return v;
-    }
-    return str_of(NULL, 0);
+    chopin_str v;
+    if (!query_find(req, name, &v) || form_decode(req, &v) < 0)
+        return str_of(NULL, 0);
+    return v;
+}
+
+/* query_pair leaves a bare name's value pointing at the byte after the name, where the
+ * '=' would have been, and a "name=" one right after the '='. */
+chopin_query_kind chopin_req_query_kind(const chopin_req *req, const char *name)
+{
+    chopin_str v;
+    if (!query_find(req, name, &v))
+        return CHOPIN_QUERY_ABSENT;
+    return v.ptr[-1] == '=' ? CHOPIN_QUERY_VALUE : CHOPIN_QUERY_BARE;
 }
 
 int chopin_req_query_next(chopin_req *req, size_t *pos, chopin_str *name, chopin_str *value)

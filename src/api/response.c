@@ -1,20 +1,28 @@
 /*
  * The response side of the public API: one body (the last one set wins, and the one it
- * replaces is released), extra header lines validated against injection, cookies.
+ * replaces is released), extra header lines validated against injection and editable
+ * (add, set, remove, read), cookies, files by path or beneath a directory.
+ *
+ * Nothing here keeps a pointer the caller gave: content types, header values and cookie
+ * fields are copied into the request arena; only bodies whose setter says so by its name
+ * (static, owned, fd) are borrowed or taken.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/open_beneath.h"
+#include "http/chars.h"
 #include "http/message.h"
 #include "http/status.h"
 #include "mem/arena.h"
+#include "mem/bytes.h"
 
 /* Bound on the extra header block of one response (the -ENOSPC of chopin_res_header_add). */
 #define MAX_HEADER_BYTES (32u * 1024)
@@ -75,7 +83,14 @@ void chopin__res_discard(struct chopin_res *res)
 
 int chopin__res_status_valid(int status)
 {
-    return status == 101 || (status >= 200 && status <= 599);
+    return status >= 200 && status <= 599;
+}
+
+int chopin__arena_failure(const struct chopin__arena *a, size_t size)
+{
+    size_t left = a ? chopin__arena_left(a) : 0;
+    size_t rounded = (size + 15) & ~(size_t)15; /* the arena hands out multiples of 16 */
+    return size > left || rounded < size || rounded > left ? -EFBIG : -ENOMEM;
 }
 
 void chopin__res_replace_body(chopin_res *res, int status, enum chopin__res_body kind,
@@ -95,20 +110,12 @@ int chopin_res_status(const chopin_res *res)
 
 /* ---- validation -------------------------------------------------------------------- */
 
-/* tchar of RFC 9110 §5.6.2. */
-static int is_tchar(unsigned char c)
-{
-    if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'))
-        return 1;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 static int is_token(const char *s)
 {
     if (!s || !*s)
         return 0;
     for (; *s; s++)
-        if (!is_tchar((unsigned char)*s))
+        if (!chopin__is_tchar((unsigned char)*s))
             return 0;
     return 1;
 }
@@ -121,29 +128,23 @@ static ssize_t field_value_len(const char *s)
 {
     if (!s)
         return -1;
-    /* Bytes that end the scan: NUL, the other C0 controls but HTAB, and DEL. A table load
-     * per byte, four bytes a step, instead of three compares per byte (callgrind,
-     * micro_conn.c: chopin_res_static with "text/plain" 107 -> 43 instructions). */
-    static const uint8_t stop[256] = {
-        [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
-        [0x07] = 1, [0x08] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1, [0x0e] = 1,
-        [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1,
-        [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1,
-        [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [0x7f] = 1,
-    };
+    /* The scan stops at the first byte that is not a field-value byte: NUL, the other C0
+     * controls but HTAB, and DEL. A table load per byte, four bytes a step, instead of
+     * three compares per byte (callgrind, micro_conn.c: chopin_res_static with
+     * "text/plain" 107 -> 43 instructions). */
     const unsigned char *p = (const unsigned char *)s;
     for (;; p += 4) {
-        if (stop[p[0]])
+        if (!chopin__is_field_byte(p[0]))
             break;
-        if (stop[p[1]]) {
+        if (!chopin__is_field_byte(p[1])) {
             p += 1;
             break;
         }
-        if (stop[p[2]]) {
+        if (!chopin__is_field_byte(p[2])) {
             p += 2;
             break;
         }
-        if (stop[p[3]]) {
+        if (!chopin__is_field_byte(p[3])) {
             p += 3;
             break;
         }
@@ -158,47 +159,112 @@ static int is_field_value(const char *s)
 
 static int ascii_ieq(const char *a, const char *lower)
 {
-    for (; *a && *lower; a++, lower++) {
-        char c = *a >= 'A' && *a <= 'Z' ? (char)(*a | 0x20) : *a;
-        if (c != *lower)
+    for (; *a && *lower; a++, lower++)
+        if (chopin__ascii_lower((unsigned char)*a) != (unsigned char)*lower)
             return 0;
-    }
     return *a == *lower;
 }
 
-/* The caller's content type validated and copied into the arena (Content-Type set as a
- * header: the value may be a temporary). */
-static int content_type_copy(chopin_res *res, const char *type)
+/* a[0..n) and b[0..n) equal but for ASCII case (field names, RFC 9110 §5.1). */
+static int ascii_ieqn(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (chopin__ascii_lower((unsigned char)a[i]) != chopin__ascii_lower((unsigned char)b[i]))
+            return 0;
+    return 1;
+}
+
+/* A content type as the response will keep it. */
+struct type {
+    const char *ptr; /* NUL-terminated, static or in the arena; NULL for none */
+    size_t len;
+};
+
+/* The commonest content types, by length (at most two per length), as static strings:
+ * a caller's type equal to one of them is answered with the static copy instead of an
+ * arena copy. Copying cost 89 instructions per request on the plaintext path (callgrind,
+ * bench/micro_conn.c, "text/plain": 2,354 -> 2,443); a length index and one inline
+ * compare cost a handful. */
+#define COMMON_TYPE_MAX_LEN 31
+static const char *const common_types[COMMON_TYPE_MAX_LEN + 1][2] = {
+    [8] = {"text/css"},
+    [9] = {"text/html", "image/png"},
+    [10] = {"text/plain", "image/jpeg"},
+    [15] = {"application/xml"},
+    [16] = {"application/json"},
+    [17] = {"text/event-stream"},
+    [24] = {TEXT_HTML, "application/octet-stream"},
+    [25] = {TEXT_PLAIN},
+    [31] = {"application/json; charset=utf-8"},
+};
+
+static const char *common_type(const char *type, size_t len)
+{
+    if (len > COMMON_TYPE_MAX_LEN)
+        return NULL;
+    for (int i = 0; i < 2; i++) {
+        const char *t = common_types[len][i];
+        if (t && chopin__bytes_eq(t, type, len))
+            return t;
+    }
+    return NULL;
+}
+
+/* Out of line: the arena copy of a content type that is not one of the common ones. */
+__attribute__((noinline)) static int type_arena_copy(chopin_res *res, const char *type,
+                                                     size_t len, struct type *out)
+{
+    char *copy = res->arena ? chopin__arena_alloc(res->arena, len + 1) : NULL;
+    if (!copy)
+        return chopin__arena_failure(res->arena, len + 1);
+    memcpy(copy, type, len + 1);
+    *out = (struct type){copy, len};
+    return 0;
+}
+
+/* The caller's content type validated and made the response's own: the caller's string
+ * may be a temporary (a stack buffer the handler built), and it is read only after the
+ * handler returned, when the head is serialized. Not committed to the response yet, so
+ * a failure leaves the response as it was. */
+static int type_copy(chopin_res *res, const char *type, struct type *out)
 {
     ssize_t len = field_value_len(type);
     if (len < 0)
         return -EINVAL;
-    char *copy = res->arena ? chopin__arena_alloc(res->arena, (size_t)len + 1) : NULL;
-    if (!copy)
-        return -ENOMEM;
-    memcpy(copy, type, (size_t)len + 1);
-    res->content_type = copy;
-    res->content_type_len = (uint32_t)len;
+    const char *common = common_type(type, (size_t)len);
+    if (!common)
+        return type_arena_copy(res, type, (size_t)len, out);
+    *out = (struct type){common, (size_t)len};
     return 0;
 }
 
-/* The length of a body setter's content type, which is borrowed: chopin.h asks for a
- * string that outlives the response (a literal, or chopin_req_alloc memory); copying it
- * cost about 120 instructions per response on the TechEmpower path (callgrind). 0 for
- * NULL (no Content-Type), -1 when it is not a field value. */
-static ssize_t body_type_len(const char *type)
+/* The content type a body setter leaves on the response: a copy of `type`, or for NULL
+ * the one the response has already (set with chopin_res_header_add/set or by an earlier
+ * setter), so the header API and the setters never silently undo each other. */
+static int body_type(chopin_res *res, const char *type, struct type *out)
 {
-    return type ? field_value_len(type) : 0;
+    if (!type) {
+        *out = (struct type){res->content_type, res->content_type_len};
+        return 0;
+    }
+    return type_copy(res, type, out);
 }
 
-/* Validates the content type, releases the old body and sets status and kind; the caller
- * fills the body fields of `kind`. */
+static void type_commit(chopin_res *res, struct type t)
+{
+    res->content_type = t.ptr;
+    res->content_type_len = (uint32_t)t.len;
+}
+
+/* Settles the content type, releases the old body and sets status and kind; the caller
+ * fills the body fields of `kind`. Nothing changes when it fails. */
 static int set_body(chopin_res *res, int status, enum chopin__res_body kind, const char *type)
 {
-    ssize_t len = body_type_len(type);
-    if (len < 0)
-        return -EINVAL;
-    chopin__res_replace_body(res, status, kind, type, (size_t)len);
+    struct type t;
+    int err = body_type(res, type, &t);
+    if (err)
+        return err;
+    chopin__res_replace_body(res, status, kind, t.ptr, t.len);
     return 0;
 }
 
@@ -221,10 +287,16 @@ static int headers_reserve(chopin_res *res, size_t need)
     char *h = res->headers ? chopin__arena_grow(res->arena, res->headers, res->headers_cap, cap)
                            : chopin__arena_alloc(res->arena, cap);
     if (!h)
-        return -ENOMEM;
+        return chopin__arena_failure(res->arena, cap - res->headers_cap);
     res->headers = h;
     res->headers_cap = (uint32_t)cap;
     return 0;
+}
+
+/* Bytes the line "name: value\r\n" takes. */
+static size_t line_size(const char *name, const char *value)
+{
+    return strlen(name) + strlen(value) + 4;
 }
 
 static int header_append(chopin_res *res, const char *name, const char *value)
@@ -246,67 +318,170 @@ static int header_append(chopin_res *res, const char *name, const char *value)
     return 0;
 }
 
-/* Drops every line of header `name` (for headers that must appear once, like Location). */
-static void header_remove(chopin_res *res, const char *name)
+/* Whether the header line at `line` (`len` bytes, "\r\n" included) is named `name`. */
+static int line_named(const char *line, size_t len, const char *name, size_t nlen)
+{
+    return len > nlen && line[nlen] == ':' && ascii_ieqn(line, name, nlen);
+}
+
+/* The length of the header line at offset `at` (every line ends in "\r\n"). */
+static size_t line_len(const chopin_res *res, size_t at)
+{
+    const char *line = res->headers + at;
+    const char *eol = memchr(line, '\n', res->headers_len - at);
+    return (size_t)(eol - line) + 1;
+}
+
+/* Drops every line of header `name`; returns how many there were. */
+static int header_remove(chopin_res *res, const char *name)
 {
     size_t nlen = strlen(name), in = 0, out = 0;
+    int removed = 0;
     while (in < res->headers_len) {
         const char *line = res->headers + in;
-        const char *eol = memchr(line, '\n', res->headers_len - in);
-        size_t len = (size_t)(eol - line) + 1; /* every line ends in "\r\n" */
-        int match = len > nlen && line[nlen] == ':' && strncasecmp(line, name, nlen) == 0;
-        if (!match) {
+        size_t len = line_len(res, in);
+        if (line_named(line, len, name, nlen)) {
+            removed++;
+        } else {
             memmove(res->headers + out, line, len);
             out += len;
         }
         in += len;
     }
     res->headers_len = (uint32_t)out;
+    return removed;
+}
+
+/* The value of the first line of header `name`, without "\r\n"; ptr NULL when none. */
+static chopin_str header_find(const chopin_res *res, const char *name)
+{
+    size_t nlen = strlen(name), in = 0;
+    while (in < res->headers_len) {
+        const char *line = res->headers + in;
+        size_t len = line_len(res, in);
+        if (line_named(line, len, name, nlen))
+            return (chopin_str){line + nlen + 2, len - nlen - 4};
+        in += len;
+    }
+    return (chopin_str){NULL, 0};
 }
 
 /* Headers with a meaning the server owns: message framing is computed by the serializer
  * (a second Content-Length would be a response-splitting tool), Content-Type and
- * "Connection: close" map onto the response fields instead of adding a duplicate. */
-static int header_special(chopin_res *res, const char *name, const char *value, int *handled)
+ * "Connection: close" map onto the response fields instead of header lines. */
+enum special { PLAIN, FRAMING, CONTENT_TYPE, CONNECTION };
+
+static enum special special_of(const char *name)
 {
-    *handled = 1;
     if (ascii_ieq(name, "content-length") || ascii_ieq(name, "transfer-encoding"))
-        return -EINVAL;
+        return FRAMING;
     if (ascii_ieq(name, "content-type"))
-        return content_type_copy(res, value);
-    if (ascii_ieq(name, "connection")) {
-        if (!ascii_ieq(value, "close"))
-            return -EINVAL;
-        res->close = 1;
-        return 0;
+        return CONTENT_TYPE;
+    if (ascii_ieq(name, "connection"))
+        return CONNECTION;
+    return PLAIN;
+}
+
+/* Add and set mean the same for the headers mapped onto fields: there is one of each. */
+static int special_set(chopin_res *res, enum special kind, const char *value)
+{
+    if (kind == FRAMING)
+        return -EINVAL;
+    if (kind == CONTENT_TYPE) {
+        struct type t;
+        int err = type_copy(res, value, &t);
+        if (!err)
+            type_commit(res, t);
+        return err;
     }
-    *handled = 0;
+    if (!ascii_ieq(value, "close"))
+        return -EINVAL;
+    res->close = 1;
     return 0;
+}
+
+static int header_args_valid(const chopin_res *res, const char *name, const char *value)
+{
+    return res && is_token(name) && is_field_value(value);
 }
 
 int chopin_res_header_add(chopin_res *res, const char *name, const char *value)
 {
-    if (!res || !is_token(name) || !is_field_value(value))
+    if (!header_args_valid(res, name, value))
         return -EINVAL;
-    int handled, err = header_special(res, name, value, &handled);
-    if (handled)
-        return err;
+    enum special kind = special_of(name);
+    if (kind != PLAIN)
+        return special_set(res, kind, value);
     return header_append(res, name, value);
+}
+
+int chopin_res_header_set(chopin_res *res, const char *name, const char *value)
+{
+    if (!header_args_valid(res, name, value))
+        return -EINVAL;
+    enum special kind = special_of(name);
+    if (kind != PLAIN)
+        return special_set(res, kind, value);
+    /* Room first: once the old lines are gone, the new one must not fail to fit. */
+    int err = headers_reserve(res, line_size(name, value));
+    if (err)
+        return err;
+    header_remove(res, name);
+    return header_append(res, name, value);
+}
+
+int chopin_res_header_remove(chopin_res *res, const char *name)
+{
+    if (!res || !is_token(name))
+        return -EINVAL;
+    switch (special_of(name)) {
+    case FRAMING:
+        return -EINVAL;
+    case CONTENT_TYPE: {
+        int had = res->content_type != NULL;
+        type_commit(res, (struct type){NULL, 0});
+        return had;
+    }
+    case CONNECTION: {
+        int had = res->close;
+        res->close = 0;
+        return had;
+    }
+    default:
+        return header_remove(res, name);
+    }
+}
+
+chopin_str chopin_res_header(const chopin_res *res, const char *name)
+{
+    if (!res || !is_token(name))
+        return (chopin_str){NULL, 0};
+    switch (special_of(name)) {
+    case CONTENT_TYPE:
+        return (chopin_str){res->content_type, res->content_type_len};
+    case CONNECTION:
+        return res->close ? (chopin_str){"close", 5} : (chopin_str){NULL, 0};
+    case FRAMING:
+        return (chopin_str){NULL, 0}; /* computed when the head is serialized */
+    default:
+        return header_find(res, name);
+    }
 }
 
 /* ---- bodies ------------------------------------------------------------------------ */
 
-/* Copies `len` bytes into the arena and makes them the body under a content type of
- * `type_len` bytes, already checked. The old body stays when the copy fails. */
-static int set_copied_body(chopin_res *res, int status, const char *type, size_t type_len,
-                           const void *body, size_t len)
+/* Copies `len` bytes into the arena and makes them the body under content type `t`,
+ * already settled. The old body stays when the copy fails (-EFBIG past the arena's
+ * limit, -ENOMEM when the heap is out), so the handler can still answer otherwise. */
+static int set_copied_body(chopin_res *res, int status, struct type t, const void *body,
+                           size_t len)
 {
     char *copy = res->arena ? chopin__arena_alloc(res->arena, len ? len : 1) : NULL;
     if (!copy)
-        return -ENOMEM;
+        return chopin__arena_failure(res->arena, len);
     if (len)
         memcpy(copy, body, len);
-    chopin__res_replace_body(res, status, CHOPIN__RES_COPY, type, type_len);
+    chopin__res_replace_body(res, status, CHOPIN__RES_COPY, t.ptr, t.len);
     res->body = copy;
     res->body_len = len;
     return 0;
@@ -317,21 +492,21 @@ int chopin_res_copy(chopin_res *res, int status, const char *content_type, const
 {
     if (!chopin__res_status_valid(status) || (len && !body))
         return -EINVAL;
-    ssize_t type_len = body_type_len(content_type);
-    if (type_len < 0)
-        return -EINVAL;
-    return set_copied_body(res, status, content_type, (size_t)type_len, body, len);
+    struct type t;
+    int err = body_type(res, content_type, &t);
+    if (err)
+        return err;
+    return set_copied_body(res, status, t, body, len);
 }
 
 /* Copy of a text body under one of the content types above. */
-static int copy_typed(chopin_res *res, int status, const char *type, size_t type_len,
-                      const char *text)
+static int copy_typed(chopin_res *res, int status, struct type t, const char *text)
 {
     if (!chopin__res_status_valid(status) || !text)
         return -EINVAL;
-    return set_copied_body(res, status, type, type_len, text, strlen(text));
+    return set_copied_body(res, status, t, text, strlen(text));
 }
-#define TYPE(t) (t), sizeof(t) - 1
+#define TYPE(t) ((struct type){(t), sizeof(t) - 1})
 
 int chopin_res_static(chopin_res *res, int status, const char *content_type, const void *body,
                       size_t len)
@@ -377,16 +552,41 @@ int chopin_res_fd(chopin_res *res, int status, const char *content_type, int fd,
     return 0;
 }
 
-/* Sets the 404/403/500 that a failed open or stat means and returns the errno code. */
+/* Sets the 404/403/500 that a failed open or stat means and returns the errno code. A
+ * path refused for leaving its root (EXDEV) or through a link (ELOOP) answers like a
+ * missing file: the answer tells a prober nothing about what exists. */
 static int file_error(chopin_res *res, int err)
 {
     int status = 500;
-    if (err == ENOENT || err == ENOTDIR || err == ENAMETOOLONG || err == ELOOP)
+    if (err == ENOENT || err == ENOTDIR || err == ENAMETOOLONG || err == ELOOP || err == EXDEV)
         status = 404;
     else if (err == EACCES || err == EPERM || err == EISDIR)
         status = 403;
     chopin_res_error(res, status, NULL);
     return -err;
+}
+
+/* Serves the open descriptor `fd` of file `name` (for its type) as a 200, or answers the
+ * error when it is not a regular file. Takes fd either way. */
+static int serve_opened(chopin_res *res, int fd, const char *name)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int err = errno;
+        close(fd);
+        return file_error(res, err);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return file_error(res, EACCES);
+    }
+    const char *type = chopin__mime_type(name);
+    chopin__res_replace_body(res, 200, CHOPIN__RES_FILE, type, strlen(type));
+    res->fd = fd;
+    res->offset = 0;
+    res->body_len = (uint64_t)st.st_size;
+    res->close_fd = 1;
+    return 0;
 }
 
 int chopin_res_file(chopin_res *res, const char *path)
@@ -398,23 +598,31 @@ int chopin_res_file(chopin_res *res, const char *path)
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return file_error(res, errno);
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int err = errno;
-        close(fd);
-        return file_error(res, err);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return file_error(res, EACCES);
-    }
-    const char *type = chopin__mime_type(path);
-    chopin__res_replace_body(res, 200, CHOPIN__RES_FILE, type, strlen(type));
-    res->fd = fd;
-    res->offset = 0;
-    res->body_len = (uint64_t)st.st_size;
-    res->close_fd = 1;
-    return 0;
+    return serve_opened(res, fd, path);
+}
+
+int chopin_res_file_at(chopin_res *res, int dirfd, const char *relpath, size_t len)
+{
+    if (!res || dirfd < 0)
+        return -EINVAL;
+    char name[PATH_MAX];
+    int err = chopin__beneath_path(name, sizeof name, relpath, len);
+    int fd = err ? err : chopin__open_beneath(dirfd, name, 0);
+    if (fd < 0)
+        return file_error(res, -fd);
+    return serve_opened(res, fd, name);
+}
+
+int chopin_dir_open(const char *path)
+{
+    if (!path)
+        return -EINVAL;
+#ifdef O_PATH
+    int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+#else
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+#endif
+    return fd < 0 ? -errno : fd;
 }
 
 int chopin_res_empty(chopin_res *res, int status)
@@ -470,7 +678,7 @@ int chopin_res_redirect(chopin_res *res, int status, const char *location)
 
 int chopin_res_error(chopin_res *res, int status, const char *message)
 {
-    if (status < 100 || status > 599)
+    if (!chopin__res_status_valid(status))
         return -EINVAL;
     if (message)
         return copy_typed(res, status, TYPE(TEXT_PLAIN), message);
@@ -478,7 +686,7 @@ int chopin_res_error(chopin_res *res, int status, const char *message)
     const char *reason = chopin__status_reason(status);
     if (!reason)
         reason = "Error";
-    chopin__res_replace_body(res, status, CHOPIN__RES_STATIC, TYPE(TEXT_PLAIN));
+    chopin__res_replace_body(res, status, CHOPIN__RES_STATIC, TEXT_PLAIN, sizeof TEXT_PLAIN - 1);
     res->body = reason;
     res->body_len = strlen(reason);
     return 0;
@@ -560,6 +768,10 @@ static int cookie_check(const chopin_cookie *c, const char **same_site)
     *same_site = NULL;
     if (!is_token(c->name) || !c->value || !is_cookie_value(c->value))
         return -EINVAL;
+    /* max_age 0 is "not set" (a zeroed struct must not delete the cookie); deleting is
+     * said with `expire`, and saying both at once is a contradiction. */
+    if (c->max_age < 0 || (c->expire && c->max_age))
+        return -EINVAL;
     if (c->path && !is_path_value(c->path))
         return -EINVAL;
     if (c->domain && !is_domain(c->domain))
@@ -582,13 +794,13 @@ int chopin_res_cookie_add(chopin_res *res, const chopin_cookie *c)
                  (c->domain ? strlen(c->domain) : 0) + 96;
     char *buf = res->arena ? chopin__arena_alloc(res->arena, cap) : NULL;
     if (!buf)
-        return -ENOMEM;
+        return chopin__arena_failure(res->arena, cap);
     size_t n = (size_t)snprintf(buf, cap, "%s=%s", c->name, c->value);
     if (c->path)
         n += (size_t)snprintf(buf + n, cap - n, "; Path=%s", c->path);
     if (c->domain)
         n += (size_t)snprintf(buf + n, cap - n, "; Domain=%s", c->domain);
-    if (c->max_age >= 0)
+    if (c->max_age > 0 || c->expire)
         n += (size_t)snprintf(buf + n, cap - n, "; Max-Age=%" PRId64, c->max_age);
     if (c->secure)
         n += (size_t)snprintf(buf + n, cap - n, "; Secure");

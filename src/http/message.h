@@ -24,6 +24,13 @@ struct chopin__param {
     uint32_t value_len;
 };
 
+/* One chopin_req_set_data entry: a caller's key (the address of its own static object)
+ * and the pointer stored under it. */
+struct chopin__req_data {
+    const void *key;
+    void *value;
+};
+
 struct chopin_req {
     struct chopin__head head;
     const char *body; /* whole body (contiguous), NULL when none */
@@ -35,6 +42,8 @@ struct chopin_req {
     struct chopin__arena *arena;
     struct chopin__engine *engine;
     struct chopin__conn *conn;
+    uint32_t ndata; /* entries of data in use: set to 0 before the router runs */
+    struct chopin__req_data data[CHOPIN_REQ_DATA_MAX];
 };
 
 enum chopin__res_body {
@@ -69,13 +78,5 @@ struct chopin_res {
     struct chopin_json *json; /* the JSON writer in use, in the arena */
     struct chopin__arena *arena;
 };
-
-/** Resets `res` for a new request, using `arena` for its scratch. */
-void chopin__res_init(struct chopin_res *res, struct chopin__arena *arena);
-/** Nonzero when a JSON writer was started on `res` and never ended: its body is not
- *  a document, and the connection answers 500 instead. */
-int chopin__json_unfinished(const struct chopin_res *res);
-/** Releases what a response owns when it will never be sent (owned body, fd, stream). */
-void chopin__res_discard(struct chopin_res *res);
 
 #endif

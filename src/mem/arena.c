@@ -194,6 +194,22 @@ void *chopin__arena_grow(struct chopin__arena *a, void *p, size_t old, size_t si
     return grow_by_copy(a, p, old, old_need, size);
 }
 
+void chopin__arena_release(struct chopin__arena *a, void *p, size_t size)
+{
+    size_t need = round_up_16(size);
+    if (p == NULL || (need == 0 && size != 0))
+        return;
+    struct chopin__arena_block *b = a->big;
+    if (b != NULL && p == b->data && need == b->top) {
+        a->big = b->next;
+        a->used -= need;
+        free(b);
+    } else if (is_top_of(a->cur, p, need)) {
+        a->cur->top -= need;
+        a->used -= need;
+    }
+}
+
 void chopin__arena_reset(struct chopin__arena *a)
 {
     block_free_chain(a->big);

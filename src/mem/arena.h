@@ -28,6 +28,15 @@ void *chopin__arena_alloc(struct chopin__arena *a, size_t size);
 /** Grows the most recent allocation `p` of `old` bytes to `size` bytes, in place when it is
  *  at the top of the current block, else by copying. NULL on failure (p stays valid). */
 void *chopin__arena_grow(struct chopin__arena *a, void *p, size_t old, size_t size);
+/** Gives back the most recent allocation `p` of `size` bytes when it can be (it is the
+ *  newest large allocation, or the top of the current block); otherwise it stays until
+ *  reset. Lets a failed large document make room for the answer that replaces it. */
+void chopin__arena_release(struct chopin__arena *a, void *p, size_t size);
+/** Bytes the arena may still hand out before its limit (SIZE_MAX - used without one). */
+static inline size_t chopin__arena_left(const struct chopin__arena *a)
+{
+    return a->limit - a->used;
+}
 /** Hands the newest large allocation `p` of `size` bytes (one with a block of its own)
  *  over to the caller: returns what to pass to free() once done with p, or NULL when p
  *  is not such an allocation (it then stays the arena's until reset). Lets a large copied

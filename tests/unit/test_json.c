@@ -8,15 +8,15 @@
 
 #include "chopin.h"
 #include "chopin_jansson.h"
+#include "api/exchange.h"
+#include "conn.h"
+#include "engine.h"
 #include "http/message.h"
 #include "mem/arena.h"
 #include "test.h"
 
 /* request.c (reached through chopin_req_body) needs these from the connection and engine
- * modules; weak stand-ins keep the test free of them. */
-int chopin__conn_fd(const struct chopin__conn *c);
-void *chopin__engine_worker_data(const struct chopin__engine *e);
-int chopin__engine_worker_id(const struct chopin__engine *e);
+ * modules (conn.h, engine.h); weak stand-ins keep the test free of them. */
 __attribute__((weak)) int chopin__conn_fd(const struct chopin__conn *c)
 {
     return -1;
@@ -409,10 +409,98 @@ static void test_growth(void)
     for (int i = 0; i < 2000; i++)
         chopin_json_str(j, "0123456789");
     chopin_json_arr_end(j);
-    CHECK_INT(chopin_json_end(j), -ENOSPC);
+    CHECK_INT(chopin_json_end(j), CHOPIN_EFBIG);
     CHECK_INT(res.status, 500);
     chopin__res_discard(&res);
     chopin__arena_destroy(&small);
+}
+
+/* A document past the arena's limit (issue 12, point 10: a bare 500 on a 40 MB answer):
+ * the handler learns why (CHOPIN_EFBIG), the document's room comes back, and the
+ * handler's own answer replaces the 500, even one that needs the arena. */
+static void test_limit_visible(void)
+{
+    struct chopin__arena a;
+    chopin__arena_init(&a, 16384, 1 << 20);
+    chopin_res res;
+    chopin__res_init(&res, &a);
+    chopin_json *j = chopin_res_json(&res, 200);
+    chopin_json_arr_begin(j);
+    char chunk[1000];
+    memset(chunk, 'x', sizeof chunk);
+    for (int i = 0; i < 2000; i++) /* 2 MB of strings in a 1 MiB arena */
+        chopin_json_strn(j, chunk, sizeof chunk);
+    chopin_json_arr_end(j);
+    CHECK_INT(chopin_json_end(j), CHOPIN_EFBIG);
+    CHECK_INT(res.status, 500);
+    CHECK(chopin__arena_left(&a) > (1u << 20) - 4096); /* the document gave its room back */
+    char big[600 * 1024];
+    memset(big, 'y', sizeof big);
+    CHECK_INT(chopin_res_copy(&res, 507, "text/plain", big, sizeof big), 0);
+    CHECK_INT(res.status, 507);
+    CHECK_INT(res.body_len, sizeof big);
+    chopin__res_discard(&res);
+
+    /* Up to the limit, not to half of it: the last growth takes what fits. */
+    chopin__arena_reset(&a);
+    chopin__res_init(&res, &a);
+    j = chopin_res_json(&res, 200);
+    chopin_json_arr_begin(j);
+    for (int i = 0; i < 700; i++)
+        chopin_json_strn(j, chunk, sizeof chunk);
+    chopin_json_arr_end(j);
+    CHECK_INT(chopin_json_end(j), 0);
+    CHECK(res.body_len > 700 * 1000);
+    chopin__res_discard(&res);
+    chopin__arena_destroy(&a);
+}
+
+/* Raw values go in as given, with commas and keys handled like any other value. */
+static void test_raw(void)
+{
+    struct ctx c;
+    ctx_init(&c);
+    chopin_json *j = chopin_res_json(&c.res, 200);
+    chopin_json_obj_begin(j);
+    chopin_json_key(j, "cached");
+    chopin_json_raw(j, "{\"a\":[1,2]}", 11);
+    chopin_json_key(j, "list");
+    chopin_json_arr_begin(j);
+    chopin_json_raw(j, "1", 1);
+    chopin_json_raw(j, "\"two\"xx", 5); /* only len bytes */
+    chopin_json_arr_end(j);
+    chopin_json_obj_end(j);
+    CHECK_INT(chopin_json_end(j), 0);
+    CHECK_MEM(c.res.body, c.res.body_len, "{\"cached\":{\"a\":[1,2]},\"list\":[1,\"two\"]}");
+    ctx_fini(&c);
+
+    ctx_init(&c);
+    j = chopin_res_json(&c.res, 200);
+    chopin_json_arr_begin(j);
+    chopin_json_raw(j, "", 0);
+    chopin_json_arr_end(j);
+    CHECK_INT(chopin_json_end(j), -EINVAL);
+    ctx_fini(&c);
+
+    ctx_init(&c);
+    j = chopin_res_json(&c.res, 200);
+    chopin_json_obj_begin(j);
+    chopin_json_raw(j, "1", 1); /* a value without its key */
+    chopin_json_obj_end(j);
+    CHECK_INT(chopin_json_end(j), -EINVAL);
+    ctx_fini(&c);
+}
+
+/* No JSON body under a 1xx: it would never be the final answer. */
+static void test_interim_status(void)
+{
+    struct ctx c;
+    ctx_init(&c);
+    CHECK(chopin_res_json(&c.res, 100) == NULL);
+    CHECK(chopin_res_json(&c.res, 101) == NULL);
+    CHECK(chopin_res_json(&c.res, 199) == NULL);
+    CHECK_INT(c.res.status, 0);
+    ctx_fini(&c);
 }
 
 /* Another body replaces the JSON one: the writer stops touching the response. */
@@ -493,5 +581,8 @@ int main(void)
     RUN(test_depth);
     RUN(test_growth);
     RUN(test_replaced);
+    RUN(test_limit_visible);
+    RUN(test_raw);
+    RUN(test_interim_status);
     TEST_END();
 }

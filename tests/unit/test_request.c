@@ -8,17 +8,18 @@
 #include <unistd.h>
 
 #include "chopin.h"
+#include "conn.h"
+#include "engine.h"
+#include "api/exchange.h"
 #include "http/message.h"
 #include "mem/arena.h"
 #include "router/router.h"
 #include "test.h"
 
-/* The connection and engine modules provide these; weak stand-ins here so the test needs
- * neither (a weak definition keeps the linker from pulling the real ones out of the
- * library). The fake connection and engine are plain ints. */
-int chopin__conn_fd(const struct chopin__conn *c);
-void *chopin__engine_worker_data(const struct chopin__engine *e);
-int chopin__engine_worker_id(const struct chopin__engine *e);
+/* The connection and engine modules provide these (declared in conn.h and engine.h);
+ * weak stand-ins here so the test needs neither (a weak definition keeps the linker from
+ * pulling the real ones out of the library). The fake connection and engine are plain
+ * ints. */
 
 __attribute__((weak)) int chopin__conn_fd(const struct chopin__conn *c)
 {
@@ -136,6 +137,82 @@ static void test_headers(void)
     chopin__arena_destroy(&c.arena);
 }
 
+/* Cookies from every Cookie line (issue 12, point 10): split at ';', spaces trimmed,
+ * names exact, values as sent. */
+static void test_cookies(void)
+{
+    struct ctx c;
+    make_request(&c, "GET", CHOPIN_METHOD_GET, "/");
+    add_header(&c, "Cookie", "sid=abc; theme=\"dark\" ;  empty=; noval;a=b=c");
+    add_header(&c, "X-Cookie", "other=1");
+    add_header(&c, "cookie", "late=2; sid=second");
+    static const struct {
+        const char *name, *value;
+    } cases[] = {
+        {"sid", "abc"}, {"theme", "\"dark\""}, {"empty", ""}, {"a", "b=c"}, {"late", "2"},
+        {"noval", NULL}, {"other", NULL}, {"SID", NULL}, {"si", NULL}, {"missing", NULL},
+        {"", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        chopin_str v = chopin_req_cookie(&c.req, cases[i].name);
+        if (cases[i].value) {
+            CHECK_MEM(v.ptr, v.len, cases[i].value);
+        } else {
+            if (v.ptr)
+                fprintf(stderr, "  cookie %s found\n", cases[i].name);
+            CHECK(v.ptr == NULL);
+        }
+    }
+    chopin__arena_destroy(&c.arena);
+
+    make_request(&c, "GET", CHOPIN_METHOD_GET, "/");
+    CHECK(chopin_req_cookie(&c.req, "sid").ptr == NULL);
+    add_header(&c, "Cookie", "");
+    CHECK(chopin_req_cookie(&c.req, "sid").ptr == NULL);
+    chopin__arena_destroy(&c.arena);
+}
+
+/* Data a middleware hands on, keyed by the address of its own static object. */
+static void test_data(void)
+{
+    static const char key_user, key_id;
+    static char keys[CHOPIN_REQ_DATA_MAX + 1];
+    struct ctx c;
+    make_request(&c, "GET", CHOPIN_METHOD_GET, "/");
+    int user = 7, id = 9, other = 11;
+    CHECK(chopin_req_data(&c.req, &key_user) == NULL);
+    CHECK_INT(chopin_req_set_data(&c.req, &key_user, &user), 0);
+    CHECK_INT(chopin_req_set_data(&c.req, &key_id, &id), 0);
+    CHECK(chopin_req_data(&c.req, &key_user) == &user);
+    CHECK(chopin_req_data(&c.req, &key_id) == &id);
+    CHECK_INT(chopin_req_set_data(&c.req, &key_user, &other), 0); /* replaces */
+    CHECK(chopin_req_data(&c.req, &key_user) == &other);
+    CHECK_INT(chopin_req_set_data(&c.req, NULL, &user), -EINVAL);
+    int err = 0;
+    size_t i;
+    for (i = 0; i < sizeof keys && !err; i++)
+        err = chopin_req_set_data(&c.req, &keys[i], &user);
+    CHECK_INT(err, -ENOSPC);
+    CHECK_INT(i, CHOPIN_REQ_DATA_MAX - 1); /* two were taken already */
+    CHECK(chopin_req_data(&c.req, &keys[i - 1]) == NULL);
+    CHECK(chopin_req_data(&c.req, &key_id) == &id);
+    chopin__arena_destroy(&c.arena);
+}
+
+/* The raw path keeps what the client sent, for logs; the routed path is decoded. */
+static void test_path_raw(void)
+{
+    struct ctx c;
+    make_request(&c, "GET", CHOPIN_METHOD_GET, "/a%20b/%2e%2e?q=1");
+    c.req.path = "/a b/..";
+    c.req.path_len = 7;
+    chopin_str s = chopin_req_path_raw(&c.req);
+    CHECK_MEM(s.ptr, s.len, "/a%20b/%2e%2e");
+    s = chopin_req_path(&c.req);
+    CHECK_MEM(s.ptr, s.len, "/a b/..");
+    chopin__arena_destroy(&c.arena);
+}
+
 static void test_query(void)
 {
     struct ctx c;
@@ -161,6 +238,13 @@ static void test_query(void)
     CHECK(s.ptr == NULL);
     s = chopin_req_query(&c.req, "fla");
     CHECK(s.ptr == NULL);
+    /* "?flag" and "?empty=" both give an empty value; the kind tells them apart */
+    CHECK_INT(chopin_req_query_kind(&c.req, "flag"), CHOPIN_QUERY_BARE);
+    CHECK_INT(chopin_req_query_kind(&c.req, "empty"), CHOPIN_QUERY_VALUE);
+    CHECK_INT(chopin_req_query_kind(&c.req, "q"), CHOPIN_QUERY_VALUE);
+    CHECK_INT(chopin_req_query_kind(&c.req, "a b"), CHOPIN_QUERY_VALUE);
+    CHECK_INT(chopin_req_query_kind(&c.req, "missing"), CHOPIN_QUERY_ABSENT);
+    CHECK_INT(chopin_req_query_kind(&c.req, "fla"), CHOPIN_QUERY_ABSENT);
 
     static const char *const want[][2] = {
         {"q", "hello world"}, {"empty", ""}, {"flag", ""}, {"a b", "c+d"},
@@ -341,6 +425,9 @@ int main(void)
 {
     RUN(test_line);
     RUN(test_headers);
+    RUN(test_cookies);
+    RUN(test_data);
+    RUN(test_path_raw);
     RUN(test_query);
     RUN(test_params_body_alloc);
     RUN(test_params_routed);

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "chopin.h"
+#include "api/exchange.h"
+#include "api/open_beneath.h"
 #include "http/message.h"
 #include "mem/arena.h"
 #include "test.h"
@@ -95,7 +97,37 @@ static void test_bodies(void)
     CHECK_INT(chopin_res_copy(&c.res, 200, "a\r\nb: c", "x", 1), -EINVAL);
     CHECK_INT(chopin_res_copy(&c.res, 200, NULL, NULL, 3), -EINVAL);
     CHECK_INT(chopin_res_status(&c.res), 204);
-    CHECK_INT(chopin_res_empty(&c.res, 101), 0);
+    ctx_fini(&c);
+}
+
+static long produce(void *state, char *buf, size_t cap);
+
+/* No setter makes a 1xx the final answer (issue 12, point 1): a client waits for the
+ * real answer after "100 Continue" and hangs. 101 only comes with an upgrade. */
+static void test_interim_refused(void)
+{
+    static const int interim[] = {100, 101, 102, 103, 199};
+    struct ctx c;
+    ctx_init(&c);
+    CHECK_INT(chopin_res_text(&c.res, 404, "x"), 0);
+    for (size_t i = 0; i < sizeof interim / sizeof *interim; i++) {
+        int st = interim[i];
+        CHECK_INT(chopin_res_error(&c.res, st, NULL), -EINVAL);
+        CHECK_INT(chopin_res_error(&c.res, st, "m"), -EINVAL);
+        CHECK_INT(chopin_res_empty(&c.res, st), -EINVAL);
+        CHECK_INT(chopin_res_text(&c.res, st, "t"), -EINVAL);
+        CHECK_INT(chopin_res_html(&c.res, st, "t"), -EINVAL);
+        CHECK_INT(chopin_res_json_str(&c.res, st, "1"), -EINVAL);
+        CHECK_INT(chopin_res_copy(&c.res, st, NULL, "b", 1), -EINVAL);
+        CHECK_INT(chopin_res_static(&c.res, st, NULL, "b", 1), -EINVAL);
+        CHECK_INT(chopin_res_owned(&c.res, st, NULL, (void *)"b", 1, NULL, NULL), -EINVAL);
+        CHECK_INT(chopin_res_fd(&c.res, st, NULL, 0, 0, 1, 0), -EINVAL);
+        CHECK_INT(chopin_res_stream(&c.res, st, NULL, produce, NULL, NULL), -EINVAL);
+        CHECK_INT(chopin_res_redirect(&c.res, st, "/"), -EINVAL);
+    }
+    CHECK_INT(chopin_res_status(&c.res), 404);
+    CHECK_INT(chopin_res_error(&c.res, 200, NULL), 0);
+    CHECK_INT(chopin_res_error(&c.res, 599, NULL), 0);
     ctx_fini(&c);
 }
 
@@ -209,6 +241,125 @@ static void test_headers(void)
     ctx_fini(&c);
 }
 
+/* Middleware edits what a handler produced (issue 12, point 2): set replaces every line of
+ * a name, remove drops them, the getter reads the first; Content-Type and Connection go
+ * through the same calls. */
+static void test_header_edit(void)
+{
+    struct ctx c;
+    ctx_init(&c);
+    CHECK(chopin_res_header(&c.res, "X-A").ptr == NULL);
+    CHECK_INT(chopin_res_header_add(&c.res, "X-A", "1"), 0);
+    CHECK_INT(chopin_res_header_add(&c.res, "Vary", "Accept"), 0);
+    CHECK_INT(chopin_res_header_add(&c.res, "x-a", "2"), 0);
+    chopin_str v = chopin_res_header(&c.res, "X-a");
+    CHECK_MEM(v.ptr, v.len, "1");
+    v = chopin_res_header(&c.res, "vary");
+    CHECK_MEM(v.ptr, v.len, "Accept");
+    CHECK(chopin_res_header(&c.res, "X").ptr == NULL); /* a prefix is not a name */
+    CHECK(chopin_res_header(&c.res, "X-AB").ptr == NULL);
+
+    CHECK_INT(chopin_res_header_set(&c.res, "X-A", "3"), 0);
+    CHECK(headers_are(&c.res, "Vary: Accept\r\nX-A: 3\r\n"));
+    CHECK_INT(chopin_res_header_set(&c.res, "Cache-Control", "no-store"), 0);
+    CHECK(headers_are(&c.res, "Vary: Accept\r\nX-A: 3\r\nCache-Control: no-store\r\n"));
+    CHECK_INT(chopin_res_header_set(&c.res, "X-A", "a\r\nb"), -EINVAL);
+    CHECK(headers_are(&c.res, "Vary: Accept\r\nX-A: 3\r\nCache-Control: no-store\r\n"));
+
+    CHECK_INT(chopin_res_header_remove(&c.res, "x-a"), 1);
+    CHECK_INT(chopin_res_header_remove(&c.res, "x-a"), 0);
+    CHECK(headers_are(&c.res, "Vary: Accept\r\nCache-Control: no-store\r\n"));
+    CHECK_INT(chopin_res_header_remove(&c.res, "Content-Length"), -EINVAL);
+    CHECK_INT(chopin_res_header_remove(&c.res, "bad name"), -EINVAL);
+    CHECK_INT(chopin_res_header_set(&c.res, "Transfer-Encoding", "chunked"), -EINVAL);
+
+    /* Content-Type is the response's content type, whichever call touches it */
+    CHECK_INT(chopin_res_text(&c.res, 200, "hi"), 0);
+    v = chopin_res_header(&c.res, "content-type");
+    CHECK_MEM(v.ptr, v.len, "text/plain; charset=utf-8");
+    CHECK_INT(chopin_res_header_set(&c.res, "Content-Type", "text/markdown"), 0);
+    v = chopin_res_header(&c.res, "Content-Type");
+    CHECK_MEM(v.ptr, v.len, "text/markdown");
+    CHECK_INT(chopin_res_header_remove(&c.res, "Content-Type"), 1);
+    CHECK(chopin_res_header(&c.res, "Content-Type").ptr == NULL);
+    CHECK(c.res.content_type == NULL);
+    CHECK_INT(chopin_res_header_remove(&c.res, "Content-Type"), 0);
+
+    CHECK_INT(chopin_res_header_set(&c.res, "Connection", "close"), 0);
+    v = chopin_res_header(&c.res, "connection");
+    CHECK_MEM(v.ptr, v.len, "close");
+    CHECK_INT(chopin_res_header_remove(&c.res, "Connection"), 1);
+    CHECK_INT(c.res.close, 0);
+    CHECK(chopin_res_header(&c.res, "Connection").ptr == NULL);
+
+    /* a set that cannot fit leaves the old lines */
+    char big[1024];
+    memset(big, 'v', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    int err = 0;
+    for (int i = 0; i < 100 && !err; i++)
+        err = chopin_res_header_add(&c.res, "X-Big", big);
+    CHECK_INT(err, -ENOSPC);
+    char bigger[8192];
+    memset(bigger, 'w', sizeof bigger - 1);
+    bigger[sizeof bigger - 1] = '\0';
+    CHECK_INT(chopin_res_header_set(&c.res, "Vary", bigger), -ENOSPC);
+    v = chopin_res_header(&c.res, "Vary");
+    CHECK_MEM(v.ptr, v.len, "Accept");
+    ctx_fini(&c);
+}
+
+/* Content types built in a temporary buffer survive it (issue 12, point 4): they went out
+ * as garbage once the handler's stack frame was reused. */
+static void test_type_copied(void)
+{
+    struct ctx c;
+    ctx_init(&c);
+    static const char *const types[] = {"text/x-custom; charset=latin1", "text/plain",
+                                        "application/json", "text/plain; charset=utf-8",
+                                        "text/plain; charset=utf-9"};
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", types[i]);
+        CHECK_INT(chopin_res_static(&c.res, 200, buf, "x", 1), 0);
+        memset(buf, '@', sizeof buf);
+        CHECK_MEM(c.res.content_type, c.res.content_type_len, types[i]);
+        CHECK(c.res.content_type[c.res.content_type_len] == '\0');
+
+        snprintf(buf, sizeof buf, "%s", types[i]);
+        CHECK_INT(chopin_res_copy(&c.res, 200, buf, "x", 1), 0);
+        memset(buf, '@', sizeof buf);
+        CHECK_MEM(c.res.content_type, c.res.content_type_len, types[i]);
+
+        snprintf(buf, sizeof buf, "%s", types[i]);
+        CHECK_INT(chopin_res_stream(&c.res, 200, buf, produce, NULL, NULL), 0);
+        memset(buf, '@', sizeof buf);
+        CHECK_MEM(c.res.content_type, c.res.content_type_len, types[i]);
+    }
+    ctx_fini(&c);
+}
+
+/* A Content-Type set as a header survives a setter given NULL (issue 12, point 5); a
+ * setter's own type replaces it; a status-only answer drops it. */
+static void test_type_kept(void)
+{
+    struct ctx c;
+    ctx_init(&c);
+    CHECK_INT(chopin_res_header_set(&c.res, "Content-Type", "image/svg+xml"), 0);
+    CHECK_INT(chopin_res_copy(&c.res, 200, NULL, "<svg/>", 6), 0);
+    CHECK_MEM(c.res.content_type, c.res.content_type_len, "image/svg+xml");
+    CHECK_INT(chopin_res_static(&c.res, 200, NULL, "<svg/>", 6), 0);
+    CHECK_MEM(c.res.content_type, c.res.content_type_len, "image/svg+xml");
+    CHECK_INT(chopin_res_header_add(&c.res, "content-type", "image/png"), 0);
+    CHECK_INT(chopin_res_owned(&c.res, 200, NULL, strdup("png"), 3, count_free, &frees), 0);
+    CHECK_MEM(c.res.content_type, c.res.content_type_len, "image/png");
+    CHECK_INT(chopin_res_copy(&c.res, 200, "text/csv", "a,b", 3), 0);
+    CHECK_MEM(c.res.content_type, c.res.content_type_len, "text/csv");
+    CHECK_INT(chopin_res_empty(&c.res, 204), 0);
+    CHECK(c.res.content_type == NULL);
+    ctx_fini(&c);
+}
+
 static void test_redirect(void)
 {
     struct ctx c;
@@ -255,7 +406,7 @@ static void test_cookie(void)
 {
     struct ctx c;
     ctx_init(&c);
-    chopin_cookie k = {.name = "sid", .value = "abc123", .max_age = -1};
+    chopin_cookie k = {.name = "sid", .value = "abc123"}; /* zeroed: a session cookie */
     CHECK_INT(chopin_res_cookie_add(&c.res, &k), 0);
     chopin_cookie full = {.name = "pref",
                           .value = "\"dark\"",
@@ -266,7 +417,7 @@ static void test_cookie(void)
                           .secure = 1,
                           .http_only = 1};
     CHECK_INT(chopin_res_cookie_add(&c.res, &full), 0);
-    chopin_cookie gone = {.name = "old", .value = "", .max_age = 0, .same_site = "None",
+    chopin_cookie gone = {.name = "old", .value = "", .expire = 1, .same_site = "None",
                           .secure = 1};
     CHECK_INT(chopin_res_cookie_add(&c.res, &gone), 0);
     CHECK(headers_are(&c.res, "Set-Cookie: sid=abc123\r\n"
@@ -274,23 +425,25 @@ static void test_cookie(void)
                               "Max-Age=3600; Secure; HttpOnly; SameSite=Lax\r\n"
                               "Set-Cookie: old=; Max-Age=0; Secure; SameSite=None\r\n"));
     static const chopin_cookie bad[] = {
-        {.name = "a b", .value = "x", .max_age = -1},
-        {.name = "", .value = "x", .max_age = -1},
-        {.name = "a=", .value = "x", .max_age = -1},
-        {.name = "a", .value = "x;y", .max_age = -1},
-        {.name = "a", .value = "x y", .max_age = -1},
-        {.name = "a", .value = "x,y", .max_age = -1},
-        {.name = "a", .value = "x\\y", .max_age = -1},
-        {.name = "a", .value = "\"x", .max_age = -1},
-        {.name = "a", .value = "x\r\nSet-Cookie: evil=1", .max_age = -1},
-        {.name = "a", .value = NULL, .max_age = -1},
-        {.name = "a", .value = "x", .path = "/;evil", .max_age = -1},
-        {.name = "a", .value = "x", .path = "/\r\n", .max_age = -1},
-        {.name = "a", .value = "x", .domain = "ex ample.com", .max_age = -1},
-        {.name = "a", .value = "x", .domain = "", .max_age = -1},
-        {.name = "a", .value = "x", .same_site = "sometimes", .max_age = -1},
-        {.name = "a", .value = "x", .same_site = "None", .max_age = -1}, /* needs Secure */
-        {.name = NULL, .value = "x", .max_age = -1},
+        {.name = "a b", .value = "x"},
+        {.name = "", .value = "x"},
+        {.name = "a=", .value = "x"},
+        {.name = "a", .value = "x;y"},
+        {.name = "a", .value = "x y"},
+        {.name = "a", .value = "x,y"},
+        {.name = "a", .value = "x\\y"},
+        {.name = "a", .value = "\"x"},
+        {.name = "a", .value = "x\r\nSet-Cookie: evil=1"},
+        {.name = "a", .value = NULL},
+        {.name = "a", .value = "x", .path = "/;evil"},
+        {.name = "a", .value = "x", .path = "/\r\n"},
+        {.name = "a", .value = "x", .domain = "ex ample.com"},
+        {.name = "a", .value = "x", .domain = ""},
+        {.name = "a", .value = "x", .same_site = "sometimes"},
+        {.name = "a", .value = "x", .same_site = "None"}, /* needs Secure */
+        {.name = NULL, .value = "x"},
+        {.name = "a", .value = "x", .max_age = -1},
+        {.name = "a", .value = "x", .max_age = 60, .expire = 1},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int err = chopin_res_cookie_add(&c.res, &bad[i]);
@@ -387,6 +540,115 @@ static void test_file(void)
     rmdir(dir);
 }
 
+/* A tree for the beneath tests: root/{a.txt, sub/b.css, link -> /etc/passwd,
+ * inner -> a.txt, subl -> sub}. */
+static void beneath_tree(char *root, size_t cap, const char *dir)
+{
+    char p[512];
+    snprintf(root, cap, "%s/root", dir);
+    CHECK_INT(mkdir(root, 0700), 0);
+    snprintf(p, sizeof p, "%s/a.txt", root);
+    write_file(p, "A");
+    snprintf(p, sizeof p, "%s/sub", root);
+    CHECK_INT(mkdir(p, 0700), 0);
+    snprintf(p, sizeof p, "%s/sub/b.css", root);
+    write_file(p, "B");
+    snprintf(p, sizeof p, "%s/link", root);
+    CHECK_INT(symlink("/etc/passwd", p), 0);
+    snprintf(p, sizeof p, "%s/inner", root);
+    CHECK_INT(symlink("a.txt", p), 0);
+    snprintf(p, sizeof p, "%s/subl", root);
+    CHECK_INT(symlink("sub", p), 0);
+}
+
+static void beneath_tree_rm(const char *root, const char *dir)
+{
+    static const char *const names[] = {"a.txt", "sub/b.css", "sub", "link", "inner", "subl"};
+    char p[512];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(p, sizeof p, "%s/%s", root, names[i]);
+        if (unlink(p) < 0)
+            rmdir(p);
+    }
+    rmdir(root);
+    rmdir(dir);
+}
+
+/* Both ways of opening beneath a directory (openat2, and the component walk used where
+ * it is missing) agree: inside is served, every way out is refused (issue 12, point 7). */
+static void test_open_beneath(void)
+{
+    char dir[] = "/tmp/chopin-beneath-XXXXXX", root[256], buf[512];
+    CHECK(mkdtemp(dir) != NULL);
+    beneath_tree(root, sizeof root, dir);
+    int dfd = chopin_dir_open(root);
+    CHECK(dfd >= 0);
+    static const struct {
+        const char *path;
+        int ok;
+    } cases[] = {
+        {"a.txt", 1}, {"sub/b.css", 1}, {"./sub//b.css", 1}, {"link", 0},
+        {"inner", 0}, {"subl/b.css", 0}, {"missing", 0},
+        {"a.txt/x", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int fd1 = chopin__open_beneath(dfd, cases[i].path, 0);
+        int fd2 = chopin__open_beneath_walk(dfd, cases[i].path);
+        if ((fd1 >= 0) != cases[i].ok || (fd2 >= 0) != cases[i].ok)
+            fprintf(stderr, "  %s: openat2 %d, walk %d\n", cases[i].path, fd1, fd2);
+        CHECK_INT(fd1 >= 0, cases[i].ok);
+        CHECK_INT(fd2 >= 0, cases[i].ok);
+        if (fd1 >= 0)
+            close(fd1);
+        if (fd2 >= 0)
+            close(fd2);
+    }
+    CHECK_INT(chopin__open_beneath_walk(dfd, "link"), -ELOOP);
+    CHECK_INT(chopin__open_beneath_walk(dfd, "../root/a.txt"), -EXDEV);
+
+    static const struct {
+        const char *path;
+        size_t len;
+        int err;
+    } shapes[] = {
+        {"../etc/passwd", 13, -EXDEV}, {"a/../../x", 9, -EXDEV},   {"..", 2, -EXDEV},
+        {"/etc/passwd", 11, -EXDEV},   {"a\\..\\x", 7, -EXDEV}, {"a.txt\0.png", 10, -EXDEV},
+        {"", 0, -ENOENT},              {"..a", 3, 0},              {"a..", 3, 0},
+        {"sub/..x/y", 9, 0},
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        int err = chopin__beneath_path(buf, sizeof buf, shapes[i].path, shapes[i].len);
+        if (err != shapes[i].err)
+            fprintf(stderr, "  shape %zu: %d\n", i, err);
+        CHECK_INT(err, shapes[i].err);
+    }
+    CHECK_INT(chopin__beneath_path(buf, 4, "abcd", 4), -ENAMETOOLONG);
+
+    /* chopin_res_file_at: served, or a 404 that says nothing about what exists */
+    struct ctx c;
+    ctx_init(&c);
+    CHECK_INT(chopin_res_file_at(&c.res, dfd, "sub/b.css", 9), 0);
+    CHECK_INT(c.res.status, 200);
+    CHECK(strcmp(c.res.content_type, "text/css; charset=utf-8") == 0);
+    CHECK_INT(c.res.body_len, 1);
+    CHECK_INT(chopin_res_file_at(&c.res, dfd, "../root/a.txt", 13), CHOPIN_EXDEV);
+    CHECK_INT(c.res.status, 404);
+    CHECK_INT(chopin_res_file_at(&c.res, dfd, "link", 4), CHOPIN_ELOOP);
+    CHECK_INT(c.res.status, 404);
+    CHECK_INT(chopin_res_file_at(&c.res, dfd, "sub", 3), -EACCES); /* a directory */
+    CHECK_INT(c.res.status, 403);
+    CHECK_INT(chopin_res_file_at(&c.res, dfd, "a.txtjunk", 5), 0); /* len bytes only */
+    CHECK_INT(c.res.status, 200);
+    CHECK_INT(chopin_res_file_at(&c.res, -1, "a.txt", 5), -EINVAL);
+    ctx_fini(&c);
+
+    close(dfd);
+    snprintf(buf, sizeof buf, "%s/a.txt", root);
+    CHECK_INT(chopin_dir_open(buf), -ENOTDIR);
+    CHECK_INT(chopin_dir_open(NULL), -EINVAL);
+    beneath_tree_rm(root, dir);
+}
+
 /* Response helpers keep working without arena room for what they need not copy. */
 static void test_arena_exhausted(void)
 {
@@ -395,7 +657,10 @@ static void test_arena_exhausted(void)
     chopin_res res;
     chopin__res_init(&res, &a);
     char big[200] = {0};
-    CHECK_INT(chopin_res_copy(&res, 200, NULL, big, sizeof(big)), -ENOMEM);
+    CHECK_INT(chopin_res_copy(&res, 200, NULL, big, sizeof(big)), CHOPIN_EFBIG);
+    CHECK_INT(res.body_kind, CHOPIN__RES_UNSET); /* nothing changed */
+    CHECK_INT(chopin_res_text(&res, 507, "too big"), 0); /* a smaller answer still fits */
+    CHECK_MEM(res.body, res.body_len, "too big");
     CHECK_INT(chopin_res_error(&res, 500, NULL), 0); /* static body */
     CHECK_MEM(res.body, res.body_len, "Internal Server Error");
     chopin__res_discard(&res);
@@ -407,11 +672,16 @@ int main(void)
     RUN(test_init);
     RUN(test_bodies);
     RUN(test_replace);
+    RUN(test_interim_refused);
     RUN(test_headers);
+    RUN(test_header_edit);
+    RUN(test_type_copied);
+    RUN(test_type_kept);
     RUN(test_redirect);
     RUN(test_error);
     RUN(test_cookie);
     RUN(test_file);
+    RUN(test_open_beneath);
     RUN(test_arena_exhausted);
     TEST_END();
 }

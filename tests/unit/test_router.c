@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "chopin.h"
+#include "api/exchange.h"
 #include "http/message.h"
 #include "mem/arena.h"
 #include "router/router.h"

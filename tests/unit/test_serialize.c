@@ -1,6 +1,7 @@
 /* The response serializer, byte for byte. */
 #include <string.h>
 
+#include "api/exchange.h"
 #include "http/message.h"
 #include "http/serialize.h"
 #include "mem/arena.h"
