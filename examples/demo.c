@@ -1,6 +1,9 @@
 /*
  * The demo server: TechEmpower's /plaintext and /json, an echo, the todo REST API, and a
  * page listing them. `make run` starts it on port 8080 (PORT overrides).
+ *
+ * An invalid PORT or CHOPIN_* variable stops it before it creates anything; the
+ * temporary directory of the database (without CHOPIN_TODO_DB) is removed at exit.
  */
 #include <chopin.h>
 #include <stdio.h>
@@ -48,33 +51,47 @@ static void echo(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_copy(res, 200, ctype ? ctype : "application/octet-stream", body.ptr, body.len);
 }
 
-int main(void) {
-    const char *port = getenv("PORT");
-    char address[64];
-    snprintf(address, sizeof address, "0.0.0.0:%s", port && *port ? port : "8080");
+/* Every problem of the configuration (PORT and each CHOPIN_* variable) is printed before
+ * anything is created, so a bad start leaves nothing behind. */
+static int configure(chopin_options *opt, char *address, size_t cap) {
+    const char *port = todo_env_port();
+    *opt = chopin_options_default();
+    opt->worker_init = todo_worker_init;
+    opt->worker_fini = todo_worker_fini;
+    int options_ok = chopin_options_check(opt) == 0;
+    if (!port || !options_ok)
+        return -1;
+    snprintf(address, cap, "0.0.0.0:%s", port);
+    return 0;
+}
 
-    const char *db = todo_default_db_path();
-    if (todo_open_schema(db) < 0)
-        return 1;
-
-    chopin_router *r = chopin_router_new();
-    if (!r)
-        return 1;
+static int add_routes(chopin_router *r) {
     int rc = chopin_router_get(r, "/", index_page, NULL);
     if (!rc) rc = chopin_router_get(r, "/plaintext", plaintext, NULL);
     if (!rc) rc = chopin_router_get(r, "/json", json, NULL);
     if (!rc) rc = chopin_router_post(r, "/echo", echo, NULL);
     if (!rc) rc = todo_mount(r, "/todos");
-    if (rc < 0) {
+    if (rc < 0)
         fprintf(stderr, "demo: %s: %s\n", chopin_strerror(rc), chopin_router_error(r));
+    return rc;
+}
+
+int main(void) {
+    chopin_options opt;
+    char address[64];
+    if (configure(&opt, address, sizeof address) < 0)
+        return 1;
+    const char *db = todo_default_db_path();
+    if (!db || todo_open_schema(db) < 0) {
+        todo_remove_temp_db();
         return 1;
     }
-
-    chopin_options opt = chopin_options_default();
-    opt.worker_init = todo_worker_init;
-    opt.worker_fini = todo_worker_fini;
     opt.worker_arg = (void *)db;
-    rc = chopin_serve(r, address, &opt);
+    chopin_router *r = chopin_router_new();
+    int rc = r ? add_routes(r) : -1;
+    if (rc == 0)
+        rc = chopin_serve(r, address, &opt);
     chopin_router_free(r);
+    todo_remove_temp_db();
     return rc < 0 ? 1 : 0;
 }

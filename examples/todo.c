@@ -39,12 +39,15 @@
 
 #include <chopin_jansson.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define TITLE_MAX 1024
 #define STRINGIFY_(x) #x
@@ -190,6 +193,9 @@ void todo_worker_fini(int worker_id, void *worker_data, void *arg)
         todo_db_close(worker_data);
 }
 
+/* The directory todo_default_db_path() created, "" when it created none. */
+static char temp_dir[4096 - 16];
+
 const char *todo_default_db_path(void)
 {
     static char path[4096];
@@ -202,16 +208,48 @@ const char *todo_default_db_path(void)
         return strcpy(path, env);
     }
     const char *tmp = getenv("TMPDIR");
-    char dir[sizeof path - 16];
-    int n = snprintf(dir, sizeof dir, "%s/chopin-todo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (n < 0 || (size_t)n >= sizeof dir || !mkdtemp(dir)) {
+    int n = snprintf(temp_dir, sizeof temp_dir, "%s/chopin-todo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (n < 0 || (size_t)n >= sizeof temp_dir || !mkdtemp(temp_dir)) {
         fprintf(stderr, "todo: cannot create a temporary directory: %s\n", strerror(errno));
+        temp_dir[0] = '\0';
         return NULL;
     }
-    snprintf(path, sizeof path, "%s/todo.db", dir);
+    snprintf(path, sizeof path, "%s/todo.db", temp_dir);
     /* Said once, so that a user can find the data of a run without CHOPIN_TODO_DB. */
     fprintf(stderr, "todo: database %s\n", path);
     return path;
+}
+
+void todo_remove_temp_db(void)
+{
+    if (!temp_dir[0])
+        return;
+    /* The database and whatever SQLite put beside it (-wal, -shm, -journal). */
+    DIR *d = opendir(temp_dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                unlinkat(dirfd(d), e->d_name, 0);
+        closedir(d);
+    }
+    if (rmdir(temp_dir) < 0)
+        fprintf(stderr, "todo: cannot remove %s: %s\n", temp_dir, strerror(errno));
+    temp_dir[0] = '\0';
+}
+
+const char *todo_env_port(void)
+{
+    const char *port = getenv("PORT");
+    if (!port || !*port)
+        return "8080";
+    size_t digits = strspn(port, "0123456789");
+    if (digits != strlen(port) || digits > 5 || strtol(port, NULL, 10) > 65535) {
+        fprintf(stderr, "PORT=\"%s\": expected a port number from 0 to 65535 (0: the kernel "
+                        "chooses)\n", port);
+        return NULL;
+    }
+    return port;
 }
 
 /* ---- answers ------------------------------------------------------------------------- */

@@ -21,7 +21,16 @@ void *todo_worker_init(int worker_id, void *arg);
 void todo_worker_fini(int worker_id, void *worker_data, void *arg);
 
 /** The default database path: $CHOPIN_TODO_DB, or a file in a fresh temporary
- *  directory. Returns a static buffer. */
+ *  directory ($TMPDIR/chopin-todo-XXXXXX). Returns a static buffer, or NULL after printing
+ *  why. */
 const char *todo_default_db_path(void);
+
+/** Removes the temporary directory todo_default_db_path() created, with the database
+ *  files in it; does nothing when it created none (CHOPIN_TODO_DB names the file). */
+void todo_remove_temp_db(void);
+
+/** $PORT checked (digits only, 0 to 65535; "8080" when unset), or NULL after printing
+ *  why it is not a port: " 2", "+2" and "99999" are not. */
+const char *todo_env_port(void);
 
 #endif

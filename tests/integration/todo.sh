@@ -292,4 +292,28 @@ NEW_ID=$(json_field id)
   fail "id $NEW_ID reused after restart"
 stop_server
 
+# A bad PORT or CHOPIN_* value stops the app before it creates its temporary database
+# directory; a run that created one removes it at exit.
+PRIVATE="$TMP/private"
+mkdir -p "$PRIVATE"
+leftovers() { ls -d "$PRIVATE"/chopin-todo-* 2>/dev/null | wc -l; }
+for bad in PORT=99999 'PORT= 2' CHOPIN_WORKERS=+2; do
+  env -u CHOPIN_TODO_DB TMPDIR="$PRIVATE" HOST=127.0.0.1 PORT=0 "$bad" \
+    timeout -s KILL 10 "$APP" >/dev/null 2>"$TMP/bad.log"
+  status=$?
+  name=${bad%%=*}
+  [ "$status" -ne 0 ] && grep -qE "(^|: )$name=\"" "$TMP/bad.log" && ok ||
+    fail "$bad: exit $status, message: $(head -c 300 "$TMP/bad.log")"
+  [ "$(leftovers)" -eq 0 ] && ok || fail "$bad: left $(leftovers) chopin-todo-* directories"
+done
+env -u CHOPIN_TODO_DB TMPDIR="$PRIVATE" HOST=127.0.0.1 PORT=0 CHOPIN_WORKERS=1 "$APP" 2>"$TMP/own.log" &
+SERVER_PID=$!
+for i in $(seq 100); do
+  grep -q 'listening on' "$TMP/own.log" && break
+  sleep 0.1
+done
+[ "$(leftovers)" -eq 1 ] && ok || fail "own temporary database: $(leftovers) directories while running"
+stop_server
+[ "$(leftovers)" -eq 0 ] && ok || fail "own temporary database directory left at exit"
+
 finish
