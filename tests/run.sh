@@ -59,7 +59,7 @@ for tree in "$@"; do
 done
 
 for s in tests/build/*.sh; do
-  [ -f "$s" ] && run_one "$s" bash "$s"
+  [ -f "$s" ] && run_one "$s" bash "$s" "$1"
 done
 
 echo "$passed passed, $failed failed, $skipped skipped"
