@@ -1,42 +1,86 @@
 /*
- * What the readiness backends (epoll, kqueue) share: moving bytes between a non-blocking
- * socket and its connection once the loop has said the socket is ready. The loop keeps
- * per connection, in conn->backend_flags, whether the socket may still hold input or take
- * output; these functions read and write until the socket says EAGAIN (or the connection
- * stops wanting input) and clear the flag then.
+ * The readiness loop, shared by the epoll and kqueue backends (as redis's ae.c is shared by
+ * ae_epoll.c and ae_kqueue.c). The loop owns everything a turn does: wait, serve the
+ * connections the wait reported, serve again those that used up their read budget, accept,
+ * run timers, drain and stop. A poller supplies only what differs between the kernels:
+ * the wait, and its interest calls (watch a new connection, watch for output or stop,
+ * forget a descriptor before it is closed).
+ *
+ * Readiness is edge-like on both (EPOLLET, EV_CLEAR): an event is not repeated while the
+ * socket stays ready. So the loop remembers per connection, in conn->backend_flags, whether
+ * the socket may still hold input or take output, reads until EAGAIN or until the
+ * connection stops wanting input (backpressure), and resumes as soon as it wants more.
  */
 #ifndef CHOPIN_BACKEND_READINESS_H
 #define CHOPIN_BACKEND_READINESS_H
 
-#include <stddef.h>
+#include <stdint.h>
 
 struct chopin__conn;
 struct chopin__worker;
+struct chopin__readiness_loop;
 
-/* Flags every readiness backend uses; a backend's own flags start at 0x8. */
-#define CHOPIN__READABLE 0x1u /* the socket may hold input */
-#define CHOPIN__WRITABLE 0x2u /* the socket may take output */
-#define CHOPIN__HUNG_UP 0x4u  /* the peer hung up: read on until EOF */
+/* conn->backend_flags kept by the loop; a poller's own flags start at 0x20. A poller sets
+ * the first three from its events and reads OUT_ARMED; the loop does the rest. */
+#define CHOPIN__READABLE 0x1u     /* the socket may hold input */
+#define CHOPIN__WRITABLE 0x2u     /* the socket may take output */
+#define CHOPIN__HUNG_UP 0x4u      /* the peer hung up: read on until EOF */
+#define CHOPIN__OUT_ARMED 0x8u    /* output interest is registered (or queued to be) */
+#define CHOPIN__READY_QUEUED 0x10u /* in the loop's ready list */
+
+/* The most events one wait reports: a poller asks its kernel for no more. */
+#define CHOPIN__LOOP_EVENTS 256
+
+/** What a poller supplies. Every function gets the loop its own state embeds. */
+struct chopin__poller {
+    const char *wait_name; /* the wait's system call, for the log when it fails */
+    /** Waits at most `timeout_ms` (0: do not sleep) and reports what happened: each
+     *  connection with an event gets its CHOPIN__READABLE / WRITABLE / HUNG_UP flags set
+     *  and is put in l->fired (a connection may be there twice); an event on the listener
+     *  sets l->accept_now, one on the wake descriptor l->woken. Returns how many
+     *  connections it put in l->fired (0 on EINTR), or a negative errno. */
+    int (*wait)(struct chopin__readiness_loop *l, int timeout_ms);
+    /** A new connection: watch it for input from now on. 0 or a negative errno. */
+    int (*watch)(struct chopin__readiness_loop *l, struct chopin__conn *c);
+    /** Start (on) or stop (!on) watching the connection for output. 0 or a negative errno
+     *  (the loop then fails the connection). */
+    int (*watch_output)(struct chopin__readiness_loop *l, struct chopin__conn *c, int on);
+    /** The connection's socket is about to be closed. NULL when close() is enough. */
+    void (*forget)(struct chopin__readiness_loop *l, struct chopin__conn *c);
+    /** The listener is about to be closed. NULL when close() is enough. */
+    void (*forget_listener)(struct chopin__readiness_loop *l);
+};
+
+/* A connection to serve again: it used up its read budget, or a poller failed it. With
+ * its generation, because it may be closed and its slot reused before the list is served. */
+struct chopin__ready {
+    struct chopin__conn *c;
+    uint32_t gen;
+};
+
+/** The loop's state; a poller's state embeds it (first member) and fills poller and w. */
+struct chopin__readiness_loop {
+    const struct chopin__poller *poller;
+    struct chopin__worker *w;
+    int accept_now; /* the listener reported connections (set by wait) */
+    int woken;      /* the wake descriptor fired (set by wait) */
+    struct chopin__ready *ready;
+    uint32_t nready, ready_cap;
+    struct chopin__conn *fired[CHOPIN__LOOP_EVENTS];
+};
 
 /**
- * Reads into `scratch` and feeds the connection, at most `budget` reads (negative: no
- * limit). A short read is
- * taken to drain the socket (edge-triggered loops raise a new event for later input)
- * unless the peer hung up, whose event does not come again. Returns nonzero when the
- * budget ran out with input still waiting: the loop must come back to it.
+ * Runs the worker's loop (backend.h's contract) until it has drained, and closes every
+ * connection still open and the listener. The poller's descriptors are its own to close
+ * afterwards. Returns 0.
  */
-int chopin__read_ready(struct chopin__conn *c, char *scratch, size_t size, int budget);
-
-/** Sends the connection's output plan until it is empty or the socket is full. */
-void chopin__write_ready(struct chopin__conn *c);
+int chopin__readiness_run(struct chopin__readiness_loop *l);
 
 /**
- * Accepts the next waiting socket into a connection slot, as the worker's accept policy
- * allows (an idle connection evicted when the slab is full, a back-off on EMFILE). NULL
- * when no socket waits or accepting must pause. The connection is marked readable and
- * writable: with a deferred accept (TCP_DEFER_ACCEPT, accf_data) its request is usually
- * there already, so the loop serves it at once instead of after another wait.
+ * A poller could not apply an interest change for `c` outside a call about `c` (a batch
+ * of changes flushed early): the connection fails and is closed when the loop next serves
+ * its ready list.
  */
-struct chopin__conn *chopin__accept_next(struct chopin__worker *w);
+void chopin__readiness_conn_failed(struct chopin__readiness_loop *l, struct chopin__conn *c);
 
 #endif
