@@ -18,9 +18,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/uio.h>
 
 #include "http/chunked.h"
+#include "plan.h"
 #include "timer/wheel.h"
 
 struct chopin__engine;
@@ -88,20 +88,6 @@ void chopin__conn_on_error(struct chopin__conn *c);
 int chopin__conn_on_timeout(struct chopin__conn *c);
 /** The server is draining: close now if idle, else finish the current response and close. */
 void chopin__conn_on_drain(struct chopin__conn *c);
-
-#define CHOPIN__PLAN_IOV 32
-
-/** The next thing to send: either up to CHOPIN__PLAN_IOV memory ranges, or one file
- *  range (then iovcnt == 0 and file_len > 0). Both empty: nothing to send. */
-struct chopin__plan {
-    struct iovec iov[CHOPIN__PLAN_IOV];
-    int iovcnt;
-    int file_fd;
-    uint64_t file_off;
-    uint64_t file_len;
-    int more;     /* a file range follows these iovecs: send with MSG_MORE */
-    size_t bytes; /* total of the iovecs, or file_len */
-};
 
 /** Fills `p` with the output pending now (may call a stream's producer). Returns p->bytes. */
 size_t chopin__conn_out_plan(struct chopin__conn *c, struct chopin__plan *p);

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "mem/pool.h"
+#include "plan.h"
 
 /* Room kept in front of a stream chunk for its size line ("ffffffff\r\n"), and behind it
  * for the CRLF that ends it plus a possible last-chunk "0\r\n\r\n". */

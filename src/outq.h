@@ -113,7 +113,7 @@ int chopin__outq_push_file(struct chopin__outq *q, int fd, uint64_t off, uint64_
 int chopin__outq_push_stream(struct chopin__outq *q, chopin_produce_fn produce,
                              void (*done)(void *), void *state, int chunked);
 
-/** Fills `p` from the head of the queue (see chopin__plan in conn.h). Returns the bytes
+/** Fills `p` from the head of the queue (see plan.h). Returns the bytes
  *  planned, or -1 when a stream's producer failed (the connection must abort). */
 long chopin__outq_plan(struct chopin__outq *q, struct chopin__plan *p);
 /** `n` bytes of the last plan were sent; finished segments are released. Returns
