@@ -247,9 +247,9 @@ static int kqueue_wait(struct chopin__readiness_loop *l, int timeout_ms) {
     int n = take_changes(k);
     int got = kevent(k->kq, k->changes, n, k->events, CHOPIN__LOOP_EVENTS,
                      timeout_ms < 0 ? NULL : &ts);
-    if (got < 0)
-        return errno == EINTR ? 0 : -errno;
-    k->turn++;
+    if (got < 0 && errno != EINTR)
+        return -errno;
+    k->turn++; /* the changes reached the kernel, EINTR or not */
     int fired = 0;
     for (int i = 0; i < got; i++)
         fired = take_event(k, &k->events[i], fired);

@@ -157,6 +157,8 @@ void chopin__readiness_conn_failed(loop *l, struct chopin__conn *c) {
  * spent again) wait for the next turn, after the events of the next wait. */
 static void serve_ready(loop *l) {
     uint32_t n = l->nready;
+    if (n == 0)
+        return;
     for (uint32_t i = 0; i < n; i++) {
         struct chopin__ready r = l->ready[i];
         if (!r.c->live || r.c->gen != r.gen)
