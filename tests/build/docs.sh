@@ -17,8 +17,13 @@ if [ ! -f "$lib" ]; then
   echo "skip: no $lib: build the tree first" >&2
   echo "RESULT 0 0 1"; exit 0
 fi
-libs=(-pthread)
-nm "$lib" 2>/dev/null | grep -qE ' [TDR] chopin__uring_backend$' && libs+=(-luring)
+# The tree's own compiler, flags and libraries (its flags file, "cc flags... | libs..."), so
+# a sanitizer or kqueue tree links its examples the way it links its tests; the examples
+# are held to -Wunused-parameter and free of the library's -Wmissing-prototypes.
+flags=$(cat "$tree/flags" 2>/dev/null || echo "cc -Iinclude | -pthread")
+read -r -a compile <<<"${flags%%|*}"
+read -r -a libs <<<"${flags#*|}"
+compile+=(-Wall -Wextra -Werror -Wunused-parameter -Wno-missing-prototypes)
 
 # One file per block: docs-1.c, docs-2.c, ...
 awk -v dir="$tmp" '/^```c$/ { n++; out = dir "/docs-" n ".c"; next }
@@ -33,8 +38,7 @@ fi
 for src in $blocks; do
   name=docs/api.md:$(basename "$src" .c)
   grep -q 'int main(' "$src" || printf '\nint main(void) { return 0; }\n' >>"$src"
-  if ! cc -std=gnu11 -Wall -Wextra -Werror -Iinclude "$src" "$lib" -o "${src%.c}" \
-       "${libs[@]}" 2>"$tmp/cc.log"; then
+  if ! "${compile[@]}" "$src" "$lib" -o "${src%.c}" "${libs[@]}" 2>"$tmp/cc.log"; then
     fail=$((fail + 1)); echo "FAIL $name does not build:" >&2; head -n 20 "$tmp/cc.log" >&2
     continue
   fi
