@@ -485,9 +485,11 @@ CHOPIN_API int chopin_res_status(const chopin_res *res);
 typedef struct chopin_json chopin_json;
 
 /** Starts a JSON body for `res` with `status` (200..599) and Content-Type
- *  application/json. Returns NULL when one was already started, for an invalid status,
- *  or when the arena is full (the response is unchanged then). Finish with
- *  chopin_json_end(). */
+ *  application/json, replacing the body set so far like every other setter: a document
+ *  started earlier, ended or not, is dropped, and its writer ignores further calls
+ *  (its chopin_json_end returns CHOPIN_EINVAL and leaves the new body alone). Returns
+ *  NULL for an invalid status or when the arena is full (the response is unchanged
+ *  then). Finish with chopin_json_end(). */
 CHOPIN_API chopin_json *chopin_res_json(chopin_res *res, int status);
 CHOPIN_API void chopin_json_obj_begin(chopin_json *j);
 CHOPIN_API void chopin_json_obj_end(chopin_json *j);

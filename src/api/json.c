@@ -150,7 +150,9 @@ static int begin_value(chopin_json *j)
 
 chopin_json *chopin_res_json(chopin_res *res, int status)
 {
-    if (!res || res->json || !res->arena || !chopin__res_status_valid(status))
+    /* A writer already on `res`, ended or not, is replaced like any other body: the last
+     * setter wins, so an error found after a document was written can still answer. */
+    if (!res || !res->arena || !chopin__res_status_valid(status))
         return NULL;
     /* The writer and the first bytes of the document in one allocation. The buffer is its
      * top, so chopin__arena_grow extends it in place while nothing else was allocated,

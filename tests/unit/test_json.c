@@ -63,7 +63,6 @@ static void test_document(void)
     ctx_init(&c);
     chopin_json *j = chopin_res_json(&c.res, 201);
     CHECK(j != NULL);
-    CHECK(chopin_res_json(&c.res, 200) == NULL); /* one at a time */
     CHECK_INT(c.res.body_kind, CHOPIN__RES_COPY);
     CHECK_INT(c.res.status, 201);
     CHECK(strcmp(c.res.content_type, "application/json") == 0);
@@ -348,6 +347,47 @@ static void test_errors(void)
     CHECK(chopin_res_json(NULL, 200) == NULL);
 }
 
+/* The last setter wins for JSON too: a 200 document already written, then a failure
+ * found after it (a database commit), must be able to answer an error document. */
+static void test_json_replaces_json(void)
+{
+    struct ctx c;
+    ctx_init(&c);
+    chopin_json *first = chopin_res_json(&c.res, 200);
+    chopin_json_obj_begin(first);
+    chopin_json_key(first, "ok");
+    chopin_json_bool(first, 1);
+    chopin_json_obj_end(first);
+    CHECK_INT(chopin_json_end(first), 0);
+    chopin_json *err = chopin_res_json(&c.res, 500);
+    CHECK(err != NULL);
+    chopin_json_obj_begin(err);
+    chopin_json_key(err, "error");
+    chopin_json_str(err, "commit failed");
+    chopin_json_obj_end(err);
+    CHECK_INT(chopin_json_end(err), 0);
+    CHECK_INT(c.res.status, 500);
+    CHECK_MEM(c.res.body, c.res.body_len, "{\"error\":\"commit failed\"}");
+    ctx_fini(&c);
+
+    /* An unfinished writer replaced mid-document: its later calls do nothing and its end
+     * reports the replacement without touching the new body. */
+    ctx_init(&c);
+    chopin_json *old = chopin_res_json(&c.res, 200);
+    chopin_json_arr_begin(old);
+    chopin_json *now = chopin_res_json(&c.res, 201);
+    CHECK(now != NULL && now != old);
+    chopin_json_int(old, 1);
+    chopin_json_arr_end(old);
+    chopin_json_null(now);
+    CHECK_INT(chopin_json_end(old), -EINVAL);
+    CHECK_INT(chopin_json_end(now), 0);
+    CHECK_INT(c.res.status, 201);
+    CHECK_MEM(c.res.body, c.res.body_len, "null");
+    CHECK(!chopin__json_unfinished(&c.res));
+    ctx_fini(&c);
+}
+
 static void test_depth(void)
 {
     struct ctx c;
@@ -581,6 +621,7 @@ int main(void)
     RUN(test_depth);
     RUN(test_growth);
     RUN(test_replaced);
+    RUN(test_json_replaces_json);
     RUN(test_limit_visible);
     RUN(test_raw);
     RUN(test_interim_status);
