@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Chopin: one root Makefile. `make` builds the library and examples; see README for the rest.
 SHELL := /bin/bash
 # The tree rules below come first in the file; without this `make` would build only the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * floor_epoll: the least an HTTP/1.1 server can do on this machine with epoll.
  *

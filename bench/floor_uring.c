@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * floor_uring: the least an HTTP/1.1 server can do on this machine with io_uring.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * idle_conns: opens N keep-alive connections to 127.0.0.1:PORT, has each served one
  * request, then holds them all open, idle, for bench/memory.sh to read the server's RSS.

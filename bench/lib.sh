@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Helpers shared by bench/run.sh, bench/memory.sh and bench/syscalls.sh: building the
 # bench tools, starting and checking servers, reading CPU time, running wrk.
 # Source it from bash; it needs only bash, awk (mawk is enough), coreutils, curl and wrk.

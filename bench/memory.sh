@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # RSS growth per idle keep-alive connection, servers side by side.
 #
 # For each server: start it (one worker, pinned like bench/run.sh), read its VmRSS, open N

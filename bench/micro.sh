@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds every bench/micro_*.c against BUILD/libchopin.a and runs them one after another,
 # pinned to CPU 1 when taskset can do it (less noise from the scheduler moving us around).
 # Usage: bench/micro.sh [BUILD]   (BUILD defaults to "build"; `make bench-micro` builds the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The whole per-request path without sockets: parse, route, handler, serialize, output
  * plan, "sent". What is left of a request's cost once the kernel is taken away. Shapes:

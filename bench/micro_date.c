@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Cost of the Date header cache: chopin__date_update when the second has not changed (the
  * per-loop-turn case), the same with time(NULL) read each call (vDSO), and a full

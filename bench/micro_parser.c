@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Micro-benchmark of the request-head parser: nanoseconds per parse of two requests at
  * every SIMD level the CPU has.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Router micro-benchmark: ns per dispatch (lookup, params, an empty middleware chain and a
  * handler that sets a static body) on a 100-route table shaped like a real REST API:

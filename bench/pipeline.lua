@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: MIT
 -- HTTP pipelining as TechEmpower runs it: each send carries DEPTH requests (wrk's
 -- default request, with the -H headers), and wrk waits for all DEPTH responses before
 -- the next send. Usage: wrk ... -s bench/pipeline.lua URL -- DEPTH (default 16)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # make bench: wrk against Chopin's demo server and its peers, side by side.
 #
 # Each server runs as one worker pinned to CPU 1, wrk as one thread pinned to CPU 0. Without

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Syscalls per request, servers side by side (epoll against io_uring, mainly).
 #
 # For each server and scenario: start the server (pinned like bench/run.sh), warm it up,

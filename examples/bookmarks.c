@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Bookmarks: a small multi-user service on the public API alone (chopin.h and
  * chopin_jansson.h): a session cookie, one auth middleware guarding everything under /api

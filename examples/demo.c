@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The demo server: TechEmpower's /plaintext and /json, an echo, the todo REST API, and a
  * page listing them. `make run` starts it on port 8080 (PORT overrides).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The todo service: a REST API on SQLite, JSON in (jansson) and out (the library's writer).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The todo service: a REST API on SQLite (one connection per worker, WAL mode, prepared
  * statements). Used by the demo server under /todos and by examples/todo_app.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The todo REST API alone (see todo.c for the routes and rules), under /todos.
  *

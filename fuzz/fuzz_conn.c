@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target: the whole connection state machine through a fake backend. The
  * input is split into reads of fuzzer-chosen sizes; output is drained in writes of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for the router: registration of arbitrary patterns and prefixes, and
  * dispatch of arbitrary paths.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for percent-decoding. Checks the properties the router and the query
  * helpers rely on: decoding never lengthens, in-place equals out-of-place, a strict

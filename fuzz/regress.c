@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Runs a libFuzzer target over files (its seed corpus and the crashes it once found), as
  * an ordinary test: `regress_X fuzz/corpus/X/...` prints "RESULT <files> 0". A crash

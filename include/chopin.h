@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chopin.h: the public API of Chopin, an HTTP/1.1 server library.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * chopin_jansson.h: optional, header-only glue between Chopin and jansson (Debian
  * libjansson-dev) for JSON request bodies, used by the examples. `make install` puts it

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the Debian packages Chopin needs to build and test, skipping those present.
 # Usage: scripts/deps.sh [build|test|bench|fuzz]   (test includes build; bench and fuzz
 # include test). The fuzzing toolchain (clang and its runtime, about 375 MB) is installed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Configuration: defaults < code (chopin_options) < environment (CHOPIN_*).
  *

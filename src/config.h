@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Resolved server configuration: defaults < code (chopin_options) < environment. */
 #ifndef CHOPIN_CONFIG_H
 #define CHOPIN_CONFIG_H

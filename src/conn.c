@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The connection state machine (see conn.h): parse, dispatch, serialize, keep-alive,
  * pipelining, backpressure, timeouts. No I/O here.

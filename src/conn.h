@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The connection state machine: the sans-I/O heart of Chopin. Bytes go in
  * (chopin__conn_on_data), an output plan comes out (chopin__conn_out_plan), and the

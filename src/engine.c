@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The per-worker protocol engine (see engine.h). */
 #include "engine.h"
 

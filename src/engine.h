@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The per-worker protocol engine: everything a worker needs to run HTTP that is not I/O.
  * Connection slab, buffer pool, request arena, timer wheel, Date cache, counters. A

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The output queue (see outq.h). */
 #include "outq.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A connection's output queue: the "output plan" of the design. Response heads and small
  * bodies are appended to one contiguous data area (so pipelined responses leave in one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * An output plan: what a connection asks its backend to send next. The output queue
  * (outq.c) fills it, the connection (conn.h) hands it out, the backends send it; it sits

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Portability helpers (see platform.h): one section per concern, one branch per platform. */
 #include "platform.h"
 

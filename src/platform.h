@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Portability: every place where Linux, FreeBSD and macOS disagree, behind one helper or
  * macro each, so the engine and the backends need no #ifdef of their own for them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The server: address resolution, listener sockets and their options, worker threads and
  * their CPUs, backend choice, signals and graceful shutdown.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Worker helpers shared by every backend (see worker.h and backend/backend.h). */
 #include "worker.h"
 

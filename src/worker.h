@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A worker: one thread, pinned to one CPU, with its own listener, engine and backend
  * loop. Nothing here is shared with other workers except the read-only router and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs every test binary of each build tree given (unit tests once, integration tests once
 # per backend compiled in), plus the shell suites against the demo server, then once the
 # suites about the build itself (tests/build: a scratch build and install of their own), and

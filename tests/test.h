@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A tiny test harness. Each test binary runs its cases with RUN() and ends with
  * TEST_END(), which prints "RESULT <passed> <failed>" for tests/run.sh to total.

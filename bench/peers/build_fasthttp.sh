@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the fasthttp peer of bench/run.sh (bench/peers/fasthttp/main.go) into
 # build/bench/fasthttp-bench, offline, from Debian packages only: golang-go and the Go
 # sources that golang-github-valyala-fasthttp-dev (with its dependencies) installs under

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Builds the hyper peer of bench/run.sh (bench/peers/hyper: hyper 0.14 on a tokio
 # current-thread runtime) into build/bench/hyper-bench, offline, from Debian packages only:
 # cargo and rustc, and the crate sources that librust-hyper-dev, librust-tokio-dev and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers shared by the response, JSON and MIME parts of the application API. */
 #ifndef CHOPIN_API_API_H
 #define CHOPIN_API_API_H

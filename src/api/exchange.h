@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * What the connection needs from the application API to run one exchange: reset a
  * response, tell whether a JSON writer was left open, release what a response owns.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * JSON writer (RFC 8259) straight into the response body, which lives in the request
  * arena. Commas and nesting are tracked here so callers only say what comes next; the

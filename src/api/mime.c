@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Content types by file extension, for chopin_res_file. */
 #include <stddef.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Opening beneath a directory (see open_beneath.h). Checking a path's text alone is not
  * enough: a symbolic link inside the root can point anywhere, and a rename can race a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Opening a file named by a relative path inside a directory, with every way out
  * refused: the primitive behind chopin_res_file_at, for paths that come from a request.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The request side of the public API. Everything returned borrows the read buffer or the
  * request arena: valid until the response has been serialized.

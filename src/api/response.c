@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The response side of the public API: one body (the last one set wins, and the one it
  * replaces is released), extra header lines validated against injection and editable

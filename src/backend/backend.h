@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The backend contract: a backend moves bytes between sockets and the engine and
  * reports what happened; it knows nothing of HTTP. It owns its worker's event loop:

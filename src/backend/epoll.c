@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The epoll poller for the readiness loop (readiness.h): edge-triggered. A connection is
  * registered once for EPOLLIN|EPOLLRDHUP; EPOLLOUT is added only while output waits for

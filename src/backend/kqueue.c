@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The kqueue poller for the readiness loop (readiness.h), for macOS and the BSDs (on
  * Linux, over libkqueue, for `make test-kqueue`). Readiness is edge-like (EV_CLEAR).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The readiness loop shared by epoll and kqueue (see readiness.h). */
 #include "backend/readiness.h"
 

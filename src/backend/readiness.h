@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The readiness loop, shared by the epoll and kqueue backends (as redis's ae.c is shared by
  * ae_epoll.c and ae_kqueue.c). The loop owns everything a turn does: wait, serve the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The io_uring backend, one connection: a multishot receive into the worker's provided
  * buffers, one send of the output plan at a time, files, half-close and close.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The io_uring backend's per-worker loop state, shared by uring.c (ring, accept, wake,
  * loop) and uring_conn.c (a connection's receive, send, file, close).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The io_uring backend's user_data: which operation a completion belongs to, on which
  * connection slot, in which generation of that slot.

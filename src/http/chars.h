@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Byte classes of the HTTP grammar, in one place for the request parser, the chunked
  * decoder, the URL decoder and the API's validation of what a handler hands us.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Chunked transfer coding decoder (RFC 9112 §7.1), one byte of framing at a time and
  * memmove for the payload. The state lives in struct chopin__chunked, so the input may be

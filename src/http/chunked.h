@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Incremental, in-place decoder for chunked request bodies (RFC 9112 §7.1). Correct at any
  * split point: call it again with more bytes appended to the same buffer.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * IMF-fixdate (RFC 9110 §5.6.7) without the C library's time formatting: strftime depends
  * on the locale (day and month names), and glibc's gmtime_r takes the global timezone lock.

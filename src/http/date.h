@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The cached HTTP Date header (RFC 9110 §5.6.7 IMF-fixdate). Each worker owns one cache
  * and refreshes it from its loop at most once a second; responses copy the bytes.

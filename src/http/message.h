@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The definitions behind the opaque chopin_req and chopin_res. The connection state
  * machine fills a chopin_req from the parser's head, the router and handler fill a

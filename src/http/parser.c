@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * HTTP/1.1 request-head parser (RFC 9112 §2-§3, §5-§6.3; RFC 9110 §5, §7.2, §7.6.1, §8.6,
  * §10.1.1): the grammar, in steps (leading empty lines, request line, field lines, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * HTTP/1.1 request-head parser: a pure function over a buffer. No allocation, no I/O, no
  * global state except the SIMD choice made once at start-up.

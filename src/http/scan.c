@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The SIMD level of the scan kernels (scan.h): what the CPU has, and names for logs. */
 #include "http/scan.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Scan kernels of the request-head parser: each finds the end of one run of bytes (a
  * token, a field value, a request-target, a whole field line) at one SIMD level.

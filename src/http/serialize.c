@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Response head serialization (see serialize.h). */
 #include "http/serialize.h"
 

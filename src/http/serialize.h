@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Response serializer: status line and headers as raw bytes. Sizes are computed first,
  * so writing needs no bounds checks; nothing is formatted that could be cached (the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Reason phrases: every code registered by RFC 9110 §15, plus the ones in common use from
  * other RFCs (WebDAV RFC 4918/5842, RFC 6585, RFC 7725, RFC 8297, RFC 8470, RFC 2295/2774,

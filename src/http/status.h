@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Status codes and reason phrases (RFC 9110 §15). */
 #ifndef CHOPIN_HTTP_STATUS_H
 #define CHOPIN_HTTP_STATUS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Percent-decoding: see url.h. */
 #include "http/url.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Percent-decoding (RFC 3986 §2.1) for request paths and query strings, and the
  * application/x-www-form-urlencoded '+' rule for queries. Pure functions over buffers: no

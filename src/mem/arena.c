@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Bump arena. Normal allocations are carved from a chain of block_size blocks; the first
  * block survives resets, so a request whose scratch fits in it costs no malloc at all.

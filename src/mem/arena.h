@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Bump arena for per-request scratch (decoded path and query, params, response headers,
  * copied bodies). Reset after each response; a reset keeps the first block, so the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Unaligned word loads and a short-compare for the hot path. Comparing a path or a
  * content type of a dozen bytes through the C library's memcmp costs a call and a

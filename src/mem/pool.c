@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Per-worker buffer pool. Cached buffers are chained through their own first bytes, so
  * the pool needs no memory of its own. Buffers are allocated on first demand, which keeps a

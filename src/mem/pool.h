@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Per-worker pool of fixed-size buffers. Buffers are taken only while a connection has
  * bytes in flight and returned as soon as it has none, so idle connections hold none.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Connection slab. One anonymous mapping holds the slots followed by the free-list links.
  * MAP_NORESERVE with lazy faulting means a slab sized for 10,000 connections costs RSS only

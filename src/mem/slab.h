@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fixed-capacity slab of equal-size slots with an O(1) LIFO free list (hot slots are
  * reused first). Memory is reserved at init and touched lazily by the kernel.

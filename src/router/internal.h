@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Router internals shared by router.c (registration, freeze, dispatch), tree.c (the
  * segment tree and the static table) and middleware.c (chains and chopin_next).

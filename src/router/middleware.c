@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Middleware chains. chopin_router_use() records middleware in registration order. A
  * prefix middleware applies to every request whose decoded, normalised path (router.c) is

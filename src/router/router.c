@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Router: registration (checked for conflicts when it happens), nest/merge, freeze, and
  * the per-request dispatch.

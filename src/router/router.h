@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The router seen from the connection: freeze once, then dispatch per request. */
 #ifndef CHOPIN_ROUTER_ROUTER_H
 #define CHOPIN_ROUTER_ROUTER_H

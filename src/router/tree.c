@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The route tree: one node per path segment, static children sorted for binary search,
  * one param and one wildcard child per node. Plus the table of fully static paths that

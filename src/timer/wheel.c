@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Hierarchical timer wheel: CHOPIN__WHEEL_LEVELS levels of CHOPIN__WHEEL_SLOTS slots, one
  * millisecond per level-0 slot. Time is viewed as base-64 digits: digit L of a time is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Hierarchical timer wheel with intrusive entries and `now` passed in, so tests are
  * deterministic. Time unit: milliseconds (any monotonic origin). Add, delete and re-arm

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # docs/api.md's examples are programs, not prose: every ```c block on that page is compiled
 # on its own with -Wall -Wextra -Werror and linked against the library of the build tree
 # given (a block without main gets an empty one, so every symbol it names must exist).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The build as a user meets it, in a scratch build tree and a scratch install root:
 # - a change of build flags rebuilds: an epoll-only build, then CHOPIN_URING=1 in the same
 #   tree, must give a library with the io_uring backend; an unchanged build rebuilds nothing;

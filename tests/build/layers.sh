@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The layers of docs/design.md, checked on the sources: each folder includes only what lies
 # below it, and no .c file declares another file's functions by hand (an `extern`
 # prototype the compiler never checks against the definition). Linker-made symbols

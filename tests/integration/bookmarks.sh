@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Integration test of the bookmarks service (examples/bookmarks.c) over real sockets, with
 # curl and bash's /dev/tcp.
 #

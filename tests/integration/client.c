@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The test client (see client.h). */
 #include "client.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A small HTTP/1.1 test client over real sockets, plus helpers to run a server in-process. */
 #ifndef CHOPIN_TEST_CLIENT_H
 #define CHOPIN_TEST_CLIENT_H

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The demo server as a user runs it, checked with curl: the routes of the README, SIGTERM
 # that must drain and exit 0, a bad configuration (PORT, CHOPIN_*) that must fail loudly,
 # naming every bad value, before it creates anything, and no temporary directory left.

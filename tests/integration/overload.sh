@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Overload through the demo server: out of descriptors (RLIMIT_NOFILE lowered with
 # prlimit) while every connection is busy. The server must keep running, keep the
 # connections it could not accept waiting in the backlog (not drop them), and serve

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Soak test (`make soak`, not part of `make test`): a few million requests over tens of
  * thousands of short and long connections from several client threads, mixed with

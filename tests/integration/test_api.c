@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The application API over real sockets (issue 12): what a handler sets is what the client
  * gets, and the traps a new user fell into stay closed: a 1xx final answer, a borrowed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Slot reuse under churn: clients that abort mid-response (RST while the server is still
  * sending), half-send requests or hang up without reading, run beside clients that check

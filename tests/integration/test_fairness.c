@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Fairness: a client that never stops sending must not starve the others. One worker
  * serves a flood (pipelined requests without end, or uploads one after another) while a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Hostile and broken clients over real sockets: every timeout configured short and
  * tested (slowloris head, trickled body, idle keep-alive, a client that stops reading),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Middleware over a real socket (issue 12, points 3 and 10).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The engine through real sockets: keep-alive, versions, pipelining, bodies, framing
  * errors, timeouts, slab limits, shutdown. Runs once per backend (CHOPIN_BACKEND).

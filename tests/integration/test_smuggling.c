@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Request smuggling and malformed framing over a real socket (RFC 9112 §2-§7, §11.2;
  * RFC 9110 §5, §8.6, §10.1.1). Each case is one byte sequence with the outcome the RFC

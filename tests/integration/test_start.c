@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Starting a server over real sockets: a handler reads its own server's counters, a
  * second server on an address in use fails instead of splitting the traffic (unless it

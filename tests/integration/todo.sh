@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Integration test of the todo REST API (examples/todo_app) over real sockets, with curl.
 #
 #   bash tests/integration/todo.sh BUILD_DIR        (BUILD_DIR: build, build/asan, ...)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Bump arena: alignment, blocks, limit, grow, reset keeping the first block. */
 #include "mem/arena.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Chunked body decoder tests. Bodies end right before a PROT_NONE page; every body is
  * decoded whole, cut at every point into two calls, and fed one byte per call, and all

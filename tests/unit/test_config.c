@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Configuration: zero means default for every field, the named zeros, the size rule that
  * lets chopin_options grow, and the environment: strict numbers, every invalid value

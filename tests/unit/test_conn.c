@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The connection state machine through a fake backend: no sockets, a clock we set, and
  * exact output bytes. What a backend does (send the plan, report progress, obey `ask`)

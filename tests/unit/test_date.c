@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* IMF-fixdate formatting and the once-a-second cache. */
 #include "http/date.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* JSON writer: every document is parsed back with jansson (link -ljansson). */
 #include <errno.h>
 #include <jansson.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Request-head parser tests. Every input is copied so that it ends right before a
  * PROT_NONE page: any read past the end faults at once. Every case also runs at every

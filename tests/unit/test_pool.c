@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Buffer pool: alignment, lazy allocation, caching bound, outstanding count. */
 #include "mem/pool.h"
 

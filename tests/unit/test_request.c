@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Request helpers over a request built by hand (the parser's output filled directly). */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Response helpers: bodies, validation against header injection, redirects, cookies,
  * files by path. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Router: matching table, conflicts, nest/merge, middleware, file-scope routes. */
 #include <errno.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The response serializer, byte for byte. */
 #include <string.h>
 

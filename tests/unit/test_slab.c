@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Connection slab: errors, alignment, zeroing, LIFO reuse, fullness, lazy RSS. */
 #include "mem/slab.h"
 

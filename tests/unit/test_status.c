@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reason phrases: registered codes, class phrases, bounds, and valid characters. */
 #include "http/status.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The io_uring backend's user_data (src/backend/uring_udata.h): operation, slot and
  * generation survive the round trip, and a completion submitted for a connection that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Percent-decoding of paths and query strings. */
 #include <errno.h>
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Timer wheel: targeted cases, then a randomized comparison with a brute-force model. */
 #include "timer/wheel.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Benchmark peer: fasthttp serving TechEmpower's /plaintext and /json with GOMAXPROCS=1,
 // so one OS thread runs Go code at a time (bench/run.sh pins the process to a CPU).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 //! Benchmark peer: hyper 0.14 serving TechEmpower's /plaintext and /json on a tokio
 //! current-thread runtime, so the whole server is one thread (bench/run.sh pins it to a CPU).
 //!
