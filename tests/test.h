@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int test_passed, test_failed, test_case_failed;
 static const char *test_case_name;
@@ -64,5 +65,30 @@ static const char *test_case_name;
         printf("RESULT %d %d\n", test_passed, test_failed);                            \
         return test_failed ? 1 : 0;                                                     \
     } while (0)
+
+/* stderr captured between capture_begin() and capture_end(), for tests whose behaviour
+ * is a message (configuration errors, start failures). capture_end returns the text,
+ * valid until the next capture. */
+static char test_captured[8192];
+static int test_saved_stderr = -1;
+static FILE *test_capture_file;
+
+static inline void capture_begin(void) {
+    fflush(stderr);
+    test_capture_file = tmpfile();
+    test_saved_stderr = dup(2);
+    dup2(fileno(test_capture_file), 2);
+}
+
+static inline const char *capture_end(void) {
+    fflush(stderr);
+    dup2(test_saved_stderr, 2);
+    close(test_saved_stderr);
+    rewind(test_capture_file);
+    size_t n = fread(test_captured, 1, sizeof test_captured - 1, test_capture_file);
+    test_captured[n] = '\0';
+    fclose(test_capture_file);
+    return test_captured;
+}
 
 #endif

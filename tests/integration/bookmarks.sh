@@ -17,67 +17,15 @@ set -u
 
 BUILD=${1:?usage: bookmarks.sh BUILD_DIR}
 APP=$BUILD/examples/bookmarks
-CURL=(curl -sS --max-time 10)
-
-passed=0 failed=0 skipped=0
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/chopin-bookmarks-test.XXXXXX")
-SERVER_PID='' BASE='' PORT=''
-
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL $*"; }
-finish() {
-  [ "$failed" -ne 0 ] && [ -s "$TMP/server.log" ] && { echo "--- server log (tail)"; tail -n 20 "$TMP/server.log"; }
-  echo "RESULT $passed $failed $skipped"
-  [ "$failed" -eq 0 ]
-  exit
-}
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then
-    kill -KILL "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'fail "interrupted"; finish' INT TERM
+NAME=bookmarks
+# shellcheck source=lib/app.sh
+. "$(dirname "$0")/lib/app.sh"
 
 # ---- server lifecycle ------------------------------------------------------------------
 
-# start_server [VAR=value...]: starts the app with extra environment, sets BASE and PORT;
-# returns 1 if it never listens.
-start_server() {
-  : >"$TMP/server.log"
-  env -u CHOPIN_QUIET -u BOOKMARKS_DB -u BOOKMARKS_STATIC PORT=0 \
-    CHOPIN_WORKERS="${CHOPIN_WORKERS:-4}" "$@" "$APP" >>"$TMP/server.log" 2>&1 &
-  SERVER_PID=$!
-  local i
-  PORT=''
-  for i in $(seq 100); do # at most ~10 s, an ASan build starts slowly
-    PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$TMP/server.log" | head -n 1)
-    [ -n "$PORT" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$PORT" ]; then
-    fail "server did not start"
-    return 1
-  fi
-  BASE="http://127.0.0.1:$PORT"
-}
-
-# SIGTERM, then the exit status must be 0 within the drain bound (else KILL).
-stop_server() {
-  local pid=$SERVER_PID i status
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 150); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-  wait "$pid"; status=$?
-  SERVER_PID=''
-  if [ "$status" -eq 0 ]; then ok; else fail "server exit status after SIGTERM: $status"; fi
-}
+# start_server [VAR=value...]: starts the app with extra environment (and none of the
+# caller's BOOKMARKS_* settings), sets BASE and PORT; returns 1 if it never listens.
+start_server() { app_start -u BOOKMARKS_DB -u BOOKMARKS_STATIC "$@"; }
 
 # ---- requests and checks ---------------------------------------------------------------
 

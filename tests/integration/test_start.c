@@ -16,30 +16,6 @@
 #include "client.h"
 #include "test.h"
 
-/* ----- stderr capture: the messages are part of the behaviour ----------------------- */
-
-static char captured[8192];
-static int saved_stderr = -1;
-static FILE *capture_file;
-
-static void capture_begin(void) {
-    fflush(stderr);
-    capture_file = tmpfile();
-    saved_stderr = dup(2);
-    dup2(fileno(capture_file), 2);
-}
-
-static const char *capture_end(void) {
-    fflush(stderr);
-    dup2(saved_stderr, 2);
-    close(saved_stderr);
-    rewind(capture_file);
-    size_t n = fread(captured, 1, sizeof captured - 1, capture_file);
-    captured[n] = '\0';
-    fclose(capture_file);
-    return captured;
-}
-
 /* ----- handlers ------------------------------------------------------------------------ */
 
 static chopin_server *started;

@@ -17,65 +17,14 @@ set -u
 
 BUILD=${1:?usage: todo.sh BUILD_DIR}
 APP=$BUILD/examples/todo_app
-CURL=(curl -sS --max-time 10)
-
-passed=0 failed=0
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/chopin-todo-test.XXXXXX")
-SERVER_PID='' BASE=''
-
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL $*"; }
-finish() {
-  [ "$failed" -ne 0 ] && [ -s "$TMP/server.log" ] && { echo "--- server log (tail)"; tail -n 20 "$TMP/server.log"; }
-  echo "RESULT $passed $failed"
-  [ "$failed" -eq 0 ]
-  exit
-}
-cleanup() {
-  if [ -n "$SERVER_PID" ]; then
-    kill -KILL "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID" 2>/dev/null
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'fail "interrupted"; finish' INT TERM
+NAME=todo
+# shellcheck source=lib/app.sh
+. "$(dirname "$0")/lib/app.sh"
 
 # ---- server lifecycle ------------------------------------------------------------------
 
 # Starts the app on the test database and sets BASE; returns 1 if it never listens.
-start_server() {
-  : >"$TMP/server.log"
-  env -u CHOPIN_QUIET HOST=127.0.0.1 PORT=0 CHOPIN_TODO_DB="$TMP/todo.db" \
-    CHOPIN_WORKERS="${CHOPIN_WORKERS:-4}" "$APP" >>"$TMP/server.log" 2>&1 &
-  SERVER_PID=$!
-  local port='' i
-  for i in $(seq 100); do # at most ~10 s, an ASan build starts slowly
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$TMP/server.log" | head -n 1)
-    [ -n "$port" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$port" ]; then
-    fail "server did not start"
-    return 1
-  fi
-  BASE="http://127.0.0.1:$port"
-}
-
-# SIGTERM, then the exit status must be 0 within the drain bound (else KILL).
-stop_server() {
-  local pid=$SERVER_PID i status
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 150); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-  wait "$pid"; status=$?
-  SERVER_PID=''
-  if [ "$status" -eq 0 ]; then ok; else fail "server exit status after SIGTERM: $status"; fi
-}
+start_server() { app_start HOST=127.0.0.1 CHOPIN_TODO_DB="$TMP/todo.db"; }
 
 # ---- requests and checks ---------------------------------------------------------------
 
