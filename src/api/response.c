@@ -185,7 +185,7 @@ struct type {
  * a caller's type equal to one of them is answered with the static copy instead of an
  * arena copy. Copying cost 89 instructions per request on the plaintext path (callgrind,
  * bench/micro_conn.c, "text/plain": 2,354 -> 2,443); a length index and one inline
- * compare cost a handful. */
+ * compare cost a handful, and a match needs no validation (type_copy). */
 #define COMMON_TYPE_MAX_LEN 31
 static const char *const common_types[COMMON_TYPE_MAX_LEN + 1][2] = {
     [8] = {"text/css"},
@@ -229,14 +229,18 @@ __attribute__((noinline)) static int type_arena_copy(chopin_res *res, const char
  * a failure leaves the response as it was. */
 static int type_copy(chopin_res *res, const char *type, struct type *out)
 {
-    ssize_t len = field_value_len(type);
-    if (len < 0)
+    /* A common type is a known field value: its bytes need no validation, so the C
+     * library's word-at-a-time strlen measures it and the table matches it (callgrind,
+     * micro_conn, "text/plain": 39 instructions fewer per request than validating first). */
+    size_t len = strlen(type);
+    const char *common = common_type(type, len);
+    if (common) {
+        *out = (struct type){common, len};
+        return 0;
+    }
+    if (field_value_len(type) < 0)
         return -EINVAL;
-    const char *common = common_type(type, (size_t)len);
-    if (!common)
-        return type_arena_copy(res, type, (size_t)len, out);
-    *out = (struct type){common, (size_t)len};
-    return 0;
+    return type_arena_copy(res, type, len, out);
 }
 
 /* The content type a body setter leaves on the response: a copy of `type`, or for NULL
