@@ -17,9 +17,9 @@
 enum {
     CHOPIN__C_TCHAR = 1,   /* RFC 9110 §5.6.2 token character */
     CHOPIN__C_VALUE = 2,   /* RFC 9110 §5.5 field-value byte: HTAB, SP, VCHAR, obs-text */
-    CHOPIN__C_TARGET = 4,  /* request-target byte other than '?': 0x21-0x7e minus '?',
-                              0x80-0xff (RFC 9112 §3.2, checked loosely, as origin servers
-                              may) */
+    CHOPIN__C_TARGET = 4,  /* request-target byte other than '?': 0x21-0x7e minus '?' and
+                              '#' (a fragment is never sent, RFC 9112 §3.2), 0x80-0xff
+                              (checked loosely, as origin servers may) */
     CHOPIN__C_QUERY = 8,   /* '?' (a target byte too, once the query has started) */
     CHOPIN__C_OWS = 16,    /* RFC 9110 §5.6.3 optional whitespace: SP, HTAB */
     CHOPIN__C_QDTEXT = 32, /* RFC 9110 §5.6.4 qdtext: field-value bytes but '"' and '\' */
@@ -35,7 +35,8 @@ static const uint8_t chopin__chars[256] = {
     [0x20] = CHOPIN__C_WS_,
     [0x21] = CHOPIN__C_TVXQ_,                      /* ! */
     [0x22] = CHOPIN__C_VALUE | CHOPIN__C_TARGET,    /* " */
-    [0x23 ... 0x27] = CHOPIN__C_TVXQ_,             /* # $ % & ' */
+    [0x23] = CHOPIN__C_TCHAR | CHOPIN__C_VALUE | CHOPIN__C_QDTEXT, /* # */
+    [0x24 ... 0x27] = CHOPIN__C_TVXQ_,             /* $ % & ' */
     [0x28 ... 0x29] = CHOPIN__C_VXQ_,              /* ( ) */
     [0x2a ... 0x2b] = CHOPIN__C_TVXQ_,             /* * + */
     [0x2c] = CHOPIN__C_VXQ_,                       /* , */

@@ -413,7 +413,8 @@ static ALWAYS_INLINE ssize_t target_form(struct chopin__head *h, const char *t,
     return 0;
 }
 
-/* request-target SP: visible bytes, the first '?' starting the query. */
+/* request-target SP: visible bytes, the first '?' starting the query; a '#' is 400 (a
+ * fragment is never sent, RFC 9112 §3.2: whoever sends one is not a conforming client). */
 static ALWAYS_INLINE ssize_t parse_target(struct cursor *c, const struct line *l,
                                           struct chopin__head *h, int lvl)
 {

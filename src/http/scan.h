@@ -64,14 +64,15 @@ static CHOPIN__ALWAYS_INLINE const char *scan_class(const char *p, const char *e
  * bytes before `end`), which the scalar scan finishes: no load ever crosses `end`.
  */
 static CHOPIN__ALWAYS_INLINE const char *skip_sse2(const char *p, const char *end, char lo,
-                                                   char extra)
+                                                   char extra, char extra2)
 {
     const __m128i vlo = _mm_set1_epi8(lo), vdel = _mm_set1_epi8(0x7f);
-    const __m128i vex = _mm_set1_epi8(extra);
+    const __m128i vex = _mm_set1_epi8(extra), vex2 = _mm_set1_epi8(extra2);
     while (end - p >= 16) {
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
         __m128i stop = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(x, vlo), x),
                                     _mm_or_si128(_mm_cmpeq_epi8(x, vdel), _mm_cmpeq_epi8(x, vex)));
+        stop = _mm_or_si128(stop, _mm_cmpeq_epi8(x, vex2));
         unsigned m = (unsigned)_mm_movemask_epi8(stop);
         if (m) return p + __builtin_ctz(m);
         p += 16;
@@ -86,12 +87,12 @@ static CHOPIN__ALWAYS_INLINE const char *skip_sse2(const char *p, const char *en
  * SSE2 instances of parse_head must be able to hold a (dead) call to it. */
 __attribute__((target("avx2"))) static inline const char *skip_avx2(const char *p,
                                                                     const char *end, char lo,
-                                                                    char extra)
+                                                                    char extra, char extra2)
 {
     const __m256i vlo = _mm256_set1_epi8(lo), vdel = _mm256_set1_epi8(0x7f);
-    const __m256i vex = _mm256_set1_epi8(extra);
+    const __m256i vex = _mm256_set1_epi8(extra), vex2 = _mm256_set1_epi8(extra2);
     if (end - p >= 16) {
-        const char *q = skip_sse2(p, p + 16, lo, extra);
+        const char *q = skip_sse2(p, p + 16, lo, extra, extra2);
         if (q < p + 16) return q;
         p += 16;
     }
@@ -100,11 +101,12 @@ __attribute__((target("avx2"))) static inline const char *skip_avx2(const char *
         __m256i stop = _mm256_or_si256(
             _mm256_cmpeq_epi8(_mm256_min_epu8(x, vlo), x),
             _mm256_or_si256(_mm256_cmpeq_epi8(x, vdel), _mm256_cmpeq_epi8(x, vex)));
+        stop = _mm256_or_si256(stop, _mm256_cmpeq_epi8(x, vex2));
         unsigned m = (unsigned)_mm256_movemask_epi8(stop);
         if (m) return p + __builtin_ctz(m);
         p += 32;
     }
-    return skip_sse2(p, end, lo, extra);
+    return skip_sse2(p, end, lo, extra, extra2);
 }
 
 /* Header names and methods are almost always [A-Za-z0-9-]: skip 16-byte blocks of those
@@ -218,11 +220,11 @@ static CHOPIN__ALWAYS_INLINE const char *scan_token_end(const char *p, const cha
 }
 
 static CHOPIN__ALWAYS_INLINE const char *skip_simd(const char *p, const char *end, int lvl, char lo,
-                                           char extra)
+                                           char extra, char extra2)
 {
 #ifdef CHOPIN__SCAN_X86
-    if (lvl == CHOPIN__SIMD_AVX2) return skip_avx2(p, end, lo, extra);
-    if (lvl == CHOPIN__SIMD_SSE2) return skip_sse2(p, end, lo, extra);
+    if (lvl == CHOPIN__SIMD_AVX2) return skip_avx2(p, end, lo, extra, extra2);
+    if (lvl == CHOPIN__SIMD_SSE2) return skip_sse2(p, end, lo, extra, extra2);
 #endif
     return p;
 }
@@ -255,7 +257,7 @@ static CHOPIN__ALWAYS_INLINE const char *skip_swar(const char *p, const char *en
 static CHOPIN__ALWAYS_INLINE const char *scan_value_end(const char *p, const char *end, int lvl)
 {
     while (lvl != CHOPIN__SIMD_SCALAR) {
-        p = skip_simd(p, end, lvl, 0x1f, 0x7f);
+        p = skip_simd(p, end, lvl, 0x1f, 0x7f, 0x7f);
         if (end - p < 16) break;
         if (*p != '\t') return p;
         p++;
@@ -291,11 +293,12 @@ static CHOPIN__ALWAYS_INLINE int scan_field_line(const char *p, const char *hend
     return 1;
 }
 
-/* End of a request-target run: stop bytes are <= SP, DEL and (before the query) '?'. */
+/* End of a request-target run: stop bytes are <= SP, DEL, '#' and (before the query) '?'.
+ * A fragment is never sent (RFC 9112 §3.2), so '#' ends the target for a 400. */
 static CHOPIN__ALWAYS_INLINE const char *scan_target_end(const char *p, const char *end,
                                                          int lvl, int query)
 {
-    p = skip_simd(p, end, lvl, 0x20, query ? 0x7f : '?');
+    p = skip_simd(p, end, lvl, 0x20, query ? 0x7f : '?', '#');
     if (lvl != CHOPIN__SIMD_SCALAR && end - p >= 16) return p;
     return scan_class(p, end, query ? CHOPIN__C_TARGET | CHOPIN__C_QUERY : CHOPIN__C_TARGET);
 }

@@ -99,6 +99,7 @@ struct chopin_router {
     const struct chopin__mw_call *fallback_chain; /* every middleware: 404 and 405 */
     uint32_t nfallback;
     uint8_t fallback_checks;
+    uint32_t methods; /* bit per chopin_method routed anywhere (ANY: every one): OPTIONS * */
     char error[256];
 };
 

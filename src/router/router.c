@@ -436,6 +436,17 @@ int chopin_router_mount_all(chopin_router *r)
 
 /* ---- freeze and dispatch ----------------------------------------------------------- */
 
+/* Every method some route answers, for the Allow of OPTIONS *. */
+static uint32_t routed_methods(const chopin_router *r)
+{
+    uint32_t mask = 0;
+    for (size_t i = 0; i < r->nroutes; i++) {
+        chopin_method m = r->routes[i].method;
+        mask |= m == CHOPIN_METHOD_ANY ? (1u << CHOPIN_METHOD_COUNT) - 1 : 1u << m;
+    }
+    return mask;
+}
+
 int chopin__router_freeze(chopin_router *r)
 {
     if (!r)
@@ -453,6 +464,7 @@ int chopin__router_freeze(chopin_router *r)
         r->calls = NULL;
         return fail(r, err, "freeze: out of memory");
     }
+    r->methods = routed_methods(r);
     r->frozen = 1;
     return 0;
 }
@@ -483,6 +495,21 @@ static void allow_header(chopin_res *res, uint32_t allowed)
     }
     buf[len] = '\0';
     chopin_res_header_add(res, "Allow", buf);
+}
+
+/* RFC 9110 §9.3.7: OPTIONS * asks about the server, not a resource; the answer names
+ * the methods it has routes for. */
+static void options_server_handler(chopin_req *req, chopin_res *res, void *data)
+{
+    chopin_res_empty(res, 200);
+    allow_header(res, *(const uint32_t *)data);
+}
+
+/* No path to match a prefix against: only global middleware runs, as for a bad path. */
+static void answer_options_server(const chopin_router *r, chopin_req *req, chopin_res *res)
+{
+    uint32_t methods = r->methods;
+    chopin__chain_run(r->global_chain, r->nglobal, options_server_handler, &methods, req, res);
 }
 
 static void fallback_handler(chopin_req *req, chopin_res *res, void *data)
@@ -692,7 +719,10 @@ void chopin__router_dispatch(const chopin_router *r, chopin_req *req, chopin_res
         return;
     }
     if (!req->path || req->path_len == 0 || req->path[0] != '/') {
-        answer_unrouted(r, req, res, 404, 0); /* "*" (OPTIONS *) and anything odd */
+        if (req->path && req->path_len == 1 && req->path[0] == '*') /* parser: OPTIONS only */
+            answer_options_server(r, req, res);
+        else
+            answer_unrouted(r, req, res, 404, 0); /* an absolute form without a path */
         return;
     }
     /* No static pattern holds '%' (see pattern_is_static) or a dot segment (refused at

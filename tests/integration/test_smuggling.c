@@ -237,6 +237,9 @@ static struct smuggle_case cases[] = {
     {"host_with_userinfo", R("GET /sentinel HTTP/1.1\r\nHost: user@a\r\n\r\n" HIDDEN), 400, NULL, CLOSE},
     {"host_with_query", R("GET /sentinel HTTP/1.1\r\nHost: a?b\r\n\r\n" HIDDEN), 400, NULL, CLOSE},
     {"host_with_fragment", R("GET /sentinel HTTP/1.1\r\nHost: a#b\r\n\r\n" HIDDEN), 400, NULL, CLOSE},
+    /* RFC 9112 §3.2: a conforming client never sends a fragment; refused by the parser */
+    {"target_with_fragment", R("GET /sentinel#x HTTP/1.1\r\nHost: x\r\n\r\n" HIDDEN), 400, NULL, CLOSE},
+    {"query_with_fragment", R("GET /sentinel?a#x HTTP/1.1\r\nHost: x\r\n\r\n" HIDDEN), 400, NULL, CLOSE},
     {"host_non_ascii", R("GET /sentinel HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n" HIDDEN), 400, NULL, CLOSE},
     {"host_port_not_digits", R("GET /sentinel HTTP/1.1\r\nHost: a:b\r\n\r\n" HIDDEN), 400, NULL, CLOSE},
     {"host_two_ports", R("GET /sentinel HTTP/1.1\r\nHost: a:1:2\r\n\r\n" HIDDEN), 400, NULL, CLOSE},

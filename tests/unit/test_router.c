@@ -231,7 +231,8 @@ static const struct want table_wants[] = {
     /* no match */
     {"GET", "/nothing", 404, "Not Found", NULL, NULL},
     {"GET", "/users/42/posts/7/x", 404, NULL, NULL, NULL},
-    {"OPTIONS", "*", 404, NULL, NULL, NULL},
+    {"OPTIONS", "*", 200, "", "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, CONNECT, TRACE",
+     NULL}, /* an ANY route answers every method */
     /* dot segments resolved before matching (RFC 3986 §5.2.4), decoded ones too */
     {"GET", "/users/../users/42", 200, "user|id=42", NULL, "/users/42"},
     {"GET", "/users/./42", 200, "user|id=42", NULL, "/users/42"},
@@ -787,6 +788,44 @@ static void test_refused(void)
     ctx_fini(&c);
 }
 
+/* OPTIONS * (RFC 9110 §9.3.7) is about the server: 200, empty, Allow naming the methods
+ * some route answers; it passes through global middleware like any answer, and through
+ * no prefixed one (there is no path under a prefix). */
+static void test_options_server(void)
+{
+    chopin_router *r = chopin_router_new();
+    CHECK_INT(chopin_router_get(r, "/a", nop, NULL), 0);
+    CHECK_INT(chopin_router_post(r, "/b/:id", nop, NULL), 0);
+    CHECK_INT(chopin_router_delete(r, "/c/*rest", nop, NULL), 0);
+    CHECK_INT(chopin_router_use(r, NULL, add_after, NULL), 0);
+    CHECK_INT(chopin_router_use(r, "/", tracer, "G"), 0);
+    CHECK_INT(chopin_router_use(r, "/a", tracer, "P"), 0);
+    CHECK_INT(chopin__router_freeze(r), 0);
+    struct ctx c;
+    ctx_init(&c);
+    char v[64];
+    trace[0] = '\0';
+    request(&c, r, "OPTIONS", "*");
+    CHECK_INT(c.res.status, 200);
+    CHECK_INT((int)c.res.body_len, 0);
+    CHECK_MEM(v, strlen(res_header(&c.res, "Allow", v, sizeof(v))), "GET, HEAD, POST, DELETE");
+    CHECK_MEM(v, strlen(res_header(&c.res, "X-Seen-Status", v, sizeof(v))), "200");
+    CHECK_MEM(trace, strlen(trace), "GG'");
+    request(&c, r, "OPTIONS", "/a"); /* a resource: still the router's 405 */
+    CHECK_INT(c.res.status, 405);
+    ctx_fini(&c);
+    chopin_router_free(r);
+
+    r = chopin_router_new(); /* no routes: nothing to allow, but still an answer */
+    CHECK_INT(chopin__router_freeze(r), 0);
+    ctx_init(&c);
+    request(&c, r, "OPTIONS", "*");
+    CHECK_INT(c.res.status, 200);
+    CHECK_MEM(v, strlen(res_header(&c.res, "Allow", v, sizeof(v))), "");
+    ctx_fini(&c);
+    chopin_router_free(r);
+}
+
 /* ---- file-scope routes -------------------------------------------------------------- */
 
 CHOPIN_GET("/macro/:x", macro_get)
@@ -830,6 +869,7 @@ int main(void)
     RUN(test_prefix_not_found);
     RUN(test_dot_patterns_refused);
     RUN(test_refused);
+    RUN(test_options_server);
     RUN(test_mount_all);
     TEST_END();
 }
