@@ -562,7 +562,8 @@ typedef struct chopin_options {
     chopin_backend backend;       /* CHOPIN_BACKEND=auto|epoll|io_uring|kqueue; 0: AUTO, the
                                      only one that falls back: an explicit backend that is not
                                      compiled in or that the kernel refuses stops the start */
-    uint32_t slab_capacity;       /* CHOPIN_SLAB_CAPACITY; 0: 10000 connections per worker */
+    uint32_t slab_capacity;       /* CHOPIN_SLAB_CAPACITY; connections per worker; 0: from
+                                     the descriptor limit (README, Configuration) */
     uint32_t keepalive_timeout_ms;/* CHOPIN_KEEPALIVE_TIMEOUT_MS; 0: 30000; idle keep-alive */
     uint32_t header_timeout_ms;   /* CHOPIN_HEADER_TIMEOUT_MS; 0: 10000; whole request head */
     uint32_t body_timeout_ms;     /* CHOPIN_BODY_TIMEOUT_MS; 0: 30000; whole request body */

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* No chopin.h will ever have a chopin_options this large: a bigger `size` is a field that
  * was never set (an uninitialised struct), not a newer program. */
@@ -45,7 +46,8 @@ struct numeric {
 static const struct numeric numerics[] = {
     NUM(workers, "CHOPIN_WORKERS", 0, 0, 4096, false, true), /* 0 in effect: one per CPU */
     NUM(pin, "CHOPIN_PIN", 1, 0, 1, true, true),
-    NUM(slab_capacity, "CHOPIN_SLAB_CAPACITY", 10000, 1, 10000000, false, false),
+    /* 0 in effect: sized from the descriptor limit at start (chopin__config_slab_capacity) */
+    NUM(slab_capacity, "CHOPIN_SLAB_CAPACITY", 0, 1, 10000000, false, false),
     NUM(keepalive_timeout_ms, "CHOPIN_KEEPALIVE_TIMEOUT_MS", 30000, 1, 86400000, false, false),
     NUM(header_timeout_ms, "CHOPIN_HEADER_TIMEOUT_MS", 10000, 1, 86400000, false, false),
     NUM(body_timeout_ms, "CHOPIN_BODY_TIMEOUT_MS", 30000, 1, 86400000, false, false),
@@ -291,4 +293,30 @@ int chopin__config_resolve(struct chopin__config *cfg, const chopin_options *in)
     cfg->limits.max_header_bytes = cfg->opt.max_header_bytes;
     cfg->limits.max_headers = cfg->opt.max_headers;
     return 0;
+}
+
+/* Descriptors left to everything but connections: listeners, wake-ups and pollers, stdio,
+ * files being sent, whatever the handlers open. */
+#define SLAB_FD_RESERVE 128
+/* Bounds on a capacity sized from the descriptor limit: a tiny limit still serves a few
+ * clients (accept's EMFILE handling takes over), a huge one does not map slots for more
+ * connections than a worker can usefully hold. */
+#define SLAB_AUTO_MIN 64
+#define SLAB_AUTO_MAX 100000
+
+uint32_t chopin__slab_capacity_for(uint64_t nofile, int nworkers) {
+    uint64_t share = nofile > SLAB_FD_RESERVE ? (nofile - SLAB_FD_RESERVE) / (uint64_t)nworkers : 0;
+    if (share < SLAB_AUTO_MIN)
+        return SLAB_AUTO_MIN;
+    return share > SLAB_AUTO_MAX ? SLAB_AUTO_MAX : (uint32_t)share;
+}
+
+void chopin__config_slab_capacity(struct chopin__config *cfg, int nworkers) {
+    if (cfg->opt.slab_capacity)
+        return;
+    struct rlimit lim;
+    uint64_t nofile = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY
+                          ? (uint64_t)lim.rlim_cur
+                          : UINT64_MAX;
+    cfg->opt.slab_capacity = chopin__slab_capacity_for(nofile, nworkers > 0 ? nworkers : 1);
 }

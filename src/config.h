@@ -9,7 +9,8 @@
 struct chopin__config {
     /* The options in effect, every field resolved: no "0 means default" is left. pin is
      * 0 or 1, shutdown_timeout_ms 0 closes at once, max_body_bytes 0 refuses bodies,
-     * workers 0 means one per CPU, server_name is NULL (see server_header). */
+     * workers 0 means one per CPU, server_name is NULL (see server_header), and
+     * slab_capacity 0 is sized at start (chopin__config_slab_capacity). */
     chopin_options opt;
     struct chopin__limits limits;
     char server_header[96];      /* "Server: name\r\n", or "" */
@@ -23,5 +24,11 @@ struct chopin__config {
  *  -EINVAL after printing one line on stderr for every invalid value, naming its field
  *  and variable; cfg then holds the default in place of each invalid value. */
 int chopin__config_resolve(struct chopin__config *cfg, const chopin_options *in);
+/** When no capacity was asked for (0): connections per worker from the descriptor limit
+ *  (RLIMIT_NOFILE's soft limit), shared among `nworkers` after a reserve for listeners and
+ *  files, within sane bounds. A connection beyond the limit would only meet EMFILE. */
+void chopin__config_slab_capacity(struct chopin__config *cfg, int nworkers);
+/** That sizing, for a descriptor limit `nofile` (UINT64_MAX: unlimited). */
+uint32_t chopin__slab_capacity_for(uint64_t nofile, int nworkers);
 
 #endif

@@ -12,7 +12,9 @@
  *   - CHOPIN__CONN_SHUTDOWN: everything is sent and no more requests will be served:
  *     half-close the write side (shutdown SHUT_WR) and keep discarding input until EOF
  *     or the linger timer, so the peer reads our last response instead of an RST;
- *   - CHOPIN__CONN_CLOSE: close the socket now, then chopin__engine_conn_free().
+ *   - CHOPIN__CONN_CLOSE: close the socket now, then chopin__engine_conn_free(); a backend
+ *     may first send what chopin__conn_out_plan() still gives (an evicted connection's 408),
+ *     without waiting for the socket to take it.
  */
 #ifndef CHOPIN_CONN_H
 #define CHOPIN_CONN_H
@@ -35,13 +37,21 @@ enum chopin__conn_phase {
     CHOPIN__PHASE_LINGER,   /* no more requests: flush, half-close, drain input */
 };
 
+/* The engine's lists a connection may be on, at most one at a time (conn->listed): the
+ * connections a full slab may close for a newcomer, each oldest first. */
+enum chopin__conn_list {
+    CHOPIN__LIST_NONE = 0,
+    CHOPIN__LIST_IDLE,    /* idle keep-alive */
+    CHOPIN__LIST_PARTIAL, /* phase HEAD: its request head arrives in pieces */
+};
+
 /* What the connection asks of its backend (conn->ask). */
 #define CHOPIN__CONN_SHUTDOWN 0x01u
 #define CHOPIN__CONN_CLOSE 0x02u
 
 struct chopin__conn {
     struct chopin__timer timer;
-    struct chopin__conn *idle_prev, *idle_next; /* engine's idle list */
+    struct chopin__conn *list_prev, *list_next; /* the engine's list named by `listed` */
     struct chopin__engine *engine;
     struct chopin__inbuf *in;  /* unprocessed input, held only while some is pending */
     struct chopin__outq *out;  /* unsent output, held only while some is pending */
@@ -61,7 +71,8 @@ struct chopin__conn {
     uint8_t body_kind;   /* pending request: enum chopin__body_kind, kept from its head */
     uint8_t expect_continue; /* pending request: it asked for 100 Continue */
     uint8_t continue_sent;
-    uint8_t idle_listed;
+    uint8_t listed;      /* enum chopin__conn_list: the engine's list it is on */
+    uint8_t farewell;    /* evicted: its last answer may still go out before the close */
     uint8_t shut;        /* SHUT_WR done (set by the backend) */
     uint8_t live;        /* the slot holds a connection */
     uint8_t eof;         /* the peer closed its write side */
@@ -89,8 +100,14 @@ void chopin__conn_on_error(struct chopin__conn *c);
 int chopin__conn_on_timeout(struct chopin__conn *c);
 /** The server is draining: close now if idle, else finish the current response and close. */
 void chopin__conn_on_drain(struct chopin__conn *c);
+/** The slab is full and a newcomer waits: close this connection, which is on one of the
+ *  engine's lists and owes no output. A request head still arriving is answered 408, as
+ *  its header deadline would; the answer goes out only if the backend sends the output
+ *  of a closing connection before closing it (chopin__conn_out_plan still plans it). */
+void chopin__conn_evict(struct chopin__conn *c);
 
-/** Fills `p` with the output pending now (may call a stream's producer). Returns p->bytes. */
+/** Fills `p` with the output pending now (may call a stream's producer). Returns p->bytes:
+ *  0 once the connection asks to close, except for an evicted one's last answer. */
 size_t chopin__conn_out_plan(struct chopin__conn *c, struct chopin__plan *p);
 /** `n` bytes of the last plan were sent (fewer than planned on a partial write). May
  *  resume processing buffered requests that waited for output to drain. */

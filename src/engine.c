@@ -96,13 +96,38 @@ void chopin__engine_conn_free(struct chopin__engine *e, struct chopin__conn *c) 
     chopin__slab_give(&e->slab, c);
 }
 
+/* Partial heads passed over (output owed: pipelined answers not read yet) before an idle
+ * connection is chosen instead: bounds the cost of a choice made at every accept while
+ * the slab is full. */
+#define EVICT_SCAN 16
+
+/* Slowloris holds slots with heads that never complete, which the header deadline alone
+ * frees only when it expires: a newcomer would wait that long. So the oldest such head
+ * goes first, then the oldest idle connection, which breaks no promise (RFC 9112 §9.8). */
+static struct chopin__conn *eviction_victim(const struct chopin__engine *e) {
+    struct chopin__conn *c = e->partial_head;
+    for (int seen = 0; c && seen < EVICT_SCAN; c = c->list_next, seen++)
+        if (!chopin__conn_has_output(c))
+            return c;
+    return e->idle_head;
+}
+
+int chopin__engine_can_evict(const struct chopin__engine *e) { return eviction_victim(e) != NULL; }
+
 int chopin__engine_evict_idle(struct chopin__engine *e) {
+    struct chopin__conn *c = eviction_victim(e);
+    if (!c)
+        return 0;
+    chopin__conn_evict(c);
+    notify(e, c);
+    return 1;
+}
+
+int chopin__engine_close_idle(struct chopin__engine *e) {
     struct chopin__conn *c = e->idle_head;
     if (!c)
         return 0;
-    /* An idle keep-alive connection has no request in flight: closing it breaks no
-     * promise (RFC 9112 §9.8), and it frees a slot for a client that is waiting. */
-    chopin__conn_on_error(c);
+    chopin__conn_evict(c);
     notify(e, c);
     return 1;
 }
@@ -110,7 +135,7 @@ int chopin__engine_evict_idle(struct chopin__engine *e) {
 void chopin__engine_drain(struct chopin__engine *e) {
     e->draining = 1;
     while (e->idle_head)
-        chopin__engine_evict_idle(e);
+        chopin__engine_close_idle(e); /* idle: nothing owed, nothing to answer */
 }
 
 void *chopin__engine_worker_data(const struct chopin__engine *e) { return e->worker_data; }

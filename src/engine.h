@@ -47,8 +47,11 @@ struct chopin__engine {
     struct chopin__header *headers; /* parser output array, max_headers entries */
     uint32_t *gens;                 /* generation of each slab slot */
     uint64_t now_ms; /* monotonic, refreshed once per loop turn */
-    /* Idle keep-alive connections, oldest first: evicted when the slab is full. */
+    /* The connections a full slab may close for a newcomer, oldest first (conn.h, enum
+     * chopin__conn_list): idle keep-alive ones, and those whose request head arrives in
+     * pieces (by when the head started). */
     struct chopin__conn *idle_head, *idle_tail;
+    struct chopin__conn *partial_head, *partial_tail;
     void (*notify)(struct chopin__conn *c, void *ctx);
     void *notify_ctx;
     struct chopin_server *server; /* the server of this worker (chopin_req_server); NULL in tests */
@@ -77,9 +80,16 @@ int chopin__engine_timeout(const struct chopin__engine *e);
 struct chopin__conn *chopin__engine_conn_new(struct chopin__engine *e, int fd);
 /** Returns a closed connection's slot (its socket is already closed). */
 void chopin__engine_conn_free(struct chopin__engine *e, struct chopin__conn *c);
-/** Asks the oldest idle keep-alive connection to close (through notify). Returns 1 if
- *  there was one. */
+/** The slab is full and a newcomer waits: closes (through notify) the connection that
+ *  has made the least progress, the oldest still receiving its request head (answered
+ *  408), else the oldest idle keep-alive one; never one with a request being served or
+ *  output owed. Returns 1 if there was one. (Named when only idle ones were evicted.) */
 int chopin__engine_evict_idle(struct chopin__engine *e);
+/** Nonzero when chopin__engine_evict_idle would close a connection. */
+int chopin__engine_can_evict(const struct chopin__engine *e);
+/** Out of descriptors: asks the oldest idle keep-alive connection to close (through
+ *  notify). Returns 1 if there was one. */
+int chopin__engine_close_idle(struct chopin__engine *e);
 /** Starts draining: idle connections are asked to close, busy ones finish. */
 void chopin__engine_drain(struct chopin__engine *e);
 /** Open connections. */

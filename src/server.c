@@ -373,6 +373,7 @@ static int create_workers(struct chopin_server *s) {
     int cpus[CHOPIN__MAX_CPUS];
     int ncpus = chopin__cpus_allowed(cpus, CHOPIN__MAX_CPUS);
     s->nworkers = s->cfg.opt.workers > 0 ? s->cfg.opt.workers : (ncpus > 0 ? ncpus : 1);
+    chopin__config_slab_capacity(&s->cfg, s->nworkers);
     s->workers = calloc((size_t)s->nworkers, sizeof *s->workers);
     if (!s->workers)
         return -ENOMEM;
@@ -456,8 +457,9 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
         return rc;
     }
     if (!s->cfg.opt.quiet)
-        fprintf(stderr, "chopin %s: %d worker%s, %s, listening on %s\n", CHOPIN_VERSION,
-                s->nworkers, s->nworkers == 1 ? "" : "s", s->backend->name, s->address);
+        fprintf(stderr, "chopin %s: %d worker%s, %s, %u connections per worker, listening on %s\n",
+                CHOPIN_VERSION, s->nworkers, s->nworkers == 1 ? "" : "s", s->backend->name,
+                s->cfg.opt.slab_capacity, s->address);
     *out = s;
     return 0;
 }

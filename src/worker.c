@@ -66,11 +66,11 @@ int chopin__worker_may_accept(struct chopin__worker *w) {
     struct chopin__engine *e = &w->engine;
     if (w->draining || w->accept_state == CHOPIN__ACCEPT_CLOSED)
         return 0;
-    /* With the slab full, the next socket takes the slot of the oldest idle connection,
-     * evicted once the socket is in hand (chopin__engine_conn_new): evicting here, before
-     * accept() tells whether anyone waits, closed an idle client for nothing at the end
-     * of every accept loop (issue 2). */
-    if (e->slab.used < e->slab.capacity || e->idle_head)
+    /* With the slab full, the next socket takes the slot of the connection that has made
+     * the least progress (a stalled head, an idle one), evicted once the socket is in hand
+     * (chopin__engine_conn_new): evicting here, before accept() tells whether anyone
+     * waits, closed a client for nothing at the end of every accept loop (issue 2). */
+    if (e->slab.used < e->slab.capacity || chopin__engine_can_evict(e))
         return 1;
     /* Leave the connection in the kernel's backlog: it is served when a slot frees
      * (chopin__worker_slot_freed), and nothing it sent is lost meanwhile. */
@@ -106,8 +106,10 @@ int chopin__worker_accept_failed(struct chopin__worker *w, int err) {
         /* Closing an idle keep-alive connection frees a descriptor right away; but only
          * for a client that is waiting: accept() takes the descriptor before it looks at
          * the backlog (Linux __sys_accept4_file, io_accept), so EMFILE also ends an accept
-         * loop that has emptied the backlog. */
-        if (listener_has_pending(w) && chopin__engine_evict_idle(&w->engine))
+         * loop that has emptied the backlog. Not a head arriving in pieces: the slab, sized
+         * from the descriptor limit, fills first and meets slowloris there; out of
+         * descriptors, the slow client may be one the backlog rightly waits behind. */
+        if (listener_has_pending(w) && chopin__engine_close_idle(&w->engine))
             return 1;
         chopin__worker_accept_backoff(w);
         return 0;
@@ -123,8 +125,10 @@ void chopin__worker_slot_freed(struct chopin__worker *w) {
 }
 
 int chopin__worker_accept_due(struct chopin__worker *w) {
-    /* A connection that went idle can be evicted for one waiting in the backlog. */
-    if (w->accept_state == CHOPIN__ACCEPT_FULL && (w->accept_resume || w->engine.idle_head)) {
+    /* A connection that went idle, or started a head in pieces, can be evicted for one
+     * waiting in the backlog. */
+    if (w->accept_state == CHOPIN__ACCEPT_FULL &&
+        (w->accept_resume || chopin__engine_can_evict(&w->engine))) {
         w->accept_state = CHOPIN__ACCEPT_ON;
         w->accept_resume = 0;
         return 1;

@@ -54,9 +54,10 @@ int chopin__worker_turn(struct chopin__worker *w);
 /** How long the loop may sleep (ms). */
 int chopin__worker_timeout(const struct chopin__worker *w);
 /** Nonzero when a new connection can be taken now: a slot is free, or the slab is full
- *  and an idle connection can be evicted for the socket once it is accepted (nothing is
- *  evicted here: chopin__engine_conn_new does it with the socket in hand). Zero when
- *  draining, or when the slab is full of busy connections (ACCEPT_FULL: new connections
+ *  and a connection can be evicted for the socket once it is accepted (a head arriving in
+ *  pieces, an idle one: chopin__engine_evict_idle; nothing is evicted here:
+ *  chopin__engine_conn_new does it with the socket in hand). Zero when draining, or when
+ *  the slab is full of connections serving or owing answers (ACCEPT_FULL: new connections
  *  wait in the kernel's backlog until a slot frees). */
 int chopin__worker_may_accept(struct chopin__worker *w);
 /** accept failed with `err`: returns 1 to retry at once, 0 to stop accepting for now.

@@ -28,7 +28,7 @@ for _ in $(seq 100); do
   [ -n "$port" ] && break
   sleep 0.1
 done
-check "banner names version, workers and backend" grep -qE "^chopin [0-9.]+: 2 workers, [a-z_]+, listening on" "$tmp/err"
+check "banner names version, workers and backend" grep -qE "^chopin [0-9.]+: 2 workers, [a-z_]+, [0-9]+ connections per worker, listening on" "$tmp/err"
 url=http://127.0.0.1:$port
 
 check "/plaintext" body_is "$url/plaintext" "Hello, World!"

@@ -521,8 +521,10 @@ static void test_full_slab_of_idle(void) {
     chopin_router_free(r);
 }
 
-/* Capacity 2 held by two busy connections (half a request each): a newcomer waits in the
- * backlog, not refused, and is served once the header deadline frees the slots. */
+/* Capacity 2 held by two busy connections (half a request each): a newcomer takes the
+ * slot of the oldest, which is answered 408 and closed (io_uring closes without the 408:
+ * it cancels a closing connection's operations), and is served; the other gets its 408
+ * at its header deadline. */
 static void test_full_slab_of_busy(void) {
     if (!one_worker("test_full_slab_of_busy"))
         return;
@@ -540,12 +542,14 @@ static void test_full_slab_of_busy(void) {
     struct cl_conn *good = cl_open(port);
     CHECK(cl_send(good, GET_PLAIN, 0) == 0);
     CHECK(expect_status(good, 200, 0));
-    for (int i = 0; i < 2; i++) {
-        CHECK(expect_status(busy[i], 408, 1));
+    if (strcmp(chopin_server_backend(s), "io_uring") == 0)
+        CHECK(cl_closed(busy[0]));
+    else
+        CHECK(expect_status(busy[0], 408, 1));
+    CHECK(expect_status(busy[1], 408, 1));
+    for (int i = 0; i < 2; i++)
         cl_close(busy[i]);
-    }
     cl_close(good);
-    CHECK(stats(s).slab_full >= 1);
     cl_stop(s);
     chopin_router_free(r);
 }

@@ -52,7 +52,7 @@ static void zero_initialised_options_are_the_defaults(void) {
     CHECK(memcmp(&zero, &defaults, sizeof zero) == 0);
     /* and the defaults are what chopin.h says */
     CHECK_INT(zero.opt.pin, 1);
-    CHECK_INT(zero.opt.slab_capacity, 10000);
+    CHECK_INT(zero.opt.slab_capacity, 0); /* sized at start from the descriptor limit */
     CHECK_INT(zero.opt.shutdown_timeout_ms, 10000);
     CHECK_INT(zero.opt.max_body_bytes, 16u << 20);
     CHECK_INT(zero.opt.max_request_line, 8192);
@@ -128,7 +128,7 @@ static void init_writes_only_within_the_size(void) {
     o.quiet = 5;
     chopin_options_init(&o, offsetof(chopin_options, server_name));
     CHECK_INT(o.size, offsetof(chopin_options, server_name));
-    CHECK_INT(o.slab_capacity, 10000);
+    CHECK_INT(o.slab_capacity, 0);
     CHECK(o.server_name == NULL);
     CHECK_INT(o.quiet, 5);
 }
@@ -277,6 +277,30 @@ static void explicit_backend_not_compiled_in_stops(void) {
     CHECK_INT(chopin_options_check(NULL), 0);
 }
 
+/* slab_capacity 0: the descriptor limit shared among the workers after a reserve, within
+ * bounds; a capacity asked for (code or CHOPIN_SLAB_CAPACITY) is kept. */
+static void slab_capacity_follows_the_descriptor_limit(void) {
+    CHECK_INT(chopin__slab_capacity_for(20000, 2), (20000 - 128) / 2);
+    CHECK_INT(chopin__slab_capacity_for(1024, 1), 1024 - 128);
+    CHECK_INT(chopin__slab_capacity_for(1024, 64), 64);    /* at least the minimum */
+    CHECK_INT(chopin__slab_capacity_for(48, 1), 64);       /* even below the reserve */
+    CHECK_INT(chopin__slab_capacity_for(UINT64_MAX, 1), 100000); /* unlimited: capped */
+    struct chopin__config cfg;
+    CHECK_INT(chopin__config_resolve(&cfg, NULL), 0);
+    chopin__config_slab_capacity(&cfg, 1);
+    CHECK(cfg.opt.slab_capacity >= 64 && cfg.opt.slab_capacity <= 100000);
+    chopin_options o = chopin_options_default();
+    o.slab_capacity = 7;
+    CHECK_INT(chopin__config_resolve(&cfg, &o), 0);
+    chopin__config_slab_capacity(&cfg, 1);
+    CHECK_INT(cfg.opt.slab_capacity, 7);
+    setenv("CHOPIN_SLAB_CAPACITY", "9", 1);
+    CHECK_INT(chopin__config_resolve(&cfg, &o), 0);
+    chopin__config_slab_capacity(&cfg, 1);
+    CHECK_INT(cfg.opt.slab_capacity, 9);
+    unsetenv("CHOPIN_SLAB_CAPACITY");
+}
+
 int main(void) {
     clear_chopin_environment();
     RUN(zero_initialised_options_are_the_defaults);
@@ -291,5 +315,6 @@ int main(void) {
     RUN(variables_override_code_and_mean_what_they_say);
     RUN(rule_between_two_fields_names_both);
     RUN(explicit_backend_not_compiled_in_stops);
+    RUN(slab_capacity_follows_the_descriptor_limit);
     TEST_END();
 }

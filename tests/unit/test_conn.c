@@ -118,7 +118,7 @@ static void test_exact_bytes(void) {
     /* Idle keep-alive: no buffer held, listed for eviction, keep-alive timer armed. */
     CHECK(c->in == NULL && c->out == NULL);
     CHECK_INT(f.engine.pool.outstanding, 0);
-    CHECK(c->idle_listed);
+    CHECK(c->listed == CHOPIN__LIST_IDLE);
     CHECK(chopin__conn_wants_read(c));
     teardown(&f);
 }
@@ -255,28 +255,81 @@ static void test_close_and_linger(void) {
     teardown(&f);
 }
 
-static void notify_close(struct chopin__conn *c, void *ctx) { close_if_asked(ctx, c); }
+/* What the eviction hook saw: the connection closed and the answer it still sent. */
+static struct chopin__conn *evicted;
+static char farewell[512];
+static size_t farewell_len;
 
+static void notify_evict(struct chopin__conn *c, void *ctx) {
+    evicted = c;
+    farewell_len = drain(c, farewell, sizeof farewell, 1 << 20);
+    close_if_asked(ctx, c);
+}
+
+static struct chopin__conn *conn_with(struct fixture *f, const char *bytes) {
+    static char in[256];
+    struct chopin__conn *c = chopin__engine_conn_new(&f->engine, -1);
+    size_t n = strlen(bytes);
+    memcpy(in, bytes, n);
+    if (c)
+        chopin__conn_on_data(c, in, n);
+    return c;
+}
+
+static int evicted_with_408(struct chopin__conn *c) {
+    return evicted == c && farewell_len > 12 && memcmp(farewell, "HTTP/1.1 408", 12) == 0;
+}
+
+/* A full slab makes room for a newcomer by closing the connection that has made the least
+ * progress: the oldest head still arriving (408, as its deadline would), then the next,
+ * then the oldest idle one. A request whole in one read never touches the list of heads. */
 static void test_slab_eviction(void) {
     struct fixture f;
-    setup(&f, 1);
-    struct chopin__conn *a = chopin__engine_conn_new(&f.engine, -1);
-    CHECK(a != NULL);
-    char part[] = "GET / HTTP/1.1\r\n";
-    chopin__conn_on_data(a, part, sizeof part - 1); /* busy: not evictable */
-    CHECK(chopin__engine_conn_new(&f.engine, -1) == NULL);
-    CHECK_INT(f.engine.counters.slab_full, 1);
-    char rest[] = "Host: x\r\n\r\n";
-    chopin__conn_on_data(a, rest, sizeof rest - 1);
-    static char out[1024];
-    drain(a, out, sizeof out, 1 << 20);
-    CHECK(a->idle_listed);
-    /* Now idle: evicted (through notify, as a backend would close it) for the newcomer. */
-    f.engine.notify = notify_close;
+    setup(&f, 3);
+    f.engine.notify = notify_evict;
     f.engine.notify_ctx = &f;
-    struct chopin__conn *b = chopin__engine_conn_new(&f.engine, -1);
-    CHECK(b != NULL);
-    CHECK(b == a && b->live && !(b->ask & CHOPIN__CONN_CLOSE));
+    static char out[1024];
+    struct chopin__conn *idle = conn_with(&f, GET);
+    drain(idle, out, sizeof out, 1 << 20);
+    CHECK(idle->listed == CHOPIN__LIST_IDLE && f.engine.partial_head == NULL);
+    struct chopin__conn *old = conn_with(&f, "GET / HTTP/1.1\r\n");
+    advance(&f, 10);
+    struct chopin__conn *young = conn_with(&f, "GET / HTTP/1.1\r\nHost: x\r\n");
+    CHECK(old->listed == CHOPIN__LIST_PARTIAL && young->listed == CHOPIN__LIST_PARTIAL);
+    CHECK(f.engine.partial_head == old && f.engine.partial_tail == young);
+    struct chopin__conn *n1 = chopin__engine_conn_new(&f.engine, -1);
+    CHECK(n1 == old && evicted_with_408(old)); /* the freed slot is the one reused */
+    struct chopin__conn *n2 = chopin__engine_conn_new(&f.engine, -1);
+    CHECK(n2 == young && evicted_with_408(young));
+    CHECK(f.engine.partial_head == NULL);
+    farewell_len = 0;
+    struct chopin__conn *n3 = chopin__engine_conn_new(&f.engine, -1);
+    CHECK(n3 == idle && evicted == idle && farewell_len == 0); /* idle: closed, no answer */
+    CHECK(n3->live && !(n3->ask & CHOPIN__CONN_CLOSE));
+    CHECK_INT(f.engine.counters.slab_full, 0);
+    teardown(&f);
+}
+
+/* Never a connection with output owed: pipelined answers unread, the next head half there.
+ * A head that completes leaves the list. */
+static void test_slab_eviction_spares_output(void) {
+    struct fixture f;
+    setup(&f, 2);
+    f.engine.notify = notify_evict;
+    f.engine.notify_ctx = &f;
+    char batch[sizeof GET + 32];
+    snprintf(batch, sizeof batch, "%sGET / HTTP/1.1\r\n", GET);
+    struct chopin__conn *owed = conn_with(&f, batch);
+    CHECK(owed->listed == CHOPIN__LIST_PARTIAL && chopin__conn_has_output(owed));
+    struct chopin__conn *slow = conn_with(&f, "GET /plaintext HTTP/1.1\r\n");
+    char rest[] = "Host: x\r\n\r\n";
+    chopin__conn_on_data(slow, rest, sizeof rest - 1);
+    CHECK(slow->listed != CHOPIN__LIST_PARTIAL && chopin__conn_has_output(slow));
+    CHECK(f.engine.partial_head == owed);
+    evicted = NULL;
+    CHECK(chopin__engine_conn_new(&f.engine, -1) == NULL);
+    CHECK(evicted == NULL && owed->live && slow->live);
+    CHECK_INT(f.engine.counters.slab_full, 1);
     teardown(&f);
 }
 
@@ -440,6 +493,7 @@ int main(void) {
     RUN(test_timeouts);
     RUN(test_close_and_linger);
     RUN(test_slab_eviction);
+    RUN(test_slab_eviction_spares_output);
     RUN(test_drain);
     RUN(test_body_in_pieces);
     RUN(test_head_parsed_once);
