@@ -385,11 +385,18 @@ static void set_internal_error(struct chopin_res *res) {
     res->close = 1;
 }
 
+/* The server is stopping: the worker drains, or will once its handler returned (a stop
+ * that arrived while the handler ran is seen by the loop only afterwards). */
+static int stopping(const struct chopin__engine *e) {
+    return e->draining ||
+           (e->stop_requested && atomic_load_explicit(e->stop_requested, memory_order_relaxed));
+}
+
 /* Serializes `res` into the output queue and decides whether the connection stays open. */
 static void queue_response(struct chopin__conn *c, struct chopin_res *res, int minor,
                            int head_request) {
     struct chopin__engine *e = c->engine;
-    int keep = c->keep_open && !res->close && !e->draining;
+    int keep = c->keep_open && !res->close && !stopping(e);
     if (!output(c)) {
         chopin__res_discard(res);
         fail(c);
@@ -724,7 +731,17 @@ void chopin__conn_on_error(struct chopin__conn *c) {
     after_progress(c);
 }
 
+/* No request has arrived on it yet: the kernel accepted it, its client waits for an
+ * answer (a drain serves it rather than reset it, see after_progress). */
+static int awaits_first_request(const struct chopin__conn *c) {
+    return c->requests == 0 && c->phase == CHOPIN__PHASE_IDLE && !c->in && !c->out;
+}
+
 void chopin__conn_on_drain(struct chopin__conn *c) {
+    if (c->phase == CHOPIN__PHASE_IDLE && !awaits_first_request(c)) {
+        chopin__conn_on_error(c); /* idle keep-alive: no request in flight (RFC 9112 §9.8) */
+        return;
+    }
     c->keep_open = 0;
     after_progress(c);
 }
@@ -827,6 +844,13 @@ static void after_progress(struct chopin__conn *c) {
     if (c->eof) {
         c->ask |= CHOPIN__CONN_CLOSE; /* everything owed is sent and the peer is done */
         after_progress(c);
+        return;
+    }
+    if (!c->keep_open && awaits_first_request(c)) {
+        /* Draining: its request is usually there already (it was sent before the stop);
+         * it gets as long as lingering would, then closes (chopin__conn_on_timeout). */
+        idle_unlist(c);
+        arm(c, now_ms(c) + LINGER_MS);
         return;
     }
     if (c->phase == CHOPIN__PHASE_LINGER || (!c->keep_open && c->phase == CHOPIN__PHASE_IDLE)) {

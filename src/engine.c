@@ -134,8 +134,13 @@ int chopin__engine_close_idle(struct chopin__engine *e) {
 
 void chopin__engine_drain(struct chopin__engine *e) {
     e->draining = 1;
-    while (e->idle_head)
-        chopin__engine_close_idle(e); /* idle: nothing owed, nothing to answer */
+    /* Idle keep-alive connections close; one that has not sent its first request yet
+     * waits for it (it was accepted in flight). Either way it leaves the idle list. */
+    while (e->idle_head) {
+        struct chopin__conn *c = e->idle_head;
+        chopin__conn_on_drain(c);
+        notify(e, c);
+    }
 }
 
 void *chopin__engine_worker_data(const struct chopin__engine *e) { return e->worker_data; }

@@ -9,6 +9,7 @@
 #ifndef CHOPIN_ENGINE_H
 #define CHOPIN_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -57,6 +58,9 @@ struct chopin__engine {
     struct chopin_server *server; /* the server of this worker (chopin_req_server); NULL in tests */
     int worker_id;
     int draining; /* stop taking requests: answer in-flight ones with Connection: close */
+    /* The server's stop request, set by another thread (NULL in tests): a response queued
+     * after it says Connection: close although the worker has not begun to drain yet. */
+    const atomic_int *stop_requested;
     void *worker_data;
     struct chopin__counters counters;
 };

@@ -342,6 +342,7 @@ static void *worker_main(void *arg) {
     pin_to_cpu(w);
     w->result = chopin__engine_init(&w->engine, &s->cfg, s->router, w->id, chopin__clock_ms());
     w->engine.server = s;
+    w->engine.stop_requested = &s->stop_requested;
     /* engine_init wrote the whole engine, counters included; from here on they change only
      * through atomic stores, which chopin_server_stats may read from another thread. */
     __atomic_store_n(&w->ready, 1, __ATOMIC_RELEASE);

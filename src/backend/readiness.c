@@ -194,14 +194,40 @@ static struct chopin__conn *accept_next(struct chopin__worker *w) {
     return NULL;
 }
 
+static void start_conn(loop *l, struct chopin__conn *c) {
+    if (l->poller->watch(l, c) < 0) {
+        close_conn(l, c);
+        return;
+    }
+    service(l, c);
+}
+
 static void accept_connections(loop *l) {
     struct chopin__conn *c;
-    while ((c = accept_next(l->w))) {
-        if (l->poller->watch(l, c) < 0) {
-            close_conn(l, c);
-            continue;
+    while ((c = accept_next(l->w)))
+        start_conn(l, c);
+}
+
+/* Draining: a connection the kernel accepted before the listener closes is in flight (its
+ * client has sent its request and waits), and closing the listener would reset it. So
+ * the backlog is taken first, while slots last, and served as the drain serves the rest:
+ * answered with Connection: close. */
+static void accept_backlog(loop *l) {
+    struct chopin__worker *w = l->w;
+    while (w->listen_fd >= 0 && w->engine.slab.used < w->engine.slab.capacity) {
+        int fd = chopin__accept(w->listen_fd);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return;
         }
-        service(l, c);
+        struct chopin__conn *c = chopin__engine_conn_new(&w->engine, fd);
+        if (!c) {
+            close(fd); /* unreachable: a slot is free */
+            return;
+        }
+        c->backend_flags = CHOPIN__READABLE | CHOPIN__WRITABLE;
+        start_conn(l, c);
     }
 }
 
@@ -227,6 +253,7 @@ static void serve_events(loop *l, int n) {
     if (l->woken) {
         l->woken = 0;
         chopin__worker_begin_drain(l->w);
+        accept_backlog(l);
         stop_accepting(l);
     }
     serve_ready(l);

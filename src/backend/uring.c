@@ -35,6 +35,7 @@
 #include "backend/uring_loop.h"
 #include "config.h"
 #include "conn.h"
+#include "platform.h"
 #include "worker.h"
 
 /* Provided receive buffers per worker: up to BUF_COUNT, enough that a batch of busy
@@ -477,6 +478,16 @@ static int idle_evictable(const struct chopin__uring *l) {
     return !c || !chopin__uring_conn_unread(c);
 }
 
+/* Whether a queued socket may be handed to the engine now. Draining, the sockets queued
+ * were accepted before the listener closed: they are served (answered, then closed) as
+ * slots free, never for an eviction. */
+static int may_take(struct chopin__uring *l) {
+    struct chopin__worker *w = l->w;
+    if (w->draining)
+        return w->engine.slab.used < w->engine.slab.capacity;
+    return chopin__worker_may_accept(w);
+}
+
 /* Hands queued sockets to the engine while slots are free. With the slab full, each
  * queued socket gets an idle connection evicted for it; an eviction frees its slot only
  * once its operations completed (completions later), so the socket waits for it, and
@@ -485,7 +496,7 @@ static int idle_evictable(const struct chopin__uring *l) {
 static void take_pending(struct chopin__uring *l) {
     struct chopin__worker *w = l->w;
     struct chopin__engine *e = &w->engine;
-    while (l->npending && chopin__worker_may_accept(w)) {
+    while (l->npending && may_take(l)) {
         if (e->slab.used >= e->slab.capacity) {
             /* A connection started this turn has not received its first bytes yet, so it
              * looks idle; epoll would have read them already. Let it, before evicting. */
@@ -505,9 +516,25 @@ static void take_pending(struct chopin__uring *l) {
     }
 }
 
+/* Draining: a connection the kernel accepted before the listener closes is in flight (its
+ * client has sent its request and waits), and closing the listener would reset it. So
+ * the backlog joins the queue first (take_pending serves it as slots free). */
+static void accept_backlog(struct chopin__uring *l) {
+    while (l->w->listen_fd >= 0) {
+        int fd = chopin__accept(l->w->listen_fd);
+        if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
+            continue;
+        if (fd < 0)
+            return;
+        if (pending_push(l, fd) < 0) {
+            close(fd);
+            return;
+        }
+    }
+}
+
 static void stop_accepting(struct chopin__uring *l) {
     struct chopin__worker *w = l->w;
-    pending_close_all(l);
     if (l->accept_armed && !l->accept_cancelled)
         cancel_accept(l);
     if (w->listen_fd >= 0) {
@@ -551,9 +578,9 @@ static void on_accept(struct chopin__uring *l, const struct io_uring_cqe *cqe) {
         accept_error(l, -cqe->res);
         return;
     }
-    /* A socket the kernel accepted after we stopped wanting any: keep it for later,
-     * unless draining, where epoll's closed listener would have reset it too. */
-    if (l->w->accept_state == CHOPIN__ACCEPT_CLOSED || pending_push(l, cqe->res) < 0)
+    /* A socket the kernel accepted after we stopped wanting any: keep it for later (when
+     * draining too: it was accepted before the listener closed, and is served). */
+    if (l->exiting || pending_push(l, cqe->res) < 0)
         close(cqe->res);
 }
 
@@ -586,7 +613,7 @@ static void accept_turn(struct chopin__uring *l) {
     if (l->accept_err)
         out_of_resources(l);
     chopin__worker_accept_due(l->w); /* FULL or BACKOFF back to ON when due */
-    if (l->w->accept_state == CHOPIN__ACCEPT_ON)
+    if (l->w->accept_state == CHOPIN__ACCEPT_ON || l->w->draining)
         take_pending(l);
     sync_accept(l);
 }
@@ -610,6 +637,7 @@ static void on_wake(struct chopin__uring *l, const struct io_uring_cqe *cqe) {
     if (cqe->res < 0)
         return; /* cancelled at exit */
     chopin__worker_begin_drain(l->w);
+    accept_backlog(l);
     stop_accepting(l);
 }
 
@@ -746,6 +774,7 @@ static int busy(const struct chopin__uring *l) {
 static void close_everything(struct chopin__uring *l) {
     struct chopin__worker *w = l->w;
     l->exiting = 1;
+    pending_close_all(l);
     stop_accepting(l);
     chopin__worker_close_all(w, close_one);
     if (l->wake_armed) {

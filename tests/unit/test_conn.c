@@ -333,22 +333,33 @@ static void test_slab_eviction_spares_output(void) {
     teardown(&f);
 }
 
+/* Draining: an idle keep-alive connection closes; a request under way, and the first
+ * request of a connection accepted before the drain (issue 13, point 2), are answered
+ * with Connection: close. */
 static void test_drain(void) {
     struct fixture f;
     setup(&f, 4);
-    struct chopin__conn *idle = chopin__engine_conn_new(&f.engine, -1);
-    struct chopin__conn *busy = chopin__engine_conn_new(&f.engine, -1);
-    char part[] = "GET /plaintext HTTP/1.1\r\n";
-    chopin__conn_on_data(busy, part, sizeof part - 1);
+    static char out[1024];
+    struct chopin__conn *idle = conn_with(&f, "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n");
+    drain(idle, out, sizeof out, 1 << 20);
+    struct chopin__conn *fresh = chopin__engine_conn_new(&f.engine, -1);
+    struct chopin__conn *busy = conn_with(&f, "GET /plaintext HTTP/1.1\r\n");
     chopin__engine_drain(&f.engine);
     CHECK(idle->ask & CHOPIN__CONN_CLOSE);
-    CHECK(!(busy->ask & CHOPIN__CONN_CLOSE));
+    CHECK(!(busy->ask & CHOPIN__CONN_CLOSE) && !(fresh->ask & CHOPIN__CONN_CLOSE));
+    CHECK(!(fresh->ask & CHOPIN__CONN_SHUTDOWN));
     char rest[] = "Host: x\r\n\r\n";
     chopin__conn_on_data(busy, rest, sizeof rest - 1);
-    static char out[1024];
+    memset(out, 0, sizeof out);
     drain(busy, out, sizeof out, 1 << 20);
     CHECK(strstr(out, "Connection: close\r\n") != NULL);
     CHECK(busy->ask & CHOPIN__CONN_SHUTDOWN);
+    char whole[] = "GET /plaintext HTTP/1.1\r\nHost: x\r\n\r\n";
+    chopin__conn_on_data(fresh, whole, sizeof whole - 1);
+    memset(out, 0, sizeof out);
+    drain(fresh, out, sizeof out, 1 << 20);
+    CHECK(strncmp(out, "HTTP/1.1 200", 12) == 0 && strstr(out, "Connection: close\r\n") != NULL);
+    CHECK(fresh->ask & CHOPIN__CONN_SHUTDOWN);
     teardown(&f);
 }
 
