@@ -567,7 +567,8 @@ typedef struct chopin_options {
     uint32_t keepalive_timeout_ms;/* CHOPIN_KEEPALIVE_TIMEOUT_MS; 0: 30000; idle keep-alive */
     uint32_t header_timeout_ms;   /* CHOPIN_HEADER_TIMEOUT_MS; 0: 10000; whole request head */
     uint32_t body_timeout_ms;     /* CHOPIN_BODY_TIMEOUT_MS; 0: 30000; whole request body */
-    uint32_t write_timeout_ms;    /* CHOPIN_WRITE_TIMEOUT_MS; 0: 30000; no write progress */
+    uint32_t write_timeout_ms;    /* CHOPIN_WRITE_TIMEOUT_MS; 0: 30000; since the last send
+                                     the kernel accepted (a steady but slow reader is cut) */
     uint32_t shutdown_timeout_ms; /* CHOPIN_SHUTDOWN_TIMEOUT_MS; 0: 10000; bound on the
                                      graceful drain; CHOPIN_SHUTDOWN_NOW: no drain */
     uint32_t max_request_line;    /* CHOPIN_MAX_REQUEST_LINE; 0: 8192 (414) */
