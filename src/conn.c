@@ -557,63 +557,91 @@ static int await_body(struct chopin__conn *c, char *p, size_t n, uint64_t *body_
     return 0;
 }
 
+/* The request read so far: where its body starts and how long it is decoded, and the
+ * bytes of p it takes (what serve_one returns when it is not complete). */
+struct request_span {
+    size_t head_len, used;
+    uint64_t body_len;
+};
+
+/* Phase BODY: the rest of a body whose head arrived in an earlier read. Returns 1 when the
+ * request is complete, its head parsed again into `head` for the handler. */
+static int body_arrived(struct chopin__conn *c, char *p, size_t n, struct chopin__head *head,
+                        struct request_span *r) {
+    if (!await_body(c, p, n, &r->body_len, &r->used))
+        return 0;
+    r->head_len = c->head_len;
+    if (chopin__parse_request(p, r->head_len, head, &c->engine->cfg->limits) !=
+        (ssize_t)r->head_len) {
+        fail(c); /* cannot happen: these bytes parsed before */
+        r->used = n;
+        return 0;
+    }
+    return 1;
+}
+
+/* A new request at p: parses its head and takes its body when all of it is here; else
+ * keeps what reading the rest needs (start_body) or answers the refusal. Returns 1 when
+ * the request is complete. */
+static int request_arrived(struct chopin__conn *c, char *p, size_t n, struct chopin__head *head,
+                           struct request_span *r) {
+    ssize_t len = chopin__parse_request(p, n, head, &c->engine->cfg->limits);
+    if (len == CHOPIN__PARSE_INCOMPLETE) {
+        enter_phase(c, CHOPIN__PHASE_HEAD, options(c)->header_timeout_ms);
+        r->used = 0;
+        return 0;
+    }
+    if (len < 0) {
+        respond_error(c, (int)-len);
+        r->used = n;
+        return 0;
+    }
+    r->head_len = r->used = (size_t)len;
+    r->body_len = 0;
+    if (head->body_kind == CHOPIN__BODY_CHUNKED) {
+        start_body(c, head, r->head_len);
+        return await_body(c, p, n, &r->body_len, &r->used);
+    }
+    if (head->body_kind != CHOPIN__BODY_LENGTH)
+        return 1;
+    if (head->content_length > options(c)->max_body_bytes) {
+        respond_error(c, 413);
+        r->used = n;
+        return 0;
+    }
+    if (n - r->head_len < head->content_length) {
+        start_body(c, head, r->head_len);
+        send_continue(c);
+        r->used = 0;
+        return 0;
+    }
+    r->body_len = head->content_length;
+    r->used += r->body_len;
+    return 1;
+}
+
 /* Serves the request at p[0..n) if it is complete. Returns the bytes it used, 0 when it
  * needs more (its progress is kept in c), or n after an error answer. The head is parsed
  * when it first arrives complete; a body that takes several reads is then read from what
  * start_body kept, and the head parsed once more (its bytes unchanged, only moved) when
  * the body is complete, to fill the request for the handler. */
 static size_t serve_one(struct chopin__conn *c, char *p, size_t n) {
-    struct chopin__engine *e = c->engine;
     struct chopin_req req; /* the parser fills its head in place: no copy */
     struct chopin__head *head = &req.head;
-    head->headers = e->headers;
-    uint64_t body_len = 0;
-    size_t head_len, used;
-    if (c->phase == CHOPIN__PHASE_BODY) {
-        if (!await_body(c, p, n, &body_len, &used))
-            return used;
-        head_len = c->head_len;
-        if (chopin__parse_request(p, head_len, head, &e->cfg->limits) != (ssize_t)head_len) {
-            fail(c); /* cannot happen: these bytes parsed before */
-            return n;
-        }
-    } else {
-        ssize_t r = chopin__parse_request(p, n, head, &e->cfg->limits);
-        if (r == CHOPIN__PARSE_INCOMPLETE) {
-            enter_phase(c, CHOPIN__PHASE_HEAD, options(c)->header_timeout_ms);
-            return 0;
-        }
-        if (r < 0) {
-            respond_error(c, (int)-r);
-            return n;
-        }
-        head_len = used = (size_t)r;
-        if (head->body_kind == CHOPIN__BODY_LENGTH) {
-            if (head->content_length > options(c)->max_body_bytes) {
-                respond_error(c, 413);
-                return n;
-            }
-            if (n - head_len < head->content_length) {
-                start_body(c, head, head_len);
-                send_continue(c);
-                return 0;
-            }
-            body_len = head->content_length;
-            used += body_len;
-        } else if (head->body_kind == CHOPIN__BODY_CHUNKED) {
-            start_body(c, head, head_len);
-            if (!await_body(c, p, n, &body_len, &used))
-                return used;
-        }
-    }
+    head->headers = c->engine->headers;
+    struct request_span r;
+    int complete = c->phase == CHOPIN__PHASE_BODY ? body_arrived(c, p, n, head, &r)
+                                                   : request_arrived(c, p, n, head, &r);
+    if (!complete)
+        return r.used;
     c->phase = CHOPIN__PHASE_IDLE;
     c->head_len = 0;
     c->body_in = c->body_out = 0;
     c->body_need = 0;
-    dispatch(c, &req, body_len ? p + head_len : NULL, body_len);
+    dispatch(c, &req, r.body_len ? p + r.head_len : NULL, r.body_len);
     if (!c->keep_open)
         c->phase = CHOPIN__PHASE_LINGER;
-    return used;
+    return r.used;
 }
 
 /* Serves every complete request in buf[0..len) while output has room. Returns the bytes
