@@ -8,7 +8,10 @@
  * server still held at that moment (so a server that closed idle connections early is
  * not credited with memory it never kept), and exits.
  *
- * Usage: idle_conns PORT N [PATH]      (PATH defaults to /plaintext)
+ * With -b (a burst), every connection is opened and sends its request before any answer
+ * is read, so the server has N requests in hand at once; then the answers are read.
+ *
+ * Usage: idle_conns [-b] PORT N [PATH]      (PATH defaults to /plaintext)
  * Build: cc -O2 -o build/bench/idle_conns bench/idle_conns.c
  */
 #define _GNU_SOURCE
@@ -62,7 +65,7 @@ static int response_read(int fd) {
     return status;
 }
 
-static int conn_open(int port, const char *req) {
+static int conn_send(int port, const char *req) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct timeval tv = {.tv_sec = 5};
@@ -75,6 +78,11 @@ static int conn_open(int port, const char *req) {
         close(fd);
         return -1;
     }
+    return fd;
+}
+
+/* Reads the answer on fd: fd when it is a 200, else -1 (and fd closed). */
+static int conn_answered(int fd) {
     int status = response_read(fd);
     if (status != 200) {
         fprintf(stderr, "idle_conns: answered %d\n", status);
@@ -92,8 +100,11 @@ static int conn_still_open(int fd) {
 }
 
 int main(int argc, char **argv) {
+    int burst = argc > 1 && strcmp(argv[1], "-b") == 0;
+    argc -= burst;
+    argv += burst;
     if (argc < 3) {
-        fprintf(stderr, "usage: idle_conns PORT N [PATH]\n");
+        fprintf(stderr, "usage: idle_conns [-b] PORT N [PATH]\n");
         return 2;
     }
     int port = atoi(argv[1]), n = atoi(argv[2]);
@@ -119,8 +130,17 @@ int main(int argc, char **argv) {
     sigprocmask(SIG_BLOCK, &block, &old);
 
     for (int i = 0; i < n; i++) {
-        if ((fds[i] = conn_open(port, req)) < 0) {
+        fds[i] = conn_send(port, req);
+        if (fds[i] >= 0 && !burst)
+            fds[i] = conn_answered(fds[i]);
+        if (fds[i] < 0) {
             fprintf(stderr, "idle_conns: connection %d of %d failed: %s\n", i + 1, n, strerror(errno));
+            return 1;
+        }
+    }
+    for (int i = 0; burst && i < n; i++) {
+        if (conn_answered(fds[i]) < 0) {
+            fprintf(stderr, "idle_conns: connection %d of %d not answered\n", i + 1, n);
             return 1;
         }
     }

@@ -11,6 +11,9 @@
 
 #include "backend/uring_udata.h"
 
+/* Provided receive buffers per worker, at most (a power of two: the buffer ring). */
+#define CHOPIN__URING_BUFS 512
+
 struct chopin__worker;
 struct chopin__conn;
 struct chopin__uring_sendctx;
@@ -30,13 +33,22 @@ struct chopin__uring {
     unsigned started;       /* connections started this turn (their first receive pending) */
 
     /* Provided-buffer ring (group 0): receives land here, so an idle connection holds
-     * no buffer. A buffer goes back right after its bytes were fed to the connection. */
+     * no buffer. A buffer goes back right after its bytes were fed to the connection.
+     * How many circulate follows the load both ways (uring.c, "provided buffers"). */
     struct io_uring_buf_ring *br;
     char *bufs;
-    unsigned buf_count;    /* buffers in circulation: [0, buf_count), grows (uring.c BUF_START) */
+    unsigned buf_count;    /* buffers in circulation: in the ring, or being read */
+    unsigned buf_target;   /* circulation wanted: a buffer returned past it is retired */
     unsigned buf_returned; /* added since the last advance */
     unsigned buf_used;     /* buffers received into this turn */
     int buf_short;         /* a receive found no buffer (ENOBUFS) this turn */
+    int buf_idle_release;  /* DEFER_TASKRUN: the kernel fills buffers only while we wait */
+    uint64_t buf_busy_ms;  /* the last turn that needed more than the starting circulation */
+    uint16_t buf_spare[CHOPIN__URING_BUFS]; /* ids out of circulation (a stack), released */
+    unsigned buf_nspare;
+    uint64_t buf_touched[CHOPIN__URING_BUFS / 64]; /* written since their pages were released */
+    unsigned buf_resident; /* bits set in buf_touched */
+    unsigned buf_reported; /* buf_resident as last added to the process-wide count */
 
     /* Accept: the multishot accept, and sockets it delivered that wait for a slot. */
     int accept_armed, accept_cancelled, accept_broken;
@@ -73,6 +85,16 @@ void chopin__uring_run_retries(struct chopin__uring *l);
 /** Receive buffer `bid` and its return to the ring. */
 char *chopin__uring_buf(struct chopin__uring *l, unsigned bid);
 void chopin__uring_buf_return(struct chopin__uring *l, unsigned bid);
+
+/** Provided buffers whose pages may be resident (written since released), summed over
+ *  the process's io_uring workers, and the most there ever were; for tests. `idle_release`
+ *  is 1 once a worker could release the pages of the buffers waiting in its ring (its
+ *  ring runs DEFER_TASKRUN); without it, only buffers leaving circulation are. */
+struct chopin__uring_buf_stats {
+    unsigned long resident, peak;
+    int idle_release;
+};
+void chopin__uring_buf_stats(struct chopin__uring_buf_stats *out);
 
 /** A connection's descriptor was closed: an accept that ran out of descriptors may retry. */
 void chopin__uring_fd_closed(struct chopin__uring *l);
