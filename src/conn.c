@@ -21,6 +21,7 @@
 #include "http/parser.h"
 #include "http/serialize.h"
 #include "http/status.h"
+#include "mem/large.h"
 #include "outq.h"
 #include "router/router.h"
 
@@ -34,7 +35,7 @@
 
 struct chopin__inbuf {
     size_t len, cap;
-    int heap; /* allocated with malloc (larger than a pool buffer) */
+    int heap; /* larger than a pool buffer: chopin__large_alloc'd, sizeof + cap bytes */
     char data[];
 };
 
@@ -60,7 +61,7 @@ static void inbuf_free(struct chopin__engine *e, struct chopin__inbuf *b) {
     if (!b)
         return;
     if (b->heap)
-        free(b);
+        chopin__large_free(b, sizeof *b + b->cap);
     else
         chopin__pool_give(&e->pool, b);
 }
@@ -177,7 +178,9 @@ static int inbuf_reserve(struct chopin__conn *c, size_t need) {
     size_t cap = b ? b->cap * 2 : pool_cap * 2;
     if (cap < need)
         cap = need;
-    struct chopin__inbuf *nb = malloc(sizeof *nb + cap);
+    /* A large body's buffer is mapped, so its memory goes back to the kernel when the
+     * request is done (mem/large.h). */
+    struct chopin__inbuf *nb = chopin__large_alloc(sizeof *nb + cap);
     if (!nb)
         return -ENOMEM;
     nb->len = 0;
@@ -282,7 +285,7 @@ static int queue_head(struct chopin__conn *c, const struct chopin_res *res,
 
 static void free_arena_block(void *p, void *block) {
     (void)p;
-    free(block);
+    chopin__arena_free_taken(block);
 }
 
 /*
@@ -300,7 +303,7 @@ static int queue_copied_body(struct chopin__conn *c, struct chopin_res *res) {
     if (block) {
         if (chopin__outq_push_ext(q, res->body, len, free_arena_block, block) == 0)
             return 0;
-        free(block);
+        chopin__arena_free_taken(block);
         return -ENOSPC;
     }
     char *dst = chopin__outq_reserve(q, len);

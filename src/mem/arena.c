@@ -11,8 +11,9 @@
 
 #include <stdalign.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
+
+#include "mem/large.h"
 
 #define ARENA_ALIGN 16
 #define ARENA_MIN_BLOCK 64
@@ -24,7 +25,7 @@ struct chopin__arena_block {
     alignas(ARENA_ALIGN) unsigned char data[];
 };
 
-/* malloc and realloc return blocks aligned for max_align_t; data[] relies on that. */
+/* malloc, realloc and mapped pages are aligned for max_align_t; data[] relies on that. */
 _Static_assert(alignof(max_align_t) >= ARENA_ALIGN, "malloc alignment below 16");
 
 /* n rounded up to 16, or 0 when that overflows (callers treat 0 for n > 0 as failure). */
@@ -35,11 +36,13 @@ static size_t round_up_16(size_t n)
     return (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
 }
 
+/* A block of a large body is mapped (chopin__large_alloc), so that the memory goes back to
+ * the kernel when the block is freed instead of staying in malloc's heap. */
 static struct chopin__arena_block *block_new(size_t size)
 {
     if (size > SIZE_MAX - sizeof(struct chopin__arena_block))
         return NULL;
-    struct chopin__arena_block *b = malloc(sizeof *b + size);
+    struct chopin__arena_block *b = chopin__large_alloc(sizeof *b + size);
     if (b == NULL)
         return NULL;
     b->next = NULL;
@@ -48,11 +51,17 @@ static struct chopin__arena_block *block_new(size_t size)
     return b;
 }
 
+static void block_free(struct chopin__arena_block *b)
+{
+    if (b != NULL)
+        chopin__large_free(b, sizeof *b + b->size);
+}
+
 static void block_free_chain(struct chopin__arena_block *b)
 {
     while (b != NULL) {
         struct chopin__arena_block *next = b->next;
-        free(b);
+        block_free(b);
         b = next;
     }
 }
@@ -133,12 +142,13 @@ void *chopin__arena_alloc(struct chopin__arena *a, size_t size)
     return p;
 }
 
-/* The newest own-block allocation can be resized with realloc, which may extend it in
- * place (glibc uses mremap for large chunks) and never leaves a dead copy behind. */
+/* The newest own-block allocation can be resized in place of a copy (mremap for mapped
+ * blocks), which never leaves a dead copy behind. */
 static void *grow_own_block(struct chopin__arena *a, size_t new_need)
 {
     struct chopin__arena_block *b = a->big;
-    struct chopin__arena_block *nb = realloc(b, sizeof *b + new_need);
+    struct chopin__arena_block *nb =
+        chopin__large_realloc(b, sizeof *b + b->size, sizeof *b + new_need);
     if (nb == NULL)
         return NULL;
     nb->size = nb->top = new_need;
@@ -204,7 +214,7 @@ void chopin__arena_release(struct chopin__arena *a, void *p, size_t size)
     if (b != NULL && p == b->data && need == b->top) {
         a->big = b->next;
         a->used -= need;
-        free(b);
+        block_free(b);
     } else if (is_top_of(a->cur, p, need)) {
         a->cur->top -= need;
         a->used -= need;
@@ -227,7 +237,7 @@ void chopin__arena_reset(struct chopin__arena *a)
 void chopin__arena_destroy(struct chopin__arena *a)
 {
     chopin__arena_reset(a);
-    free(a->first);
+    block_free(a->first);
     a->first = a->cur = NULL;
 }
 
@@ -240,4 +250,9 @@ void *chopin__arena_take(struct chopin__arena *a, const void *p, size_t size)
     a->big = b->next;
     a->used -= need;
     return b;
+}
+
+void chopin__arena_free_taken(void *block)
+{
+    block_free(block);
 }

@@ -39,10 +39,12 @@ static inline size_t chopin__arena_left(const struct chopin__arena *a)
     return a->limit - a->used;
 }
 /** Hands the newest large allocation `p` of `size` bytes (one with a block of its own)
- *  over to the caller: returns what to pass to free() once done with p, or NULL when p
- *  is not such an allocation (it then stays the arena's until reset). Lets a large copied
- *  body leave with its response instead of being copied once more. */
+ *  over to the caller: returns what to pass to chopin__arena_free_taken once done with p,
+ *  or NULL when p is not such an allocation (it then stays the arena's until reset). Lets
+ *  a large copied body leave with its response instead of being copied once more. */
 void *chopin__arena_take(struct chopin__arena *a, const void *p, size_t size);
+/** Frees what chopin__arena_take returned (a large block is mapped: not free()'s). */
+void chopin__arena_free_taken(void *block);
 void chopin__arena_reset(struct chopin__arena *a);
 void chopin__arena_destroy(struct chopin__arena *a);
 
