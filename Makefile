@@ -95,7 +95,7 @@ EXTRA_$(BUILD)/asan := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer 
 $(eval $(call tree,$(BUILD)))
 $(eval $(call tree,$(BUILD)/asan))
 
-.PHONY: all deps run test test-fast soak bench bench-micro fuzz fuzz-build install clean FORCE
+.PHONY: all deps run test test-fast soak attack bench bench-micro fuzz fuzz-build install clean FORCE
 
 # `make`, `make run`, `make test`, `make test-fast` and `make bench` first install the
 # Debian packages they need (scripts/deps.sh), then run again as a sub-make. The io_uring
@@ -145,6 +145,16 @@ soak:
 	@for be in epoll $$(nm $(BUILD)/libchopin.a 2>/dev/null | grep -qE ' [TDR] chopin__uring_backend$$' && echo io_uring); do \
 	  echo "== soak [$$be]"; CHOPIN_BACKEND=$$be $(BUILD)/itests/soak || exit 1; \
 	done
+
+# Not part of `make test`: each attack shape of issue 13 (slowloris, resets mid-upload,
+# graceful stop with requests in flight, memory after uploads and after a burst) against
+# the demo, one worker, and nginx in the same run, one table (bench/attack.sh; ATTACK_*
+# size it, small by default so .ci/run can run it). It reports figures; it fails only
+# when a server dies or a shape cannot run.
+attack:
+	@scripts/deps.sh attack
+	@$(ENV_FLAGS) $(MAKE) --no-print-directory $(BUILD)/examples/demo
+	BUILD=$(abspath $(BUILD)) bench/attack.sh
 
 # ----- the kqueue backend on Linux, over libkqueue (docs/kqueue.md) ----------------------
 # `make test-kqueue KQUEUE_PREFIX=/opt/libkqueue` (libkqueue built and installed outside
