@@ -246,12 +246,16 @@ print_table() {
 }
 
 main() {
-    local s shape
+    local s shape why
     command -v nginx > /dev/null || case " $SERVERS " in *" nginx "*)
         die "nginx is not installed (scripts/deps.sh attack)" ;; esac
     raise_fd_limit $((HOLD + CLIENTS + BURST + 1024))
     build_tool attack
     chopin_snapshot
+    # The tree when the run starts (a commit during the run must not be named instead).
+    local tree
+    tree="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" \
+        diff --quiet HEAD -- src include 2>/dev/null || echo ' with uncommitted changes in src/include')"
     log "attack: servers: $(echo $SERVERS); shapes: $SHAPES"
     for shape in $SHAPES; do
         for s in $SERVERS; do
@@ -261,7 +265,7 @@ main() {
             run_shape "$shape" "$s"
         done
     done
-    echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- src include 2>/dev/null || echo ' with uncommitted changes in src/include'), $(uname -sr), $(nproc) CPUs, $(nginx -v 2>&1 | sed 's/.*: //')"
+    echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $tree, $(uname -sr), $(nproc) CPUs, $(nginx -v 2>&1 | sed 's/.*: //')"
     echo "# ATTACK_CAPACITY=$CAPACITY ATTACK_HOLD=$HOLD ATTACK_CLIENTS=$CLIENTS ATTACK_TIMEOUT_MS=$TIMEOUT_MS" \
          "ATTACK_RESETS=$RESETS ATTACK_RESET_BYTES=$RESET_BYTES ATTACK_SETTLE=$SETTLE ATTACK_RESET_WAIT=$RESET_WAIT" \
          "ATTACK_STOP_KEEPALIVE=$STOP_KEEPALIVE ATTACK_STOP_NEW=$STOP_NEW ATTACK_STOP_BODY=$STOP_BODY" \
