@@ -418,8 +418,11 @@ static void test_bind_errors(void) {
     chopin_router_free(r);
 }
 
-/* Capacity 1: a second client waits in the backlog while the first is mid-request, and
- * is served once the first finishes; an idle keep-alive connection is evicted for it. */
+/* Capacity 1: a newcomer takes the slot of the connection that has made the least
+ * progress (README, "Slab full"): a half-sent head is answered 408 and closed, or, had its
+ * head completed first, it is answered and then evicted as idle. Either way the newcomer
+ * is served and the first connection ends closed; which way is a race, so only that is
+ * asserted (test_slowloris covers the eviction order). */
 static void test_slab_full(void) {
     chopin_router *r = make_router();
     chopin_options o = chopin_options_default();
@@ -427,16 +430,17 @@ static void test_slab_full(void) {
     chopin_server *s = cl_start(r, &o);
     int p = chopin_server_port(s);
     struct cl_conn *a = cl_open(p);
-    CHECK(cl_send(a, "GET /plaintext HTTP/1.1\r\n", 0) == 0); /* busy: half a request */
+    CHECK(cl_send(a, "GET /plaintext HTTP/1.1\r\n", 0) == 0); /* half a request */
     struct cl_conn *b = cl_open(p);
     CHECK(cl_send(b, "GET /plaintext HTTP/1.1\r\nHost: b\r\n\r\n", 0) == 0);
-    CHECK(cl_send(a, "Host: a\r\n\r\n", 0) == 0);
+    cl_send(a, "Host: a\r\n\r\n", 0); /* may meet a closed socket */
     struct cl_resp resp;
-    CHECK(cl_read(a, &resp, 0) == 0 && resp.status == 200);
-    cl_resp_free(&resp);
-    /* a is now idle: b's waiting connection takes its slot. */
     CHECK(cl_read(b, &resp, 0) == 0 && resp.status == 200);
     cl_resp_free(&resp);
+    if (cl_read(a, &resp, 0) == 0) {
+        CHECK(resp.status == 200 || resp.status == 408);
+        cl_resp_free(&resp);
+    }
     CHECK(cl_closed(a));
     cl_close(a);
     cl_close(b);
