@@ -255,3 +255,19 @@ void cl_stop(chopin_server *s) {
     chopin_server_stop(s);
     chopin_server_wait(s);
 }
+
+int cl_connect_fd(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int cl_send_fd(int fd, const char *s) {
+    size_t n = strlen(s);
+    return fd >= 0 && send(fd, s, n, MSG_NOSIGNAL) == (ssize_t)n;
+}

@@ -25,6 +25,11 @@ struct cl_resp {
 
 /** Connects to 127.0.0.1:port (or ::1 when v6) with 5 s socket timeouts. NULL on failure. */
 struct cl_conn *cl_open(int port);
+/** A plain blocking socket connected to 127.0.0.1:port, or -1: for tests that hold many
+ *  raw connections at once (slowloris, bursts) rather than read answers through cl_conn. */
+int cl_connect_fd(int port);
+/** Sends the NUL-terminated `s` on `fd` whole; 1 when it went out, 0 otherwise (or fd < 0). */
+int cl_send_fd(int fd, const char *s);
 struct cl_conn *cl_open6(int port);
 void cl_close(struct cl_conn *c);
 /** Sends all of s (n bytes, or strlen when n == 0). 0 or -1. */

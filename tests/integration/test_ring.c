@@ -66,22 +66,6 @@ static void hold(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_static(res, 200, "text/plain", HELLO, strlen(HELLO));
 }
 
-static int connect_to(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int send_text(int fd, const char *s) {
-    size_t n = strlen(s);
-    return fd >= 0 && send(fd, s, n, MSG_NOSIGNAL) == (ssize_t)n;
-}
-
 /* 1 when fd receives a whole 200 answer to GET /plaintext (or /hold) before `deadline`. */
 static int served(int fd, uint64_t deadline) {
     char got[512];
@@ -122,7 +106,7 @@ static struct chopin__uring_buf_stats buf_stats(void) {
 static int serve_all(const int *fds, int n) {
     int sent = 0, ok = 0;
     for (int i = 0; i < n; i++)
-        sent += send_text(fds[i], GET_PLAIN);
+        sent += cl_send_fd(fds[i], GET_PLAIN);
     CHECK_INT(sent, n);
     uint64_t deadline = now_ms() + BOUND_MS;
     for (int i = 0; i < n; i++)
@@ -133,24 +117,24 @@ static int serve_all(const int *fds, int n) {
 /* The burst, or why it cannot tell anything here. */
 static const char *burst_then_idle(int port) {
     static int fds[BURST];
-    int warm = connect_to(port);
-    CHECK(send_text(warm, GET_PLAIN) && served(warm, now_ms() + BOUND_MS));
+    int warm = cl_connect_fd(port);
+    CHECK(cl_send_fd(warm, GET_PLAIN) && served(warm, now_ms() + BOUND_MS));
     if (!buf_stats().idle_release) { /* known once the worker has set its ring up */
         close(warm);
         return "this kernel's ring has no DEFER_TASKRUN (Linux 6.1): idle buffers are kept";
     }
     unsigned long baseline = buf_stats().resident;
 
-    int holder = connect_to(port);
-    CHECK(send_text(holder, GET_HOLD));
+    int holder = cl_connect_fd(port);
+    CHECK(cl_send_fd(holder, GET_HOLD));
     uint64_t deadline = now_ms() + BOUND_MS;
     while (!__atomic_load_n(&hold_entered, __ATOMIC_SEQ_CST) && now_ms() < deadline)
         sleep_ms(5);
     CHECK(hold_entered);
     int sent = 0;
     for (int i = 0; i < BURST; i++) {
-        fds[i] = connect_to(port);
-        sent += send_text(fds[i], GET_PLAIN);
+        fds[i] = cl_connect_fd(port);
+        sent += cl_send_fd(fds[i], GET_PLAIN);
     }
     CHECK_INT(sent, BURST);
     __atomic_store_n(&hold_release, 1, __ATOMIC_SEQ_CST);
@@ -174,7 +158,7 @@ static const char *burst_then_idle(int port) {
 
     /* Released pages come back zeroed when written: every connection is still served. */
     CHECK_INT(serve_all(fds, BURST), BURST);
-    CHECK(send_text(warm, GET_PLAIN) && served(warm, now_ms() + BOUND_MS));
+    CHECK(cl_send_fd(warm, GET_PLAIN) && served(warm, now_ms() + BOUND_MS));
     for (int i = 0; i < BURST; i++)
         close(fds[i]);
     close(holder);

@@ -34,22 +34,6 @@ static void plaintext(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_static(res, 200, "text/plain", "Hello, World!", 13);
 }
 
-static int connect_to(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int send_text(int fd, const char *s) {
-    size_t n = strlen(s);
-    return fd >= 0 && send(fd, s, n, MSG_NOSIGNAL) == (ssize_t)n;
-}
-
 static uint64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -120,15 +104,15 @@ static void test_slowloris_does_not_starve_newcomers(void) {
     static int slow[SLOW];
     int ready = 0;
     for (int i = 0; i < SLOW; i++) {
-        slow[i] = connect_to(port);
-        ready += send_text(slow[i], HALF_HEAD);
+        slow[i] = cl_connect_fd(port);
+        ready += cl_send_fd(slow[i], HALF_HEAD);
     }
     CHECK_INT(ready, SLOW);
 
     int normal[NORMAL];
     for (int i = 0; i < NORMAL; i++) {
-        normal[i] = connect_to(port);
-        CHECK(send_text(normal[i], GET_PLAIN));
+        normal[i] = cl_connect_fd(port);
+        CHECK(cl_send_fd(normal[i], GET_PLAIN));
     }
     uint64_t deadline = now_ms() + SERVED_WITHIN_MS;
     int served = 0;
