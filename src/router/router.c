@@ -719,7 +719,8 @@ void chopin__router_dispatch(const chopin_router *r, chopin_req *req, chopin_res
         return;
     }
     if (!req->path || req->path_len == 0 || req->path[0] != '/') {
-        if (req->path && req->path_len == 1 && req->path[0] == '*') /* parser: OPTIONS only */
+        if (req->path && req->path_len == 1 && req->path[0] == '*' &&
+            req->head.method_id == CHOPIN_METHOD_OPTIONS) /* the parser refuses other '*' */
             answer_options_server(r, req, res);
         else
             answer_unrouted(r, req, res, 404, 0); /* an absolute form without a path */
