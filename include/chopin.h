@@ -74,6 +74,7 @@ typedef struct chopin_req chopin_req;
 typedef struct chopin_res chopin_res;
 typedef struct chopin_next chopin_next;
 typedef struct chopin_server chopin_server;
+typedef struct chopin_worker chopin_worker;
 
 /** A request handler. It must set a response before it returns (if it does not, the
  *  client gets a 500). `data` is the pointer given at registration. */
@@ -117,6 +118,8 @@ CHOPIN_API void chopin_next_run(chopin_next *next);
 #define CHOPIN_ENOTSUP (-ENOTSUP)       /* not supported on this system or build */
 #define CHOPIN_EADDRINUSE (-EADDRINUSE) /* the address is in use by another socket */
 #define CHOPIN_EADDRNOTAVAIL (-EADDRNOTAVAIL) /* no such local address */
+#define CHOPIN_ESHUTDOWN (-ESHUTDOWN)   /* the worker or server has stopped */
+#define CHOPIN_ESTALE (-ESTALE)         /* a handle whose exchange is finished or cancelled */
 
 /** Text for a negative error code returned by this library (never NULL). */
 CHOPIN_API const char *chopin_strerror(int err);
@@ -518,6 +521,120 @@ CHOPIN_API void chopin_json_raw(chopin_json *j, const char *text, size_t len);
 CHOPIN_API int chopin_json_end(chopin_json *j);
 
 /* ---------------------------------------------------------------------------------------
+ * Answers that come later: deferred exchanges
+ *
+ * A handler (or middleware) that cannot answer before it returns defers: the exchange
+ * (its request and response) stays open until it is finished, on the worker's thread,
+ * from a timer, a descriptor's readiness, a posted function or the offload pool.
+ * HTTP/1.1 keeps answers in request order: a later pipelined request on the same
+ * connection may run meanwhile, its answer waits behind the deferred one.
+ *
+ * A chopin_exchange is a small value (copy it freely, to any thread): it names the
+ * worker, a slot and that slot's generation, so a finish that comes after the exchange
+ * was cancelled (the client left, the deadline passed, the server stopped) finds the
+ * generation changed and does nothing: it never reaches another request.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct chopin_exchange {
+    chopin_worker *worker; /* (private) the owning worker; NULL: no exchange */
+    uint32_t slot, gen;    /* (private) */
+} chopin_exchange;
+
+/**
+ * Keeps the exchange open after the handler returns; on the worker's thread, from a
+ * handler or middleware. Middleware code after chopin_next_run() still edits the same
+ * response (its headers are sent with the later answer). Returns 0 with *out set, or
+ * CHOPIN_EBUSY when the worker already holds max_deferred open exchanges
+ * (CHOPIN_MAX_DEFERRED): `res` then holds a 503 and the handler just returns.
+ *
+ * The deferred response is sent by chopin_exchange_finish. If it is not finished within
+ * handler_timeout_ms (CHOPIN_HANDLER_TIMEOUT_MS) the client gets a 504 and the exchange
+ * is cancelled. The request stays readable (method, path, headers, params, query, body,
+ * data) until the exchange ends: its bytes are copied out of the connection's buffer
+ * when it defers.
+ */
+CHOPIN_API int chopin_defer(chopin_req *req, chopin_res *res, chopin_exchange *out);
+/** On the exchange's worker: its request and response, valid until it is finished or
+ *  cancelled; NULL for a stale handle. */
+CHOPIN_API chopin_req *chopin_exchange_req(chopin_exchange x);
+CHOPIN_API chopin_res *chopin_exchange_res(chopin_exchange x);
+/** On the exchange's worker: sends the response set on chopin_exchange_res (a 500 when
+ *  none was). Returns 0, or CHOPIN_ESTALE when the exchange had already ended (nothing
+ *  happens). A streamed response is finished when its head leaves; its stream then
+ *  runs as usual (chopin_exchange_resume wakes a producer that waits). */
+CHOPIN_API int chopin_exchange_finish(chopin_exchange x);
+/** fn(x, arg) runs once, on the exchange's worker, if the exchange is cancelled before it
+ *  is finished: the client closed the connection (or sent EOF), handler_timeout_ms passed
+ *  (the client got a 504), or the server stopped past its drain bound. The handle is stale
+ *  from then on; fn frees what the application tied to it. Replaces an earlier callback.
+ *  Returns 0 or CHOPIN_ESTALE. */
+typedef void (*chopin_exchange_fn)(chopin_exchange x, void *arg);
+CHOPIN_API int chopin_exchange_on_cancel(chopin_exchange x, chopin_exchange_fn fn, void *arg);
+/** From any thread: runs fn(x, arg) on the exchange's worker (there it typically fills
+ *  chopin_exchange_res and finishes). fn always runs, also when the exchange was
+ *  cancelled meanwhile (chopin_exchange_res then returns NULL: fn only frees arg). Returns
+ *  0, CHOPIN_ENOMEM, or CHOPIN_ESHUTDOWN when the worker has ended: then fn never runs
+ *  and arg stays the caller's. */
+CHOPIN_API int chopin_exchange_post(chopin_exchange x, chopin_exchange_fn fn, void *arg);
+/** Nonzero while the exchange is open (deferred, not finished, not cancelled). On its
+ *  worker's thread. */
+CHOPIN_API int chopin_exchange_open(chopin_exchange x);
+
+/* ---------------------------------------------------------------------------------------
+ * The worker's loop, for the application: posted functions, timers, descriptors
+ *
+ * Each worker is a thread with its own event loop. The application may run its own work
+ * inside it: functions posted from any thread, timers, and the readiness of its own
+ * non-blocking descriptors (a database client's socket, an upstream). Everything here
+ * runs on the worker's thread, between connections' events, and must not block.
+ * ------------------------------------------------------------------------------------- */
+
+/** The worker running this request. */
+CHOPIN_API chopin_worker *chopin_req_worker(const chopin_req *req);
+/** Worker `i` (0-based) of a started server, NULL when out of range. Valid until
+ *  chopin_server_wait returns. */
+CHOPIN_API chopin_worker *chopin_server_worker(chopin_server *s, int i);
+/** How many workers the server runs. */
+CHOPIN_API int chopin_server_workers(const chopin_server *s);
+/** The worker's index (0-based), as chopin_req_worker_id. */
+CHOPIN_API int chopin_worker_id(const chopin_worker *w);
+
+typedef void (*chopin_task_fn)(chopin_worker *w, void *arg);
+/** From any thread: runs fn(w, arg) on w's thread soon (functions posted by one thread run
+ *  in the order posted). Many posts between two turns of the loop cost one wake. Returns
+ *  0, CHOPIN_ENOMEM, or CHOPIN_ESHUTDOWN when the worker has ended (fn never runs, arg
+ *  stays the caller's). A function posted before the worker ends runs before it ends. */
+CHOPIN_API int chopin_worker_post(chopin_worker *w, chopin_task_fn fn, void *arg);
+/** Posts fn(w, arg) to every worker of `s`; returns how many took it (each runs it once). */
+CHOPIN_API int chopin_server_post_all(chopin_server *s, chopin_task_fn fn, void *arg);
+
+/** A timer's handle: 0 is none. */
+typedef uint64_t chopin_timer;
+typedef void (*chopin_timer_fn)(chopin_worker *w, chopin_timer t, void *arg);
+/** On w's thread: fn(w, t, arg) after `after_ms`, then every `every_ms` when nonzero,
+ *  until chopin_timer_stop. Returns the handle, 0 when out of memory. Timers still
+ *  pending when the worker ends never fire (free their arg in worker_fini, or stop them). */
+CHOPIN_API chopin_timer chopin_timer_start(chopin_worker *w, uint64_t after_ms, uint64_t every_ms,
+                                           chopin_timer_fn fn, void *arg);
+/** On w's thread: stops `t` (also from its own callback). 0, or CHOPIN_ENOENT when it had
+ *  already fired (one-shot) or been stopped. */
+CHOPIN_API int chopin_timer_stop(chopin_worker *w, chopin_timer t);
+
+#define CHOPIN_READABLE 0x1u
+#define CHOPIN_WRITABLE 0x2u
+typedef void (*chopin_watch_fn)(chopin_worker *w, int fd, unsigned events, void *arg);
+/** On w's thread: calls fn(w, fd, ready, arg) while `fd` is ready for any of `events`
+ *  (level-triggered: again every turn while it stays ready; an error or hang-up is
+ *  reported as every event watched). Watching an fd again replaces its events, fn and
+ *  arg. The descriptor stays the caller's: unwatch it before closing it. Returns 0,
+ *  CHOPIN_EINVAL (no events), CHOPIN_EBADF, CHOPIN_ENOMEM. */
+CHOPIN_API int chopin_worker_watch(chopin_worker *w, int fd, unsigned events, chopin_watch_fn fn,
+                                   void *arg);
+/** Stops watching `fd` (fn is not called again, also not later in the same turn). 0 or
+ *  CHOPIN_ENOENT. */
+CHOPIN_API int chopin_worker_unwatch(chopin_worker *w, int fd);
+
+/* ---------------------------------------------------------------------------------------
  * Server
  * ------------------------------------------------------------------------------------- */
 
@@ -592,6 +709,19 @@ typedef struct chopin_options {
                                      other socket holds the address; 1: join the SO_REUSEPORT
                                      listeners of this user already there (a restart hand-off):
                                      the kernel then splits new connections between them */
+    uint32_t handler_timeout_ms;  /* CHOPIN_HANDLER_TIMEOUT_MS; 0: 30000; a deferred exchange
+                                     not finished by then is answered 504 and cancelled */
+    uint32_t max_deferred;        /* CHOPIN_MAX_DEFERRED; 0: 16384; open deferred exchanges
+                                     per worker, beyond them chopin_defer answers 503 */
+    uint32_t max_pending;         /* CHOPIN_MAX_PENDING; 0: 16; requests of one connection
+                                     in progress (deferred, or answered behind one that is);
+                                     beyond them its further requests are not read yet */
+    uint32_t offload_threads;     /* CHOPIN_OFFLOAD_THREADS; 0: one per worker; the blocking
+                                     pool of chopin_offload */
+    uint32_t offload_queue;       /* CHOPIN_OFFLOAD_QUEUE; 0: 1024; jobs waiting for the pool,
+                                     beyond them chopin_offload answers 503 */
+    uint32_t sse_heartbeat_ms;    /* CHOPIN_SSE_HEARTBEAT_MS; 0: 15000; the comment line an
+                                     idle server-sent event stream sends to stay open */
 } chopin_options;
 
 /** Options with every field zero (the defaults) and `size` set: `chopin_options o =

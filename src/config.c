@@ -26,7 +26,7 @@
  * appended into the tail padding of an older struct would lie within an older program's
  * size and be read from its padding bytes: keep the struct free of tail padding. Whoever
  * appends a field names it here. */
-_Static_assert(sizeof(chopin_options) == offsetof(chopin_options, share_port) + sizeof(int),
+_Static_assert(sizeof(chopin_options) == offsetof(chopin_options, sse_heartbeat_ms) + sizeof(uint32_t),
                "chopin_options must end without padding: append fields so that it does");
 
 #define FIELD_SPAN(f) offsetof(chopin_options, f), sizeof(((chopin_options *)0)->f)
@@ -63,6 +63,13 @@ static const struct numeric numerics[] = {
     NUM(ring_entries, "CHOPIN_RING_ENTRIES", 4096, 8, 32768, false, false),
     NUM(quiet, "CHOPIN_QUIET", 0, 0, 1, false, true),
     NUM(share_port, "CHOPIN_SHARE_PORT", 0, 0, 1, false, true),
+    NUM(handler_timeout_ms, "CHOPIN_HANDLER_TIMEOUT_MS", 30000, 1, 86400000, false, false),
+    NUM(max_deferred, "CHOPIN_MAX_DEFERRED", 16384, 1, 1u << 24, false, false),
+    NUM(max_pending, "CHOPIN_MAX_PENDING", 16, 1, 1024, false, false),
+    /* 0 in effect: one thread per worker (the pool is sized when the server starts) */
+    NUM(offload_threads, "CHOPIN_OFFLOAD_THREADS", 0, 0, 1024, false, false),
+    NUM(offload_queue, "CHOPIN_OFFLOAD_QUEUE", 1024, 1, 1u << 20, false, false),
+    NUM(sse_heartbeat_ms, "CHOPIN_SSE_HEARTBEAT_MS", 15000, 100, 86400000, false, false),
 };
 
 /* The fields that are not numbers, for the size rule. */

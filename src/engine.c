@@ -31,6 +31,7 @@ int chopin__engine_init(struct chopin__engine *e, const struct chopin__config *c
     /* The arena holds copied bodies, so one request may need up to the body limit. */
     chopin__arena_init(&e->arena, ARENA_BLOCK, (size_t)o->max_body_bytes + (1u << 20));
     chopin__wheel_init(&e->wheel, now_ms);
+    chopin__wheel_init(&e->app_wheel, now_ms);
     return 0;
 }
 
@@ -62,12 +63,34 @@ void chopin__engine_set_clock(struct chopin__engine *e, uint64_t now_ms, int64_t
                                     e->date.text);
 }
 
+static void fire_app(struct chopin__timer *t, void *arg) {
+    (void)arg;
+    struct chopin__app_timer *at =
+        (struct chopin__app_timer *)((char *)t - offsetof(struct chopin__app_timer, t));
+    at->fire(at);
+}
+
 void chopin__engine_run_timers(struct chopin__engine *e) {
     chopin__wheel_run(&e->wheel, e->now_ms, fire, e);
+    chopin__wheel_run(&e->app_wheel, e->now_ms, fire_app, e);
+}
+
+void chopin__engine_app_timer_add(struct chopin__engine *e, struct chopin__app_timer *t,
+                                  uint64_t expire_ms) {
+    chopin__wheel_add(&e->app_wheel, &t->t, expire_ms);
+}
+
+void chopin__engine_app_timer_del(struct chopin__engine *e, struct chopin__app_timer *t) {
+    chopin__wheel_del(&e->app_wheel, &t->t);
 }
 
 int chopin__engine_timeout(const struct chopin__engine *e) {
     uint64_t t = chopin__wheel_timeout(&e->wheel, e->now_ms);
+    if (e->app_wheel.count) {
+        uint64_t a = chopin__wheel_timeout(&e->app_wheel, e->now_ms);
+        if (a < t)
+            t = a;
+    }
     return t > 1000 ? 1000 : (int)t;
 }
 

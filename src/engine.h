@@ -36,13 +36,22 @@ static inline void chopin__count(uint64_t *counter, int64_t delta) {
     __atomic_store_n(counter, *counter + (uint64_t)delta, __ATOMIC_RELAXED);
 }
 
+/* A timer of the application's side of the loop (a deferred exchange's deadline, the
+ * timers of chopin_timer_start): it fires its own callback. These live on a wheel of their
+ * own, so the connections' wheel keeps one kind of entry and a direct call. */
+struct chopin__app_timer {
+    struct chopin__timer t;
+    void (*fire)(struct chopin__app_timer *self);
+};
+
 struct chopin__engine {
     const struct chopin__config *cfg;
     const chopin_router *router;
     struct chopin__slab slab;
     struct chopin__pool pool;
     struct chopin__arena arena;
-    struct chopin__wheel wheel;
+    struct chopin__wheel wheel;     /* the connections' deadlines */
+    struct chopin__wheel app_wheel; /* struct chopin__app_timer entries */
     struct chopin__date date;
     struct chopin__head_cache heads; /* the 200 lead (rebuilt each second), the last head */
     struct chopin__header *headers; /* parser output array, max_headers entries */
@@ -76,6 +85,12 @@ void chopin__engine_set_clock(struct chopin__engine *e, uint64_t now_ms, int64_t
 /** Fires due timers (after handling events, so no event of the batch meets a slot a
  *  timer just freed). */
 void chopin__engine_run_timers(struct chopin__engine *e);
+/** Arms `t` (t->fire set, the entry initialized once with chopin__timer_init) to fire at
+ *  `expire_ms`, or re-arms it. */
+void chopin__engine_app_timer_add(struct chopin__engine *e, struct chopin__app_timer *t,
+                                  uint64_t expire_ms);
+/** Disarms `t` (no-op when not armed). */
+void chopin__engine_app_timer_del(struct chopin__engine *e, struct chopin__app_timer *t);
 /** Milliseconds the loop may sleep before the next timer (capped at 1000: Date refresh). */
 int chopin__engine_timeout(const struct chopin__engine *e);
 
