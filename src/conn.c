@@ -17,6 +17,7 @@
 
 #include "api/exchange.h"
 #include "engine.h"
+#include "exchange.h"
 #include "http/message.h"
 #include "http/parser.h"
 #include "http/serialize.h"
@@ -41,6 +42,7 @@ struct chopin__inbuf {
 
 static void after_progress(struct chopin__conn *c);
 static void process_stash(struct chopin__conn *c);
+static void drop_exchanges(struct chopin__conn *c);
 
 static uint64_t now_ms(const struct chopin__conn *c) { return c->engine->now_ms; }
 static const chopin_options *options(const struct chopin__conn *c) { return &c->engine->cfg->opt; }
@@ -141,6 +143,7 @@ static void unlist(struct chopin__conn *c) {
 
 void chopin__conn_release(struct chopin__conn *c) {
     struct chopin__engine *e = c->engine;
+    drop_exchanges(c);
     unlist(c);
     chopin__wheel_del(&e->wheel, &c->timer);
     inbuf_free(e, c->in);
@@ -216,7 +219,7 @@ static struct chopin__outq *output(struct chopin__conn *c) {
     return c->out;
 }
 
-static int has_room(const struct chopin__conn *c) {
+__attribute__((always_inline)) static inline int has_room(const struct chopin__conn *c) {
     return !c->out || chopin__outq_has_room(c->out);
 }
 
@@ -440,31 +443,54 @@ static void queue_response(struct chopin__conn *c, struct chopin_res *res, int m
 }
 
 /* Answers a request the parser or the body reader refused, then stops reading requests. */
+static void answer_later(struct chopin__conn *c, struct chopin__exchange *x);
+static void send_answer_queued(struct chopin__conn *c, struct chopin__exchange *x);
+
+/* Answers a request the parser or the body reader refused, then stops reading requests. */
 static void respond_error(struct chopin__conn *c, int status) {
     struct chopin__engine *e = c->engine;
+    struct chopin__exchange *x = chopin__exchange_current(e);
+    c->phase = CHOPIN__PHASE_LINGER;
+    if (!x) {
+        fail(c);
+        return;
+    }
     /* Through the global middleware (an access log sees it too), on a request that
      * carries none of the refused bytes: see chopin__router_refuse. */
-    struct chopin_req req = {.arena = &e->arena, .engine = e, .conn = c};
-    struct chopin_res res;
-    chopin__res_init(&res, &e->arena);
-    chopin__router_refuse(e->router, &req, &res, status);
-    if (res.status < 400 || res.body_kind == CHOPIN__RES_UNSET ||
-        chopin__json_unfinished(&res)) {
+    struct chopin_req *req = &x->req;
+    struct chopin_res *res = &x->res;
+    *req = (struct chopin_req){.arena = &x->arena, .engine = e, .conn = c};
+    chopin__res_init(res, &x->arena);
+    x->conn = c;
+    x->minor = 1;
+    x->head_request = 0;
+    x->refusal = 1;
+    e->dispatching = x;
+    e->nested++;
+    chopin__router_refuse(e->router, req, res, status);
+    e->nested--;
+    e->dispatching = NULL;
+    if (res->status < 400 || res->body_kind == CHOPIN__RES_UNSET ||
+        chopin__json_unfinished(res)) {
         /* Middleware may restyle the refusal (headers, body, another 4xx/5xx), not make it
          * an interim or successful answer to bytes that were never a request. */
-        chopin__res_discard(&res);
-        chopin__res_init(&res, &e->arena);
-        chopin_res_error(&res, status, NULL);
+        chopin__res_discard(res);
+        chopin__res_init(res, &x->arena);
+        chopin_res_error(res, status, NULL);
     }
-    res.close = 1; /* whatever the middleware set: the bytes after these are never read */
-    queue_response(c, &res, 1, 0);
-    chopin__arena_reset(&e->arena);
-    c->phase = CHOPIN__PHASE_LINGER;
+    res->close = 1; /* whatever the middleware set: the bytes after these are never read */
+    if (!c->xq_head) {
+        send_answer_queued(c, x);
+        chopin__exchange_reset(x);
+    } else {
+        answer_later(c, x);
+    }
 }
 
 static void send_continue(struct chopin__conn *c) {
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    if (!c->expect_continue || c->continue_sent)
+    /* Behind an answer still to come, a 100 would read as that earlier request's. */
+    if (!c->expect_continue || c->continue_sent || c->xq_head)
         return;
     c->continue_sent = 1;
     char *dst = output(c) ? chopin__outq_reserve(c->out, sizeof line - 1) : NULL;
@@ -476,29 +502,150 @@ static void send_continue(struct chopin__conn *c) {
     chopin__outq_commit(c->out, sizeof line - 1);
 }
 
-/* Runs the handler for `req`, whose head the parser filled, and queues its response. */
-static void dispatch(struct chopin__conn *c, struct chopin_req *req, const char *body,
-                     uint64_t body_len) {
+/* ----- exchanges: answers in request order ------------------------------------------- */
+
+/* Queues the answer of `x`, which is complete (a 500 when the handler set none). Inline
+ * for the plain path (answer): as a call it cost 9 instructions per request (callgrind,
+ * bench/micro_conn.c); the other paths share one copy, send_answer_queued. */
+__attribute__((always_inline)) static inline void send_answer(struct chopin__conn *c,
+                                                              struct chopin__exchange *x) {
+    struct chopin_res *res = &x->res;
+    if (res->body_kind == CHOPIN__RES_UNSET || chopin__json_unfinished(res))
+        set_internal_error(res); /* no answer, or half a JSON document */
+    queue_response(c, res, x->minor, x->head_request);
+}
+
+static void send_answer_queued(struct chopin__conn *c, struct chopin__exchange *x) {
+    send_answer(c, x);
+}
+
+static void xq_push(struct chopin__conn *c, struct chopin__exchange *x) {
+    x->next = NULL;
+    if (c->xq_tail)
+        c->xq_tail->next = x;
+    else
+        c->xq_head = x;
+    c->xq_tail = x;
+    c->pending++;
+}
+
+static struct chopin__exchange *xq_pop(struct chopin__conn *c) {
+    struct chopin__exchange *x = c->xq_head;
+    c->xq_head = x->next;
+    if (!c->xq_head)
+        c->xq_tail = NULL;
+    c->pending--;
+    return x;
+}
+
+/* Cancels what is still open and releases every queued exchange: the connection closes,
+ * or an answer before them closes it. */
+static void drop_exchanges(struct chopin__conn *c) {
     struct chopin__engine *e = c->engine;
+    while (c->xq_head) {
+        struct chopin__exchange *x = xq_pop(c);
+        chopin__exchange_cancel(e, x);
+        chopin__res_discard(&x->res);
+        chopin__exchange_free(e, x);
+    }
+}
+
+/* Queues the answers at the head of the queue that are ready, in request order, while
+ * output has room. An answer that closes the connection ends the queue: the requests
+ * after it are never answered (their client reads up to the close). */
+static void queue_ready_answers(struct chopin__conn *c) {
+    while (c->xq_head && c->xq_head->state == CHOPIN__X_READY && has_room(c) &&
+           !(c->ask & CHOPIN__CONN_CLOSE)) {
+        struct chopin__exchange *x = xq_pop(c);
+        send_answer_queued(c, x);
+        chopin__exchange_free(c->engine, x);
+        if (!c->keep_open) {
+            drop_exchanges(c);
+            c->phase = CHOPIN__PHASE_LINGER;
+        }
+    }
+}
+
+/* A deferred exchange, or an answer behind one, waits on the connection's queue. */
+static void answer_later(struct chopin__conn *c, struct chopin__exchange *x) {
+    struct chopin__engine *e = c->engine;
+    if (chopin__exchange_detach(e, x) < 0) { /* (a deferred one has left already) */
+        chopin__res_discard(&x->res);
+        chopin__exchange_reset(x);
+        fail(c);
+        return;
+    }
+    if (x->state == CHOPIN__X_RUNNING)
+        x->state = CHOPIN__X_READY;
+    xq_push(c, x);
+    queue_ready_answers(c);
+}
+
+/* After a handler ran: the plain case sends its answer now. */
+__attribute__((always_inline)) static inline void answer(struct chopin__conn *c,
+                                                         struct chopin__exchange *x) {
+    if (__builtin_expect(x->state == CHOPIN__X_RUNNING && !c->xq_head, 1)) {
+        send_answer(c, x);
+        chopin__exchange_reset(x);
+        return;
+    }
+    answer_later(c, x);
+}
+
+void chopin__conn_flush_answers(struct chopin__conn *c) {
+    if (c->ask & CHOPIN__CONN_CLOSE)
+        return;
+    queue_ready_answers(c);
+    /* Requests that waited for the queue to shrink (max_pending) are read now. */
+    if (c->backpressure && has_room(c) && c->pending < options(c)->max_pending) {
+        c->backpressure = 0;
+        if (c->in)
+            process_stash(c);
+    }
+    after_progress(c);
+}
+
+void chopin__conn_answer_ready(struct chopin__conn *c) {
+    struct chopin__engine *e = c->engine;
+    if (e->nested) { /* inside a handler: never serve one connection inside another's */
+        chopin__engine_list_ready(e, c);
+        return;
+    }
+    chopin__conn_flush_answers(c);
+    chopin__engine_notify(e, c);
+}
+
+/* Runs the handler for the request in `x`, whose head the parser filled from raw[0..
+ * head_len) and whose body (decoded) follows it, and answers it. */
+static void dispatch(struct chopin__conn *c, struct chopin__exchange *x, const char *raw,
+                     size_t head_len, uint64_t body_len) {
+    struct chopin__engine *e = c->engine;
+    struct chopin_req *req = &x->req;
     const struct chopin__head *head = &req->head;
-    req->body = body;
+    req->body = body_len ? raw + head_len : NULL;
     req->body_len = body_len;
-    req->arena = &e->arena;
+    req->arena = &x->arena;
     req->engine = e;
     req->conn = c;
     req->ndata = 0;
+    x->conn = c;
+    x->raw = raw;
+    x->raw_len = (uint32_t)(head_len + body_len);
+    x->minor = head->minor;
+    x->head_request = head->method_id == CHOPIN_METHOD_HEAD;
+    x->refusal = 0;
     if (!head->keep_alive || e->draining)
         c->keep_open = 0;
 
-    struct chopin_res res;
-    chopin__res_init(&res, &e->arena);
-    chopin__router_dispatch(e->router, req, &res);
-    if (res.body_kind == CHOPIN__RES_UNSET || chopin__json_unfinished(&res))
-        set_internal_error(&res); /* no answer, or half a JSON document */
+    chopin__res_init(&x->res, &x->arena);
+    e->dispatching = x;
+    e->nested++;
+    chopin__router_dispatch(e->router, req, &x->res);
+    e->nested--;
+    e->dispatching = NULL;
     c->requests++;
     chopin__count(&e->counters.requests, 1);
-    queue_response(c, &res, head->minor, head->method_id == CHOPIN_METHOD_HEAD);
-    chopin__arena_reset(&e->arena);
+    answer(c, x);
 }
 
 /* ----- request processing ------------------------------------------------------------ */
@@ -508,7 +655,7 @@ static void enter_phase(struct chopin__conn *c, enum chopin__conn_phase phase, u
         return;
     c->phase = (uint8_t)phase;
     c->deadline = now_ms(c) + timeout;
-    if (phase == CHOPIN__PHASE_HEAD)
+    if (phase == CHOPIN__PHASE_HEAD && !c->xq_head) /* (never evict requests in progress) */
         partial_list(c);
 }
 
@@ -629,8 +776,12 @@ static int request_arrived(struct chopin__conn *c, char *p, size_t n, struct cho
  * start_body kept, and the head parsed once more (its bytes unchanged, only moved) when
  * the body is complete, to fill the request for the handler. */
 static size_t serve_one(struct chopin__conn *c, char *p, size_t n) {
-    struct chopin_req req; /* the parser fills its head in place: no copy */
-    struct chopin__head *head = &req.head;
+    struct chopin__exchange *x = chopin__exchange_current(c->engine);
+    if (!x) {
+        fail(c);
+        return n;
+    }
+    struct chopin__head *head = &x->req.head; /* the parser fills it in place: no copy */
     head->headers = c->engine->headers;
     struct request_span r;
     int complete = c->phase == CHOPIN__PHASE_BODY ? body_arrived(c, p, n, head, &r)
@@ -641,7 +792,7 @@ static size_t serve_one(struct chopin__conn *c, char *p, size_t n) {
     c->head_len = 0;
     c->body_in = c->body_out = 0;
     c->body_need = 0;
-    dispatch(c, &req, r.body_len ? p + r.head_len : NULL, r.body_len);
+    dispatch(c, x, p, r.head_len, r.body_len);
     if (!c->keep_open)
         c->phase = CHOPIN__PHASE_LINGER;
     return r.used;
@@ -652,7 +803,7 @@ static size_t serve_one(struct chopin__conn *c, char *p, size_t n) {
 static size_t serve(struct chopin__conn *c, char *buf, size_t len) {
     size_t pos = 0;
     while (pos < len && c->phase != CHOPIN__PHASE_LINGER && !(c->ask & CHOPIN__CONN_CLOSE)) {
-        if (!has_room(c)) {
+        if (!has_room(c) || (c->pending && c->pending >= options(c)->max_pending)) {
             c->backpressure = 1;
             break;
         }
@@ -754,6 +905,13 @@ void chopin__conn_on_eof(struct chopin__conn *c) {
      * Clearing keep_open here would answer one more request, then drop the rest. */
     c->eof = 1;
     idle_unlist(c);
+    if (c->xq_head) {
+        /* A client that stops sending while answers are still to come has left, as far
+         * as a server can tell (nginx and Go read it so too): its open exchanges are
+         * cancelled rather than computed for nobody. */
+        drop_exchanges(c);
+        fail(c);
+    }
     after_progress(c);
 }
 
@@ -769,7 +927,7 @@ static int awaits_first_request(const struct chopin__conn *c) {
 }
 
 void chopin__conn_on_drain(struct chopin__conn *c) {
-    if (c->phase == CHOPIN__PHASE_IDLE && !awaits_first_request(c)) {
+    if (c->phase == CHOPIN__PHASE_IDLE && !awaits_first_request(c) && !c->xq_head) {
         chopin__conn_on_error(c); /* idle keep-alive: no request in flight (RFC 9112 §9.8) */
         return;
     }
@@ -836,7 +994,9 @@ void chopin__conn_on_sent(struct chopin__conn *c, size_t n) {
     if (chopin__outq_sent(c->out, n)) {
         chopin__outq_free(c->out, &e->pool);
         c->out = NULL;
-        if (c->backpressure) {
+        if (c->xq_head)
+            queue_ready_answers(c);
+        if (c->backpressure && c->pending < options(c)->max_pending) {
             c->backpressure = 0;
             if (c->in)
                 process_stash(c);
@@ -870,6 +1030,16 @@ static void after_progress(struct chopin__conn *c) {
     }
     if (c->out) {
         arm(c, now_ms(c) + options(c)->write_timeout_ms);
+        return;
+    }
+    if (c->xq_head) {
+        /* Answers to come: each open exchange has its own deadline. A request arriving
+         * meanwhile keeps its own. */
+        idle_unlist(c);
+        if (c->phase == CHOPIN__PHASE_HEAD || c->phase == CHOPIN__PHASE_BODY)
+            arm(c, c->deadline);
+        else
+            chopin__wheel_del(&c->engine->wheel, &c->timer);
         return;
     }
     if (c->eof) {

@@ -27,6 +27,7 @@
 #include "timer/wheel.h"
 
 struct chopin__engine;
+struct chopin__exchange;
 struct chopin__inbuf;
 struct chopin__outq;
 
@@ -55,6 +56,9 @@ struct chopin__conn {
     struct chopin__engine *engine;
     struct chopin__inbuf *in;  /* unprocessed input, held only while some is pending */
     struct chopin__outq *out;  /* unsent output, held only while some is pending */
+    /* Requests in progress (exchange.h), in request order: deferred ones, and answers
+     * waiting behind them. Empty on the plain path. */
+    struct chopin__exchange *xq_head, *xq_tail;
     struct chopin__chunked chunked;
     uint64_t deadline;   /* header or body deadline of the request in progress */
     uint64_t expire;     /* the deadline in force (the wheel entry may be earlier) */
@@ -78,6 +82,8 @@ struct chopin__conn {
     uint8_t eof;         /* the peer closed its write side */
     uint8_t backpressure; /* stopped serving until output drains */
     uint8_t head_lf;     /* the buffered part of a head holds a line end */
+    uint8_t ready_listed; /* on the engine's list of connections with answers to send */
+    uint16_t pending;    /* exchanges on xq: at max_pending no further request is read */
     uint16_t backend_flags; /* the backend's own per-connection state */
     uint32_t backend_ops;   /* the backend's own count of operations in flight */
 };
@@ -106,6 +112,14 @@ void chopin__conn_on_drain(struct chopin__conn *c);
  *  its header deadline would; the answer goes out only if the backend sends the output
  *  of a closing connection before closing it (chopin__conn_out_plan still plans it). */
 void chopin__conn_evict(struct chopin__conn *c);
+
+/** An exchange queued on `c` became ready (finished or timed out) outside the handling of
+ *  `c`'s own input: queues the answers now in order and asks the backend to look (notify),
+ *  or, when called from inside a handler, lists `c` for chopin__engine_run_ready. */
+void chopin__conn_answer_ready(struct chopin__conn *c);
+/** Queues the answers at the head of `c`'s exchange queue that are ready, in order, then
+ *  resumes reading requests if the queue was full (chopin__engine_run_ready). */
+void chopin__conn_flush_answers(struct chopin__conn *c);
 
 /** Fills `p` with the output pending now (may call a stream's producer). Returns p->bytes:
  *  0 once the connection asks to close, except for an evicted one's last answer. */

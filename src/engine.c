@@ -6,12 +6,12 @@
 #include <stdlib.h>
 
 #include "conn.h"
+#include "exchange.h"
 #include "http/serialize.h"
 
 /* Cached buffers kept per worker beyond those in use: enough to absorb bursts without
  * going back to malloc, small enough not to pin memory after them. */
 #define POOL_MAX_CACHED 256
-#define ARENA_BLOCK 16384
 
 int chopin__engine_init(struct chopin__engine *e, const struct chopin__config *cfg,
                         const chopin_router *router, int worker_id, uint64_t now_ms) {
@@ -28,15 +28,13 @@ int chopin__engine_init(struct chopin__engine *e, const struct chopin__config *c
         return -ENOMEM;
     }
     chopin__pool_init(&e->pool, o->buffer_size, POOL_MAX_CACHED);
-    /* The arena holds copied bodies, so one request may need up to the body limit. */
-    chopin__arena_init(&e->arena, ARENA_BLOCK, (size_t)o->max_body_bytes + (1u << 20));
     chopin__wheel_init(&e->wheel, now_ms);
     chopin__wheel_init(&e->app_wheel, now_ms);
     return 0;
 }
 
 void chopin__engine_destroy(struct chopin__engine *e) {
-    chopin__arena_destroy(&e->arena);
+    chopin__exchange_destroy_all(e);
     chopin__pool_destroy(&e->pool);
     chopin__slab_destroy(&e->slab);
     free(e->headers);
@@ -45,15 +43,43 @@ void chopin__engine_destroy(struct chopin__engine *e) {
     e->gens = NULL;
 }
 
-static void notify(struct chopin__engine *e, struct chopin__conn *c) {
+void chopin__engine_notify(struct chopin__engine *e, struct chopin__conn *c) {
     if (e->notify)
         e->notify(c, e->notify_ctx);
+}
+
+void chopin__engine_list_ready(struct chopin__engine *e, struct chopin__conn *c) {
+    if (c->ready_listed)
+        return;
+    if (e->nready == e->ready_cap) {
+        uint32_t cap = e->ready_cap ? e->ready_cap * 2 : 16;
+        struct chopin__ready_conn *r = realloc(e->ready, cap * sizeof *r);
+        if (!r)
+            return; /* its answer then waits for the connection's next event */
+        e->ready = r;
+        e->ready_cap = cap;
+    }
+    e->ready[e->nready++] = (struct chopin__ready_conn){c, c->gen};
+    c->ready_listed = 1;
+}
+
+void chopin__engine_run_ready(struct chopin__engine *e) {
+    /* By index: serving one may list others (a handler finishing another's exchange). */
+    for (uint32_t i = 0; i < e->nready; i++) {
+        struct chopin__conn *c = e->ready[i].c;
+        if (!c->live || c->gen != e->ready[i].gen)
+            continue;
+        c->ready_listed = 0;
+        chopin__conn_flush_answers(c);
+        chopin__engine_notify(e, c);
+    }
+    e->nready = 0;
 }
 
 static void fire(struct chopin__timer *t, void *arg) {
     struct chopin__conn *c = (struct chopin__conn *)((char *)t - offsetof(struct chopin__conn, timer));
     if (chopin__conn_on_timeout(c))
-        notify(arg, c);
+        chopin__engine_notify(arg, c);
 }
 
 void chopin__engine_set_clock(struct chopin__engine *e, uint64_t now_ms, int64_t wall_sec) {
@@ -85,6 +111,8 @@ void chopin__engine_app_timer_del(struct chopin__engine *e, struct chopin__app_t
 }
 
 int chopin__engine_timeout(const struct chopin__engine *e) {
+    if (e->nready)
+        return 0;
     uint64_t t = chopin__wheel_timeout(&e->wheel, e->now_ms);
     if (e->app_wheel.count) {
         uint64_t a = chopin__wheel_timeout(&e->app_wheel, e->now_ms);
@@ -142,7 +170,7 @@ int chopin__engine_evict_idle(struct chopin__engine *e) {
     if (!c)
         return 0;
     chopin__conn_evict(c);
-    notify(e, c);
+    chopin__engine_notify(e, c);
     return 1;
 }
 
@@ -151,7 +179,7 @@ int chopin__engine_close_idle(struct chopin__engine *e) {
     if (!c)
         return 0;
     chopin__conn_evict(c);
-    notify(e, c);
+    chopin__engine_notify(e, c);
     return 1;
 }
 
@@ -162,7 +190,7 @@ void chopin__engine_drain(struct chopin__engine *e) {
     while (e->idle_head) {
         struct chopin__conn *c = e->idle_head;
         chopin__conn_on_drain(c);
-        notify(e, c);
+        chopin__engine_notify(e, c);
     }
 }
 

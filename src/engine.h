@@ -22,6 +22,8 @@
 #include "timer/wheel.h"
 
 struct chopin__conn;
+struct chopin__exchange;
+struct chopin__xslot;
 
 /* Per-worker counters: written only by their worker, read by chopin_server_stats. */
 struct chopin__counters {
@@ -49,7 +51,6 @@ struct chopin__engine {
     const chopin_router *router;
     struct chopin__slab slab;
     struct chopin__pool pool;
-    struct chopin__arena arena;
     struct chopin__wheel wheel;     /* the connections' deadlines */
     struct chopin__wheel app_wheel; /* struct chopin__app_timer entries */
     struct chopin__date date;
@@ -71,6 +72,23 @@ struct chopin__engine {
      * after it says Connection: close although the worker has not begun to drain yet. */
     const atomic_int *stop_requested;
     void *worker_data;
+    /* Exchanges (exchange.h): the one the next request runs in, spares for when a
+     * deferred one leaves, the handle table of deferred ones, and connections whose
+     * answers were finished from inside another connection's handler. */
+    struct chopin__exchange *cur;
+    struct chopin__exchange *spares;
+    uint32_t nspares;
+    uint32_t xopen;                 /* deferred exchanges not yet finished */
+    struct chopin__xslot *xslots;   /* max_deferred entries, allocated at the first defer */
+    uint32_t xfree;                 /* first free slot (CHOPIN__NO_SLOT: none) */
+    uint32_t xslots_used;           /* slots ever handed out (the rest are free in order) */
+    struct chopin__exchange *dispatching; /* the exchange whose handler runs, if any */
+    uint32_t nested; /* handlers or cancel callbacks running: answers they finish wait */
+    struct chopin__ready_conn {
+        struct chopin__conn *c;
+        uint32_t gen;
+    } *ready;
+    uint32_t nready, ready_cap;
     struct chopin__counters counters;
 };
 
@@ -91,6 +109,13 @@ void chopin__engine_app_timer_add(struct chopin__engine *e, struct chopin__app_t
                                   uint64_t expire_ms);
 /** Disarms `t` (no-op when not armed). */
 void chopin__engine_app_timer_del(struct chopin__engine *e, struct chopin__app_timer *t);
+/** Asks the backend to look at `c` (send, read, close), as after a timer. */
+void chopin__engine_notify(struct chopin__engine *e, struct chopin__conn *c);
+/** Serves the connections whose answers were finished from inside a handler (listed by
+ *  chopin__engine_list_ready): once per loop turn, outside any connection's events. */
+void chopin__engine_run_ready(struct chopin__engine *e);
+/** Lists `c` for chopin__engine_run_ready (once). */
+void chopin__engine_list_ready(struct chopin__engine *e, struct chopin__conn *c);
 /** Milliseconds the loop may sleep before the next timer (capped at 1000: Date refresh). */
 int chopin__engine_timeout(const struct chopin__engine *e);
 

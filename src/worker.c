@@ -39,6 +39,7 @@ static int drained(const struct chopin__worker *w) {
 }
 
 int chopin__worker_turn(struct chopin__worker *w) {
+    chopin__engine_run_ready(&w->engine);
     chopin__engine_run_timers(&w->engine);
     return drained(w);
 }

@@ -47,6 +47,13 @@ static const char *test_case_name;
         }                                                                               \
     } while (0)
 
+/* Compares the NUL-terminated strings a and s. */
+#define CHECK_STR(a, s)                                                                 \
+    do {                                                                                \
+        const char *check_str_ = (a);                                                   \
+        CHECK_MEM(check_str_, strlen(check_str_), s);                                   \
+    } while (0)
+
 #define RUN(fn)                                                                         \
     do {                                                                                \
         test_case_name = #fn;                                                           \

@@ -1,0 +1,303 @@
+/* SPDX-License-Identifier: MIT */
+/* Exchanges and deferred answers (see exchange.h and chopin.h, "Answers that come later"). */
+#include "exchange.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/exchange.h"
+#include "conn.h"
+
+/* The arena block of an exchange. Most requests need a few hundred bytes of scratch; a
+ * block this size holds a small JSON document too. A deferred exchange keeps its block
+ * while it waits, so this is also what one costs beyond its request's bytes. */
+#define ARENA_BLOCK 16384
+/* Exchanges kept for reuse beyond those in use: enough for bursts of deferrals. */
+#define SPARES_MAX 256
+
+static struct chopin__engine *engine_of(chopin_worker *w) { return (struct chopin__engine *)w; }
+
+static void deadline_passed(struct chopin__app_timer *t);
+
+/* ----- lifecycle --------------------------------------------------------------------- */
+
+static struct chopin__exchange *exchange_new(struct chopin__engine *e) {
+    struct chopin__exchange *x = e->spares;
+    if (x) {
+        e->spares = x->next;
+        e->nspares--;
+    } else {
+        x = calloc(1, sizeof *x);
+        if (!x)
+            return NULL;
+        /* The arena holds copied bodies, so one request may need up to the body limit. */
+        chopin__arena_init(&x->arena, ARENA_BLOCK,
+                           (size_t)e->cfg->opt.max_body_bytes + (1u << 20));
+        chopin__timer_init(&x->deadline.t);
+        x->deadline.fire = deadline_passed;
+    }
+    x->next = NULL;
+    x->conn = NULL;
+    x->on_cancel = NULL;
+    x->cancel_arg = NULL;
+    x->slot = CHOPIN__NO_SLOT;
+    x->state = CHOPIN__X_RUNNING;
+    x->refusal = 0;
+    return x;
+}
+
+static void exchange_destroy(struct chopin__exchange *x) {
+    chopin__arena_destroy(&x->arena);
+    free(x);
+}
+
+struct chopin__exchange *chopin__exchange_first(struct chopin__engine *e) {
+    e->cur = exchange_new(e);
+    return e->cur;
+}
+
+int chopin__exchange_detach(struct chopin__engine *e, struct chopin__exchange *x) {
+    if (x != e->cur)
+        return 0;
+    struct chopin__exchange *next = exchange_new(e);
+    if (!next)
+        return -ENOMEM;
+    e->cur = next;
+    return 0;
+}
+
+/* The handle table. A slot is taken when an exchange defers and given back (its
+ * generation bumped) when it is finished or cancelled: so the table's size bounds the open
+ * exchanges, and a handle outliving its exchange never matches again. */
+static int slot_take(struct chopin__engine *e, struct chopin__exchange *x) {
+    uint32_t cap = e->cfg->opt.max_deferred;
+    if (!e->xslots) {
+        e->xslots = calloc(cap, sizeof *e->xslots);
+        if (!e->xslots)
+            return -ENOMEM;
+        e->xfree = CHOPIN__NO_SLOT;
+    }
+    uint32_t s;
+    if (e->xfree != CHOPIN__NO_SLOT) {
+        s = e->xfree;
+        e->xfree = e->xslots[s].next_free;
+    } else if (e->xslots_used < cap) {
+        s = e->xslots_used++;
+    } else {
+        return -EBUSY;
+    }
+    e->xslots[s].x = x;
+    x->slot = s;
+    return 0;
+}
+
+static void slot_release(struct chopin__engine *e, struct chopin__exchange *x) {
+    if (x->slot == CHOPIN__NO_SLOT)
+        return;
+    struct chopin__xslot *s = &e->xslots[x->slot];
+    s->x = NULL;
+    s->gen++;
+    s->next_free = e->xfree;
+    e->xfree = x->slot;
+    x->slot = CHOPIN__NO_SLOT;
+}
+
+/* An open exchange stops being open: finished, timed out or cancelled. */
+static void close_open(struct chopin__engine *e, struct chopin__exchange *x) {
+    e->xopen--;
+    chopin__engine_app_timer_del(e, &x->deadline);
+    slot_release(e, x);
+    x->state = CHOPIN__X_READY;
+}
+
+void chopin__exchange_free(struct chopin__engine *e, struct chopin__exchange *x) {
+    if (x->state == CHOPIN__X_OPEN)
+        close_open(e, x);
+    chopin__arena_reset(&x->arena);
+    if (e->nspares >= SPARES_MAX) {
+        exchange_destroy(x);
+        return;
+    }
+    x->next = e->spares;
+    e->spares = x;
+    e->nspares++;
+}
+
+static chopin_exchange handle_of(struct chopin__engine *e, const struct chopin__exchange *x) {
+    return (chopin_exchange){(chopin_worker *)e, x->slot, e->xslots[x->slot].gen};
+}
+
+/* Runs the cancel callback once; the handle is stale by then. */
+static void run_cancel(struct chopin__engine *e, struct chopin__exchange *x, chopin_exchange h) {
+    chopin_exchange_fn fn = x->on_cancel;
+    x->on_cancel = NULL;
+    if (!fn)
+        return;
+    e->nested++;
+    fn(h, x->cancel_arg);
+    e->nested--;
+}
+
+void chopin__exchange_cancel(struct chopin__engine *e, struct chopin__exchange *x) {
+    if (x->state != CHOPIN__X_OPEN)
+        return;
+    chopin_exchange h = handle_of(e, x);
+    close_open(e, x);
+    run_cancel(e, x, h);
+}
+
+void chopin__exchange_destroy_all(struct chopin__engine *e) {
+    while (e->spares) {
+        struct chopin__exchange *x = e->spares;
+        e->spares = x->next;
+        exchange_destroy(x);
+    }
+    e->nspares = 0;
+    if (e->cur)
+        exchange_destroy(e->cur);
+    e->cur = NULL;
+    free(e->xslots);
+    e->xslots = NULL;
+    free(e->ready);
+    e->ready = NULL;
+    e->nready = e->ready_cap = 0;
+}
+
+/* handler_timeout_ms passed: the client gets a 504 (the handler stands for whatever it
+ * waited on, as a gateway does), the application is told it was cancelled. */
+static void deadline_passed(struct chopin__app_timer *t) {
+    struct chopin__exchange *x =
+        (struct chopin__exchange *)((char *)t - offsetof(struct chopin__exchange, deadline));
+    struct chopin__conn *c = x->conn;
+    struct chopin__engine *e = c->engine;
+    if (x->state != CHOPIN__X_OPEN)
+        return;
+    chopin_exchange h = handle_of(e, x);
+    close_open(e, x);
+    chopin__res_discard(&x->res);
+    chopin__res_init(&x->res, &x->arena);
+    chopin_res_error(&x->res, 504, NULL);
+    run_cancel(e, x, h);
+    chopin__conn_answer_ready(c);
+}
+
+/* ----- deferring ---------------------------------------------------------------------- */
+
+static int in_range(const char *p, const char *from, size_t len) {
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)from;
+    return p && a >= b && a <= b + len;
+}
+
+static const char *moved(const char *p, const char *from, size_t len, char *to) {
+    return in_range(p, from, len) ? to + (p - from) : p;
+}
+
+/* The request's bytes live in the connection's buffer (or the worker's scratch), which
+ * the next request reuses: a deferred request takes a copy, and every pointer into them
+ * is moved to the copy. The header array is the worker's too. */
+static int keep_request(struct chopin__exchange *x) {
+    struct chopin_req *req = &x->req;
+    struct chopin__head *h = &req->head;
+    const char *from = x->raw;
+    size_t len = x->raw_len;
+    char *to = chopin__arena_alloc(&x->arena, len ? len : 1);
+    struct chopin__header *hs =
+        h->nheaders ? chopin__arena_alloc(&x->arena, h->nheaders * sizeof *hs) : NULL;
+    if (!to || (h->nheaders && !hs))
+        return -ENOMEM;
+    memcpy(to, from, len);
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        hs[i] = h->headers[i];
+        hs[i].name = moved(hs[i].name, from, len, to);
+        hs[i].value = moved(hs[i].value, from, len, to);
+    }
+    h->headers = hs;
+    h->method = moved(h->method, from, len, to);
+    h->target = moved(h->target, from, len, to);
+    h->path = moved(h->path, from, len, to);
+    h->query = moved(h->query, from, len, to);
+    h->host = moved(h->host, from, len, to);
+    req->body = moved(req->body, from, len, to);
+    req->path = moved(req->path, from, len, to);
+    for (uint32_t i = 0; i < req->nparams; i++)
+        req->params[i].value = moved(req->params[i].value, from, len, to);
+    x->raw = to;
+    return 0;
+}
+
+static int refuse_defer(chopin_res *res, int err) {
+    chopin__res_discard(res);
+    chopin__res_init(res, res->arena);
+    chopin_res_error(res, 503, NULL);
+    return err;
+}
+
+int chopin_defer(chopin_req *req, chopin_res *res, chopin_exchange *out) {
+    struct chopin__engine *e = req ? req->engine : NULL;
+    struct chopin__exchange *x = e ? e->dispatching : NULL;
+    if (!x || req != &x->req || res != &x->res || x->refusal || !out)
+        return CHOPIN_EINVAL;
+    if (x->state == CHOPIN__X_OPEN) { /* middleware and handler both deferred: one exchange */
+        *out = handle_of(e, x);
+        return 0;
+    }
+    if (x->state != CHOPIN__X_RUNNING)
+        return CHOPIN_EINVAL;
+    if (e->xopen >= e->cfg->opt.max_deferred)
+        return refuse_defer(res, CHOPIN_EBUSY);
+    int rc = slot_take(e, x);
+    if (rc == 0 && (rc = keep_request(x)) == 0)
+        rc = chopin__exchange_detach(e, x);
+    if (rc < 0) {
+        slot_release(e, x);
+        return refuse_defer(res, rc == -EBUSY ? CHOPIN_EBUSY : CHOPIN_ENOMEM);
+    }
+    x->state = CHOPIN__X_OPEN;
+    e->xopen++;
+    chopin__engine_app_timer_add(e, &x->deadline, e->now_ms + e->cfg->opt.handler_timeout_ms);
+    *out = handle_of(e, x);
+    return 0;
+}
+
+/* ----- handles ------------------------------------------------------------------------ */
+
+static struct chopin__exchange *lookup(chopin_exchange h) {
+    struct chopin__engine *e = engine_of(h.worker);
+    if (!e || !e->xslots || h.slot >= e->xslots_used)
+        return NULL;
+    const struct chopin__xslot *s = &e->xslots[h.slot];
+    return s->gen == h.gen ? s->x : NULL;
+}
+
+chopin_req *chopin_exchange_req(chopin_exchange h) {
+    struct chopin__exchange *x = lookup(h);
+    return x ? &x->req : NULL;
+}
+
+chopin_res *chopin_exchange_res(chopin_exchange h) {
+    struct chopin__exchange *x = lookup(h);
+    return x ? &x->res : NULL;
+}
+
+int chopin_exchange_open(chopin_exchange h) { return lookup(h) != NULL; }
+
+int chopin_exchange_on_cancel(chopin_exchange h, chopin_exchange_fn fn, void *arg) {
+    struct chopin__exchange *x = lookup(h);
+    if (!x)
+        return CHOPIN_ESTALE;
+    x->on_cancel = fn;
+    x->cancel_arg = arg;
+    return 0;
+}
+
+int chopin_exchange_finish(chopin_exchange h) {
+    struct chopin__exchange *x = lookup(h);
+    if (!x)
+        return CHOPIN_ESTALE;
+    struct chopin__engine *e = engine_of(h.worker);
+    close_open(e, x);
+    if (x != e->dispatching) /* (its own handler finishing: the dispatch sends it) */
+        chopin__conn_answer_ready(x->conn);
+    return 0;
+}

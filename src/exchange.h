@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Exchanges: one request and its response, with the arena their scratch lives in.
+ *
+ * The engine runs every request in its current exchange (engine->cur). A request answered
+ * before its handler returns leaves it there, reset for the next request: the plain path
+ * costs nothing more than before. A handler that defers (chopin_defer) takes the exchange
+ * with it: its request bytes are copied into its own arena, it is detached from the
+ * engine (which takes a spare for the next request) and queued on its connection, in
+ * request order, until it is finished or cancelled. An answer produced while an earlier
+ * exchange of the same connection is still open is queued behind it the same way.
+ *
+ * Outside the worker, a deferred exchange is named by a chopin_exchange handle: a slot of
+ * the engine's table and that slot's generation, bumped when the exchange ends, so a late
+ * handle is recognised and refused.
+ */
+#ifndef CHOPIN_EXCHANGE_H
+#define CHOPIN_EXCHANGE_H
+
+#include <stdint.h>
+
+#include "engine.h"
+#include "http/message.h"
+#include "mem/arena.h"
+
+struct chopin__conn;
+
+enum chopin__exchange_state {
+    CHOPIN__X_RUNNING = 0, /* its handler runs (or it is the engine's current, idle) */
+    CHOPIN__X_OPEN,        /* deferred: the answer comes later */
+    CHOPIN__X_READY,       /* answered: waits for the answers before it on its connection */
+};
+
+#define CHOPIN__NO_SLOT UINT32_MAX
+
+struct chopin__exchange {
+    struct chopin_req req;
+    struct chopin_res res;
+    struct chopin__arena arena;
+    struct chopin__app_timer deadline; /* handler_timeout_ms, while OPEN */
+    struct chopin__conn *conn;
+    struct chopin__exchange *next; /* its connection's queue, or the engine's spares */
+    chopin_exchange_fn on_cancel;
+    void *cancel_arg;
+    const char *raw;  /* the request's bytes (head, then decoded body) */
+    uint32_t raw_len;
+    uint32_t slot;    /* its handle's slot in the engine's table, or CHOPIN__NO_SLOT */
+    uint8_t state;    /* enum chopin__exchange_state */
+    uint8_t minor;    /* what serializing its answer needs of its request */
+    uint8_t head_request;
+    uint8_t refusal;  /* a refused request's exchange: it cannot defer */
+};
+
+/* The engine's handle table: slot -> exchange, with generations. */
+struct chopin__xslot {
+    struct chopin__exchange *x; /* NULL when free */
+    uint32_t gen;
+    uint32_t next_free;
+};
+
+/** Creates the engine's first current exchange; NULL when out of memory. */
+struct chopin__exchange *chopin__exchange_first(struct chopin__engine *e);
+/** The engine's current exchange, created on first use; NULL when out of memory. */
+static inline struct chopin__exchange *chopin__exchange_current(struct chopin__engine *e) {
+    return e->cur ? e->cur : chopin__exchange_first(e);
+}
+/** Resets an exchange for its next request (its arena keeps its first block). */
+static inline void chopin__exchange_reset(struct chopin__exchange *x) {
+    chopin__arena_reset(&x->arena);
+}
+/** Detaches the engine's current exchange `x` (deferred, or an answer that must wait):
+ *  the engine's next current is a spare. Returns 0, or -ENOMEM (nothing changed). */
+int chopin__exchange_detach(struct chopin__engine *e, struct chopin__exchange *x);
+/** A detached exchange's end: its handle goes stale, its response is released, and it
+ *  goes back to the spares. */
+void chopin__exchange_free(struct chopin__engine *e, struct chopin__exchange *x);
+/** Cancels an open exchange (client gone, server stopping): its handle goes stale and
+ *  its cancel callback runs. It stays where it is (the caller frees it). */
+void chopin__exchange_cancel(struct chopin__engine *e, struct chopin__exchange *x);
+/** Frees the spares, the current exchange and the handle table (engine destroy). */
+void chopin__exchange_destroy_all(struct chopin__engine *e);
+
+#endif
