@@ -94,6 +94,11 @@ endef
 EXTRA_$(BUILD)/asan := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 $(eval $(call tree,$(BUILD)))
 $(eval $(call tree,$(BUILD)/asan))
+# ThreadSanitizer: the library, and only the tests that run threads against it (the
+# worker's post queue and loop); `make test` runs them after the other two trees.
+EXTRA_$(BUILD)/tsan := -O1 -fsanitize=thread -fno-omit-frame-pointer
+TSAN_TESTS := $(BUILD)/tsan/tests/test_loop $(BUILD)/tsan/itests/test_loop
+$(eval $(call tree,$(BUILD)/tsan))
 
 .PHONY: all deps run test test-fast soak attack bench bench-micro fuzz fuzz-build install clean FORCE
 
@@ -116,9 +121,10 @@ PORT ?= 8080
 run: all
 	PORT=$(PORT) $(BUILD)/examples/demo
 
-# The README's test command: release suite, then the same suite under ASan+UBSan.
-test: $(BUILD)-all $(BUILD)/asan-all
-	@tests/run.sh $(BUILD) $(BUILD)/asan
+# The README's test command: release suite, then the same suite under ASan+UBSan, then
+# the threaded tests under TSan.
+test: $(BUILD)-all $(BUILD)/asan-all $(TSAN_TESTS)
+	@tests/run.sh $(BUILD) $(BUILD)/asan $(BUILD)/tsan
 
 test-fast: $(BUILD)-all
 	@tests/run.sh $(BUILD)

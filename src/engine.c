@@ -37,6 +37,7 @@ void chopin__engine_destroy(struct chopin__engine *e) {
     chopin__exchange_destroy_all(e);
     chopin__pool_destroy(&e->pool);
     chopin__slab_destroy(&e->slab);
+    chopin__loop_destroy(e);
     free(e->headers);
     free(e->gens);
     e->headers = NULL;

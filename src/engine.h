@@ -16,6 +16,7 @@
 #include "http/date.h"
 #include "http/parser.h"
 #include "http/serialize.h"
+#include "loop/loop.h"
 #include "mem/arena.h"
 #include "mem/pool.h"
 #include "mem/slab.h"
@@ -89,6 +90,9 @@ struct chopin__engine {
         uint32_t gen;
     } *ready;
     uint32_t nready, ready_cap;
+    /* The application's side of the loop (loop/loop.h): posted functions, timers,
+     * watched descriptors. */
+    struct chopin__apploop loop;
     struct chopin__counters counters;
 };
 

@@ -343,6 +343,7 @@ static void *worker_main(void *arg) {
     w->result = chopin__engine_init(&w->engine, &s->cfg, s->router, w->id, chopin__clock_ms());
     w->engine.server = s;
     w->engine.stop_requested = &s->stop_requested;
+    chopin__worker_wake_on_post(w);
     /* engine_init wrote the whole engine, counters included; from here on they change only
      * through atomic stores, which chopin_server_stats may read from another thread. */
     __atomic_store_n(&w->ready, 1, __ATOMIC_RELEASE);
@@ -354,6 +355,9 @@ static void *worker_main(void *arg) {
         if (o->worker_init)
             w->engine.worker_data = o->worker_init(w->id, o->worker_arg);
         w->result = run_backend(w);
+        /* What was posted before the end runs before it (and before worker_fini, which
+         * may free what those functions use); later posts fail. */
+        chopin__loop_close(&w->engine);
         if (o->worker_fini)
             o->worker_fini(w->id, w->engine.worker_data, o->worker_arg);
     } else {
@@ -511,6 +515,26 @@ void chopin_server_stats(const chopin_server *s, chopin_stats *out) {
 }
 
 chopin_server *chopin_req_server(const chopin_req *req) { return req->engine->server; }
+
+int chopin_server_workers(const chopin_server *s) { return s->nworkers; }
+
+chopin_worker *chopin_server_worker(chopin_server *s, int i) {
+    if (!s || i < 0 || i >= s->nworkers)
+        return NULL;
+    struct chopin__worker *w = &s->workers[i];
+    /* Its engine (and post queue) is initialized by its own thread: a post before then
+     * would race with that. Started workers get there within microseconds. */
+    while (!__atomic_load_n(&w->ready, __ATOMIC_ACQUIRE))
+        sched_yield();
+    return (chopin_worker *)&w->engine;
+}
+
+int chopin_server_post_all(chopin_server *s, chopin_task_fn fn, void *arg) {
+    int took = 0;
+    for (int i = 0; i < s->nworkers; i++)
+        took += chopin_worker_post(chopin_server_worker(s, i), fn, arg) == 0;
+    return took;
+}
 
 int chopin_serve(chopin_router *router, const char *address, const chopin_options *opt) {
     sigset_t set, old;

@@ -39,6 +39,9 @@ static int drained(const struct chopin__worker *w) {
 }
 
 int chopin__worker_turn(struct chopin__worker *w) {
+    /* First: what a posted function finishes is served in this same turn. */
+    if (chopin__postq_busy(&w->engine.loop.postq))
+        chopin__loop_run_posted(&w->engine);
     chopin__engine_run_ready(&w->engine);
     chopin__engine_run_timers(&w->engine);
     return drained(w);
@@ -141,14 +144,31 @@ int chopin__worker_accept_due(struct chopin__worker *w) {
     return 0;
 }
 
-void chopin__worker_begin_drain(struct chopin__worker *w) {
-    chopin__wake_clear(w->wake_fd);
-    if (w->draining)
-        return;
+static void begin_drain(struct chopin__worker *w) {
     w->draining = 1;
     w->accept_state = CHOPIN__ACCEPT_CLOSED;
     w->drain_deadline_ms = chopin__clock_ms() + w->engine.cfg->opt.shutdown_timeout_ms;
     chopin__engine_drain(&w->engine);
+}
+
+/* Consumed before the queue is run in the turn (chopin__worker_turn): a post that comes
+ * after the run found the queue empty and wakes the worker again, so none waits a sleep. */
+int chopin__worker_woken(struct chopin__worker *w) {
+    chopin__wake_clear(w->wake_fd);
+    if (w->draining || !atomic_load(w->engine.stop_requested))
+        return 0;
+    begin_drain(w);
+    return 1;
+}
+
+static void wake(void *ctx) {
+    struct chopin__worker *w = ctx;
+    chopin__wake_signal(w->wake_fd);
+}
+
+void chopin__worker_wake_on_post(struct chopin__worker *w) {
+    w->engine.loop.wake = wake;
+    w->engine.loop.wake_ctx = w;
 }
 
 void chopin__worker_close_all(struct chopin__worker *w,

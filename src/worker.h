@@ -30,7 +30,8 @@ struct chopin__worker {
     int id;
     int cpu;        /* CPU to pin to, -1 for none */
     int listen_fd;
-    int wake_fd;    /* eventfd: written by chopin_server_stop */
+    int wake_fd;    /* eventfd: written by chopin_server_stop, and by a post to an empty
+                       queue (loop/postq.h) */
     int draining;
     int done;
     int result;
@@ -48,8 +49,8 @@ uint64_t chopin__clock_ms(void);
 
 /** Refreshes the clocks: call right after waking, before handling events. */
 void chopin__worker_clock(struct chopin__worker *w);
-/** Fires due timers; returns nonzero when the loop should end (drained, or the shutdown
- *  bound passed). Call after handling the events of a turn. */
+/** Runs posted functions, fires due timers; returns nonzero when the loop should end
+ *  (drained, or the shutdown bound passed). Call after handling the events of a turn. */
 int chopin__worker_turn(struct chopin__worker *w);
 /** How long the loop may sleep (ms). */
 int chopin__worker_timeout(const struct chopin__worker *w);
@@ -72,9 +73,14 @@ void chopin__worker_slot_freed(struct chopin__worker *w);
 /** Nonzero when the loop should run its accept path this turn (backoff expired, or
  *  a slot freed). Clears the condition. */
 int chopin__worker_accept_due(struct chopin__worker *w);
-/** Drains the wake eventfd and starts the graceful drain: the backend must stop
- *  accepting (the listener is closed by the caller of this function's result). */
-void chopin__worker_begin_drain(struct chopin__worker *w);
+/** The wake descriptor fired (a stop, or a post to an empty queue): consumes it, and
+ *  starts the graceful drain when the server was asked to stop. Returns 1 when the drain
+ *  began now: the backend must then stop accepting (take the backlog, close the
+ *  listener). The posted functions run in chopin__worker_turn. */
+int chopin__worker_woken(struct chopin__worker *w);
+/** Posts to the engine wake the worker through its wake descriptor (before anyone may
+ *  post: the worker's thread, before it is marked ready). */
+void chopin__worker_wake_on_post(struct chopin__worker *w);
 /** Calls close_conn on every connection still open. */
 void chopin__worker_close_all(struct chopin__worker *w,
                               void (*close_conn)(struct chopin__worker *w, struct chopin__conn *c));

@@ -37,6 +37,7 @@ backends() { # the backends a build tree was compiled with
 }
 
 for tree in "$@"; do
+  case $tree in */tsan) export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp ${TSAN_OPTIONS:-}" ;; esac
   for t in "$tree"/tests/test_*; do
     [ -x "$t" ] && run_one "$t" "$t"
   done
@@ -53,6 +54,7 @@ for tree in "$@"; do
     for t in "$tree"/itests/test_*; do
       [ -x "$t" ] && run_one "$t [$be]" env CHOPIN_BACKEND=$be "$t"
     done
+    case $tree in */tsan) continue ;; esac # only the threaded tests: no demo there
     for s in tests/integration/*.sh; do
       [ -f "$s" ] && run_one "$s $tree [$be]" env CHOPIN_BACKEND=$be bash "$s" "$tree"
     done

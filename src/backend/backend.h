@@ -10,9 +10,12 @@
  *     conn->ask (SHUTDOWN, CLOSE) after every call (see conn.h);
  *   - act on engine->notify(conn), which the engine calls when a timer or an eviction
  *     changed a connection outside an I/O event;
- *   - call chopin__worker_turn once per loop turn, sleep at most
- *     chopin__worker_timeout, and watch w->wake_fd: when it fires, call
- *     chopin__worker_begin_drain and stop accepting;
+ *   - call chopin__worker_turn once per loop turn (it runs posted functions and timers),
+ *     sleep at most chopin__worker_timeout, and watch w->wake_fd: when it fires, call
+ *     chopin__worker_woken, and stop accepting when it says the drain began;
+ *   - register the application's descriptors through the watch hook it gives
+ *     chopin__loop_attach while its loop runs (level-triggered), and report their
+ *     readiness with chopin__loop_watch_fire outside any connection's events;
  *   - return once chopin__worker_turn says the worker is done, after closing every
  *     connection still open (chopin__worker_close_all helps).
  *

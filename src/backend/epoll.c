@@ -4,7 +4,8 @@
  * registered once for EPOLLIN|EPOLLRDHUP; EPOLLOUT is added only while output waits for
  * the socket to drain, and removed once it did, so an idle connection's ACKs never wake
  * the loop. The listener is edge-triggered too (accept until EAGAIN); the wake eventfd is
- * level-triggered (chopin__worker_begin_drain reads it empty).
+ * level-triggered (chopin__worker_woken reads it empty), and so are the application's
+ * descriptors (chopin_worker_watch promises level-triggered readiness).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 
 #include "backend/backend.h"
 #include "backend/readiness.h"
+#include "chopin.h"
 #include "conn.h"
 #include "worker.h"
 
@@ -47,8 +49,28 @@ static int epoll_watch_output(struct chopin__readiness_loop *l, struct chopin__c
                     (uint64_t)(uintptr_t)c);
 }
 
+static int epoll_watch_app(struct chopin__readiness_loop *l, int fd, unsigned events,
+                           unsigned old_events, uint64_t tag) {
+    int epfd = epoll_of(l)->epfd;
+    uint32_t ev = (events & CHOPIN_READABLE ? EPOLLIN : 0) | (events & CHOPIN_WRITABLE ? EPOLLOUT : 0);
+    if (!events)
+        return interest(epfd, EPOLL_CTL_DEL, fd, 0, 0);
+    int rc = -ENOENT;
+    if (old_events)
+        rc = interest(epfd, EPOLL_CTL_MOD, fd, ev, tag);
+    /* ENOENT: a descriptor closed while watched left the set; this is a new one. */
+    if (rc == -ENOENT)
+        rc = interest(epfd, EPOLL_CTL_ADD, fd, ev, tag);
+    return rc;
+}
+
+static unsigned app_ready(uint32_t e) {
+    return (e & EPOLLIN ? CHOPIN_READABLE : 0) | (e & EPOLLOUT ? CHOPIN_WRITABLE : 0) |
+           (e & (EPOLLERR | EPOLLHUP) ? CHOPIN__WATCH_ERR : 0);
+}
+
 /* Marks the connection of one event ready as it says and reports it; the listener and the
- * wake only set their flag. */
+ * wake only set their flag, an application descriptor goes to its own list. */
 static int take_event(struct chopin__readiness_loop *l, const struct epoll_event *ev, int fired) {
     if (ev->data.u64 == TAG_LISTENER) {
         l->accept_now = 1;
@@ -56,6 +78,10 @@ static int take_event(struct chopin__readiness_loop *l, const struct epoll_event
     }
     if (ev->data.u64 == TAG_WAKE) {
         l->woken = 1;
+        return fired;
+    }
+    if (chopin__readiness_is_app(ev->data.u64)) {
+        chopin__readiness_app_event(l, ev->data.u64, app_ready(ev->events));
         return fired;
     }
     struct chopin__conn *c = (struct chopin__conn *)(uintptr_t)ev->data.u64;
@@ -87,6 +113,7 @@ static const struct chopin__poller epoll_poller = {
     .wait = epoll_wait_events,
     .watch = epoll_watch,
     .watch_output = epoll_watch_output,
+    .watch_app = epoll_watch_app,
 };
 
 static int epoll_run(struct chopin__worker *w) {

@@ -13,6 +13,9 @@
  *     flushed early with EV_RECEIPT, which applies changes without taking any event.
  *   - The wake descriptor (platform.h) is either the worker's kqueue itself, with an
  *     EVFILT_USER event (the BSDs, macOS), or an eventfd watched with EVFILT_READ (Linux).
+ *   - The application's descriptors (chopin_worker_watch) are level-triggered (no
+ *     EV_CLEAR) and their changes are applied at once, outside the change list: they are
+ *     rare, and the application hears of a failure.
  */
 #ifdef CHOPIN_HAVE_KQUEUE
 
@@ -28,6 +31,7 @@
 
 #include "backend/backend.h"
 #include "backend/readiness.h"
+#include "chopin.h"
 #include "conn.h"
 #include "platform.h"
 #include "worker.h"
@@ -183,6 +187,32 @@ static void kqueue_forget(struct chopin__readiness_loop *l, struct chopin__conn 
     /* On native kqueue, close() removes the descriptor's filters. */
 }
 
+/* Each filter wanted is added (again: the tag names the new watch), each dropped deleted. */
+static int kqueue_watch_app(struct chopin__readiness_loop *l, int fd, unsigned events,
+                            unsigned old_events, uint64_t tag) {
+    static const struct {
+        unsigned event;
+        int filter;
+    } filters[] = {{CHOPIN_READABLE, EVFILT_READ}, {CHOPIN_WRITABLE, EVFILT_WRITE}};
+    struct kevent ch[2], receipts[2];
+    int n = 0;
+    for (int i = 0; i < 2; i++) {
+        if (events & filters[i].event)
+            EV_SET(&ch[n++], (uintptr_t)fd, filters[i].filter, EV_ADD | EV_RECEIPT, 0, 0,
+                   (void *)(uintptr_t)tag);
+        else if (old_events & filters[i].event)
+            EV_SET(&ch[n++], (uintptr_t)fd, filters[i].filter, EV_DELETE | EV_RECEIPT, 0, 0, NULL);
+    }
+    const struct timespec zero = {0, 0};
+    int got = kevent(kqueue_of(l)->kq, ch, n, receipts, n, &zero);
+    if (got < 0)
+        return -errno;
+    for (int i = 0; i < got; i++)
+        if ((receipts[i].flags & EV_ERROR) && receipts[i].data != 0 && receipts[i].data != ENOENT)
+            return -(int)receipts[i].data;
+    return 0;
+}
+
 /* ----- the wait ----------------------------------------------------------------------------- */
 
 /* A write event for a connection whose write filter was deleted, with the deletion in a
@@ -221,6 +251,13 @@ static int take_event(struct kqueue_loop *k, const struct kevent *ev, int fired)
     }
     if (conn_of(ev) == TAG_LISTENER) {
         l->accept_now = 1;
+        return fired;
+    }
+    if (chopin__readiness_is_app((uintptr_t)ev->udata)) {
+        unsigned ready = ev->filter == EVFILT_READ ? CHOPIN_READABLE : CHOPIN_WRITABLE;
+        if (ev->flags & (EV_EOF | EV_ERROR))
+            ready |= CHOPIN__WATCH_ERR;
+        chopin__readiness_app_event(l, (uintptr_t)ev->udata, ready);
         return fired;
     }
     struct chopin__conn *c = conn_of(ev);
@@ -263,6 +300,7 @@ static const struct chopin__poller kqueue_poller = {
     .watch = kqueue_watch,
     .watch_output = kqueue_watch_output,
     .forget = kqueue_forget,
+    .watch_app = kqueue_watch_app,
 #ifdef DELETE_BEFORE_CLOSE
     .forget_listener = kqueue_forget_listener,
 #endif
@@ -277,7 +315,8 @@ static int register_fd(int kq, int fd, unsigned flags, void *tag) {
 }
 
 /* Opens the loop's kqueue and watches the listener (EV_CLEAR: accept until EAGAIN, as
- * with epoll's edge) and, on Linux, the wake eventfd (level: begin_drain reads it). */
+ * with epoll's edge) and, on Linux, the wake eventfd (level: chopin__worker_woken reads
+ * it). */
 static int loop_open(struct kqueue_loop *k) {
     struct chopin__worker *w = k->base.w;
 #ifdef CHOPIN__WAKE_IS_KQUEUE

@@ -250,17 +250,29 @@ static void serve_events(loop *l, int n) {
         if (c->live)
             service(l, c);
     }
+    /* After the connections: a callback may close one whose event is in this batch. */
+    for (int i = 0; i < l->napp; i++)
+        chopin__loop_watch_fire(&l->w->engine, l->app[i].fd, l->app[i].gen, l->app[i].ready);
+    l->napp = 0;
     if (l->woken) {
         l->woken = 0;
-        chopin__worker_begin_drain(l->w);
-        accept_backlog(l);
-        stop_accepting(l);
+        if (chopin__worker_woken(l->w)) {
+            accept_backlog(l);
+            stop_accepting(l);
+        }
     }
     serve_ready(l);
     if (chopin__worker_accept_due(l->w) || l->accept_now) {
         l->accept_now = 0;
         accept_connections(l);
     }
+}
+
+static int watch_app(void *ctx, int fd, unsigned events, uint32_t gen, unsigned old_events,
+                     uint32_t old_gen) {
+    loop *l = ctx;
+    (void)old_gen; /* the kernel keeps one registration per descriptor: it is replaced */
+    return l->poller->watch_app(l, fd, events, old_events, chopin__readiness_app_tag(fd, gen));
 }
 
 static void close_all(struct chopin__worker *w, struct chopin__conn *c) {
@@ -271,6 +283,7 @@ int chopin__readiness_run(loop *l) {
     struct chopin__worker *w = l->w;
     w->engine.notify = on_notify;
     w->engine.notify_ctx = l;
+    chopin__loop_attach(&w->engine, watch_app, l);
     chopin__worker_clock(w);
     accept_connections(l); /* connections may have queued before the loop started */
     do {
@@ -283,6 +296,7 @@ int chopin__readiness_run(loop *l) {
         serve_events(l, n);
     } while (!chopin__worker_turn(w));
     chopin__worker_close_all(w, close_all);
+    chopin__loop_attach(&w->engine, NULL, NULL);
     stop_accepting(l);
     free(l->ready);
     l->ready = NULL;

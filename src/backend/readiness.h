@@ -50,6 +50,28 @@ struct chopin__poller {
     void (*forget)(struct chopin__readiness_loop *l, struct chopin__conn *c);
     /** The listener is about to be closed. NULL when close() is enough. */
     void (*forget_listener)(struct chopin__readiness_loop *l);
+    /** An application descriptor (chopin_worker_watch): register `events` (CHOPIN_READABLE,
+     *  CHOPIN_WRITABLE), level-triggered, reported with `tag`, in place of `old_events`;
+     *  `events` 0: stop. Applied at once (the application hears of a failure). 0 or a
+     *  negative errno. Its events go to chopin__readiness_app_event. */
+    int (*watch_app)(struct chopin__readiness_loop *l, int fd, unsigned events,
+                     unsigned old_events, uint64_t tag);
+};
+
+/* The tag (epoll data, kevent udata) of an application descriptor's watch: its
+ * descriptor and the watch's generation, with low bits no connection slot (64-byte
+ * aligned), listener (1) or wake (2) tag has. */
+#define CHOPIN__APP_TAG 4u
+static inline uint64_t chopin__readiness_app_tag(int fd, uint32_t gen) {
+    return (uint64_t)gen << 32 | (uint64_t)(uint32_t)fd << 3 | CHOPIN__APP_TAG;
+}
+static inline int chopin__readiness_is_app(uint64_t tag) { return (tag & 7u) == CHOPIN__APP_TAG; }
+
+/* An application descriptor reported ready by the last wait. */
+struct chopin__app_event {
+    int fd;
+    uint32_t gen;
+    unsigned ready; /* CHOPIN_READABLE | CHOPIN_WRITABLE | CHOPIN__WATCH_ERR (loop/loop.h) */
 };
 
 /* A connection to serve again: it used up its read budget, or a poller failed it. With
@@ -64,11 +86,21 @@ struct chopin__readiness_loop {
     const struct chopin__poller *poller;
     struct chopin__worker *w;
     int accept_now; /* the listener reported connections (set by wait) */
-    int woken;      /* the wake descriptor fired (set by wait) */
+    int woken;      /* the wake descriptor fired: a stop or a post (set by wait) */
     struct chopin__ready *ready;
     uint32_t nready, ready_cap;
     struct chopin__conn *fired[CHOPIN__LOOP_EVENTS];
+    struct chopin__app_event app[CHOPIN__LOOP_EVENTS];
+    int napp;
 };
+
+/** A poller's wait saw the application descriptor of `tag` ready (served after the
+ *  connections of the same wait). */
+static inline void chopin__readiness_app_event(struct chopin__readiness_loop *l, uint64_t tag,
+                                               unsigned ready) {
+    l->app[l->napp++] = (struct chopin__app_event){(int)((uint32_t)tag >> 3),
+                                                   (uint32_t)(tag >> 32), ready};
+}
 
 /**
  * Runs the worker's loop (backend.h's contract) until it has drained, and closes every

@@ -710,7 +710,8 @@ static void arm_wake(struct chopin__uring *l) {
     struct io_uring_sqe *sqe = chopin__uring_sqe(l);
     if (!sqe)
         return;
-    /* A poll rather than a read: the eventfd is non-blocking, and begin_drain reads it. */
+    /* A poll rather than a read: the eventfd is non-blocking, and chopin__worker_woken
+     * reads it. One-shot: armed again each turn it fired (uring_run). */
     io_uring_prep_poll_add(sqe, l->w->wake_fd, POLLIN);
     io_uring_sqe_set_data64(sqe, chopin__udata_make(CHOPIN__UOP_WAKE, 0, 0));
     l->wake_armed = 1;
@@ -718,11 +719,12 @@ static void arm_wake(struct chopin__uring *l) {
 
 static void on_wake(struct chopin__uring *l, const struct io_uring_cqe *cqe) {
     l->wake_armed = 0;
-    if (cqe->res < 0)
+    if (cqe->res < 0 || l->exiting)
         return; /* cancelled at exit */
-    chopin__worker_begin_drain(l->w);
-    accept_backlog(l);
-    stop_accepting(l);
+    if (chopin__worker_woken(l->w)) { /* a stop, not only a post */
+        accept_backlog(l);
+        stop_accepting(l);
+    }
 }
 
 /* ----- the loop -------------------------------------------------------------------------- */
@@ -741,6 +743,9 @@ static void dispatch(struct chopin__uring *l, const struct io_uring_cqe *cqe) {
         break;
     case CHOPIN__UOP_WAKE:
         on_wake(l, cqe);
+        break;
+    case CHOPIN__UOP_WATCH:
+        chopin__uring_watch_cqe(l, cqe);
         break;
     case CHOPIN__UOP_CLOSE:
         l->closes--;
@@ -850,7 +855,7 @@ static void close_one(struct chopin__worker *w, struct chopin__conn *c) {
 
 static int busy(const struct chopin__uring *l) {
     return chopin__engine_conns(&l->w->engine) > 0 || l->accept_armed || l->wake_armed ||
-           l->closes;
+           l->closes || l->app_polls;
 }
 
 /* Closes every connection and waits (bounded) for every operation to complete, so no
@@ -861,6 +866,7 @@ static void close_everything(struct chopin__uring *l) {
     pending_close_all(l);
     stop_accepting(l);
     chopin__worker_close_all(w, close_one);
+    chopin__uring_watch_cancel_all(l);
     if (l->wake_armed) {
         struct io_uring_sqe *sqe = chopin__uring_sqe(l);
         if (sqe) {
@@ -962,6 +968,7 @@ static int uring_run(struct chopin__worker *w) {
     }
     w->engine.notify = on_notify;
     w->engine.notify_ctx = l;
+    chopin__loop_attach(&w->engine, chopin__uring_watch, l);
     chopin__worker_clock(w);
     arm_wake(l);
     sync_accept(l);
@@ -972,12 +979,16 @@ static int uring_run(struct chopin__worker *w) {
         reap(l);
         accept_turn(l);
         chopin__uring_run_retries(l);
+        chopin__uring_watch_retries(l);
+        if (!l->wake_armed)
+            arm_wake(l);
     } while (!chopin__worker_turn(w));
     close_everything(l);
     io_uring_queue_exit(&l->ring);
     free_leftovers(w);
     w->engine.notify = NULL;
     w->engine.notify_ctx = NULL;
+    chopin__loop_attach(&w->engine, NULL, NULL);
     loop_free(l);
     return 0;
 }

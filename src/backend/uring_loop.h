@@ -73,6 +73,12 @@ struct chopin__uring {
      * again after the next submit. Entries are user_data, so stale ones are skipped. */
     uint64_t *retry;
     unsigned nretry, retry_cap;
+
+    /* The application's descriptors (uring_watch.c): one-shot polls in flight, and
+     * watches whose poll could not get an SQE (user_data), armed after the next submit. */
+    unsigned app_polls;
+    uint64_t *watch_retry;
+    unsigned nwatch_retry, watch_retry_cap;
 };
 
 /** An SQE, submitting what is queued when the SQ is full; NULL only when the kernel
@@ -112,6 +118,15 @@ void chopin__uring_conn_cqe(struct chopin__uring *l, struct chopin__conn *c,
 int chopin__uring_conn_unread(const struct chopin__conn *c);
 /** Starts closing `c` (cancels its operations; the slot is freed once they completed). */
 void chopin__uring_conn_close(struct chopin__uring *l, struct chopin__conn *c);
+/** The watch hook (loop/loop.h) of an io_uring worker. */
+int chopin__uring_watch(void *ctx, int fd, unsigned events, uint32_t gen, unsigned old_events,
+                        uint32_t old_gen);
+/** A completion of a watch's poll. */
+void chopin__uring_watch_cqe(struct chopin__uring *l, const struct io_uring_cqe *cqe);
+/** Arms the polls that found no SQE. */
+void chopin__uring_watch_retries(struct chopin__uring *l);
+/** At exit: cancels every watch's poll (the loop waits for app_polls to reach 0). */
+void chopin__uring_watch_cancel_all(struct chopin__uring *l);
 /** Frees the send contexts. */
 void chopin__uring_sendctx_free_all(struct chopin__uring *l);
 

@@ -34,6 +34,7 @@ enum chopin__uop {
     CHOPIN__UOP_CANCEL,  /* async cancel: its own completion is ignored */
     CHOPIN__UOP_CLOSE,   /* async close: its own completion is ignored */
     CHOPIN__UOP_PROBE,   /* feature probing at start-up */
+    CHOPIN__UOP_WATCH,   /* poll on an application descriptor: slot = fd, gen = the watch's */
     /* liburing's own timeout SQE (LIBURING_UDATA_TIMEOUT, all ones) decodes to 0xff:
      * never one of ours. */
 };
