@@ -301,3 +301,29 @@ int chopin_exchange_finish(chopin_exchange h) {
         chopin__conn_answer_ready(x->conn);
     return 0;
 }
+/* A function posted to an exchange's worker, with the handle it is for. */
+struct posted {
+    chopin_exchange h;
+    chopin_exchange_fn fn;
+    void *arg;
+};
+
+static void run_posted(void *arg) {
+    struct posted *p = arg;
+    p->fn(p->h, p->arg);
+    free(p);
+}
+
+int chopin_exchange_post(chopin_exchange h, chopin_exchange_fn fn, void *arg) {
+    struct chopin__engine *e = engine_of(h.worker);
+    if (!e || !fn)
+        return CHOPIN_EINVAL;
+    struct posted *p = malloc(sizeof *p);
+    if (!p)
+        return CHOPIN_ENOMEM;
+    *p = (struct posted){h, fn, arg};
+    int rc = chopin__engine_post(e, run_posted, p);
+    if (rc < 0)
+        free(p);
+    return rc;
+}
