@@ -29,7 +29,10 @@ ifeq ($(CHOPIN_URING),1)
 endif
 
 LIB_SRC  := $(wildcard src/*.c src/*/*.c)
-EXAMPLES := demo $(patsubst examples/%.c,%,$(filter-out examples/demo.c examples/todo_app.c examples/todo.c,$(wildcard examples/*.c)))
+# Programs of one file each; the others are built by their own rules below.
+EXAMPLE_PARTS := examples/demo.c examples/todo_app.c examples/todo.c examples/todo_pg.c \
+                 examples/pg_client.c examples/todo_input.c
+EXAMPLES := demo $(patsubst examples/%.c,%,$(filter-out $(EXAMPLE_PARTS),$(wildcard examples/*.c)))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 INTEG    := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
 FUZZERS  := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
@@ -44,6 +47,11 @@ endif
 
 # The demo and the todo example need SQLite and jansson.
 APP_LIBS := -lsqlite3 -ljansson
+# The todo service on PostgreSQL (examples/todo_pg.c) also needs libpq: built when
+# pkg-config knows it (libpq-dev, installed by scripts/deps.sh test), left out otherwise.
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null)
+PQ_LIBS   := $(shell pkg-config --libs libpq 2>/dev/null)
+PG_EXAMPLES := $(if $(PQ_LIBS),todo_pg)
 
 # ----- one build tree per flavour: $(BUILD) (release) and $(BUILD)/asan ------------------
 # $(1)/flags holds the compiler and flags the tree was built with, rewritten only when they
@@ -83,11 +91,17 @@ $(1)/examples/todo_app: examples/todo_app.c examples/todo.c examples/todo.h $(1)
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/todo_app.c examples/todo.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 
+$(1)/examples/todo_pg: examples/todo_pg.c examples/pg_client.c examples/pg_client.h examples/todo_input.c \
+                      examples/todo_input.h examples/todo.c examples/todo.h $(1)/libchopin.a $(1)/flags
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) -Iexamples $$(PQ_CFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) examples/todo_pg.c examples/pg_client.c \
+	  examples/todo_input.c examples/todo.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS) $$(PQ_LIBS)
+
 $(1)/examples/%: examples/%.c $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 
-$(1)-all: $(1)/libchopin.a $(addprefix $(1)/examples/,$(EXAMPLES)) $(if $(wildcard examples/todo_app.c),$(1)/examples/todo_app) \
+$(1)-all: $(1)/libchopin.a $(addprefix $(1)/examples/,$(EXAMPLES) $(PG_EXAMPLES)) $(if $(wildcard examples/todo_app.c),$(1)/examples/todo_app) \
           $(addprefix $(1)/tests/,$(UNIT)) $(addprefix $(1)/itests/,$(INTEG)) $(addprefix $(1)/regress/,$(FUZZERS))
 endef
 
@@ -114,7 +128,7 @@ DEPS_LEVEL_test      := test
 DEPS_LEVEL_test-fast := test
 DEPS_LEVEL_bench     := bench
 else
-all: $(BUILD)/libchopin.a $(BUILD)/libchopin.so $(addprefix $(BUILD)/examples/,$(EXAMPLES)) \
+all: $(BUILD)/libchopin.a $(BUILD)/libchopin.so $(addprefix $(BUILD)/examples/,$(EXAMPLES) $(PG_EXAMPLES)) \
      $(if $(wildcard examples/todo_app.c),$(BUILD)/examples/todo_app)
 
 PORT ?= 8080

@@ -2,19 +2,25 @@
 # SPDX-License-Identifier: MIT
 # Installs the Debian packages Chopin needs to build and test, skipping those present.
 # Usage: scripts/deps.sh [build|test|bench|fuzz|attack]   (test includes build; bench,
-# fuzz and attack include test; attack adds only nginx-light, for `make attack`). The
-# fuzzing toolchain (clang and its runtime, about 375 MB) is installed only for
-# `make fuzz`: every test, the fuzz targets' corpus runs included, builds with gcc.
+# fuzz and attack include test; attack adds only nginx-light, for `make attack`). `test`
+# brings PostgreSQL (server and libpq) for the asynchronous database example and its suite
+# (tests/integration/todo_pg.sh starts a private server). The fuzzing toolchain (clang and
+# its runtime, about 375 MB) is installed only for `make fuzz`: every test, the fuzz
+# targets' corpus runs included, builds with gcc.
 set -euo pipefail
 level=${1:-build}
 
 pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev)
 case $level in
-  test|bench|fuzz|attack) pkgs+=(curl procps) ;;&
+  test|bench|fuzz|attack) pkgs+=(curl procps postgresql libpq-dev
+                                 # a real server-sent events client (tests/integration/sse.sh)
+                                 nodejs node-eventsource) ;;&
   bench) pkgs+=(wrk nginx-light h2o strace
                 # the hyper and fasthttp peers, built offline by bench/peers/build_*.sh
                 cargo rustc librust-hyper-dev librust-tokio-dev librust-serde-json-dev
-                librust-serde-derive-dev golang-go golang-github-valyala-fasthttp-dev) ;;
+                librust-serde-derive-dev golang-go golang-github-valyala-fasthttp-dev
+                # the Go net/http + database/sql peer of bench/todo_pg.sh
+                golang-github-lib-pq-dev) ;;
   fuzz) pkgs+=(clang libclang-rt-14-dev llvm) ;;
   attack) pkgs+=(nginx-light) ;;
 esac

@@ -9,6 +9,8 @@
  *     call still gets them all), a callback unwatches and closes its descriptor, and of
  *     two descriptors ready together whose callbacks unwatch each other only one runs;
  *     a writable socket is reported writable;
+ *   - a deferred answer finished from a watch callback, a posted function or a timer
+ *     leaves at once (the loop flushes its connection);
  *   - after the server stopped, a post returns CHOPIN_ESHUTDOWN, and every post it took
  *     before ran.
  * Waits are bounds far above what is needed; nothing asserts how long anything took.
@@ -314,6 +316,93 @@ static void test_watch_socket_writable(void) {
     chopin_router_free(r);
 }
 
+/* ----- deferred answers finished from the loop -------------------------------------------- */
+
+/* A handler defers; the answer comes from a watch callback, a function posted from the
+ * test's thread, or a timer: the connection must then be flushed by the loop (nothing
+ * else will wake it). */
+static chopin_exchange parked;
+static chopin_worker *parked_on;
+static atomic_int deferred;
+static int wake_pipe[2];
+
+static void finish_with(const char *text) {
+    chopin_res_static(chopin_exchange_res(parked), 200, "text/plain", text, strlen(text));
+    chopin_exchange_finish(parked);
+}
+
+static void on_wake_pipe(chopin_worker *w, int fd, unsigned events, void *arg) {
+    char c;
+    if (read(fd, &c, 1) == 1) {
+        chopin_worker_unwatch(w, fd);
+        finish_with("from a watch");
+    }
+}
+
+static void finish_posted(chopin_worker *w, void *arg) { finish_with("from a post"); }
+
+static void finish_timer(chopin_worker *w, chopin_timer t, void *arg) { finish_with("from a timer"); }
+
+static void defer_h(chopin_req *req, chopin_res *res, void *data) {
+    const char *how = data;
+    if (chopin_defer(req, res, &parked) < 0)
+        return;
+    parked_on = chopin_req_worker(req);
+    if (how[0] == 'w')
+        chopin_worker_watch(parked_on, wake_pipe[0], CHOPIN_READABLE, on_wake_pipe, NULL);
+    else if (how[0] == 't')
+        chopin_timer_start(parked_on, 1, 0, finish_timer, NULL);
+    atomic_store(&deferred, 1);
+}
+
+/* 1 when GET `target` is answered 200 with `body`; `release` runs once it has deferred. */
+static int answered_later(chopin_server *s, const char *target, const char *body,
+                          void (*release)(void)) {
+    struct cl_conn *c = cl_open(chopin_server_port(s));
+    if (!c)
+        return 0;
+    atomic_store(&deferred, 0);
+    char req[128];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", target);
+    int ok = cl_send(c, req, 0) == 0 && wait_for(&deferred, 1) == 1;
+    if (ok && release)
+        release();
+    struct cl_resp r;
+    ok = ok && cl_read(c, &r, 0) == 0;
+    if (ok) {
+        ok = r.status == 200 && strcmp(r.body, body) == 0;
+        if (!ok)
+            fprintf(stderr, "  %s: %d '%s'\n", target, r.status, r.body);
+        cl_resp_free(&r);
+    }
+    cl_close(c);
+    return ok;
+}
+
+static void write_wake_pipe(void) { (void)!write(wake_pipe[1], "x", 1); }
+static void post_finish(void) { chopin_worker_post(parked_on, finish_posted, NULL); }
+
+static void test_deferred_answer_finished_from_the_loop(void) {
+    chopin_router *r = chopin_router_new();
+    chopin_router_get(r, "/watch", defer_h, "w");
+    chopin_router_get(r, "/post", defer_h, "p");
+    chopin_router_get(r, "/timer", defer_h, "t");
+    CHECK_INT(pipe2(wake_pipe, O_NONBLOCK | O_CLOEXEC), 0);
+    /* One worker: `parked` is then only ever touched by its thread (and this one, after
+     * `deferred` says it was written). */
+    chopin_server *s = cl_start(r, NULL);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK(answered_later(s, "/watch", "from a watch", write_wake_pipe));
+    CHECK(answered_later(s, "/post", "from a post", post_finish));
+    CHECK(answered_later(s, "/timer", "from a timer", NULL));
+    cl_stop(s);
+    close(wake_pipe[0]);
+    close(wake_pipe[1]);
+    chopin_router_free(r);
+}
+
 /* ----- after the end ------------------------------------------------------------------- */
 
 static atomic_int late_ran;
@@ -354,6 +443,7 @@ int main(void) {
     RUN(test_watch_pipe_level_triggered);
     RUN(test_watch_unwatch_other_in_same_turn);
     RUN(test_watch_socket_writable);
+    RUN(test_deferred_answer_finished_from_the_loop);
     RUN(test_post_after_stop_is_refused);
     TEST_END();
 }
