@@ -460,15 +460,10 @@ static void respond_error(struct chopin__conn *c, int status) {
     struct chopin_req *req = &x->req;
     struct chopin_res *res = &x->res;
     *req = (struct chopin_req){.arena = &x->arena, .engine = e, .conn = c};
+    req->head.minor = 1;
     chopin__res_init(res, &x->arena);
-    x->conn = c;
-    x->minor = 1;
-    x->head_request = 0;
-    x->refusal = 1;
     e->dispatching = x;
-    e->nested++;
     chopin__router_refuse(e->router, req, res, status);
-    e->nested--;
     e->dispatching = NULL;
     if (res->status < 400 || res->body_kind == CHOPIN__RES_UNSET ||
         chopin__json_unfinished(res)) {
@@ -512,7 +507,8 @@ __attribute__((always_inline)) static inline void send_answer(struct chopin__con
     struct chopin_res *res = &x->res;
     if (res->body_kind == CHOPIN__RES_UNSET || chopin__json_unfinished(res))
         set_internal_error(res); /* no answer, or half a JSON document */
-    queue_response(c, res, x->minor, x->head_request);
+    const struct chopin__head *head = &x->req.head;
+    queue_response(c, res, head->minor, head->method_id == CHOPIN_METHOD_HEAD);
 }
 
 static void send_answer_queued(struct chopin__conn *c, struct chopin__exchange *x) {
@@ -569,6 +565,7 @@ static void queue_ready_answers(struct chopin__conn *c) {
 /* A deferred exchange, or an answer behind one, waits on the connection's queue. */
 static void answer_later(struct chopin__conn *c, struct chopin__exchange *x) {
     struct chopin__engine *e = c->engine;
+    x->conn = c;
     if (chopin__exchange_detach(e, x) < 0) { /* (a deferred one has left already) */
         chopin__res_discard(&x->res);
         chopin__exchange_reset(x);
@@ -607,7 +604,8 @@ void chopin__conn_flush_answers(struct chopin__conn *c) {
 
 void chopin__conn_answer_ready(struct chopin__conn *c) {
     struct chopin__engine *e = c->engine;
-    if (e->nested) { /* inside a handler: never serve one connection inside another's */
+    /* Inside a handler or a cancel callback: never serve one connection inside another's. */
+    if (e->dispatching || e->nested) {
         chopin__engine_list_ready(e, c);
         return;
     }
@@ -616,7 +614,8 @@ void chopin__conn_answer_ready(struct chopin__conn *c) {
 }
 
 /* Runs the handler for the request in `x`, whose head the parser filled from raw[0..
- * head_len) and whose body (decoded) follows it, and answers it. */
+ * head_len) and whose body (decoded) follows it, and answers it. What only a deferred
+ * exchange needs (its connection, its bytes' extent) is found when it defers. */
 static void dispatch(struct chopin__conn *c, struct chopin__exchange *x, const char *raw,
                      size_t head_len, uint64_t body_len) {
     struct chopin__engine *e = c->engine;
@@ -628,20 +627,12 @@ static void dispatch(struct chopin__conn *c, struct chopin__exchange *x, const c
     req->engine = e;
     req->conn = c;
     req->ndata = 0;
-    x->conn = c;
-    x->raw = raw;
-    x->raw_len = (uint32_t)(head_len + body_len);
-    x->minor = head->minor;
-    x->head_request = head->method_id == CHOPIN_METHOD_HEAD;
-    x->refusal = 0;
     if (!head->keep_alive || e->draining)
         c->keep_open = 0;
 
     chopin__res_init(&x->res, &x->arena);
     e->dispatching = x;
-    e->nested++;
     chopin__router_dispatch(e->router, req, &x->res);
-    e->nested--;
     e->dispatching = NULL;
     c->requests++;
     chopin__count(&e->counters.requests, 1);

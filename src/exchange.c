@@ -43,7 +43,6 @@ static struct chopin__exchange *exchange_new(struct chopin__engine *e) {
     x->cancel_arg = NULL;
     x->slot = CHOPIN__NO_SLOT;
     x->state = CHOPIN__X_RUNNING;
-    x->refusal = 0;
     return x;
 }
 
@@ -193,20 +192,47 @@ static const char *moved(const char *p, const char *from, size_t len, char *to) 
     return in_range(p, from, len) ? to + (p - from) : p;
 }
 
+static void extend(const char **lo, const char **hi, const char *p, size_t len) {
+    if (!p)
+        return;
+    if (!*lo || p < *lo)
+        *lo = p;
+    if (!*hi || p + len > *hi)
+        *hi = p + len;
+}
+
+/* Where the request's bytes lie in the read buffer: from its method to the end of what
+ * its head and body point at (the parser's slices all lie in it). */
+static size_t request_extent(const struct chopin_req *req, const char **from) {
+    const struct chopin__head *h = &req->head;
+    const char *lo = NULL, *hi = NULL;
+    extend(&lo, &hi, h->method, h->method_len);
+    extend(&lo, &hi, h->target, h->target_len);
+    extend(&lo, &hi, h->host, h->host_len);
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        extend(&lo, &hi, h->headers[i].name, h->headers[i].name_len);
+        extend(&lo, &hi, h->headers[i].value, h->headers[i].value_len);
+    }
+    extend(&lo, &hi, req->body, req->body_len);
+    *from = lo;
+    return lo ? (size_t)(hi - lo) : 0;
+}
+
 /* The request's bytes live in the connection's buffer (or the worker's scratch), which
  * the next request reuses: a deferred request takes a copy, and every pointer into them
  * is moved to the copy. The header array is the worker's too. */
 static int keep_request(struct chopin__exchange *x) {
     struct chopin_req *req = &x->req;
     struct chopin__head *h = &req->head;
-    const char *from = x->raw;
-    size_t len = x->raw_len;
+    const char *from;
+    size_t len = request_extent(req, &from);
     char *to = chopin__arena_alloc(&x->arena, len ? len : 1);
     struct chopin__header *hs =
         h->nheaders ? chopin__arena_alloc(&x->arena, h->nheaders * sizeof *hs) : NULL;
     if (!to || (h->nheaders && !hs))
         return -ENOMEM;
-    memcpy(to, from, len);
+    if (len)
+        memcpy(to, from, len);
     for (uint32_t i = 0; i < h->nheaders; i++) {
         hs[i] = h->headers[i];
         hs[i].name = moved(hs[i].name, from, len, to);
@@ -222,7 +248,6 @@ static int keep_request(struct chopin__exchange *x) {
     req->path = moved(req->path, from, len, to);
     for (uint32_t i = 0; i < req->nparams; i++)
         req->params[i].value = moved(req->params[i].value, from, len, to);
-    x->raw = to;
     return 0;
 }
 
@@ -236,7 +261,8 @@ static int refuse_defer(chopin_res *res, int err) {
 int chopin_defer(chopin_req *req, chopin_res *res, chopin_exchange *out) {
     struct chopin__engine *e = req ? req->engine : NULL;
     struct chopin__exchange *x = e ? e->dispatching : NULL;
-    if (!x || req != &x->req || res != &x->res || x->refusal || !out)
+    /* (a refused request carries no bytes: nothing to wait for, no method) */
+    if (!x || req != &x->req || res != &x->res || !req->head.method_len || !out)
         return CHOPIN_EINVAL;
     if (x->state == CHOPIN__X_OPEN) { /* middleware and handler both deferred: one exchange */
         *out = handle_of(e, x);
@@ -254,6 +280,7 @@ int chopin_defer(chopin_req *req, chopin_res *res, chopin_exchange *out) {
         return refuse_defer(res, rc == -EBUSY ? CHOPIN_EBUSY : CHOPIN_ENOMEM);
     }
     x->state = CHOPIN__X_OPEN;
+    x->conn = req->conn;
     e->xopen++;
     chopin__engine_app_timer_add(e, &x->deadline, e->now_ms + e->cfg->opt.handler_timeout_ms);
     *out = handle_of(e, x);

@@ -42,13 +42,8 @@ struct chopin__exchange {
     struct chopin__exchange *next; /* its connection's queue, or the engine's spares */
     chopin_exchange_fn on_cancel;
     void *cancel_arg;
-    const char *raw;  /* the request's bytes (head, then decoded body) */
-    uint32_t raw_len;
     uint32_t slot;    /* its handle's slot in the engine's table, or CHOPIN__NO_SLOT */
     uint8_t state;    /* enum chopin__exchange_state */
-    uint8_t minor;    /* what serializing its answer needs of its request */
-    uint8_t head_request;
-    uint8_t refusal;  /* a refused request's exchange: it cannot defer */
 };
 
 /* The engine's handle table: slot -> exchange, with generations. */
