@@ -22,7 +22,7 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static chopin_exchange waiting[MAX_WAITING];
 static int nwaiting;
-static atomic_int cancels, late_finishes, finished;
+static atomic_int cancels, late_finishes, finished, deferrals;
 
 static void on_cancel(chopin_exchange x, void *arg) { atomic_fetch_add(&cancels, 1); }
 
@@ -40,6 +40,7 @@ static void deferred(chopin_req *req, chopin_res *res, void *data) {
         return;
     chopin_exchange_on_cancel(x, on_cancel, NULL);
     remember(x);
+    atomic_fetch_add(&deferrals, 1);
 }
 
 static void sync_answer(chopin_req *req, chopin_res *res, void *data) {
@@ -273,12 +274,15 @@ static void test_worker_bound(void) {
     struct cl_resp r;
     CHECK_INT(cl_get(p, "/later?fourth", &r), 503);
     cl_resp_free(&r);
+    int c0 = atomic_load(&cancels);
     for (int i = 0; i < 3; i++)
         cl_close(held[i]);
+    CHECK_INT(wait_for(&cancels, c0 + 3), c0 + 3); /* the three left: room again */
     /* A stopping server with open exchanges: they are cancelled at the drain bound. */
+    int d0 = atomic_load(&deferrals);
     struct cl_conn *last = cl_open(p);
     cl_send(last, "GET /later?at-stop HTTP/1.1\r\nHost: x\r\n\r\n", 0);
-    usleep(100000);
+    CHECK_INT(wait_for(&deferrals, d0 + 1), d0 + 1);
     int before = atomic_load(&cancels);
     cl_stop(s);
     CHECK(atomic_load(&cancels) > before);
