@@ -13,6 +13,9 @@
  *     connection is ever left without I/O it needs (U1, U10); EOF is final (U6), and
  *     reaches the connection only once it wants input (a multishot receive can outrun
  *     the cancel that backpressure sent it);
+ *   - a connection in the middle of a request (part of a head or body received) reads
+ *     with single-shot receives: a multishot receive can miss a reset that arrives as it
+ *     drains the socket, and the connection would wait for its body deadline (below);
  *   - an SQE that cannot be had now is retried next turn, never dropped.
  */
 #ifdef CHOPIN_HAVE_URING
@@ -40,6 +43,8 @@
 #define F_EOF 0x80u         /* the peer's EOF arrived while the connection took no input */
 #define F_FIXED 0x100u      /* the socket is in the registered file table at the slot's index */
 #define F_UNREAD 0x200u     /* the last receive found no provided buffer: input waits unread */
+#define F_RECV_MULTI 0x400u /* the receive in flight is multishot */
+#define F_DRAINED 0x800u    /* its last bytes left the socket empty: it waits for more */
 
 /* Largest file range for one synchronous sendfile (it stops at what the socket takes). */
 #define SENDFILE_MAX (1u << 30)
@@ -134,13 +139,27 @@ static void unregister_socket(struct chopin__uring *l, struct chopin__conn *c) {
 
 /* ----- receive ------------------------------------------------------------------------ */
 
+/* Part of a request has arrived and the rest is awaited. A multishot receive can miss
+ * the reset of such a connection: seen on 6.18 under concurrent uploads, the receive
+ * that drained the socket as the RST came in (or one re-armed after ENOBUFS) stayed
+ * armed, no completion ever followed, and the socket sat closed with its ECONNRESET
+ * unread until the body deadline (30 s). A single-shot receive checks the socket's
+ * state each time it is armed, as epoll does, so it sees the reset. It costs an SQE per
+ * receive, only while a head or a body arrives in pieces and the socket ran dry
+ * (F_DRAINED: a pipelined burst whose head straddles two buffers keeps its multishot
+ * receive); a request that arrives whole never gets here. */
+static int mid_request(const struct chopin__conn *c) {
+    return c->phase == CHOPIN__PHASE_HEAD || c->phase == CHOPIN__PHASE_BODY;
+}
+
 static int arm_recv(struct chopin__uring *l, struct chopin__conn *c) {
     struct io_uring_sqe *sqe = chopin__uring_sqe(l);
     if (!sqe)
         return -EAGAIN;
+    int multishot = l->multishot_recv && !mid_request(c);
     /* Length 0: the kernel uses the whole provided buffer (and multishot requires 0 on
      * 6.0-6.x kernels). */
-    if (l->multishot_recv)
+    if (multishot)
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     else
         io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
@@ -148,7 +167,7 @@ static int arm_recv(struct chopin__uring *l, struct chopin__conn *c) {
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = 0;
     io_uring_sqe_set_data64(sqe, chopin__udata_for(engine(l), CHOPIN__UOP_RECV, c));
-    c->backend_flags |= F_RECV;
+    c->backend_flags |= (uint16_t)(F_RECV | (multishot ? F_RECV_MULTI : 0));
     c->backend_ops++;
     return 0;
 }
@@ -164,13 +183,16 @@ static int cancel_op(struct chopin__uring *l, struct chopin__conn *c, unsigned o
     return 0;
 }
 
-/* Keeps a receive armed exactly while the connection takes input (backpressure). */
+/* Keeps a receive armed exactly while the connection takes input (backpressure), and
+ * single-shot while a request is arriving (mid_request): a multishot one is cancelled
+ * then, and its end re-arms a single-shot one. */
 static int sync_recv(struct chopin__uring *l, struct chopin__conn *c) {
     int want = chopin__conn_wants_read(c);
     uint16_t f = c->backend_flags;
     if (want && !(f & (F_RECV | F_EOF)))
         return arm_recv(l, c);
-    if (!want && (f & F_RECV) && !(f & F_RECV_CANCEL)) {
+    int multishot_mid_request = (f & F_RECV_MULTI) && (f & F_DRAINED) && mid_request(c);
+    if ((!want || multishot_mid_request) && (f & F_RECV) && !(f & F_RECV_CANCEL)) {
         if (cancel_op(l, c, CHOPIN__UOP_RECV) < 0)
             return -EAGAIN;
         c->backend_flags |= F_RECV_CANCEL;
@@ -213,14 +235,19 @@ static void on_recv(struct chopin__uring *l, struct chopin__conn *c,
     }
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        if (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY)
+            c->backend_flags &= (uint16_t)~F_DRAINED;
+        else
+            c->backend_flags |= F_DRAINED;
         if (cqe->res > 0 && live)
             chopin__conn_on_data(c, chopin__uring_buf(l, bid), (size_t)cqe->res);
         chopin__uring_buf_return(l, bid); /* on_data copied what it keeps */
-    } else if (cqe->res <= 0 && live) {
-        recv_result(c, cqe->res);
     }
+    /* Whether or not a buffer came with it: an error or EOF must never be dropped. */
+    if (cqe->res <= 0 && live)
+        recv_result(c, cqe->res);
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
-        c->backend_flags &= (uint16_t)~(F_RECV | F_RECV_CANCEL);
+        c->backend_flags &= (uint16_t)~(F_RECV | F_RECV_CANCEL | F_RECV_MULTI);
         c->backend_ops--;
     }
 }
