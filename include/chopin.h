@@ -627,7 +627,8 @@ typedef void (*chopin_watch_fn)(chopin_worker *w, int fd, unsigned events, void 
  *  (level-triggered: again every turn while it stays ready; an error or hang-up is
  *  reported as every event watched). Watching an fd again replaces its events, fn and
  *  arg. The descriptor stays the caller's: unwatch it before closing it. Returns 0,
- *  CHOPIN_EINVAL (no events), CHOPIN_EBADF, CHOPIN_ENOMEM. */
+ *  CHOPIN_EINVAL (no events), CHOPIN_EBADF, CHOPIN_ENOMEM, or the kernel's refusal
+ *  (CHOPIN_EPERM from epoll for a regular file, which is always ready). */
 CHOPIN_API int chopin_worker_watch(chopin_worker *w, int fd, unsigned events, chopin_watch_fn fn,
                                    void *arg);
 /** Stops watching `fd` (fn is not called again, also not later in the same turn). 0 or
