@@ -111,7 +111,8 @@ $(eval $(call tree,$(BUILD)/asan))
 # ThreadSanitizer: the library, and only the tests that run threads against it (the
 # worker's post queue and loop); `make test` runs them after the other two trees.
 EXTRA_$(BUILD)/tsan := -O1 -fsanitize=thread -fno-omit-frame-pointer
-TSAN_TESTS := $(BUILD)/tsan/tests/test_loop $(BUILD)/tsan/itests/test_loop $(BUILD)/tsan/itests/test_defer
+TSAN_TESTS := $(BUILD)/tsan/tests/test_loop $(BUILD)/tsan/itests/test_loop $(BUILD)/tsan/itests/test_defer \
+              $(BUILD)/tsan/itests/test_offload
 $(eval $(call tree,$(BUILD)/tsan))
 
 .PHONY: all deps run test test-fast soak attack bench bench-micro fuzz fuzz-build install clean FORCE

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The demo server: TechEmpower's /plaintext and /json, an echo, the todo REST API, and a
- * page listing them. `make run` starts it on port 8080 (PORT overrides).
+ * The demo server: TechEmpower's /plaintext and /json, an echo, the todo REST API, answers
+ * that come later (/sleep from a timer, /offload from the blocking pool), and a page
+ * listing them. `make run` starts it on port 8080 (PORT overrides).
  *
  * An invalid PORT or CHOPIN_* variable stops it before it creates anything; the
  * temporary directory of the database (without CHOPIN_TODO_DB) is removed at exit.
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "todo.h"
 
@@ -21,6 +23,10 @@ static const char INDEX[] =
     "<li>POST /echo: the request body back, with its Content-Type</li>\n"
     "<li><a href=\"/todos\">/todos</a>: a todo REST API on SQLite "
     "(POST, GET, GET/PUT/PATCH/DELETE /todos/:id)</li>\n"
+    "<li><a href=\"/sleep?ms=500\">GET /sleep?ms=N</a>: answered by a timer after N ms "
+    "(the worker serves others meanwhile)</li>\n"
+    "<li><a href=\"/offload?ms=500\">GET /offload?ms=N</a>: a blocking sleep of N ms on the "
+    "offload pool (503 when its queue is full)</li>\n"
     "</ul>\n</body></html>\n";
 
 static void index_page(chopin_req *req, chopin_res *res, void *data) {
@@ -52,6 +58,113 @@ static void echo(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_copy(res, 200, ctype ? ctype : "application/octet-stream", body.ptr, body.len);
 }
 
+/* ----- answers that come later ------------------------------------------------------- */
+
+/* The longest wait /sleep and /offload accept. */
+#define WAIT_MAX_MS 60000
+
+/* The "ms" query parameter: 0 to WAIT_MAX_MS, or -1 (the handler answers 400). */
+static long wait_ms(chopin_req *req) {
+    chopin_str v = chopin_req_query(req, "ms");
+    if (!v.ptr || v.len == 0 || v.len > 5)
+        return -1;
+    long ms = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.ptr[i] < '0' || v.ptr[i] > '9')
+            return -1;
+        ms = ms * 10 + (v.ptr[i] - '0');
+    }
+    return ms <= WAIT_MAX_MS ? ms : -1;
+}
+
+static void answer_waited(chopin_exchange x, const char *what, long ms) {
+    chopin_res *res = chopin_exchange_res(x);
+    if (!res)
+        return; /* the client left, or the deadline answered for us */
+    char body[48];
+    int len = snprintf(body, sizeof body, "%s %ld ms\n", what, ms);
+    chopin_res_copy(res, 200, "text/plain", body, (size_t)len);
+    chopin_exchange_finish(x);
+}
+
+struct sleeper {
+    chopin_exchange x;
+    chopin_worker *w;
+    chopin_timer t;
+    long ms;
+};
+
+static void sleep_over(chopin_worker *w, chopin_timer t, void *arg) {
+    struct sleeper *s = arg;
+    answer_waited(s->x, "slept", s->ms);
+    free(s);
+}
+
+/* The exchange ended first (client gone, deadline, stop): its timer goes with it. */
+static void sleep_cancelled(chopin_exchange x, void *arg) {
+    struct sleeper *s = arg;
+    chopin_timer_stop(s->w, s->t);
+    free(s);
+}
+
+/* GET /sleep?ms=N: the answer comes from a timer; the worker is free meanwhile. */
+static void sleep_route(chopin_req *req, chopin_res *res, void *data) {
+    long ms = wait_ms(req);
+    struct sleeper *s = ms >= 0 ? malloc(sizeof *s) : NULL;
+    if (ms < 0) {
+        chopin_res_error(res, 400, "ms: a whole number of milliseconds, 0 to 60000\n");
+        return;
+    }
+    if (!s || chopin_defer(req, res, &s->x) < 0) { /* (chopin_defer's 503) */
+        if (!s)
+            chopin_res_error(res, 503, NULL);
+        free(s);
+        return;
+    }
+    s->w = chopin_req_worker(req);
+    s->ms = ms;
+    s->t = chopin_timer_start(s->w, (uint64_t)ms, 0, sleep_over, s);
+    if (!s->t) {
+        chopin_res_error(chopin_exchange_res(s->x), 503, NULL);
+        chopin_exchange_finish(s->x);
+        free(s);
+        return;
+    }
+    chopin_exchange_on_cancel(s->x, sleep_cancelled, s);
+}
+
+struct offloaded {
+    long ms;
+};
+
+static void offload_work(void *arg) { /* on a pool thread: blocking is its purpose */
+    const struct offloaded *o = arg;
+    usleep((useconds_t)o->ms * 1000);
+}
+
+static void offload_done(chopin_exchange x, void *arg) {
+    struct offloaded *o = arg;
+    answer_waited(x, "offloaded", o->ms);
+    free(o);
+}
+
+/* GET /offload?ms=N: a blocking sleep on the offload pool (a full queue answers 503). */
+static void offload_route(chopin_req *req, chopin_res *res, void *data) {
+    long ms = wait_ms(req);
+    struct offloaded *o = ms >= 0 ? malloc(sizeof *o) : NULL;
+    if (ms < 0) {
+        chopin_res_error(res, 400, "ms: a whole number of milliseconds, 0 to 60000\n");
+        return;
+    }
+    if (!o) {
+        chopin_res_error(res, 503, NULL);
+        return;
+    }
+    o->ms = ms;
+    if (chopin_offload(req, res, offload_work, offload_done, o) < 0)
+        free(o); /* res holds the 503 */
+}
+
 /* Every problem of the configuration (PORT and each CHOPIN_* variable) is printed before
  * anything is created, so a bad start leaves nothing behind. */
 static int configure(chopin_options *opt, char *address, size_t cap) {
@@ -71,6 +184,8 @@ static int add_routes(chopin_router *r) {
     if (!rc) rc = chopin_router_get(r, "/plaintext", plaintext, NULL);
     if (!rc) rc = chopin_router_get(r, "/json", json, NULL);
     if (!rc) rc = chopin_router_post(r, "/echo", echo, NULL);
+    if (!rc) rc = chopin_router_get(r, "/sleep", sleep_route, NULL);
+    if (!rc) rc = chopin_router_get(r, "/offload", offload_route, NULL);
     if (!rc) rc = todo_mount(r, "/todos");
     if (rc < 0)
         fprintf(stderr, "demo: %s: %s\n", chopin_strerror(rc), chopin_router_error(r));

@@ -636,6 +636,47 @@ CHOPIN_API int chopin_worker_watch(chopin_worker *w, int fd, unsigned events, ch
 CHOPIN_API int chopin_worker_unwatch(chopin_worker *w, int fd);
 
 /* ---------------------------------------------------------------------------------------
+ * Blocking work: the offload pool
+ *
+ * Work that blocks (SQLite, a blocking client library, long computation) must not run on
+ * a worker: every connection of that worker would wait. Each server has a pool of
+ * offload_threads threads (CHOPIN_OFFLOAD_THREADS; 0: one per worker) with a queue of at
+ * most offload_queue jobs waiting for a thread (CHOPIN_OFFLOAD_QUEUE; 0: 1024). They
+ * start with the server. A job's `work` runs on a pool thread, then its `done` runs back
+ * on the worker that asked, through that worker's post queue (one wake per batch of
+ * results).
+ *
+ * At the end, chopin_server_wait (and chopin_serve) stops the pool after every worker has
+ * ended: a job's work already running is waited for; a job still queued then never runs
+ * its work. Every done runs exactly once, also then: on the worker while it runs, else
+ * on the thread of chopin_server_wait, after the worker ended (the exchange is stale
+ * then, and a chopin_worker_offload's `w` has ended: done only frees arg).
+ * ------------------------------------------------------------------------------------- */
+
+/**
+ * On the worker's thread, from a handler or middleware: defers the exchange
+ * (chopin_defer), runs work(arg) on a pool thread, then done(x, arg) on this worker,
+ * which fills chopin_exchange_res(x) and calls chopin_exchange_finish(x). done always
+ * runs once, also when the exchange was cancelled meanwhile (the client left, the
+ * handler_timeout_ms deadline answered 504, the server stopped): chopin_exchange_res(x)
+ * is NULL then and done only frees arg. work runs even when the exchange was cancelled
+ * while it waited in the queue; it must not touch the request or response (other
+ * thread): copy what it needs into arg before.
+ *
+ * Returns 0; CHOPIN_EBUSY when the pool's queue is full (`res` then holds a 503, neither
+ * function runs, arg stays the caller's); CHOPIN_ENOMEM (a 503 too); chopin_defer's
+ * errors (its 503); CHOPIN_EINVAL (NULL work or done); CHOPIN_ENOTSUP outside a server.
+ */
+CHOPIN_API int chopin_offload(chopin_req *req, chopin_res *res, void (*work)(void *arg),
+                              chopin_exchange_fn done, void *arg);
+/** The same without an exchange, on w's thread: work(arg) on a pool thread, then
+ *  done(w, arg) on w (see the section's head for a server that ends first). Returns 0,
+ *  CHOPIN_EBUSY (queue full: neither runs), CHOPIN_ENOMEM, CHOPIN_EINVAL, CHOPIN_ENOTSUP
+ *  (a worker without a server). */
+CHOPIN_API int chopin_worker_offload(chopin_worker *w, void (*work)(void *arg),
+                                     chopin_task_fn done, void *arg);
+
+/* ---------------------------------------------------------------------------------------
  * Server
  * ------------------------------------------------------------------------------------- */
 

@@ -20,8 +20,10 @@
 #include "backend/backend.h"
 #include "config.h"
 #include "http/message.h"
+#include "loop/offload.h"
 #include "platform.h"
 #include "router/router.h"
+#include "server.h"
 #include "worker.h"
 
 /* Read scratch per worker: a read larger than this is split in several reads, each
@@ -36,6 +38,7 @@ struct chopin_server {
     const struct chopin__backend *backend;
     struct chopin__worker *workers;
     int nworkers;
+    struct chopin__offload *offload; /* blocking work: chopin_offload */
     int port;
     atomic_int stop_requested;
     atomic_int workers_running;
@@ -403,8 +406,24 @@ static void free_server(struct chopin_server *s) {
         if (s->workers[i].wake_fd >= 0)
             close(s->workers[i].wake_fd);
     }
+    /* After the workers: a result that could not reach its ended worker is delivered here. */
+    chopin__offload_destroy(s->offload);
     free(s->workers);
     free(s);
+}
+
+/* The offload pool's threads (offload_threads, 0: one per worker), with SIGINT and SIGTERM
+ * blocked like the workers. */
+static int start_offload(struct chopin_server *s) {
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    unsigned n = s->cfg.opt.offload_threads ? s->cfg.opt.offload_threads : (unsigned)s->nworkers;
+    int rc = chopin__offload_create(&s->offload, n, s->cfg.opt.offload_queue);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }
 
 /* Workers run with SIGINT and SIGTERM blocked, so those reach chopin_serve's sigwait
@@ -452,7 +471,8 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
     struct sigaction sa;
     if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
         signal(SIGPIPE, SIG_IGN);
-    if ((rc = create_workers(s)) < 0 || (rc = open_listeners(s, address)) < 0) {
+    if ((rc = create_workers(s)) < 0 || (rc = open_listeners(s, address)) < 0 ||
+        (rc = start_offload(s)) < 0) {
         free_server(s);
         return rc;
     }
@@ -515,6 +535,8 @@ void chopin_server_stats(const chopin_server *s, chopin_stats *out) {
 }
 
 chopin_server *chopin_req_server(const chopin_req *req) { return req->engine->server; }
+
+struct chopin__offload *chopin__server_offload(const struct chopin_server *s) { return s->offload; }
 
 int chopin_server_workers(const chopin_server *s) { return s->nworkers; }
 

@@ -47,6 +47,60 @@ rc=$?
 pid=
 check "SIGTERM exits 0 (got $rc)" [ "$rc" -eq 0 ]
 
+# Answers that come later, on one worker: /sleep (a timer) and /offload (the blocking pool,
+# one thread and a queue of one). A slow answer of either kind must not hold a fast request
+# on the same worker (which answer has arrived when the other does: no durations).
+PORT=0 CHOPIN_WORKERS=1 CHOPIN_OFFLOAD_THREADS=1 CHOPIN_OFFLOAD_QUEUE=1 \
+  CHOPIN_TODO_DB=$tmp/todo.db "$bin" 2>"$tmp/err3" &
+pid=$!
+port=
+for _ in $(seq 100); do
+  port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\)$/\1/p' "$tmp/err3")
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+url=http://127.0.0.1:$port
+check "/sleep?ms=20" body_is "$url/sleep?ms=20" "slept 20 ms"
+check "/offload?ms=20" body_is "$url/offload?ms=20" "offloaded 20 ms"
+check "/sleep?ms=60001 is 400" status_is 400 "$url/sleep?ms=60001"
+check "/sleep?ms=x is 400" status_is 400 "$url/sleep?ms=x"
+check "/offload without ms is 400" status_is 400 "$url/offload"
+# pending_while_fast SLOW_TARGET BODY: sends the slow request, then /plaintext on another
+# connection; when the fast answer has arrived the slow one must not have (the worker
+# writes answers in the order it produces them, so a worker held by the slow request would
+# have written the slow answer first), and the slow one must come later, right.
+pending_while_fast() {
+  local status slow pending=1
+  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+  printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$1" >&3
+  sleep 0.3 # the slow request reaches the worker first
+  exec 4<>"/dev/tcp/127.0.0.1/$port" || return 1
+  printf 'GET /plaintext HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&4
+  read -r -t 10 status <&4
+  read -r -t 0 <&3 && pending=0
+  slow=$(timeout 10 cat <&3)
+  exec 3<&- 4<&-
+  [[ $status == "HTTP/1.1 200"* ]] && [ $pending = 1 ] && [[ $slow == *"$2" ]]
+}
+check "a fast request is answered while a slow /sleep waits on its worker" \
+  pending_while_fast "/sleep?ms=2000" "slept 2000 ms"
+check "a fast request is answered while a slow /offload waits on its worker" \
+  pending_while_fast "/offload?ms=2000" "offloaded 2000 ms"
+full=()
+for i in 1 2 3 4; do # one runs, one waits in the queue, the others find it full
+  curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 "$url/offload?ms=2000" > "$tmp/full.$i" &
+  full+=($!)
+done
+wait "${full[@]}"
+codes=$(cat "$tmp"/full.* | sort | uniq -c | awk '{print $2 ":" $1}' | tr '\n' ' ')
+check "full offload queue answers 503 ($codes)" \
+  bash -c "grep -qx 503 $tmp/full.* && grep -qx 200 $tmp/full.* && [ \$(grep -xcE '200|503' $tmp/full.* | awk -F: '{s+=\$2} END {print s}') -eq 4 ]"
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+pid=
+check "SIGTERM exits 0 after answers that came later (got $rc)" [ "$rc" -eq 0 ]
+
 # A bad configuration stops the demo before it creates anything, and says what is wrong:
 # every invalid value, not only the first. A private TMPDIR shows what it leaves behind.
 private=$tmp/private
