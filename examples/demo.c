@@ -8,6 +8,7 @@
  * temporary directory of the database (without CHOPIN_TODO_DB) is removed at exit.
  */
 #include <chopin.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@ static const char INDEX[] =
     "(the worker serves others meanwhile)</li>\n"
     "<li><a href=\"/offload?ms=500\">GET /offload?ms=N</a>: a blocking sleep of N ms on the "
     "offload pool (503 when its queue is full)</li>\n"
+    "<li><a href=\"/events\">GET /events</a>: server-sent events, a count every second "
+    "(?ms=N every N ms, ?n=N ends the stream after N, Last-Event-ID resumes the count); "
+    "GET /events/open: how many streams are open</li>\n"
     "</ul>\n</body></html>\n";
 
 static void index_page(chopin_req *req, chopin_res *res, void *data) {
@@ -165,6 +169,81 @@ static void offload_route(chopin_req *req, chopin_res *res, void *data) {
         free(o); /* res holds the 503 */
 }
 
+/* ----- /events: server-sent events ------------------------------------------------- */
+
+struct counter {
+    chopin_sse *sse;
+    chopin_worker *w;
+    chopin_timer t;
+    unsigned long next, left; /* left: events before the server ends the stream (0: no end) */
+};
+
+static atomic_int events_open; /* streams open on every worker (GET /events/open) */
+
+static void count_tick(chopin_worker *w, chopin_timer t, void *arg) {
+    struct counter *c = arg;
+    char n[24];
+    int len = snprintf(n, sizeof n, "%lu", c->next);
+    if (chopin_sse_send(c->sse, "tick", n, n, (size_t)len) == 0)
+        c->next++;
+    if (c->left && --c->left == 0)
+        chopin_sse_close(c->sse); /* the client reconnects, with Last-Event-ID */
+}
+
+static void count_closed(chopin_sse *s, void *arg) {
+    struct counter *c = arg;
+    chopin_timer_stop(c->w, c->t);
+    atomic_fetch_sub(&events_open, 1);
+    free(c);
+}
+
+/* An unsigned number in the query (`key`=N), or `dflt`. */
+static unsigned long query_number(chopin_req *req, const char *key, unsigned long dflt,
+                                  unsigned long max) {
+    chopin_str v = chopin_req_query(req, key);
+    char text[24];
+    if (!v.ptr || v.len == 0 || v.len >= sizeof text)
+        return dflt;
+    memcpy(text, v.ptr, v.len);
+    text[v.len] = '\0';
+    char *end;
+    unsigned long n = strtoul(text, &end, 10);
+    return *end || n > max ? dflt : n;
+}
+
+/* GET /events: tick events counting up from 1, or from after the Last-Event-ID of a
+ * client that reconnects. */
+static void events_route(chopin_req *req, chopin_res *res, void *data) {
+    struct counter *c = calloc(1, sizeof *c);
+    if (!c) {
+        chopin_res_error(res, 503, NULL);
+        return;
+    }
+    chopin_str last = chopin_sse_last_id(req);
+    char id[24] = "";
+    if (last.ptr && last.len < sizeof id)
+        memcpy(id, last.ptr, last.len);
+    c->next = strtoul(id, NULL, 10) + 1;
+    c->left = query_number(req, "n", 0, 1000000);
+    unsigned long every = query_number(req, "ms", 1000, 60000);
+    c->w = chopin_req_worker(req);
+    c->sse = chopin_sse_open(req, res, count_closed, c);
+    if (!c->sse) {
+        free(c);
+        chopin_res_error(res, 503, NULL);
+        return;
+    }
+    atomic_fetch_add(&events_open, 1);
+    chopin_sse_retry(c->sse, (uint32_t)(every ? every : 1));
+    c->t = chopin_timer_start(c->w, every, every ? every : 1, count_tick, c);
+}
+
+static void events_open_route(chopin_req *req, chopin_res *res, void *data) {
+    char n[16];
+    int len = snprintf(n, sizeof n, "%d", atomic_load(&events_open));
+    chopin_res_copy(res, 200, "text/plain", n, (size_t)len);
+}
+
 /* Every problem of the configuration (PORT and each CHOPIN_* variable) is printed before
  * anything is created, so a bad start leaves nothing behind. */
 static int configure(chopin_options *opt, char *address, size_t cap) {
@@ -184,6 +263,8 @@ static int add_routes(chopin_router *r) {
     if (!rc) rc = chopin_router_get(r, "/plaintext", plaintext, NULL);
     if (!rc) rc = chopin_router_get(r, "/json", json, NULL);
     if (!rc) rc = chopin_router_post(r, "/echo", echo, NULL);
+    if (!rc) rc = chopin_router_get(r, "/events", events_route, NULL);
+    if (!rc) rc = chopin_router_get(r, "/events/open", events_open_route, NULL);
     if (!rc) rc = chopin_router_get(r, "/sleep", sleep_route, NULL);
     if (!rc) rc = chopin_router_get(r, "/offload", offload_route, NULL);
     if (!rc) rc = todo_mount(r, "/todos");

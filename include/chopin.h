@@ -466,13 +466,46 @@ CHOPIN_API int chopin_res_cookie_add(chopin_res *res, const chopin_cookie *cooki
 
 /** A chunked streaming body. The server calls `produce` whenever the socket can take more
  *  (never buffering without bound): it writes at most `cap` bytes into `buf` and returns
- *  how many, 0 when finished, or a negative value to abort the connection. `done` (may be
- *  NULL) runs once at the end, whatever happened (also when replaced). `state` is the
- *  caller's and must stay valid until `done` runs. On failure neither is called. */
+ *  how many, 0 when finished, CHOPIN_EAGAIN when it has nothing yet (the stream waits
+ *  until chopin_stream_resume), or another negative value to abort the connection. `done`
+ *  (may be NULL) runs once at the end, whatever happened (also when replaced, and when
+ *  the client leaves while the stream waits). `state` is the caller's and must stay valid
+ *  until `done` runs. On failure neither is called. */
 typedef long (*chopin_produce_fn)(void *state, char *buf, size_t cap);
 CHOPIN_API int chopin_res_stream(chopin_res *res, int status, const char *content_type,
                                  chopin_produce_fn produce, void (*done)(void *state),
                                  void *state);
+
+/**
+ * Streams that wait. A producer that returns CHOPIN_EAGAIN is not called again (no busy
+ * loop, no write interest) until the application resumes its stream, e.g. when an event
+ * happens: from a timer, a watched descriptor, a posted function or another handler.
+ * While it waits with everything sent, no deadline guards it (write_timeout_ms is for a
+ * peer that stops reading, and this one owes nothing): it lasts until the producer returns
+ * 0, the client leaves (its EOF or a reset: `done` runs), or the server's drain bound.
+ * A peer that vanished without a word is found by the next bytes sent (a reset, or the
+ * write deadline once they stay unsent): send something now and then (a heartbeat).
+ *
+ * A chopin_stream names the connection (worker, slot, generation), like
+ * chopin_exchange: a connection has at most one stream at a time. A copy may be kept
+ * anywhere; it is used on its worker's thread (from another thread, chopin_worker_post
+ * to stream.worker and resume there).
+ */
+typedef struct chopin_stream {
+    chopin_worker *worker; /* the connection's worker; NULL: none */
+    uint32_t slot, gen;    /* (private) */
+} chopin_stream;
+/** The handle of the stream that answers `req` (set with chopin_res_stream, now or after
+ *  a deferral: chopin_exchange_req gives the request). */
+CHOPIN_API chopin_stream chopin_req_stream(const chopin_req *req);
+/** On the stream's worker: its producer is called again soon, once the current callback
+ *  (handler, timer, posted function, producer) has returned: never inside this call, so
+ *  nothing of the stream (its done()) runs under the caller's feet. Returns 0, or CHOPIN_ESTALE when the connection is gone (the stream
+ *  ended with it). Harmless when the stream is not waiting, not queued yet (a deferred
+ *  answer not finished yet) or already ended on a connection that stays open: nothing
+ *  happens then, so a producer must expect to be called only when the socket can take
+ *  more, and to find nothing new (it returns CHOPIN_EAGAIN again). */
+CHOPIN_API int chopin_stream_resume(chopin_stream s);
 
 /** The status set so far (0 when no response has been set yet). */
 CHOPIN_API int chopin_res_status(const chopin_res *res);
@@ -561,7 +594,7 @@ CHOPIN_API chopin_res *chopin_exchange_res(chopin_exchange x);
 /** On the exchange's worker: sends the response set on chopin_exchange_res (a 500 when
  *  none was). Returns 0, or CHOPIN_ESTALE when the exchange had already ended (nothing
  *  happens). A streamed response is finished when its head leaves; its stream then
- *  runs as usual (chopin_exchange_resume wakes a producer that waits). */
+ *  runs as usual (chopin_stream_resume wakes a producer that waits). */
 CHOPIN_API int chopin_exchange_finish(chopin_exchange x);
 /** fn(x, arg) runs once, on the exchange's worker, if the exchange is cancelled before it
  *  is finished: the client closed the connection (or sent EOF), handler_timeout_ms passed
@@ -675,6 +708,70 @@ CHOPIN_API int chopin_offload(chopin_req *req, chopin_res *res, void (*work)(voi
  *  (a worker without a server). */
 CHOPIN_API int chopin_worker_offload(chopin_worker *w, void (*work)(void *arg),
                                      chopin_task_fn done, void *arg);
+
+/* ---------------------------------------------------------------------------------------
+ * Server-sent events (text/event-stream, WHATWG HTML §9.2)
+ *
+ * A handler opens an event stream on its response; the application then sends events to
+ * it as they happen, on the stream's worker, from anything that runs there: a timer, a
+ * watched descriptor, a posted function, another request's handler. Another thread posts
+ * to the worker (chopin_worker_post(chopin_sse_worker(s), ...)) and sends there; since
+ * the stream may have closed meanwhile, the posted function looks it up in the
+ * application's own table, from which on_close removed it.
+ *
+ * A reconnecting browser sends the id of the last event it saw: chopin_sse_last_id.
+ * The client leaving (its EOF or a reset, or a send failing) closes the stream and runs
+ * on_close once. Idle streams carry a comment line every sse_heartbeat_ms
+ * (CHOPIN_SSE_HEARTBEAT_MS, 15 s by default), which keeps proxies from timing them out
+ * and finds a peer that vanished without a word. Memory is bounded: events not yet taken
+ * by the socket are kept up to CHOPIN_SSE_MAX_QUEUED bytes per stream, beyond which a
+ * send is refused (CHOPIN_ENOSPC: the application drops the event or closes the stream;
+ * a reader that stopped reading is cut by write_timeout_ms).
+ *
+ * To answer with events after a deferral, open the stream on the deferred exchange's
+ * request and response (chopin_exchange_req/res), then chopin_exchange_finish.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct chopin_sse chopin_sse;
+typedef void (*chopin_sse_fn)(chopin_sse *s, void *arg);
+
+/** Bytes of events a stream keeps queued for a slow reader before refusing more. */
+#define CHOPIN_SSE_MAX_QUEUED (1u << 20)
+
+/**
+ * Makes `res` a 200 text/event-stream (Cache-Control: no-cache, X-Accel-Buffering: no,
+ * chunked) and returns its stream, or NULL (CHOPIN_ENOMEM, an invalid request: the
+ * response then is unchanged). On the worker's thread, from a handler or a deferred
+ * exchange. on_close(s, arg) (may be NULL) runs once when the stream ends, whatever ends
+ * it (the client leaving, chopin_sse_close, the server stopping, the response replaced
+ * or never sent); `s` is valid until on_close returns, and not after.
+ */
+CHOPIN_API chopin_sse *chopin_sse_open(chopin_req *req, chopin_res *res, chopin_sse_fn on_close,
+                                       void *arg);
+/**
+ * Queues one event: an optional `event` type and `id` (NULL: none; neither may hold a
+ * line break: CHOPIN_EINVAL), and `len` bytes of `data`, one "data:" line per line (a CR,
+ * LF or CRLF ends a line, so "a\nb" arrives as "a\nb"; the data may be empty). The bytes
+ * are copied. On the stream's worker. Returns 0, CHOPIN_ENOSPC (over
+ * CHOPIN_SSE_MAX_QUEUED: nothing queued), CHOPIN_ENOMEM, or CHOPIN_ESTALE (the stream is
+ * closing: chopin_sse_close was called, or its client left and on_close runs).
+ */
+CHOPIN_API int chopin_sse_send(chopin_sse *s, const char *event, const char *id, const char *data,
+                               size_t len);
+/** Tells the client to wait `ms` before reconnecting ("retry:"). Returns as chopin_sse_send. */
+CHOPIN_API int chopin_sse_retry(chopin_sse *s, uint32_t ms);
+/** A comment line (": text"), which clients ignore; `text` may not hold a line break
+ *  (CHOPIN_EINVAL). Returns as chopin_sse_send. */
+CHOPIN_API int chopin_sse_comment(chopin_sse *s, const char *text);
+/** Ends the stream once what is queued has been sent (the connection then serves its
+ *  next request); on_close runs then. Later calls on `s` return CHOPIN_ESTALE until
+ *  on_close returns. */
+CHOPIN_API void chopin_sse_close(chopin_sse *s);
+/** The stream's worker, for chopin_worker_post from another thread. */
+CHOPIN_API chopin_worker *chopin_sse_worker(const chopin_sse *s);
+/** The Last-Event-ID header of a reconnecting client (ptr NULL when absent): the id of
+ *  the last event it received, as chopin_req_header(req, "Last-Event-ID"). */
+CHOPIN_API chopin_str chopin_sse_last_id(const chopin_req *req);
 
 /* ---------------------------------------------------------------------------------------
  * Server

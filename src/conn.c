@@ -974,6 +974,8 @@ size_t chopin__conn_out_plan(struct chopin__conn *c, struct chopin__plan *p) {
     }
     if (n == 0 && c->out->head == c->out->count)
         chopin__conn_on_sent(c, 0);
+    else if (n == 0 && chopin__outq_waiting(c->out))
+        after_progress(c); /* its producer just said "nothing yet" */
     return (size_t)n;
 }
 
@@ -998,6 +1000,16 @@ void chopin__conn_on_sent(struct chopin__conn *c, size_t n) {
 
 void chopin__conn_on_file_short(struct chopin__conn *c) { chopin__conn_on_error(c); }
 
+/* Always through the ready list, never served at once: the resume comes from the
+ * application (a handler, a timer, a posted function, another stream's producer), which
+ * must not find its own callbacks (this stream's done(), when the send fails) run inside
+ * the call, nor one connection served inside another's events. */
+void chopin__conn_stream_resume(struct chopin__conn *c) {
+    if (!c->out || (c->ask & CHOPIN__CONN_CLOSE) || !chopin__outq_resume(c->out))
+        return;
+    chopin__engine_list_ready(c->engine, c);
+}
+
 /* ----- state after every event ---------------------------------------------------- */
 
 /* Deadlines move on almost every event (keep-alive after each response, write after each
@@ -1010,6 +1022,20 @@ static void arm(struct chopin__conn *c, uint64_t expire) {
         chopin__wheel_add(&c->engine->wheel, &c->timer, expire);
 }
 
+/* Everything queued is sent and a stream waits for its application (chopin_stream_resume).
+ * The write deadline is for a peer that stops reading, and this one owes nothing: no
+ * deadline guards the wait. The client leaving ends it (its EOF here, a reset at the next
+ * read or send); the application ends it when it wants (its producer returns 0). A
+ * vanished peer that sends nothing is found by the next bytes the application sends
+ * (server-sent events: a heartbeat), which meet a reset or the write deadline. */
+static void stream_waits(struct chopin__conn *c) {
+    chopin__wheel_del(&c->engine->wheel, &c->timer);
+    if (c->eof) { /* as with deferred answers: a client that stops sending has left */
+        fail(c);
+        after_progress(c);
+    }
+}
+
 /* Decides what the connection asks of its backend and which deadline guards it. */
 static void after_progress(struct chopin__conn *c) {
     if (c->engine->draining)
@@ -1020,7 +1046,10 @@ static void after_progress(struct chopin__conn *c) {
         return;
     }
     if (c->out) {
-        arm(c, now_ms(c) + options(c)->write_timeout_ms);
+        if (__builtin_expect(chopin__outq_waiting(c->out), 0))
+            stream_waits(c);
+        else
+            arm(c, now_ms(c) + options(c)->write_timeout_ms);
         return;
     }
     if (c->xq_head) {

@@ -127,6 +127,10 @@ size_t chopin__conn_out_plan(struct chopin__conn *c, struct chopin__plan *p);
 /** `n` bytes of the last plan were sent (fewer than planned on a partial write). May
  *  resume processing buffered requests that waited for output to drain. */
 void chopin__conn_on_sent(struct chopin__conn *c, size_t n);
+/** The application resumed the stream its output waits on (chopin_stream_resume): its
+ *  producer is called again once chopin__engine_run_ready has asked the backend to look
+ *  (lists `c`). Does nothing when no stream waits. */
+void chopin__conn_stream_resume(struct chopin__conn *c);
 /** A file range ended early (sendfile returned 0: the file shrank): abort the connection. */
 void chopin__conn_on_file_short(struct chopin__conn *c);
 

@@ -106,15 +106,20 @@ int chopin__outq_push_stream(struct chopin__outq *q, chopin_produce_fn produce,
 }
 
 /* Pulls the next chunk of a stream that heads the queue into the (then unused) data area,
- * framed as "<hex>\r\n<data>\r\n", or the last chunk "0\r\n\r\n". */
+ * framed as "<hex>\r\n<data>\r\n", or the last chunk "0\r\n\r\n"; or nothing, when the
+ * producer has nothing yet (the stream then waits). */
 static int stream_fill(struct chopin__outq *q, struct chopin__seg *s) {
     q->used = 0;
     char *body = q->data + CHUNK_PREFIX;
     long n = s->u.stream.produce(s->u.stream.state, body, q->cap - CHUNK_PREFIX - CHUNK_SUFFIX);
+    if (n == CHOPIN_EAGAIN) {
+        s->stream_state = CHOPIN__STREAM_WAITING; /* until chopin__outq_resume */
+        return 0;
+    }
     if (n < 0 || (size_t)n > q->cap - CHUNK_PREFIX - CHUNK_SUFFIX)
         return -1;
     if (n == 0) {
-        s->finished = 1;
+        s->stream_state = CHOPIN__STREAM_FINISHED;
         if (s->chunked) {
             memcpy(q->data, "0\r\n\r\n", 5);
             s->off = 0;
@@ -159,8 +164,10 @@ long chopin__outq_plan(struct chopin__outq *q, struct chopin__plan *p) {
             /* Only as the head: its chunk reuses the data area earlier segments use. */
             if (p->iovcnt > 0)
                 break;
-            if (s->len == 0 && !s->finished && stream_fill(q, s) < 0)
+            if (s->len == 0 && s->stream_state == CHOPIN__STREAM_RUNNING && stream_fill(q, s) < 0)
                 return -1;
+            if (s->stream_state == CHOPIN__STREAM_WAITING)
+                return 0; /* a waiting stream is never called until resumed: no busy loop */
             if (s->len == 0) { /* a raw stream ended: nothing more to send */
                 chopin__outq_sent(q, 0);
                 return 0;
@@ -187,7 +194,8 @@ int chopin__outq_sent(struct chopin__outq *q, size_t n) {
         s->len -= k;
         q->pending -= k;
         n -= k;
-        if (s->len > 0 || (s->kind == CHOPIN__SEG_STREAM && !s->finished))
+        if (s->len > 0 ||
+            (s->kind == CHOPIN__SEG_STREAM && s->stream_state != CHOPIN__STREAM_FINISHED))
             break;
         seg_release(s);
         q->head++;
@@ -195,5 +203,14 @@ int chopin__outq_sent(struct chopin__outq *q, size_t n) {
     if (q->head < q->count)
         return 0;
     q->head = q->count = q->used = 0;
+    return 1;
+}
+
+int chopin__outq_resume(struct chopin__outq *q) {
+    /* A stream is always the last segment (chopin__outq_has_room queues nothing after it). */
+    struct chopin__seg *s = q->count > q->head ? &q->seg[q->count - 1] : NULL;
+    if (!s || s->kind != CHOPIN__SEG_STREAM || s->stream_state != CHOPIN__STREAM_WAITING)
+        return 0;
+    s->stream_state = CHOPIN__STREAM_RUNNING;
     return 1;
 }

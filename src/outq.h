@@ -24,11 +24,17 @@ enum chopin__seg_kind {
     CHOPIN__SEG_STREAM, /* chunks pulled from a producer as the socket drains */
 };
 
+enum chopin__stream_state {
+    CHOPIN__STREAM_RUNNING = 0, /* its producer is called as the socket drains */
+    CHOPIN__STREAM_WAITING,     /* its producer said "nothing yet" (CHOPIN_EAGAIN) */
+    CHOPIN__STREAM_FINISHED,    /* its producer said it is done */
+};
+
 struct chopin__seg {
     uint8_t kind;
     uint8_t close_fd;  /* FILE */
     uint8_t chunked;   /* STREAM: frame as chunks (else raw, close-delimited) */
-    uint8_t finished;  /* STREAM: the producer said it is done */
+    uint8_t stream_state; /* STREAM: enum chopin__stream_state */
     int fd;
     const char *ptr;   /* EXT */
     uint64_t off;      /* DATA: offset in the data area; FILE: file offset */
@@ -115,10 +121,23 @@ int chopin__outq_push_stream(struct chopin__outq *q, chopin_produce_fn produce,
                              void (*done)(void *), void *state, int chunked);
 
 /** Fills `p` from the head of the queue (see plan.h). Returns the bytes
- *  planned, or -1 when a stream's producer failed (the connection must abort). */
+ *  planned, or -1 when a stream's producer failed (the connection must abort). 0 with
+ *  segments left means a stream waits (chopin__outq_waiting). */
 long chopin__outq_plan(struct chopin__outq *q, struct chopin__plan *p);
 /** `n` bytes of the last plan were sent; finished segments are released. Returns
  *  nonzero when the queue is now empty. */
 int chopin__outq_sent(struct chopin__outq *q, size_t n);
+
+/** Nonzero when everything queued is sent and the stream at the head waits for its
+ *  application (its producer returned CHOPIN_EAGAIN): nothing to send, nothing owed to a
+ *  reader. Inline: after_progress asks it whenever output exists. */
+static inline int chopin__outq_waiting(const struct chopin__outq *q) {
+    return q->pending == 0 && q->head < q->count &&
+           q->seg[q->head].stream_state == CHOPIN__STREAM_WAITING;
+}
+/** A waiting stream's producer may have something now: it is called again at the next
+ *  plan. Returns 1 when the queue holds a stream that was waiting, else 0 (no stream, or
+ *  one running or finished: nothing changes). */
+int chopin__outq_resume(struct chopin__outq *q);
 
 #endif
