@@ -263,10 +263,10 @@ static int add_routes(chopin_router *r) {
     if (!rc) rc = chopin_router_get(r, "/plaintext", plaintext, NULL);
     if (!rc) rc = chopin_router_get(r, "/json", json, NULL);
     if (!rc) rc = chopin_router_post(r, "/echo", echo, NULL);
-    if (!rc) rc = chopin_router_get(r, "/events", events_route, NULL);
-    if (!rc) rc = chopin_router_get(r, "/events/open", events_open_route, NULL);
     if (!rc) rc = chopin_router_get(r, "/sleep", sleep_route, NULL);
     if (!rc) rc = chopin_router_get(r, "/offload", offload_route, NULL);
+    if (!rc) rc = chopin_router_get(r, "/events", events_route, NULL);
+    if (!rc) rc = chopin_router_get(r, "/events/open", events_open_route, NULL);
     if (!rc) rc = todo_mount(r, "/todos");
     if (rc < 0)
         fprintf(stderr, "demo: %s: %s\n", chopin_strerror(rc), chopin_router_error(r));
