@@ -631,6 +631,10 @@ CHOPIN_API chopin_worker *chopin_server_worker(chopin_server *s, int i);
 CHOPIN_API int chopin_server_workers(const chopin_server *s);
 /** The worker's index (0-based), as chopin_req_worker_id. */
 CHOPIN_API int chopin_worker_id(const chopin_worker *w);
+/** The worker whose thread calls this (in worker_init and worker_fini too, so a client
+ *  library's connections can be opened and watched before the first request), NULL on any
+ *  other thread. */
+CHOPIN_API chopin_worker *chopin_worker_current(void);
 
 typedef void (*chopin_task_fn)(chopin_worker *w, void *arg);
 /** From any thread: runs fn(w, arg) on w's thread soon (functions posted by one thread run

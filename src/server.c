@@ -355,6 +355,7 @@ static void *worker_main(void *arg) {
     if (w->result == 0 && !w->scratch)
         w->result = -ENOMEM;
     if (w->result == 0) {
+        chopin__loop_enter(&w->engine);
         if (o->worker_init)
             w->engine.worker_data = o->worker_init(w->id, o->worker_arg);
         w->result = run_backend(w);
@@ -363,6 +364,7 @@ static void *worker_main(void *arg) {
         chopin__loop_close(&w->engine);
         if (o->worker_fini)
             o->worker_fini(w->id, w->engine.worker_data, o->worker_arg);
+        chopin__loop_enter(NULL);
     } else {
         chopin__worker_log(w, "cannot start: %s", strerror(-w->result));
     }

@@ -46,6 +46,13 @@ static int post(struct chopin__engine *e, void (*fn)(void *), chopin_task_fn tas
     return 0;
 }
 
+/* Each worker thread runs one engine: a thread-local names it for chopin_worker_current. */
+static __thread struct chopin__engine *current_engine;
+
+void chopin__loop_enter(struct chopin__engine *e) { current_engine = e; }
+
+chopin_worker *chopin_worker_current(void) { return (chopin_worker *)current_engine; }
+
 int chopin__engine_post(struct chopin__engine *e, void (*fn)(void *arg), void *arg) {
     return post(e, fn, NULL, arg);
 }

@@ -54,6 +54,9 @@ struct chopin__apploop {
  *  (fn never runs; arg stays the caller's). */
 int chopin__engine_post(struct chopin__engine *e, void (*fn)(void *arg), void *arg);
 
+/** The calling thread is e's worker from now on (chopin_worker_current); NULL: no longer. */
+void chopin__loop_enter(struct chopin__engine *e);
+
 /** The worker's thread, once per loop turn when chopin__postq_busy says so: runs what
  *  was posted. */
 void chopin__loop_run_posted(struct chopin__engine *e);

@@ -46,10 +46,12 @@ static int wait_for(atomic_int *v, int want) {
 
 /* Each worker's thread, recorded by worker_init: posted functions must run there. */
 static pthread_t worker_thread[WORKERS];
+static chopin_worker *worker_at_init[WORKERS]; /* chopin_worker_current() in worker_init */
 static atomic_int wrong_thread;
 
 static void *worker_init(int id, void *arg) {
     worker_thread[id] = pthread_self();
+    worker_at_init[id] = chopin_worker_current();
     return NULL;
 }
 
@@ -84,7 +86,8 @@ static void post_h(chopin_req *req, chopin_res *res, void *data) {
     chopin_worker *me = chopin_req_worker(req);
     chopin_server *s = chopin_req_server(req);
     chopin_worker *other = chopin_server_worker(s, 1 - chopin_worker_id(me));
-    int ok = chopin_worker_post(other, count_run, NULL) == 0 &&
+    int ok = chopin_worker_current() == me && worker_at_init[chopin_worker_id(me)] == me &&
+             chopin_worker_post(other, count_run, NULL) == 0 &&
              chopin_server_post_all(s, count_run, NULL) == WORKERS;
     chopin_res_empty(res, ok ? 200 : 500);
 }
@@ -100,6 +103,7 @@ static void test_post_to_other_and_all(void) {
     for (int i = 0; i < WORKERS; i++)
         atomic_store(&ran_on[i], 0);
     CHECK_INT(chopin_server_workers(s), WORKERS);
+    CHECK(chopin_worker_current() == NULL); /* not a worker's thread */
     CHECK(chopin_server_worker(s, WORKERS) == NULL);
     CHECK(chopin_server_worker(s, -1) == NULL);
     CHECK_INT(get(s, "/post"), 200);
@@ -109,6 +113,9 @@ static void test_post_to_other_and_all(void) {
         total = atomic_load(&ran_on[0]) + atomic_load(&ran_on[1]);
     CHECK_INT(total, 3);
     CHECK(atomic_load(&ran_on[0]) >= 1 && atomic_load(&ran_on[1]) >= 1);
+    /* Both loops ran, so both worker_init hooks did: each saw its own worker. */
+    CHECK(worker_at_init[0] == chopin_server_worker(s, 0));
+    CHECK(worker_at_init[1] == chopin_server_worker(s, 1));
     /* From this thread, many to each worker. */
     for (int i = 0; i < 1000; i++)
         for (int k = 0; k < WORKERS; k++)
