@@ -917,7 +917,15 @@ static int awaits_first_request(const struct chopin__conn *c) {
     return c->requests == 0 && c->phase == CHOPIN__PHASE_IDLE && !c->in && !c->out;
 }
 
+int chopin__conn_stream_waiting(const struct chopin__conn *c) {
+    return c->out && chopin__outq_waiting(c->out);
+}
+
 void chopin__conn_on_drain(struct chopin__conn *c) {
+    if (chopin__conn_stream_waiting(c)) {
+        chopin__conn_on_error(c); /* an endless stream: its client reconnects elsewhere */
+        return;
+    }
     if (c->phase == CHOPIN__PHASE_IDLE && !awaits_first_request(c) && !c->xq_head) {
         chopin__conn_on_error(c); /* idle keep-alive: no request in flight (RFC 9112 §9.8) */
         return;

@@ -104,8 +104,11 @@ void chopin__conn_on_error(struct chopin__conn *c);
  *  passed (the backend must then look at the connection), 0 when the entry was stale and
  *  has been re-armed. */
 int chopin__conn_on_timeout(struct chopin__conn *c);
-/** The server is draining: close now if idle after a request, else finish the current
- *  request (or wait a little for the first, when none arrived yet) and close. */
+/** Nonzero when all that is left to send is a stream waiting for its application. */
+int chopin__conn_stream_waiting(const struct chopin__conn *c);
+/** The server is draining: close now if idle after a request or a stream waiting for its
+ *  application, else finish the current request (or wait a little for the first, when
+ *  none arrived yet) and close. */
 void chopin__conn_on_drain(struct chopin__conn *c);
 /** The slab is full and a newcomer waits: close this connection, which is on one of the
  *  engine's lists and owes no output. A request head still arriving is answered 408, as

@@ -6,6 +6,7 @@
  * connection serves the next request; a client leaving while it waits runs done() once.
  * Runs once per backend (CHOPIN_BACKEND), on one worker.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,33 @@ static void test_client_leaves(void) {
     CHECK_INT(atomic_load(&dones), 1);
 }
 
+/* A stopping server ends a stream that waits for its application at once: an endless
+ * stream (server-sent events) would hold the stop to its bound (60 s here). */
+static chopin_router *router;
+
+static void test_stop_ends_waiting_stream(void) {
+    chopin_router *r = router;
+    chopin_options o = chopin_options_default();
+    o.workers = 1;
+    o.shutdown_timeout_ms = 60000;
+    chopin_server *s = cl_start(r, &o);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    int saved = port;
+    port = chopin_server_port(s);
+    atomic_store(&dones, 0);
+    int fd = open_waiting();
+    chopin_server_stop(s);
+    char buf[64];
+    ssize_t n = recv(fd, buf, sizeof buf, 0); /* closed, well within its 5 s receive bound */
+    CHECK(n == 0 || (n < 0 && errno == ECONNRESET));
+    CHECK_INT(atomic_load(&dones), 1);
+    close(fd);
+    chopin_server_wait(s);
+    port = saved;
+}
+
 int main(void) {
     chopin_router *r = chopin_router_new();
     chopin_router_get(r, "/wait", wait_handler, NULL);
@@ -165,6 +193,8 @@ int main(void) {
     RUN(test_wait_resume_end);
     RUN(test_client_leaves);
     cl_stop(s);
+    router = r;
+    RUN(test_stop_ends_waiting_stream);
     chopin_router_free(r);
     TEST_END();
 }
