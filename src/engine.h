@@ -79,6 +79,8 @@ struct chopin__engine {
     struct chopin__exchange *cur;
     struct chopin__exchange *spares;
     uint32_t nspares;
+    uint32_t xpeak;                 /* most deferred exchanges open at once lately */
+    uint64_t xpeak_at;              /* when xpeak's window began */
     uint32_t xopen;                 /* deferred exchanges not yet finished */
     struct chopin__xslot *xslots;   /* max_deferred entries, allocated at the first defer */
     uint32_t xfree;                 /* first free slot (CHOPIN__NO_SLOT: none) */
