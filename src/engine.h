@@ -79,6 +79,11 @@ struct chopin__engine {
     struct chopin__exchange *cur;
     struct chopin__exchange *spares;
     uint32_t nspares;
+    /* Open deferred exchanges by deadline: every one gets the same handler_timeout_ms, so
+     * the order they deferred in is their deadlines' order, and one timer at the first
+     * deadline guards them all (exchange.c). */
+    struct chopin__exchange *dl_head, *dl_tail;
+    struct chopin__app_timer dl_timer;
     uint32_t xpeak;                 /* most deferred exchanges open at once lately */
     uint64_t xpeak_at;              /* when xpeak's window began */
     uint32_t xopen;                 /* deferred exchanges not yet finished */

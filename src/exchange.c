@@ -24,7 +24,7 @@
 
 static struct chopin__engine *engine_of(chopin_worker *w) { return (struct chopin__engine *)w; }
 
-static void deadline_passed(struct chopin__app_timer *t);
+static void deadlines_passed(struct chopin__app_timer *t);
 
 /* ----- lifecycle --------------------------------------------------------------------- */
 
@@ -40,8 +40,6 @@ static struct chopin__exchange *exchange_new(struct chopin__engine *e) {
         /* The arena holds copied bodies, so one request may need up to the body limit. */
         chopin__arena_init(&x->arena, ARENA_BLOCK,
                            (size_t)e->cfg->opt.max_body_bytes + (1u << 20));
-        chopin__timer_init(&x->deadline.t);
-        x->deadline.fire = deadline_passed;
     }
     x->next = NULL;
     x->conn = NULL;
@@ -108,10 +106,41 @@ static void slot_release(struct chopin__engine *e, struct chopin__exchange *x) {
     x->slot = CHOPIN__NO_SLOT;
 }
 
+/* The deadline list (engine.h). A finish only unlinks: the timer stays armed at a deadline
+ * that may have left, and when it fires early it moves to the new first one. That spares a
+ * timer wheel insertion and removal per deferred answer (perf: the wheel was 5% of a worker
+ * answering 10,000 connections from 100 ms timers). */
+static void deadline_list(struct chopin__engine *e, struct chopin__exchange *x) {
+    x->deadline_ms = e->now_ms + e->cfg->opt.handler_timeout_ms;
+    x->dl_next = NULL;
+    x->dl_prev = e->dl_tail;
+    if (e->dl_tail)
+        e->dl_tail->dl_next = x;
+    else
+        e->dl_head = x;
+    e->dl_tail = x;
+    if (!chopin__timer_armed(&e->dl_timer.t)) {
+        e->dl_timer.fire = deadlines_passed;
+        chopin__engine_app_timer_add(e, &e->dl_timer, x->deadline_ms);
+    }
+}
+
+static void deadline_unlist(struct chopin__engine *e, struct chopin__exchange *x) {
+    if (x->dl_prev)
+        x->dl_prev->dl_next = x->dl_next;
+    else
+        e->dl_head = x->dl_next;
+    if (x->dl_next)
+        x->dl_next->dl_prev = x->dl_prev;
+    else
+        e->dl_tail = x->dl_prev;
+    x->dl_prev = x->dl_next = NULL;
+}
+
 /* An open exchange stops being open: finished, timed out or cancelled. */
 static void close_open(struct chopin__engine *e, struct chopin__exchange *x) {
     e->xopen--;
-    chopin__engine_app_timer_del(e, &x->deadline);
+    deadline_unlist(e, x);
     slot_release(e, x);
     x->state = CHOPIN__X_READY;
 }
@@ -180,13 +209,8 @@ void chopin__exchange_destroy_all(struct chopin__engine *e) {
 
 /* handler_timeout_ms passed: the client gets a 504 (the handler stands for whatever it
  * waited on, as a gateway does), the application is told it was cancelled. */
-static void deadline_passed(struct chopin__app_timer *t) {
-    struct chopin__exchange *x =
-        (struct chopin__exchange *)((char *)t - offsetof(struct chopin__exchange, deadline));
+static void deadline_passed(struct chopin__engine *e, struct chopin__exchange *x) {
     struct chopin__conn *c = x->conn;
-    struct chopin__engine *e = c->engine;
-    if (x->state != CHOPIN__X_OPEN)
-        return;
     chopin_exchange h = handle_of(e, x);
     close_open(e, x);
     chopin__res_discard(&x->res);
@@ -194,6 +218,19 @@ static void deadline_passed(struct chopin__app_timer *t) {
     chopin_res_error(&x->res, 504, NULL);
     run_cancel(e, x, h);
     chopin__conn_answer_ready(c);
+}
+
+/* The deadline timer fired: every exchange past its deadline is answered (each leaves the
+ * list, so the head is read again after every one: callbacks may end others), then the
+ * timer moves to the first deadline still ahead. */
+static void deadlines_passed(struct chopin__app_timer *t) {
+    struct chopin__engine *e =
+        (struct chopin__engine *)((char *)t - offsetof(struct chopin__engine, dl_timer));
+    struct chopin__exchange *x;
+    while ((x = e->dl_head) && x->deadline_ms <= e->now_ms)
+        deadline_passed(e, x);
+    if (e->dl_head) /* (re-armed: a callback's new deferral may have armed it later) */
+        chopin__engine_app_timer_add(e, &e->dl_timer, e->dl_head->deadline_ms);
 }
 
 /* ----- deferring ---------------------------------------------------------------------- */
@@ -298,7 +335,7 @@ int chopin_defer(chopin_req *req, chopin_res *res, chopin_exchange *out) {
     x->conn = req->conn;
     if (++e->xopen > e->xpeak)
         e->xpeak = e->xopen;
-    chopin__engine_app_timer_add(e, &x->deadline, e->now_ms + e->cfg->opt.handler_timeout_ms);
+    deadline_list(e, x);
     *out = handle_of(e, x);
     return 0;
 }

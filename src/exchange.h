@@ -37,7 +37,8 @@ struct chopin__exchange {
     struct chopin_req req;
     struct chopin_res res;
     struct chopin__arena arena;
-    struct chopin__app_timer deadline; /* handler_timeout_ms, while OPEN */
+    struct chopin__exchange *dl_prev, *dl_next; /* the engine's deadline list, while OPEN */
+    uint64_t deadline_ms; /* when handler_timeout_ms passes */
     struct chopin__conn *conn;
     struct chopin__exchange *next; /* its connection's queue, or the engine's spares */
     chopin_exchange_fn on_cancel;

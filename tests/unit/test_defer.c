@@ -242,6 +242,31 @@ static void test_deadline(void) {
     teardown(&f);
 }
 
+/* Deadlines one after another, one of them finished first: each passes on its own. */
+static void test_staggered_deadlines(void) {
+    struct fixture f;
+    setup(&f);
+    struct chopin__conn *c[3];
+    for (int i = 0; i < 3; i++) {
+        chopin__engine_set_clock(&f.engine, T0 + (uint64_t)i * 1000, WALL);
+        c[i] = chopin__engine_conn_new(&f.engine, -1);
+        feed(c[i], "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    answer_held(0); /* the first deadline leaves before it passes */
+    CHECK_STR(bodies(output(c[0])), "/later  ");
+    chopin__engine_set_clock(&f.engine, T0 + 1000 + HANDLER_TIMEOUT, WALL);
+    chopin__engine_run_timers(&f.engine);
+    CHECK(strstr(output(c[1]), "HTTP/1.1 504 ") != NULL);
+    CHECK_STR(output(c[2]), "");
+    CHECK_INT(cancels[1], 1);
+    CHECK_INT(cancels[2], 0);
+    chopin__engine_set_clock(&f.engine, T0 + 2000 + HANDLER_TIMEOUT, WALL);
+    chopin__engine_run_timers(&f.engine);
+    CHECK(strstr(output(c[2]), "HTTP/1.1 504 ") != NULL);
+    CHECK_INT(cancels[0] + cancels[1] + cancels[2], 2);
+    teardown(&f);
+}
+
 static void test_client_leaves(void) {
     struct fixture f;
     setup(&f);
@@ -385,6 +410,7 @@ int main(void) {
     RUN(test_pipelined_order);
     RUN(test_finish_inside_handler);
     RUN(test_deadline);
+    RUN(test_staggered_deadlines);
     RUN(test_client_leaves);
     RUN(test_close_cancels);
     RUN(test_worker_bound);
