@@ -168,10 +168,10 @@ soak:
 	done
 
 # Not part of `make test`: each attack shape of issue 13 (slowloris, resets mid-upload,
-# graceful stop with requests in flight, memory after uploads and after a burst) against
-# the demo, one worker, and nginx in the same run, one table (bench/attack.sh; ATTACK_*
-# size it, small by default so .ci/run can run it). It reports figures; it fails only
-# when a server dies or a shape cannot run.
+# graceful stop with requests in flight, memory after uploads, after a burst and after
+# slow readers) against the demo, one worker, and nginx in the same run, one table
+# (bench/attack.sh; ATTACK_* size it, small by default so .ci/run can run it). It reports
+# figures; it fails only when a server dies or a shape cannot run.
 attack:
 	@scripts/deps.sh attack
 	@$(ENV_FLAGS) $(MAKE) --no-print-directory $(BUILD)/examples/demo

@@ -8,6 +8,11 @@
  *   attack upload PORT COUNT SIZE PATH CONC    COUNT POSTs of SIZE bytes, CONC at a time
  *   attack burst PORT CONNS HOLD_MS            CONNS connections each send a request at once,
  *                                              all answers read, then held idle HOLD_MS
+ *   attack slowread PORT CONNS PATH HOLD_MS    CONNS connections each GET PATH with a tiny
+ *                                              receive window and an Ethernet segment size,
+ *                                              read nothing until every answer has begun,
+ *                                              say "held", wait HOLD_MS, then read every
+ *                                              answer to its end: how many arrived whole
  *   attack stop PORT PID SIG KEEPALIVE NEW BODY PATH
  *                                              a slow upload of BODY bytes half sent, KEEPALIVE
  *                                              idle connections and NEW fresh ones each send a
@@ -344,6 +349,73 @@ static int burst(int n, int hold_ms) {
     return 0;
 }
 
+/* A slow reader: a 2 KiB receive buffer (the window it offers) and a maximum segment of
+ * 1448 bytes, Ethernet's. On loopback the segment would be 64 KiB and the server's kernel
+ * would start with a send buffer of megabytes, taking whole answers off the server at
+ * once; across a network it takes ten segments or so and the server keeps the rest. */
+static void make_slow(int fd) {
+    int small = 2048, mss = 1448;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
+}
+
+/* Like conn_init, with the socket made slow before it connects. */
+static void slow_conn_init(struct conn *c, const char *head) {
+    memset(c, 0, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        die("socket");
+    make_slow(c->fd);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS)
+        die("connect");
+    c->head_len = strlen(head);
+    memcpy(c->head, head, c->head_len);
+    c->body = zeros;
+    c->send_limit = c->head_len;
+    c->want = -1;
+    c->t0 = now_ms();
+}
+
+/* Whether the answer has begun to arrive (a byte waits in the socket), without reading it. */
+static int answer_begun(const struct conn *c) {
+    char b;
+    return recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+static int slowread(int n, const char *path, int hold_ms) {
+    struct conn *c = conns(n);
+    char head[256];
+    snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: attack\r\nConnection: close\r\n\r\n",
+             path);
+    for (int i = 0; i < n; i++)
+        slow_conn_init(&c[i], head);
+    pump_sends(c, n, now_ms() + 10000);
+    int begun = 0;
+    for (double until = now_ms() + 30000; now_ms() < until; usleep(20 * 1000)) {
+        begun = 0;
+        for (int i = 0; i < n; i++)
+            begun += answer_begun(&c[i]);
+        if (begun == n)
+            break;
+    }
+    printf("begun=%d\nconns=%d\nheld\n", begun, n);
+    fflush(stdout);
+    usleep((useconds_t)hold_ms * 1000);
+    pump(c, n, now_ms() + 60000);
+    int whole = 0;
+    long long bytes = 0; /* the longest body received */
+    for (int i = 0; i < n; i++) {
+        whole += c[i].state == ANSWERED && c[i].status == 200;
+        if (c[i].got > bytes)
+            bytes = c[i].got;
+    }
+    printf("whole=%d\nbody_bytes=%lld\n", whole, bytes);
+    close_all(c, n, 0);
+    return 0;
+}
+
 static const char *state_name(const struct conn *c) {
     switch (c->state) {
     case ANSWERED: return "answered";
@@ -408,6 +480,8 @@ int main(int argc, char **argv) {
         return uploads(atoi(argv[3]), strtoull(argv[4], NULL, 10), argv[5], atoi(argv[6]));
     if (!strcmp(cmd, "burst") && argc == 5)
         return burst(atoi(argv[3]), atoi(argv[4]));
+    if (!strcmp(cmd, "slowread") && argc == 6)
+        return slowread(atoi(argv[3]), argv[4], atoi(argv[5]));
     if (!strcmp(cmd, "stop") && argc == 9)
         return stop(atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]),
                     strtoull(argv[7], NULL, 10), argv[8]);

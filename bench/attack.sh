@@ -18,16 +18,22 @@
 #               a time; Chopin /echo, nginx reads each body after a mirror and answers 204)
 #   burst       RSS idle, with BURST connections that each sent a request at once held idle
 #               once answered, and after they close
+#   slowread    RSS idle, with SLOWREAD slow readers each holding a page of PAGE_TODOS todos
+#               of 1 KiB titles (about 106 KB: Chopin's /todos?limit=100, built per request;
+#               nginx sends the same bytes from a file), and SETTLE+1 s after they read
+#               their answers and left. A slow reader offers a 2 KiB window over an
+#               Ethernet-sized segment (bench/attack.c), so the server keeps most of its answer
 # The figures are reported, never judged: the script fails only when a server dies or does
 # not start, or a shape cannot run.
 #
 # Usage: bench/attack.sh   (make attack; BUILD picks the demo, build/examples/demo)
 #   ATTACK_SERVERS="chopin nginx"  CHOPIN_VARIANTS="epoll io_uring"
-#   ATTACK_SHAPES="slowloris resets stop uploads burst"   (a subset, in this order)
+#   ATTACK_SHAPES="slowloris resets stop uploads burst slowread"   (a subset, in this order)
 #   ATTACK_CAPACITY=256 ATTACK_HOLD=2*CAPACITY ATTACK_CLIENTS=32 ATTACK_TIMEOUT_MS=3000
 #   ATTACK_RESETS=64 ATTACK_RESET_BYTES=262144 ATTACK_SETTLE=1 ATTACK_RESET_WAIT=10
 #   ATTACK_STOP_KEEPALIVE=8 ATTACK_STOP_NEW=8 ATTACK_STOP_BODY=1048576
 #   ATTACK_UPLOADS=16 ATTACK_UPLOAD_SIZE=8388608 ATTACK_UPLOAD_CONC=4 ATTACK_BURST=1000
+#   ATTACK_SLOWREAD=500 ATTACK_PAGE_TODOS=100
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -46,8 +52,10 @@ UPLOADS=${ATTACK_UPLOADS:-16}
 UPLOAD_SIZE=${ATTACK_UPLOAD_SIZE:-8388608}
 UPLOAD_CONC=${ATTACK_UPLOAD_CONC:-4}
 BURST=${ATTACK_BURST:-1000}
+SLOWREAD=${ATTACK_SLOWREAD:-500}
+PAGE_TODOS=${ATTACK_PAGE_TODOS:-100}
 SERVERS=$(expand_servers "${ATTACK_SERVERS:-chopin nginx}")
-SHAPES=${ATTACK_SHAPES:-slowloris resets stop uploads burst}
+SHAPES=${ATTACK_SHAPES:-slowloris resets stop uploads burst slowread}
 FAILURES=0
 SHAPE=none
 
@@ -81,6 +89,15 @@ server_prepare() {
             [ "$SHAPE" = slowloris ] &&
                 sed -i "s|worker_connections [0-9]*;|worker_connections $((CAPACITY + 1));|" "$conf"
             [ "$SHAPE" = stop ] && sed -i 's|^master_process off;|master_process on;|' "$conf"
+            # /todos: the page the demo builds, as a file (shape_slowread writes it), sent
+            # with sendfile (nginx's default is to read it into its output buffers, 64 KiB
+            # per connection).
+            [ "$SHAPE" = slowread ] && sed -i 's|^\( *\)location = /plaintext {|\1location = /todos {\
+\1    default_type application/json;\
+\1    sendfile on;\
+\1    alias '"$dir"'/page.json;\
+\1}\
+\1location = /plaintext {|' "$conf"
             ;;
     esac
 }
@@ -199,6 +216,53 @@ shape_burst() {
     FIG[mem_after|$s]="$(mib "$idle") → $(mib "$held") → $(mib "$after")"
 }
 
+# seed_todos: PAGE_TODOS todos with titles of 1024 bytes (the demo's longest) in the
+# server's fresh database, then its page of them into $BENCH_TMP/page.json, for nginx.
+seed_todos() {
+    local i code title
+    title=$(head -c 1024 /dev/zero | tr '\0' t)
+    for ((i = 0; i < PAGE_TODOS; i++)); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+            --data "{\"title\":\"$title\"}" "http://127.0.0.1:$SERVER_PORT/todos")
+        [ "$code" = 201 ] || { log "attack: POST /todos answered $code"; return 1; }
+    done
+    curl -sf -o "$BENCH_TMP/page.json" "http://127.0.0.1:$SERVER_PORT/todos?limit=$PAGE_TODOS"
+}
+
+# shape_slowread: as shape_burst, with slow readers of the todo page; nginx serves the page
+# Chopin answered (or, when it ran alone, as many bytes of filler).
+shape_slowread() {
+    local s=$1 pid idle held after i client k v
+    pid=$(worker_pid)
+    if [ "$s" = nginx ]; then
+        [ -s "$BENCH_TMP/page.json" ] || head -c $((PAGE_TODOS * 1060)) /dev/zero |
+            tr '\0' t > "$BENCH_TMP/page.json"
+        cp "$BENCH_TMP/page.json" "$SERVER_DIR/page.json"
+        chmod 644 "$SERVER_DIR/page.json"
+    else
+        seed_todos || return 1
+    fi
+    idle=$(rss_kib "$pid")
+    taskset -c "$CLIENT_CPU" "$OUT/attack" slowread "$SERVER_PORT" "$SLOWREAD" \
+        "/todos?limit=$PAGE_TODOS" $((SETTLE * 1000 + 500)) > "$BENCH_TMP/slowread" 2> "$BENCH_TMP/err" &
+    client=$!
+    for ((i = 0; i < 300; i++)); do
+        grep -q '^held' "$BENCH_TMP/slowread" && break
+        kill -0 "$client" 2>/dev/null || break
+        sleep 0.1
+    done
+    sleep "$SETTLE"
+    held=$(rss_kib "$pid")
+    wait "$client" || { log "attack: slowread client failed: $(cat "$BENCH_TMP/err")"; return 1; }
+    sleep $((SETTLE + 1))
+    after=$(rss_kib "$pid")
+    KV=()
+    while IFS='=' read -r k v; do KV[$k]=$v; done < "$BENCH_TMP/slowread"
+    FIG[sr_mem|$s]="$(mib "$idle") → $(mib "$held") → $(mib "$after")"
+    FIG[sr_per|$s]=$(awk -v i="$idle" -v h="$held" -v n="$SLOWREAD" -v w="${KV[whole]}" \
+        -v b="${KV[body_bytes]}" 'BEGIN { printf "%.1f KiB (%d of %d read whole, %d B)", (h - i) / n, w, n, b }')
+}
+
 # run_shape SHAPE NAME: a fresh server for the shape; a server that dies (or does not start)
 # fails the run.
 run_shape() {
@@ -243,13 +307,15 @@ print_table() {
     row mem_up "$UPLOADS POSTs of $((UPLOAD_SIZE >> 20)) MiB, $UPLOAD_CONC at a time" "RSS idle → idle after"
     row mem_burst "burst: $BURST connections, a request each at once" "RSS per connection, held idle"
     row mem_after "" "RSS idle → held → ${SETTLE} s after they close"
+    row sr_mem "slow readers: $SLOWREAD, each of a page of $PAGE_TODOS todos" "RSS idle → held → $((SETTLE + 1)) s after they leave"
+    row sr_per "" "RSS per slow reader, held"
 }
 
 main() {
     local s shape why
     command -v nginx > /dev/null || case " $SERVERS " in *" nginx "*)
         die "nginx is not installed (scripts/deps.sh attack)" ;; esac
-    raise_fd_limit $((HOLD + CLIENTS + BURST + 1024))
+    raise_fd_limit $((HOLD + CLIENTS + BURST + SLOWREAD + 1024))
     build_tool attack
     chopin_snapshot
     # The tree when the run starts (a commit during the run must not be named instead).
@@ -269,7 +335,8 @@ main() {
     echo "# ATTACK_CAPACITY=$CAPACITY ATTACK_HOLD=$HOLD ATTACK_CLIENTS=$CLIENTS ATTACK_TIMEOUT_MS=$TIMEOUT_MS" \
          "ATTACK_RESETS=$RESETS ATTACK_RESET_BYTES=$RESET_BYTES ATTACK_SETTLE=$SETTLE ATTACK_RESET_WAIT=$RESET_WAIT" \
          "ATTACK_STOP_KEEPALIVE=$STOP_KEEPALIVE ATTACK_STOP_NEW=$STOP_NEW ATTACK_STOP_BODY=$STOP_BODY" \
-         "ATTACK_UPLOADS=$UPLOADS ATTACK_UPLOAD_SIZE=$UPLOAD_SIZE ATTACK_UPLOAD_CONC=$UPLOAD_CONC ATTACK_BURST=$BURST"
+         "ATTACK_UPLOADS=$UPLOADS ATTACK_UPLOAD_SIZE=$UPLOAD_SIZE ATTACK_UPLOAD_CONC=$UPLOAD_CONC ATTACK_BURST=$BURST" \
+         "ATTACK_SLOWREAD=$SLOWREAD ATTACK_PAGE_TODOS=$PAGE_TODOS"
     print_table
     [ "$FAILURES" -eq 0 ] || die "$FAILURES shape(s) could not run or a server died (see above)"
 }

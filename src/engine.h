@@ -100,6 +100,10 @@ struct chopin__engine {
     /* The application's side of the loop (loop/loop.h): posted functions, timers,
      * watched descriptors. */
     struct chopin__apploop loop;
+    /* Memory back to the kernel once the last connection left (engine.c, trim_when_idle):
+     * wanted since then, and when it was last done. */
+    int trim_wanted;
+    uint64_t trimmed_ms;
     struct chopin__counters counters;
 };
 
