@@ -32,6 +32,8 @@ LIB_SRC  := $(wildcard src/*.c src/*/*.c)
 # Programs of one file each; the others are built by their own rules below.
 EXAMPLE_PARTS := examples/demo.c examples/todo_app.c examples/todo.c examples/todo_pg.c \
                  examples/pg_client.c examples/todo_input.c
+# The SQLite todo service and the input rules it shares with the PostgreSQL one.
+TODO_SRC := examples/todo.c examples/todo.h examples/todo_input.c examples/todo_input.h
 EXAMPLES := demo $(patsubst examples/%.c,%,$(filter-out $(EXAMPLE_PARTS),$(wildcard examples/*.c)))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 INTEG    := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
@@ -83,19 +85,19 @@ $(1)/regress/%: fuzz/%.c fuzz/regress.c $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) -Wno-missing-prototypes $$< fuzz/regress.c $(1)/libchopin.a -o $$@ $$(LDLIBS)
 
-$(1)/examples/demo: examples/demo.c examples/todo.c examples/todo.h $(1)/libchopin.a $(1)/flags
+$(1)/examples/demo: examples/demo.c $(TODO_SRC) $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/demo.c examples/todo.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
+	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/demo.c $(filter %.c,$(TODO_SRC)) $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 
-$(1)/examples/todo_app: examples/todo_app.c examples/todo.c examples/todo.h $(1)/libchopin.a $(1)/flags
+$(1)/examples/todo_app: examples/todo_app.c $(TODO_SRC) $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/todo_app.c examples/todo.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
+	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/todo_app.c $(filter %.c,$(TODO_SRC)) $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 
-$(1)/examples/todo_pg: examples/todo_pg.c examples/pg_client.c examples/pg_client.h examples/todo_input.c \
-                      examples/todo_input.h examples/todo.c examples/todo.h $(1)/libchopin.a $(1)/flags
+$(1)/examples/todo_pg: examples/todo_pg.c examples/pg_client.c examples/pg_client.h $(TODO_SRC) \
+                      $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -Iexamples $$(PQ_CFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) examples/todo_pg.c examples/pg_client.c \
-	  examples/todo_input.c examples/todo.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS) $$(PQ_LIBS)
+	  $(filter %.c,$(TODO_SRC)) $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS) $$(PQ_LIBS)
 
 $(1)/examples/%: examples/%.c $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)

@@ -17,9 +17,9 @@
  * - The body must be one JSON object; duplicate keys make it invalid JSON. Its only fields
  *   are "title" and "done": any other field, "id" and "created_at" included, is refused,
  *   so neither a typo ("titel") nor an attempt to set a read-only field passes silently.
- * - "title" is a string with at least one non-space character and at most TITLE_MAX bytes:
- *   a list page is built in the request arena, and 100 titles escaped at worst 6 bytes per
- *   byte stay well under its 1 MiB headroom. It is required by POST and PUT. "done" is a
+ * - "title" is a string with at least one non-space character and at most TODO_TITLE_MAX
+ *   bytes: a list page is built in the request arena, and 100 titles escaped at worst 6
+ *   bytes per byte stay well under its 1 MiB headroom. It is required by POST and PUT. "done" is a
  *   boolean (not 0/1), optional: POST and PUT default it to false, PATCH keeps the stored
  *   value. PATCH with {} changes nothing and answers the todo.
  * - ":id" is a decimal positive integer that fits in 64 bits; a valid id with no todo is
@@ -37,9 +37,9 @@
  * be opened.
  */
 #include "todo.h"
+#include "todo_input.h"
 
 #include <chopin_jansson.h>
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -50,11 +50,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TITLE_MAX 1024
-#define STRINGIFY_(x) #x
-#define STRINGIFY(x) STRINGIFY_(x)
-#define LIMIT_DEFAULT 20
-#define LIMIT_MAX 100
 /* How long a writer waits for another worker's (or process's) write lock. */
 #define BUSY_TIMEOUT_MS 5000
 
@@ -81,14 +76,6 @@ struct todo_db {
 #define TODO_STMT_FIELD(name, sql) sqlite3_stmt *name;
     TODO_STATEMENTS(TODO_STMT_FIELD)
 #undef TODO_STMT_FIELD
-};
-
-/* The fields a request body may carry; has_* says which were present. */
-struct todo_fields {
-    const char *title;
-    size_t title_len;
-    int done;
-    int has_title, has_done;
 };
 
 /* AUTOINCREMENT: without it SQLite hands out max(id)+1, so deleting the newest todo and
@@ -255,31 +242,17 @@ const char *todo_env_port(void)
 
 /* ---- answers ------------------------------------------------------------------------- */
 
-/* {"error": message} with `status`. It may replace a body the handler had begun (a list
- * whose rows failed half-way): the last body set is the one sent. */
-static void answer_error(chopin_res *res, int status, const char *message)
-{
-    if (chopin_res_status(res) != 0)
-        chopin_res_empty(res, status);
-    chopin_json *j = chopin_res_json(res, status);
-    chopin_json_obj_begin(j);
-    chopin_json_key(j, "error");
-    chopin_json_str(j, message);
-    chopin_json_obj_end(j);
-    chopin_json_end(j);
-}
-
 /* BUSY and LOCKED mean another writer held the lock past the timeout: worth a retry. */
 static void answer_db_error(chopin_res *res, sqlite3 *conn, int rc)
 {
     int primary = rc & 0xff;
     if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
-        answer_error(res, 503, "database busy, retry later");
+        todo_answer_error(res, 503, "database busy, retry later");
         chopin_res_header_add(res, "Retry-After", "1");
         return;
     }
     fprintf(stderr, "todo: database error: %s\n", sqlite3_errmsg(conn));
-    answer_error(res, 500, "database error");
+    todo_answer_error(res, 500, "database error");
 }
 
 static void write_todo(chopin_json *j, sqlite3_stmt *row)
@@ -321,7 +294,7 @@ static sqlite3_int64 answer_one_todo(chopin_res *res, struct todo_db *db, sqlite
         /* Run to the end: an autocommit write with RETURNING commits only here. */
         rc = sqlite3_step(st);
     } else if (rc == SQLITE_DONE) {
-        answer_error(res, 404, "todo not found");
+        todo_answer_error(res, 404, "todo not found");
     }
     if (rc != SQLITE_DONE) {
         answer_db_error(res, db->conn, rc);
@@ -331,172 +304,24 @@ static sqlite3_int64 answer_one_todo(chopin_res *res, struct todo_db *db, sqlite
     return id;
 }
 
-/* ---- input --------------------------------------------------------------------------- */
-
-/* A decimal number of ASCII digits only (no sign, no space) in [0, max]. */
-static int parse_decimal(chopin_str s, int64_t max, int64_t *out)
-{
-    if (!s.ptr || s.len == 0)
-        return -1;
-    int64_t v = 0;
-    for (size_t i = 0; i < s.len; i++) {
-        int d = s.ptr[i] - '0';
-        if (d < 0 || d > 9 || v > max / 10 || (v == max / 10 && d > max % 10))
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
-/* The ":id" parameter, or 0 after answering 400. */
-static sqlite3_int64 id_param(chopin_req *req, chopin_res *res)
-{
-    int64_t id;
-    if (parse_decimal(chopin_req_param(req, "id"), INT64_MAX, &id) < 0 || id == 0) {
-        answer_error(res, 400, "id must be a positive integer");
-        return 0;
-    }
-    return id;
-}
-
-/* Whether the raw query string has a parameter `name` (chopin_req_query() also says
- * "absent" for a value it cannot decode, like "limit=%zz", which must be a 400). */
-static int query_has_raw(chopin_req *req, const char *name)
-{
-    chopin_str q = chopin_req_query_string(req);
-    size_t len = strlen(name);
-    for (const char *p = q.ptr, *end = q.ptr + q.len; p && p < end;) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if ((size_t)(stop - p) >= len && memcmp(p, name, len) == 0 &&
-            (p + len == stop || p[len] == '='))
-            return 1;
-        p = amp ? amp + 1 : end;
-    }
-    return 0;
-}
-
-/* A query number in [min, max], `fallback` when absent; -1 after answering 400. */
-static int64_t query_number(chopin_req *req, chopin_res *res, const char *name, int64_t min,
-                            int64_t max, int64_t fallback)
-{
-    chopin_str s = chopin_req_query(req, name);
-    if (!s.ptr && !query_has_raw(req, name))
-        return fallback;
-    int64_t v;
-    if (parse_decimal(s, max, &v) < 0 || v < min) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "%s must be an integer from %lld to %lld", name,
-                 (long long)min, (long long)max);
-        answer_error(res, 400, msg);
-        return -1;
-    }
-    return v;
-}
-
-/* The request body as a JSON object, or NULL after answering 400 (invalid JSON, which
- * includes duplicate keys, or another top-level value). The caller owns the reference. */
-static json_t *body_object(chopin_req *req, chopin_res *res)
-{
-    json_t *doc = chopin_req_json_body(req, res);
-    if (doc && !json_is_object(doc)) {
-        answer_error(res, 400, "the body must be a JSON object");
-        json_decref(doc);
-        doc = NULL;
-    }
-    return doc;
-}
-
-static int is_blank(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if (!isspace((unsigned char)s[i]))
-            return 0;
-    return 1;
-}
-
-/* Reads "title" and "done" from `obj` into `f`. Returns NULL, or what is wrong (written
- * into `msg` when it names a field). `f` borrows strings from `obj`. */
-static const char *read_fields(json_t *obj, struct todo_fields *f, char *msg, size_t cap)
-{
-    const char *key;
-    json_t *value;
-    memset(f, 0, sizeof *f);
-    json_object_foreach(obj, key, value) {
-        if (strcmp(key, "title") == 0) {
-            if (!json_is_string(value))
-                return "title must be a string";
-            f->title = json_string_value(value);
-            f->title_len = json_string_length(value);
-            if (is_blank(f->title, f->title_len))
-                return "title must not be empty";
-            if (f->title_len > TITLE_MAX)
-                return "title is longer than " STRINGIFY(TITLE_MAX) " bytes";
-            f->has_title = 1;
-        } else if (strcmp(key, "done") == 0) {
-            if (!json_is_boolean(value))
-                return "done must be a boolean";
-            f->done = json_is_true(value);
-            f->has_done = 1;
-        } else {
-            snprintf(msg, cap, "unknown field \"%.64s\" (allowed: title, done)", key);
-            return msg;
-        }
-    }
-    return NULL;
-}
-
-/* The body's fields, with a title when `need_title`; NULL after answering 400. On success
- * the caller owns the returned document, which `f` borrows from. */
-static json_t *body_fields(chopin_req *req, chopin_res *res, int need_title,
-                           struct todo_fields *f)
-{
-    json_t *doc = body_object(req, res);
-    if (!doc)
-        return NULL;
-    char msg[128];
-    const char *problem = read_fields(doc, f, msg, sizeof msg);
-    if (!problem && need_title && !f->has_title)
-        problem = "title is required";
-    if (problem) {
-        answer_error(res, 400, problem);
-        json_decref(doc);
-        return NULL;
-    }
-    return doc;
-}
+/* ---- input: examples/todo_input.c ---------------------------------------------------- */
 
 /* The worker's connection, or NULL after answering 503 (it failed to open). */
 static struct todo_db *worker_db(chopin_req *req, chopin_res *res)
 {
     struct todo_db *db = chopin_req_worker_data(req);
     if (!db)
-        answer_error(res, 503, "database unavailable");
+        todo_answer_error(res, 503, "database unavailable");
     return db;
 }
 
 /* ---- handlers ------------------------------------------------------------------------ */
 
-/* Location is the collection's path as requested plus the id, so it stays right when the
- * routes are nested under another prefix. */
-static void add_location(chopin_req *req, chopin_res *res, sqlite3_int64 id)
-{
-    chopin_str path = chopin_req_path(req);
-    size_t cap = path.len + 24;
-    char *loc = chopin_req_alloc(req, cap);
-    if (!loc)
-        return;
-    int slash = path.len > 0 && path.ptr[path.len - 1] == '/';
-    snprintf(loc, cap, "%.*s%s%lld", (int)path.len, path.ptr, slash ? "" : "/", (long long)id);
-    chopin_res_header_add(res, "Location", loc);
-}
-
 static void todo_create(chopin_req *req, chopin_res *res, void *data)
 {
     struct todo_fields f;
     struct todo_db *db = worker_db(req, res);
-    json_t *doc = db ? body_fields(req, res, 1, &f) : NULL;
+    json_t *doc = db ? todo_body_fields(req, res, 1, &f) : NULL;
     if (!doc)
         return;
     sqlite3_bind_text(db->insert, 1, f.title, (int)f.title_len, SQLITE_STATIC);
@@ -504,7 +329,7 @@ static void todo_create(chopin_req *req, chopin_res *res, void *data)
     sqlite3_bind_int64(db->insert, 3, (sqlite3_int64)time(NULL));
     sqlite3_int64 id = answer_one_todo(res, db, db->insert, 201);
     if (id > 0)
-        add_location(req, res, id);
+        todo_add_location(req, res, id);
     json_decref(doc);
 }
 
@@ -546,8 +371,9 @@ static int run_simple(sqlite3_stmt *st)
 static void todo_list(chopin_req *req, chopin_res *res, void *data)
 {
     struct todo_db *db = worker_db(req, res);
-    int64_t limit = db ? query_number(req, res, "limit", 1, LIMIT_MAX, LIMIT_DEFAULT) : -1;
-    int64_t offset = limit >= 0 ? query_number(req, res, "offset", 0, INT64_MAX, 0) : -1;
+    int64_t limit =
+        db ? todo_query_number(req, res, "limit", 1, TODO_LIMIT_MAX, TODO_LIMIT_DEFAULT) : -1;
+    int64_t offset = limit >= 0 ? todo_query_number(req, res, "offset", 0, INT64_MAX, 0) : -1;
     if (offset < 0)
         return;
     int64_t total = 0;
@@ -576,7 +402,7 @@ static void todo_list(chopin_req *req, chopin_res *res, void *data)
 static void todo_get(chopin_req *req, chopin_res *res, void *data)
 {
     struct todo_db *db = worker_db(req, res);
-    sqlite3_int64 id = db ? id_param(req, res) : 0;
+    sqlite3_int64 id = db ? todo_id_param(req, res) : 0;
     if (!id)
         return;
     sqlite3_bind_int64(db->select_one, 1, id);
@@ -588,8 +414,8 @@ static void todo_update(chopin_req *req, chopin_res *res, int full)
 {
     struct todo_fields f;
     struct todo_db *db = worker_db(req, res);
-    sqlite3_int64 id = db ? id_param(req, res) : 0;
-    json_t *doc = id ? body_fields(req, res, full, &f) : NULL;
+    sqlite3_int64 id = db ? todo_id_param(req, res) : 0;
+    json_t *doc = id ? todo_body_fields(req, res, full, &f) : NULL;
     if (!doc)
         return;
     sqlite3_stmt *st = full ? db->replace : db->patch;
@@ -615,7 +441,7 @@ static void todo_patch(chopin_req *req, chopin_res *res, void *data)
 static void todo_delete(chopin_req *req, chopin_res *res, void *data)
 {
     struct todo_db *db = worker_db(req, res);
-    sqlite3_int64 id = db ? id_param(req, res) : 0;
+    sqlite3_int64 id = db ? todo_id_param(req, res) : 0;
     if (!id)
         return;
     sqlite3_bind_int64(db->remove, 1, id);
@@ -623,7 +449,7 @@ static void todo_delete(chopin_req *req, chopin_res *res, void *data)
     if (rc != SQLITE_DONE)
         answer_db_error(res, db->conn, rc);
     else if (sqlite3_changes(db->conn) == 0)
-        answer_error(res, 404, "todo not found");
+        todo_answer_error(res, 404, "todo not found");
     else
         chopin_res_empty(res, 204);
 }

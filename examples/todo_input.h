@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The todo API's input rules and error answers, shared by the services that implement it
- * (examples/todo_pg.c; the rules are those todo.c documents at its top): every function
- * that refuses its input answers 400 with {"error": "..."} itself.
+ * (examples/todo.c on SQLite, which documents the rules at its top, and
+ * examples/todo_pg.c): every function that refuses its input answers 400 with
+ * {"error": "..."} itself.
  */
 #ifndef CHOPIN_EXAMPLE_TODO_INPUT_H
 #define CHOPIN_EXAMPLE_TODO_INPUT_H
