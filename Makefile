@@ -73,7 +73,7 @@ $(1)/libchopin.a: $$(patsubst src/%.c,$(1)/obj/%.o,$$(LIB_SRC))
 	@rm -f $$@
 	ar rcs $$@ $$^
 
-$(1)/tests/%: tests/unit/%.c $(1)/libchopin.a tests/test.h $(1)/flags
+$(1)/tests/%: tests/unit/%.c $(1)/libchopin.a tests/test.h tests/unit/fake.h $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -Itests $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 

@@ -8,15 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "conn.h"
-#include "engine.h"
 #include "exchange.h"
-#include "router/router.h"
 #include "test.h"
+#include "fake.h"
 
-#define T0 1000000
-#define WALL 784111777 /* Sun, 06 Nov 1994 08:49:37 GMT */
+#define T0 FAKE_T0
+#define WALL FAKE_WALL
 #define HANDLER_TIMEOUT 4000
 
 /* Handles of the exchanges deferred so far, in the order their handlers ran. */
@@ -72,81 +69,29 @@ static int answer_held(int i) {
     return chopin_exchange_finish(held[i]);
 }
 
-struct fixture {
-    chopin_router *router;
-    struct chopin__config cfg;
-    struct chopin__engine engine;
-    int notified;
-};
-
-static void count_notify(struct chopin__conn *c, void *ctx) { ((struct fixture *)ctx)->notified++; }
-
-static void setup_with(struct fixture *f, uint32_t max_deferred, uint32_t max_pending) {
+static void setup_with(struct fake *f, uint32_t max_deferred, uint32_t max_pending) {
     memset(held, 0, sizeof held);
     memset(cancels, 0, sizeof cancels);
     nheld = 0;
-    f->router = chopin_router_new();
-    chopin_router_get(f->router, "/later", later, NULL);
-    chopin_router_post(f->router, "/later", later, NULL);
-    chopin_router_get(f->router, "/now", at_once, NULL);
-    chopin_router_get(f->router, "/sync", plaintext, NULL);
-    chopin_router_use(f->router, "/later", tag, NULL);
-    chopin__router_freeze(f->router);
+    chopin_router *r = chopin_router_new();
+    chopin_router_get(r, "/later", later, NULL);
+    chopin_router_post(r, "/later", later, NULL);
+    chopin_router_get(r, "/now", at_once, NULL);
+    chopin_router_get(r, "/sync", plaintext, NULL);
+    chopin_router_use(r, "/later", tag, NULL);
     chopin_options o = chopin_options_default();
     o.slab_capacity = 8;
     o.handler_timeout_ms = HANDLER_TIMEOUT;
     o.max_deferred = max_deferred;
     o.max_pending = max_pending;
-    chopin__config_resolve(&f->cfg, &o);
-    chopin__engine_init(&f->engine, &f->cfg, f->router, 0, T0);
-    chopin__engine_set_clock(&f->engine, T0, WALL);
-    f->notified = 0;
-    f->engine.notify = count_notify;
-    f->engine.notify_ctx = f;
+    fake_start(f, r, &o);
 }
 
-static void setup(struct fixture *f) { setup_with(f, 16, 16); }
+static void setup(struct fake *f) { setup_with(f, 16, 16); }
 
-static void teardown(struct fixture *f) {
-    struct chopin__slab *s = &f->engine.slab;
-    for (uint32_t i = 0; i < s->never_used; i++) {
-        struct chopin__conn *c = chopin__slab_at(s, i);
-        if (c->live)
-            chopin__engine_conn_free(&f->engine, c);
-    }
+static void teardown(struct fake *f) {
+    fake_stop(f);
     CHECK_INT(f->engine.xopen, 0);
-    CHECK_INT(f->engine.pool.outstanding, 0);
-    chopin__engine_destroy(&f->engine);
-    chopin_router_free(f->router);
-}
-
-/* Everything the connection has to send, as a string (the fake socket takes it all). */
-static const char *output(struct chopin__conn *c) {
-    static char out[16384];
-    size_t total = 0;
-    struct chopin__plan p;
-    while (chopin__conn_out_plan(c, &p) > 0) {
-        size_t n = 0;
-        for (int i = 0; i < p.iovcnt; i++) {
-            if (total + n + p.iov[i].iov_len < sizeof out)
-                memcpy(out + total + n, p.iov[i].iov_base, p.iov[i].iov_len);
-            n += p.iov[i].iov_len;
-        }
-        total += n;
-        chopin__conn_on_sent(c, n);
-    }
-    out[total < sizeof out ? total : sizeof out - 1] = '\0';
-    return out;
-}
-
-/* Feeds `text` from a buffer that is then scribbled over, as the worker's scratch is. */
-static void feed(struct chopin__conn *c, const char *text) {
-    size_t n = strlen(text);
-    char *buf = malloc(n);
-    memcpy(buf, text, n);
-    chopin__conn_on_data(c, buf, n);
-    memset(buf, '#', n);
-    free(buf);
 }
 
 /* The bodies of the answers in `out`, in order, joined by '|'. */
@@ -168,18 +113,18 @@ static const char *bodies(const char *out) {
 }
 
 static void test_answer_after_return(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
-    feed(c, "POST /later HTTP/1.1\r\nHost: x\r\nX-Id: seven\r\nContent-Length: 4\r\n\r\nbody");
+    fake_feed(c, "POST /later HTTP/1.1\r\nHost: x\r\nX-Id: seven\r\nContent-Length: 4\r\n\r\nbody");
     CHECK_INT(defer_rc, 0);
-    CHECK_STR(output(c), "");                 /* nothing until it is finished */
+    CHECK_STR(fake_output(c), "");                 /* nothing until it is finished */
     CHECK(chopin_exchange_open(held[0]));
     CHECK(!(c->ask & CHOPIN__CONN_CLOSE));
     CHECK(c->listed != CHOPIN__LIST_IDLE);     /* never evicted as idle meanwhile */
     CHECK_INT(answer_held(0), 0);
     CHECK_INT(f.notified, 1);                  /* the backend is told to send */
-    const char *out = output(c);
+    const char *out = fake_output(c);
     CHECK(strstr(out, "HTTP/1.1 200 OK\r\n") == out);
     CHECK(strstr(out, "X-Tag: mw\r\n") != NULL); /* the middleware's edit after next_run */
     CHECK_STR(bodies(out), "/later seven body"); /* the request outlived the buffer */
@@ -188,51 +133,51 @@ static void test_answer_after_return(void) {
     CHECK(chopin_exchange_req(held[0]) == NULL);
     CHECK_INT(cancels[0], 0);
     /* Keep-alive as usual afterwards. */
-    feed(c, "GET /sync HTTP/1.1\r\nHost: x\r\n\r\n");
-    CHECK_STR(bodies(output(c)), "sync");
+    fake_feed(c, "GET /sync HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_STR(bodies(fake_output(c)), "sync");
     teardown(&f);
 }
 
 static void test_pipelined_order(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
-    feed(c, "GET /later?1 HTTP/1.1\r\nHost: x\r\nX-Id: a\r\n\r\n"
+    fake_feed(c, "GET /later?1 HTTP/1.1\r\nHost: x\r\nX-Id: a\r\n\r\n"
             "GET /sync HTTP/1.1\r\nHost: x\r\n\r\n"
             "GET /later?3 HTTP/1.1\r\nHost: x\r\nX-Id: c\r\n\r\n"
             "GET /now HTTP/1.1\r\nHost: x\r\n\r\n");
     CHECK_INT(nheld, 2);           /* later requests ran while the first waited */
-    CHECK_STR(output(c), "");      /* but their answers wait behind it */
+    CHECK_STR(fake_output(c), "");      /* but their answers wait behind it */
     CHECK_INT(c->pending, 4);
     answer_held(1);                /* the third finishes first: still nothing */
-    CHECK_STR(output(c), "");
+    CHECK_STR(fake_output(c), "");
     answer_held(0);
-    CHECK_STR(bodies(output(c)), "/later a |sync|/later c |now");
+    CHECK_STR(bodies(fake_output(c)), "/later a |sync|/later c |now");
     CHECK_INT(c->pending, 0);
     teardown(&f);
 }
 
 static void test_finish_inside_handler(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
-    feed(c, "GET /now HTTP/1.1\r\nHost: x\r\n\r\nGET /now HTTP/1.1\r\nHost: x\r\n\r\n");
-    CHECK_STR(bodies(output(c)), "now|now");
+    fake_feed(c, "GET /now HTTP/1.1\r\nHost: x\r\n\r\nGET /now HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_STR(bodies(fake_output(c)), "now|now");
     CHECK_INT(f.notified, 0); /* its own connection's dispatch sent it */
     teardown(&f);
 }
 
 static void test_deadline(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
-    feed(c, "GET /later HTTP/1.1\r\nHost: x\r\n\r\nGET /sync HTTP/1.1\r\nHost: x\r\n\r\n");
+    fake_feed(c, "GET /later HTTP/1.1\r\nHost: x\r\n\r\nGET /sync HTTP/1.1\r\nHost: x\r\n\r\n");
     chopin__engine_set_clock(&f.engine, T0 + HANDLER_TIMEOUT - 1, WALL);
     chopin__engine_run_timers(&f.engine);
-    CHECK_STR(output(c), "");
+    CHECK_STR(fake_output(c), "");
     chopin__engine_set_clock(&f.engine, T0 + HANDLER_TIMEOUT + 1, WALL);
     chopin__engine_run_timers(&f.engine);
-    const char *out = output(c);
+    const char *out = fake_output(c);
     CHECK(strstr(out, "HTTP/1.1 504 Gateway Timeout\r\n") == out);
     CHECK(strstr(out, "X-Tag") == NULL); /* the handler's response was replaced */
     CHECK(strstr(bodies(out), "|sync") != NULL);
@@ -244,34 +189,34 @@ static void test_deadline(void) {
 
 /* Deadlines one after another, one of them finished first: each passes on its own. */
 static void test_staggered_deadlines(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c[3];
     for (int i = 0; i < 3; i++) {
         chopin__engine_set_clock(&f.engine, T0 + (uint64_t)i * 1000, WALL);
         c[i] = chopin__engine_conn_new(&f.engine, -1);
-        feed(c[i], "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+        fake_feed(c[i], "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
     }
     answer_held(0); /* the first deadline leaves before it passes */
-    CHECK_STR(bodies(output(c[0])), "/later  ");
+    CHECK_STR(bodies(fake_output(c[0])), "/later  ");
     chopin__engine_set_clock(&f.engine, T0 + 1000 + HANDLER_TIMEOUT, WALL);
     chopin__engine_run_timers(&f.engine);
-    CHECK(strstr(output(c[1]), "HTTP/1.1 504 ") != NULL);
-    CHECK_STR(output(c[2]), "");
+    CHECK(strstr(fake_output(c[1]), "HTTP/1.1 504 ") != NULL);
+    CHECK_STR(fake_output(c[2]), "");
     CHECK_INT(cancels[1], 1);
     CHECK_INT(cancels[2], 0);
     chopin__engine_set_clock(&f.engine, T0 + 2000 + HANDLER_TIMEOUT, WALL);
     chopin__engine_run_timers(&f.engine);
-    CHECK(strstr(output(c[2]), "HTTP/1.1 504 ") != NULL);
+    CHECK(strstr(fake_output(c[2]), "HTTP/1.1 504 ") != NULL);
     CHECK_INT(cancels[0] + cancels[1] + cancels[2], 2);
     teardown(&f);
 }
 
 static void test_client_leaves(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
-    feed(c, "GET /later HTTP/1.1\r\nHost: x\r\n\r\nGET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+    fake_feed(c, "GET /later HTTP/1.1\r\nHost: x\r\n\r\nGET /later HTTP/1.1\r\nHost: x\r\n\r\n");
     chopin__conn_on_eof(c);
     CHECK(c->ask & CHOPIN__CONN_CLOSE);
     CHECK_INT(cancels[0], 1);
@@ -281,23 +226,23 @@ static void test_client_leaves(void) {
      * stale and never reach them. */
     struct chopin__conn *c2 = chopin__engine_conn_new(&f.engine, -1);
     CHECK(c2 == c);
-    feed(c2, "GET /later HTTP/1.1\r\nHost: x\r\nX-Id: new\r\n\r\n");
+    fake_feed(c2, "GET /later HTTP/1.1\r\nHost: x\r\nX-Id: new\r\n\r\n");
     CHECK_INT(nheld, 3);
     CHECK(held[2].slot == held[0].slot || held[2].slot == held[1].slot);
     CHECK_INT(answer_held(0), CHOPIN_ESTALE);
     CHECK_INT(answer_held(1), CHOPIN_ESTALE);
-    CHECK_STR(output(c2), "");
+    CHECK_STR(fake_output(c2), "");
     CHECK_INT(answer_held(2), 0);
-    CHECK_STR(bodies(output(c2)), "/later new ");
+    CHECK_STR(bodies(fake_output(c2)), "/later new ");
     CHECK_INT(cancels[0] + cancels[1] + cancels[2], 2); /* once each, never again */
     teardown(&f);
 }
 
 static void test_close_cancels(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
-    feed(c, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+    fake_feed(c, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
     chopin__conn_on_error(c); /* a reset */
     chopin__engine_conn_free(&f.engine, c);
     CHECK_INT(cancels[0], 1);
@@ -306,28 +251,28 @@ static void test_close_cancels(void) {
 }
 
 static void test_worker_bound(void) {
-    struct fixture f;
+    struct fake f;
     setup_with(&f, 2, 16);
     struct chopin__conn *c1 = chopin__engine_conn_new(&f.engine, -1);
     struct chopin__conn *c2 = chopin__engine_conn_new(&f.engine, -1);
     struct chopin__conn *c3 = chopin__engine_conn_new(&f.engine, -1);
-    feed(c1, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
-    feed(c2, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
-    feed(c3, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+    fake_feed(c1, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+    fake_feed(c2, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+    fake_feed(c3, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
     CHECK_INT(defer_rc, CHOPIN_EBUSY);
-    CHECK(strstr(output(c3), "HTTP/1.1 503 Service Unavailable\r\n") != NULL);
+    CHECK(strstr(fake_output(c3), "HTTP/1.1 503 Service Unavailable\r\n") != NULL);
     CHECK_INT(nheld, 2);
     answer_held(0);
-    feed(c3, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n"); /* room again */
+    fake_feed(c3, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n"); /* room again */
     CHECK_INT(defer_rc, 0);
     teardown(&f);
 }
 
 static void test_connection_bound(void) {
-    struct fixture f;
+    struct fake f;
     setup_with(&f, 16, 2);
     struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
-    feed(c, "GET /later HTTP/1.1\r\nHost: x\r\nX-Id: 1\r\n\r\n"
+    fake_feed(c, "GET /later HTTP/1.1\r\nHost: x\r\nX-Id: 1\r\n\r\n"
             "GET /later HTTP/1.1\r\nHost: x\r\nX-Id: 2\r\n\r\n"
             "GET /later HTTP/1.1\r\nHost: x\r\nX-Id: 3\r\n\r\n"
             "GET /sync HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -335,10 +280,10 @@ static void test_connection_bound(void) {
     CHECK(!chopin__conn_wants_read(c));
     answer_held(0);                   /* one answered: the third runs */
     CHECK_INT(nheld, 3);
-    CHECK_STR(bodies(output(c)), "/later 1 ");
+    CHECK_STR(bodies(fake_output(c)), "/later 1 ");
     answer_held(2);
     answer_held(1);
-    CHECK_STR(bodies(output(c)), "/later 2 |/later 3 |sync");
+    CHECK_STR(bodies(fake_output(c)), "/later 2 |/later 3 |sync");
     CHECK(chopin__conn_wants_read(c));
     teardown(&f);
 }
@@ -353,7 +298,7 @@ static void finisher(chopin_req *req, chopin_res *res, void *data) {
 }
 
 static void test_finished_by_another_handler(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     chopin_router *r = chopin_router_new(); /* a second router with the finisher */
     chopin_router_get(r, "/later", later, NULL);
@@ -362,29 +307,29 @@ static void test_finished_by_another_handler(void) {
     f.engine.router = r;
     struct chopin__conn *a = chopin__engine_conn_new(&f.engine, -1);
     struct chopin__conn *b = chopin__engine_conn_new(&f.engine, -1);
-    feed(a, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+    fake_feed(a, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
     to_finish = held[0];
-    feed(b, "GET /finish HTTP/1.1\r\nHost: x\r\n\r\n");
-    CHECK_STR(output(a), "");          /* not inside b's handler */
+    fake_feed(b, "GET /finish HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_STR(fake_output(a), "");          /* not inside b's handler */
     CHECK_INT(f.notified, 0);
-    CHECK_STR(bodies(output(b)), "done");
+    CHECK_STR(bodies(fake_output(b)), "done");
     CHECK_INT(chopin__engine_timeout(&f.engine), 0); /* the loop does not sleep on it */
     chopin__engine_run_ready(&f.engine);
     CHECK_INT(f.notified, 1);
-    CHECK_STR(bodies(output(a)), "by-other");
+    CHECK_STR(bodies(fake_output(a)), "by-other");
     teardown(&f);
     chopin_router_free(r);
 }
 
 static void test_drain_waits(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
-    feed(c, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
+    fake_feed(c, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n");
     chopin__engine_drain(&f.engine);
     CHECK(!(c->ask & CHOPIN__CONN_CLOSE)); /* a request in progress is not idle */
     answer_held(0);
-    const char *out = output(c);
+    const char *out = fake_output(c);
     CHECK(strstr(out, "Connection: close\r\n") != NULL);
     CHECK(c->ask & (CHOPIN__CONN_SHUTDOWN | CHOPIN__CONN_CLOSE));
     teardown(&f);
@@ -392,13 +337,13 @@ static void test_drain_waits(void) {
 
 /* A malformed request behind a deferred one gets its 400 after the deferred answer. */
 static void test_refusal_waits_its_turn(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
-    feed(c, "GET /later HTTP/1.1\r\nHost: x\r\nX-Id: first\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n");
-    CHECK_STR(output(c), "");
+    fake_feed(c, "GET /later HTTP/1.1\r\nHost: x\r\nX-Id: first\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n");
+    CHECK_STR(fake_output(c), "");
     answer_held(0);
-    const char *out = output(c);
+    const char *out = fake_output(c);
     const char *bad = strstr(out, "HTTP/1.1 400 ");
     CHECK(strstr(out, "HTTP/1.1 200 OK") == out && bad != NULL);
     CHECK(c->ask & (CHOPIN__CONN_SHUTDOWN | CHOPIN__CONN_CLOSE));

@@ -9,14 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "conn.h"
-#include "engine.h"
-#include "router/router.h"
 #include "test.h"
+#include "fake.h"
 
-#define T0 1000000
-#define WALL 784111777 /* Sun, 06 Nov 1994 08:49:37 GMT */
+#define T0 FAKE_T0
+#define WALL FAKE_WALL
 #define WRITE_TIMEOUT 5000
 
 /* What the producer has to give: the next piece, and whether it is done after it. */
@@ -57,63 +54,17 @@ static void plaintext(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_static(res, 200, "text/plain", "sync", 4);
 }
 
-struct fixture {
-    chopin_router *router;
-    struct chopin__config cfg;
-    struct chopin__engine engine;
-    int notified;
-};
-
-static void count_notify(struct chopin__conn *c, void *ctx) { ((struct fixture *)ctx)->notified++; }
-
-static void setup(struct fixture *f) {
+static void setup(struct fake *f) {
     memset(&src, 0, sizeof src);
     memset(&handle, 0, sizeof handle);
-    f->router = chopin_router_new();
-    chopin_router_get(f->router, "/events", events, NULL);
-    chopin_router_get(f->router, "/poke", poke, NULL);
-    chopin_router_get(f->router, "/sync", plaintext, NULL);
-    chopin__router_freeze(f->router);
+    chopin_router *r = chopin_router_new();
+    chopin_router_get(r, "/events", events, NULL);
+    chopin_router_get(r, "/poke", poke, NULL);
+    chopin_router_get(r, "/sync", plaintext, NULL);
     chopin_options o = chopin_options_default();
     o.slab_capacity = 4;
     o.write_timeout_ms = WRITE_TIMEOUT;
-    chopin__config_resolve(&f->cfg, &o);
-    chopin__engine_init(&f->engine, &f->cfg, f->router, 0, T0);
-    chopin__engine_set_clock(&f->engine, T0, WALL);
-    f->notified = 0;
-    f->engine.notify = count_notify;
-    f->engine.notify_ctx = f;
-}
-
-static void teardown(struct fixture *f) {
-    struct chopin__slab *s = &f->engine.slab;
-    for (uint32_t i = 0; i < s->never_used; i++) {
-        struct chopin__conn *c = chopin__slab_at(s, i);
-        if (c->live)
-            chopin__engine_conn_free(&f->engine, c);
-    }
-    CHECK_INT(f->engine.pool.outstanding, 0);
-    chopin__engine_destroy(&f->engine);
-    chopin_router_free(f->router);
-}
-
-/* Everything the connection has to send now, as a string (the fake socket takes it all). */
-static const char *output(struct chopin__conn *c) {
-    static char out[16384];
-    size_t total = 0;
-    struct chopin__plan p;
-    while (chopin__conn_out_plan(c, &p) > 0) {
-        size_t n = 0;
-        for (int i = 0; i < p.iovcnt; i++) {
-            if (total + n + p.iov[i].iov_len < sizeof out)
-                memcpy(out + total + n, p.iov[i].iov_base, p.iov[i].iov_len);
-            n += p.iov[i].iov_len;
-        }
-        total += n;
-        chopin__conn_on_sent(c, n);
-    }
-    out[total < sizeof out ? total : sizeof out - 1] = '\0';
-    return out;
+    fake_start(f, r, &o);
 }
 
 /* The body bytes after the head in `out` ("" when there is no head). */
@@ -122,20 +73,11 @@ static const char *body_of(const char *out) {
     return b ? b + 4 : "";
 }
 
-static void feed(struct chopin__conn *c, const char *text) {
-    size_t n = strlen(text);
-    char *buf = malloc(n);
-    memcpy(buf, text, n);
-    chopin__conn_on_data(c, buf, n);
-    memset(buf, '#', n);
-    free(buf);
-}
-
 /* A connection whose stream has sent its head and now waits. */
-static struct chopin__conn *waiting_stream(struct fixture *f) {
+static struct chopin__conn *waiting_stream(struct fake *f) {
     struct chopin__conn *c = chopin__engine_conn_new(&f->engine, -1);
-    feed(c, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
-    const char *out = output(c);
+    fake_feed(c, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
+    const char *out = fake_output(c);
     CHECK(strstr(out, "HTTP/1.1 200 OK\r\n") == out);
     CHECK(strstr(out, "Transfer-Encoding: chunked\r\n") != NULL);
     CHECK_STR(body_of(out), "");
@@ -144,13 +86,13 @@ static struct chopin__conn *waiting_stream(struct fixture *f) {
 }
 
 static void test_waits_then_resumes(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = waiting_stream(&f);
     /* Waiting: nothing to send, the producer is not asked again however often the
      * backend looks, and the connection stays open. */
-    CHECK_STR(output(c), "");
-    CHECK_STR(output(c), "");
+    CHECK_STR(fake_output(c), "");
+    CHECK_STR(fake_output(c), "");
     CHECK_INT(src.calls, 1);
     CHECK(chopin__conn_has_output(c));
     CHECK(!(c->ask & CHOPIN__CONN_CLOSE));
@@ -162,28 +104,28 @@ static void test_waits_then_resumes(void) {
     CHECK_INT(src.calls, 1);
     chopin__engine_run_ready(&f.engine);
     CHECK_INT(f.notified, 1);
-    CHECK_STR(output(c), "5\r\nhello\r\n");
+    CHECK_STR(fake_output(c), "5\r\nhello\r\n");
     CHECK_INT(src.calls, 3); /* hello, then "nothing yet" again */
 
     src.next = "0123456789abcdefg";
     chopin_stream_resume(handle);
-    CHECK_STR(output(c), "11\r\n0123456789abcdefg\r\n");
+    CHECK_STR(fake_output(c), "11\r\n0123456789abcdefg\r\n");
 
     src.finish = 1;
     chopin_stream_resume(handle);
-    CHECK_STR(output(c), "0\r\n\r\n");
+    CHECK_STR(fake_output(c), "0\r\n\r\n");
     CHECK_INT(src.done, 1);
     CHECK(!chopin__conn_has_output(c));
     /* Keep-alive as usual afterwards; the ended stream's handle wakes nothing. */
     CHECK_INT(chopin_stream_resume(handle), 0);
-    feed(c, "GET /sync HTTP/1.1\r\nHost: x\r\n\r\n");
-    CHECK_STR(body_of(output(c)), "sync");
+    fake_feed(c, "GET /sync HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_STR(body_of(fake_output(c)), "sync");
     CHECK_INT(src.done, 1);
-    teardown(&f);
+    fake_stop(&f);
 }
 
 static void test_resume_when_not_waiting(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = waiting_stream(&f);
     src.next = "x";
@@ -192,13 +134,13 @@ static void test_resume_when_not_waiting(void) {
     CHECK_INT(chopin_stream_resume(handle), 0);
     chopin__engine_run_ready(&f.engine);
     CHECK_INT(f.notified, 1);
-    CHECK_STR(output(c), "1\r\nx\r\n");
-    teardown(&f);
+    CHECK_STR(fake_output(c), "1\r\nx\r\n");
+    fake_stop(&f);
     CHECK_INT(src.done, 1);
 }
 
 static void test_no_deadline_while_waiting(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = waiting_stream(&f);
     /* Long past the write deadline: a stream with nothing to say is not a peer that
@@ -209,12 +151,12 @@ static void test_no_deadline_while_waiting(void) {
     CHECK_INT(src.done, 0);
     src.next = "late";
     CHECK_INT(chopin_stream_resume(handle), 0);
-    CHECK_STR(output(c), "4\r\nlate\r\n");
-    teardown(&f);
+    CHECK_STR(fake_output(c), "4\r\nlate\r\n");
+    fake_stop(&f);
 }
 
 static void test_client_leaves_while_waiting(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = waiting_stream(&f);
     chopin__conn_on_eof(c);
@@ -230,12 +172,12 @@ static void test_client_leaves_while_waiting(void) {
     CHECK(c2 == c);
     CHECK_INT(chopin_stream_resume(old), CHOPIN_ESTALE);
     CHECK_INT(chopin_stream_resume(handle), 0);
-    teardown(&f);
+    fake_stop(&f);
     CHECK_INT(src.done, 2);
 }
 
 static void test_reset_while_waiting(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = waiting_stream(&f);
     chopin__conn_on_error(c);
@@ -246,25 +188,25 @@ static void test_reset_while_waiting(void) {
     chopin__engine_conn_free(&f.engine, c);
     CHECK_INT(src.done, 1);
     CHECK_INT(chopin_stream_resume(handle), CHOPIN_ESTALE);
-    teardown(&f);
+    fake_stop(&f);
     CHECK_INT(src.done, 1);
 }
 
 static void test_resume_from_a_handler(void) {
-    struct fixture f;
+    struct fake f;
     setup(&f);
     struct chopin__conn *c = waiting_stream(&f);
     struct chopin__conn *other = chopin__engine_conn_new(&f.engine, -1);
-    feed(other, "GET /poke HTTP/1.1\r\nHost: x\r\n\r\n");
+    fake_feed(other, "GET /poke HTTP/1.1\r\nHost: x\r\n\r\n");
     CHECK_INT(poke_rc, 0);
     /* Never served inside another connection's handler: listed for the loop's turn. */
     CHECK_INT(f.notified, 0);
     CHECK_INT(src.calls, 1);
-    CHECK_STR(body_of(output(other)), "ok");
+    CHECK_STR(body_of(fake_output(other)), "ok");
     chopin__engine_run_ready(&f.engine);
     CHECK_INT(f.notified, 1);
-    CHECK_STR(output(c), "5\r\npoked\r\n");
-    teardown(&f);
+    CHECK_STR(fake_output(c), "5\r\npoked\r\n");
+    fake_stop(&f);
 }
 
 /* ----- server-sent events ---------------------------------------------------------- */
@@ -292,7 +234,7 @@ static void sse_later(chopin_req *req, chopin_res *res, void *data) {
     CHECK_INT(chopin_defer(req, res, &deferred), 0);
 }
 
-static void setup_sse(struct fixture *f) {
+static void setup_sse(struct fake *f) {
     sse = NULL;
     sse_closes = 0;
     setup(f);
@@ -313,12 +255,12 @@ static const char *chunk(const char *text) {
     return out;
 }
 
-static struct chopin__conn *sse_conn(struct fixture *f, const char *extra) {
+static struct chopin__conn *sse_conn(struct fake *f, const char *extra) {
     struct chopin__conn *c = chopin__engine_conn_new(&f->engine, -1);
     char req[256];
     snprintf(req, sizeof req, "GET /sse HTTP/1.1\r\nHost: x\r\n%s\r\n", extra);
-    feed(c, req);
-    const char *out = output(c);
+    fake_feed(c, req);
+    const char *out = fake_output(c);
     CHECK(strstr(out, "HTTP/1.1 200 OK\r\n") == out);
     CHECK(strstr(out, "Content-Type: text/event-stream\r\n") != NULL);
     CHECK(strstr(out, "Cache-Control: no-cache\r\n") != NULL);
@@ -330,34 +272,34 @@ static struct chopin__conn *sse_conn(struct fixture *f, const char *extra) {
 }
 
 static void test_sse_fields(void) {
-    struct fixture f;
+    struct fake f;
     setup_sse(&f);
     struct chopin__conn *c = sse_conn(&f, "Last-Event-ID: 41\r\n");
     CHECK_STR(last_id, "41");
     CHECK_INT(chopin_sse_send(sse, "tick", "42", "one", 3), 0);
-    CHECK_STR(output(c), chunk("event: tick\nid: 42\ndata: one\n\n"));
+    CHECK_STR(fake_output(c), chunk("event: tick\nid: 42\ndata: one\n\n"));
     /* CRLF, LF and CR each end a data line; a trailing break leaves an empty last line. */
     CHECK_INT(chopin_sse_send(sse, NULL, NULL, "a\r\nb\nc\rd\n", 9), 0);
-    CHECK_STR(output(c), chunk("data: a\ndata: b\ndata: c\ndata: d\ndata: \n\n"));
+    CHECK_STR(fake_output(c), chunk("data: a\ndata: b\ndata: c\ndata: d\ndata: \n\n"));
     CHECK_INT(chopin_sse_send(sse, NULL, NULL, "", 0), 0);
     CHECK_INT(chopin_sse_retry(sse, 2500), 0);
     CHECK_INT(chopin_sse_comment(sse, "hi"), 0);
-    CHECK_STR(output(c), chunk("data: \n\nretry: 2500\n: hi\n"));
+    CHECK_STR(fake_output(c), chunk("data: \n\nretry: 2500\n: hi\n"));
     CHECK_INT(chopin_sse_send(sse, "a\nb", NULL, "x", 1), CHOPIN_EINVAL);
     CHECK_INT(chopin_sse_send(sse, NULL, "1\r", "x", 1), CHOPIN_EINVAL);
     CHECK_INT(chopin_sse_comment(sse, "a\rb"), CHOPIN_EINVAL);
-    CHECK_STR(output(c), "");
+    CHECK_STR(fake_output(c), "");
     chopin_sse_close(sse);
-    CHECK_STR(output(c), "0\r\n\r\n");
+    CHECK_STR(fake_output(c), "0\r\n\r\n");
     CHECK_INT(sse_closes, 1);
-    feed(c, "GET /sync HTTP/1.1\r\nHost: x\r\n\r\n");
-    CHECK_STR(body_of(output(c)), "sync");
-    teardown(&f);
+    fake_feed(c, "GET /sync HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_STR(body_of(fake_output(c)), "sync");
+    fake_stop(&f);
     CHECK_INT(sse_closes, 1);
 }
 
 static void test_sse_bounded(void) {
-    struct fixture f;
+    struct fake f;
     setup_sse(&f);
     struct chopin__conn *c = sse_conn(&f, "");
     CHECK_STR(last_id, "-");
@@ -369,30 +311,30 @@ static void test_sse_bounded(void) {
     CHECK_INT(rc, CHOPIN_ENOSPC); /* a reader that does not read: bounded */
     CHECK_INT(sent, CHOPIN_SSE_MAX_QUEUED / (sizeof big + 8));
     CHECK(!(c->ask & CHOPIN__CONN_CLOSE));
-    teardown(&f);
+    fake_stop(&f);
 }
 
 static void test_sse_heartbeat(void) {
-    struct fixture f;
+    struct fake f;
     setup_sse(&f);
     struct chopin__conn *c = sse_conn(&f, "");
     uint32_t every = f.cfg.opt.sse_heartbeat_ms;
     chopin__engine_set_clock(&f.engine, T0 + every, WALL + 15);
     chopin__engine_run_timers(&f.engine);
-    CHECK_STR(output(c), ""); /* the first tick only notes that nothing was sent */
+    CHECK_STR(fake_output(c), ""); /* the first tick only notes that nothing was sent */
     chopin__engine_set_clock(&f.engine, T0 + 2 * every, WALL + 30);
     chopin__engine_run_timers(&f.engine);
-    CHECK_STR(output(c), chunk(": \n"));
+    CHECK_STR(fake_output(c), chunk(": \n"));
     /* An event in the period: no heartbeat at its end. */
     CHECK_INT(chopin_sse_send(sse, NULL, NULL, "e", 1), 0);
     chopin__engine_set_clock(&f.engine, T0 + 3 * every, WALL + 45);
     chopin__engine_run_timers(&f.engine);
-    CHECK_STR(output(c), chunk("data: e\n\n"));
-    teardown(&f);
+    CHECK_STR(fake_output(c), chunk("data: e\n\n"));
+    fake_stop(&f);
 }
 
 static void test_sse_client_leaves(void) {
-    struct fixture f;
+    struct fake f;
     setup_sse(&f);
     struct chopin__conn *c = sse_conn(&f, "");
     CHECK_INT(chopin_sse_send(sse, NULL, NULL, "q", 1), 0); /* queued, never sent */
@@ -402,34 +344,34 @@ static void test_sse_client_leaves(void) {
     CHECK(sse == NULL);
     chopin__engine_set_clock(&f.engine, T0 + 100000, WALL + 100);
     chopin__engine_run_timers(&f.engine); /* its heartbeat stopped with it */
-    teardown(&f);
+    fake_stop(&f);
     CHECK_INT(sse_closes, 1);
 }
 
 /* Events after a deferral: the stream opens on the exchange's request and response. */
 static void test_sse_after_defer(void) {
-    struct fixture f;
+    struct fake f;
     setup_sse(&f);
     struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
-    feed(c, "GET /sse-later HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 9\r\n\r\n");
-    CHECK_STR(output(c), "");
+    fake_feed(c, "GET /sse-later HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 9\r\n\r\n");
+    CHECK_STR(fake_output(c), "");
     chopin_req *req = chopin_exchange_req(deferred);
     sse = chopin_sse_open(req, chopin_exchange_res(deferred), sse_closed, NULL);
     CHECK(sse != NULL);
     CHECK_MEM(chopin_sse_last_id(req).ptr, chopin_sse_last_id(req).len, "9");
     CHECK_INT(chopin_sse_send(sse, NULL, "10", "ten", 3), 0);
     CHECK_INT(chopin_exchange_finish(deferred), 0);
-    const char *out = output(c);
+    const char *out = fake_output(c);
     CHECK(strstr(out, "Content-Type: text/event-stream\r\n") != NULL);
     CHECK_STR(body_of(out), chunk("id: 10\ndata: ten\n\n"));
     CHECK_INT(chopin_sse_send(sse, NULL, NULL, "more", 4), 0);
     chopin__engine_run_ready(&f.engine);
-    CHECK_STR(output(c), chunk("data: more\n\n"));
+    CHECK_STR(fake_output(c), chunk("data: more\n\n"));
     chopin__conn_on_eof(c); /* the client leaves */
     CHECK(c->ask & CHOPIN__CONN_CLOSE);
     chopin__engine_conn_free(&f.engine, c);
     CHECK_INT(sse_closes, 1);
-    teardown(&f);
+    fake_stop(&f);
 }
 
 int main(void) {
