@@ -3,8 +3,10 @@
  * libFuzzer target: the whole connection state machine through a fake backend. The
  * input is split into reads of fuzzer-chosen sizes; output is drained in writes of
  * fuzzer-chosen sizes; the clock jumps now and then so timeouts fire mid-request.
+ * Requests to /later are deferred and finished later, oldest first, between reads (or
+ * left to their deadline, or to the connection's end), reading their request back then.
  * Invariants: nothing crashes or leaks, and once a connection is closed and freed every
- * pooled buffer is back.
+ * pooled buffer is back and no exchange is open.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -D_GNU_SOURCE \
  *       fuzz/fuzz_conn.c build/asan/libchopin.a -o build/fuzz_conn -pthread -luring
@@ -36,6 +38,32 @@ static void params(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_copy(res, 200, "text/plain", p.ptr, p.len);
 }
 
+/* The handles of deferred exchanges, oldest first. */
+static chopin_exchange held[64];
+static int nheld;
+
+static void later(chopin_req *req, chopin_res *res, void *data) {
+    chopin_exchange x;
+    if (nheld < 64 && chopin_defer(req, res, &x) == 0)
+        held[nheld++] = x;
+}
+
+/* Finishes the oldest deferred exchange (a no-op for one already ended). */
+static void finish_oldest(void) {
+    if (nheld == 0)
+        return;
+    chopin_exchange x = held[0];
+    memmove(held, held + 1, (size_t)--nheld * sizeof held[0]);
+    chopin_req *req = chopin_exchange_req(x);
+    if (!req)
+        return;
+    chopin_str h = chopin_req_header(req, "x-a");
+    chopin_str b = chopin_req_body(req);
+    chopin_res_copy(chopin_exchange_res(x), 200, "text/plain", h.ptr ? h.ptr : b.ptr,
+                    h.ptr ? h.len : b.len);
+    chopin_exchange_finish(x);
+}
+
 static chopin_router *router;
 static struct chopin__config cfg;
 
@@ -44,6 +72,7 @@ static void init(void) {
     chopin_router_get(router, "/plaintext", plaintext, NULL);
     chopin_router_route(router, CHOPIN_METHOD_ANY, "/echo/:id", echo, NULL);
     chopin_router_get(router, "/files/*rest", params, NULL);
+    chopin_router_route(router, CHOPIN_METHOD_ANY, "/later", later, NULL);
     chopin__router_freeze(router);
     chopin_options o = chopin_options_default();
     o.slab_capacity = 2;
@@ -52,6 +81,8 @@ static void init(void) {
     o.max_request_line = 512;
     o.max_headers = 16;
     o.buffer_size = 4096;
+    o.max_pending = 4;
+    o.handler_timeout_ms = 3000;
     chopin__config_resolve(&cfg, &o);
 }
 
@@ -78,6 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     chopin__engine_set_clock(&e, 1000, 784111777);
     struct chopin__conn *c = chopin__engine_conn_new(&e, -1);
+    nheld = 0;
     size_t pos = 0, step = 0;
     while (pos < size && !(c->ask & CHOPIN__CONN_CLOSE)) {
         size_t n = 1 + (size_t)((shape * 31u + step * 7u) % 97u);
@@ -88,8 +120,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (chopin__conn_wants_read(c) || c->phase == CHOPIN__PHASE_LINGER) {
             chopin__conn_on_data(c, buf, n);
             pos += n;
+        } else {
+            finish_oldest(); /* requests waiting for answers: let one leave */
         }
         free(buf);
+        if ((wshape >> (step % 8)) & 1) {
+            finish_oldest();
+            chopin__engine_run_ready(&e);
+        }
         drain(c, 1 + (size_t)((wshape + step) % 4096u));
         if ((shape >> (step % 8)) & 1) {
             chopin__engine_set_clock(&e, e.now_ms + 700, 784111777);
@@ -97,11 +135,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         step++;
     }
+    while (nheld && !(c->ask & CHOPIN__CONN_CLOSE)) {
+        finish_oldest();
+        drain(c, 1 << 20);
+    }
     if (!(c->ask & CHOPIN__CONN_CLOSE))
         chopin__conn_on_eof(c);
     drain(c, 1 << 20);
     chopin__engine_conn_free(&e, c);
-    if (e.pool.outstanding != 0)
+    if (e.pool.outstanding != 0 || e.xopen != 0)
         abort();
     chopin__engine_destroy(&e);
     return 0;
