@@ -23,7 +23,6 @@
 #include "loop/offload.h"
 #include "platform.h"
 #include "router/router.h"
-#include "server.h"
 #include "worker.h"
 
 /* Read scratch per worker: a read larger than this is split in several reads, each
@@ -345,6 +344,7 @@ static void *worker_main(void *arg) {
     pin_to_cpu(w);
     w->result = chopin__engine_init(&w->engine, &s->cfg, s->router, w->id, chopin__clock_ms());
     w->engine.server = s;
+    w->engine.offload = s->offload;
     w->engine.stop_requested = &s->stop_requested;
     chopin__worker_wake_on_post(w);
     /* engine_init wrote the whole engine, counters included; from here on they change only
@@ -537,8 +537,6 @@ void chopin_server_stats(const chopin_server *s, chopin_stats *out) {
 }
 
 chopin_server *chopin_req_server(const chopin_req *req) { return req->engine->server; }
-
-struct chopin__offload *chopin__server_offload(const struct chopin_server *s) { return s->offload; }
 
 int chopin_server_workers(const chopin_server *s) { return s->nworkers; }
 

@@ -11,7 +11,6 @@
 #include "engine.h"
 #include "http/message.h"
 #include "platform.h"
-#include "server.h"
 
 /* A post that found the heap empty is tried again after this long: the pool thread may
  * wait, the worker must get its result. */
@@ -167,7 +166,7 @@ static void enqueue(struct chopin__offload *p, struct job *j) {
 }
 
 static struct chopin__offload *pool_of(struct chopin__engine *e) {
-    return e && e->server ? chopin__server_offload(e->server) : NULL;
+    return e ? e->offload : NULL;
 }
 
 int chopin_worker_offload(chopin_worker *w, void (*work)(void *arg), chopin_task_fn done,
