@@ -158,15 +158,42 @@ static void *upload_then_reset(void *arg) {
     return NULL;
 }
 
-static void test_reset_mid_upload_frees_at_once(void) {
-    chopin_router *r = chopin_router_new();
+/* One worker serving POST /upload, whose connections only a reset can free (the head and
+ * body deadlines are far away). NULL (a failed check) when it cannot start. */
+static chopin_server *start_upload_server(chopin_router *r) {
     chopin_router_post(r, "/upload", echo_len, NULL);
     chopin_options o = chopin_options_default();
     o.workers = 1;
-    o.body_timeout_ms = 60000; /* only the resets may free these connections */
+    o.body_timeout_ms = 60000;
     o.header_timeout_ms = 60000;
     chopin_server *s = cl_start(r, &o);
     CHECK(s != NULL);
+    if (!s)
+        chopin_router_free(r);
+    return s;
+}
+
+/* Open connections once those just reset are freed: polled until back at `baseline`,
+ * 10 s at most (far below the deadlines, which would free them too). */
+static uint64_t open_after_resets(chopin_server *s, uint64_t baseline) {
+    uint64_t end = now_ms() + 10000;
+    while (stats(s).connections_open > baseline && now_ms() < end)
+        sleep_ms(20);
+    return stats(s).connections_open;
+}
+
+/* The server still answers after the resets; then it stops. */
+static void stop_still_serving(chopin_server *s, chopin_router *r) {
+    struct cl_resp resp;
+    CHECK(cl_get(chopin_server_port(s), "/nothing", &resp) == 404);
+    cl_resp_free(&resp);
+    cl_stop(s);
+    chopin_router_free(r);
+}
+
+static void test_reset_mid_upload_frees_at_once(void) {
+    chopin_router *r = chopin_router_new();
+    chopin_server *s = start_upload_server(r);
     if (!s)
         return;
     uint64_t baseline = stats(s).connections_open;
@@ -181,17 +208,9 @@ static void test_reset_mid_upload_frees_at_once(void) {
             pthread_join(t[i], NULL);
             CHECK(jobs[i].ok);
         }
-        uint64_t end = now_ms() + 10000;
-        while (stats(s).connections_open > baseline && now_ms() < end)
-            sleep_ms(20);
-        CHECK_INT(stats(s).connections_open, baseline);
+        CHECK_INT(open_after_resets(s, baseline), baseline);
     }
-    /* Still serving. */
-    struct cl_resp resp;
-    CHECK(cl_get(chopin_server_port(s), "/nothing", &resp) == 404);
-    cl_resp_free(&resp);
-    cl_stop(s);
-    chopin_router_free(r);
+    stop_still_serving(s, r);
 }
 
 /* Many clients at once, each resetting at its own point of the upload: after the head
@@ -227,13 +246,7 @@ static void *send_part_then_reset(void *arg) {
 
 static void test_many_resets_at_different_points_free_at_once(void) {
     chopin_router *r = chopin_router_new();
-    chopin_router_post(r, "/upload", echo_len, NULL);
-    chopin_options o = chopin_options_default();
-    o.workers = 1;
-    o.body_timeout_ms = 60000; /* only the resets may free these connections */
-    o.header_timeout_ms = 60000;
-    chopin_server *s = cl_start(r, &o);
-    CHECK(s != NULL);
+    chopin_server *s = start_upload_server(r);
     if (!s)
         return;
     uint64_t baseline = stats(s).connections_open;
@@ -252,16 +265,9 @@ static void test_many_resets_at_different_points_free_at_once(void) {
             CHECK(jobs[i].ok);
         }
         pthread_barrier_destroy(&together);
-        uint64_t end = now_ms() + 10000;
-        while (stats(s).connections_open > baseline && now_ms() < end)
-            sleep_ms(20);
-        CHECK_INT(stats(s).connections_open, baseline);
+        CHECK_INT(open_after_resets(s, baseline), baseline);
     }
-    struct cl_resp resp;
-    CHECK(cl_get(chopin_server_port(s), "/nothing", &resp) == 404);
-    cl_resp_free(&resp);
-    cl_stop(s);
-    chopin_router_free(r);
+    stop_still_serving(s, r);
 }
 
 int main(void) {
