@@ -865,6 +865,18 @@ typedef struct chopin_options {
                                      beyond them chopin_offload answers 503 */
     uint32_t sse_heartbeat_ms;    /* CHOPIN_SSE_HEARTBEAT_MS; 0: 15000; the comment line an
                                      idle server-sent event stream sends to stay open */
+    /* Behind a load balancer, restarts (issue 19; docs/operations.md) */
+    const char *trusted_proxies;  /* CHOPIN_TRUSTED_PROXIES; NULL: none; the proxies whose
+                                     word about the client is believed: addresses and CIDR
+                                     blocks ("10.0.0.0/8, 127.0.0.1, ::1"), for the PROXY
+                                     protocol (a ?proxy listener needs them) and Forwarded /
+                                     X-Forwarded-*. Parsed at start */
+    uint32_t proxy_timeout_ms;    /* CHOPIN_PROXY_TIMEOUT_MS; 0: 5000; a ?proxy listener's
+                                     connection is closed when its PROXY header is not whole
+                                     by then */
+    int restart;                  /* CHOPIN_RESTART; 0: default (on), 1: on, -1: off;
+                                     chopin_serve re-executes the program on SIGUSR2, handing
+                                     it the listening sockets, and drains ("Restarts") */
 } chopin_options;
 
 /** Options with every field zero (the defaults) and `size` set: `chopin_options o =

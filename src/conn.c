@@ -22,8 +22,10 @@
 #include "http/parser.h"
 #include "http/serialize.h"
 #include "http/status.h"
+#include "listen.h"
 #include "mem/large.h"
 #include "outq.h"
+#include "peer.h"
 #include "router/router.h"
 
 /* How long a closing connection keeps draining input after its last response, so the
@@ -866,6 +868,10 @@ static int head_may_progress(struct chopin__conn *c, const char *data, size_t n)
 void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n) {
     if (c->ask & CHOPIN__CONN_CLOSE)
         return;
+    /* A PROXY header first, on a ?proxy listener (peer.h); the flag goes once it is taken. */
+    if (__builtin_expect(c->listen_flags & CHOPIN__LISTEN_PROXY, 0) &&
+        !chopin__peer_proxy_input(c, &data, &n))
+        return;
     idle_unlist(c);
     if (c->phase == CHOPIN__PHASE_LINGER) {
         /* Discarding: but linger only while output is still owed; the timer bounds it. */
@@ -1095,7 +1101,9 @@ static void after_progress(struct chopin__conn *c) {
         return;
     }
     idle_list(c);
-    arm(c, now_ms(c) + options(c)->keepalive_timeout_ms);
+    /* A ?proxy listener's connection gets proxy_timeout_ms for its PROXY header. */
+    arm(c, now_ms(c) + (c->listen_flags & CHOPIN__LISTEN_PROXY ? options(c)->proxy_timeout_ms
+                                                                : options(c)->keepalive_timeout_ms));
 }
 
 /* ----- queries ---------------------------------------------------------------------- */

@@ -30,6 +30,7 @@ struct chopin__engine;
 struct chopin__exchange;
 struct chopin__inbuf;
 struct chopin__outq;
+struct chopin__peer;
 
 enum chopin__conn_phase {
     CHOPIN__PHASE_IDLE = 0, /* between requests, nothing buffered */
@@ -56,6 +57,7 @@ struct chopin__conn {
     struct chopin__engine *engine;
     struct chopin__inbuf *in;  /* unprocessed input, held only while some is pending */
     struct chopin__outq *out;  /* unsent output, held only while some is pending */
+    struct chopin__peer *peer; /* ?proxy listeners: the PROXY header's state and client (peer.h) */
     /* Requests in progress (exchange.h), in request order: deferred ones, and answers
      * waiting behind them. Empty on the plain path. */
     struct chopin__exchange *xq_head, *xq_tail;

@@ -123,6 +123,15 @@ static int open_listeners(struct chopin_server *s, const char *address) {
     int nspecs = chopin__listen_parse(address, specs, CHOPIN__MAX_LISTENERS);
     if (nspecs < 0)
         return nspecs;
+    for (int i = 0; i < nspecs; i++) {
+        if ((specs[i].flags & (CHOPIN__LISTEN_PROXY | CHOPIN__LISTEN_UNIX)) ==
+                CHOPIN__LISTEN_PROXY && s->cfg.trusted.n == 0) {
+            fprintf(stderr, "chopin: %s: a ?proxy listener believes only the proxies named in "
+                            "trusted_proxies (CHOPIN_TRUSTED_PROXIES), and none is\n",
+                    specs[i].text);
+            return -EINVAL;
+        }
+    }
     int fds[CHOPIN__MAX_LISTENERS * CHOPIN__MAX_WORKER_FDS];
     int nfds = take_inherited(fds, (int)(sizeof fds / sizeof *fds));
     int claimed[CHOPIN__MAX_LISTENERS] = {0};
