@@ -123,38 +123,6 @@ void chopin__peer_release(struct chopin__conn *c) {
     c->peer = NULL;
 }
 
-static size_t format(int family, const void *addr, unsigned port, char *buf, size_t cap,
-                     int with_port) {
-    char ip[INET6_ADDRSTRLEN];
-    if (!inet_ntop(family, addr, ip, sizeof ip))
-        return 0;
-    int n = !with_port ? snprintf(buf, cap, "%s", ip)
-            : family == AF_INET6 ? snprintf(buf, cap, "[%s]:%u", ip, port)
-                                 : snprintf(buf, cap, "%s:%u", ip, port);
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
-}
-
-size_t chopin__peer_format(const struct chopin__conn *c, char *buf, size_t cap, int with_port) {
-    const struct chopin__peer *p = c->peer;
-    if (p && p->family)
-        return format(p->family, p->addr, p->port, buf, cap, with_port);
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
-        return 0;
-    if (ss.ss_family == AF_UNIX)
-        return (size_t)snprintf(buf, cap, "unix");
-    if (ss.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-        return format(AF_INET, &in->sin_addr, ntohs(in->sin_port), buf, cap, with_port);
-    }
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
-        return format(AF_INET6, &in6->sin6_addr, ntohs(in6->sin6_port), buf, cap, with_port);
-    }
-    return 0;
-}
-
 int chopin__peer_trusted(const struct chopin__conn *c) {
     const struct chopin__peer *p = c->peer;
     if (p && p->family)

@@ -10,8 +10,12 @@
 #ifndef CHOPIN_PEER_H
 #define CHOPIN_PEER_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 struct chopin__conn;
 
@@ -38,12 +42,26 @@ int chopin__peer_proxy_input(struct chopin__conn *c, char **data, size_t *n);
 /** Frees the connection's PROXY state (with the connection). */
 void chopin__peer_release(struct chopin__conn *c);
 
-/**
- * The address of the client as text, "192.0.2.1:5000" or "[2001:db8::1]:5000" (with_port)
- * or without the port, into buf: the relayed one, or the socket's peer ("unix" for a Unix
- * socket). Returns the length, 0 when it cannot be told.
- */
-size_t chopin__peer_format(const struct chopin__conn *c, char *buf, size_t cap, int with_port);
+/** The client `p` relayed (a connection's chopin__conn_peer, may be NULL) as a socket
+ *  address in *ss: 1, or 0 when there is none (the socket's own peer stands). */
+static inline int chopin__peer_sockaddr(const struct chopin__peer *p,
+                                        struct sockaddr_storage *ss) {
+    if (!p || !p->family)
+        return 0;
+    memset(ss, 0, sizeof *ss);
+    if (p->family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(p->port);
+        memcpy(&in->sin_addr, p->addr, 4);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(p->port);
+        memcpy(&in6->sin6_addr, p->addr, 16);
+    }
+    return 1;
+}
 
 /** Nonzero when the connection's immediate peer (the relayed client if a PROXY header
  *  named one, else the socket's) is a trusted proxy, or a Unix socket's peer. */

@@ -292,14 +292,41 @@ int chopin_req_query_next(chopin_req *req, size_t *pos, chopin_str *name, chopin
 
 /* ---- peer address ------------------------------------------------------------------ */
 
+/* "1.2.3.4:5" or "[::1]:5" into buf; returns its length, 0 for other families. */
+static size_t format_addr(const struct sockaddr_storage *ss, char *buf, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        if (!inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip)))
+            return 0;
+        return (size_t)snprintf(buf, cap, "%s:%u", ip, ntohs(in->sin_port));
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        if (!inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip)))
+            return 0;
+        return (size_t)snprintf(buf, cap, "[%s]:%u", ip, ntohs(in6->sin6_port));
+    }
+    return 0;
+}
+
 chopin_str chopin_req_remote_addr(chopin_req *req)
 {
     static const char unknown[] = "unknown";
+    int fd = req->conn ? chopin__conn_fd(req->conn) : -1;
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    /* The client a PROXY header relayed (peer.h), else the socket's peer. */
+    if (!(req->conn && chopin__peer_sockaddr(chopin__conn_peer(req->conn), &ss)) &&
+        (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sslen) < 0))
+        return str_of(unknown, sizeof(unknown) - 1);
+    if (ss.ss_family == AF_UNIX)
+        return str_of("unix", 4);
     enum { CAP = INET6_ADDRSTRLEN + 8 }; /* "[" addr "]:" port */
-    char *buf = req->conn ? chopin_req_alloc(req, CAP) : NULL;
-    /* The client a PROXY header relayed, else the socket's peer (peer.h). */
-    size_t len = buf ? chopin__peer_format(req->conn, buf, CAP, 1) : 0;
-    if (len == 0)
+    char *buf = chopin_req_alloc(req, CAP);
+    size_t len = buf ? format_addr(&ss, buf, CAP) : 0;
+    if (len == 0 || len >= CAP)
         return str_of(unknown, sizeof(unknown) - 1);
     return str_of(buf, len);
 }
