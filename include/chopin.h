@@ -1001,6 +1001,24 @@ CHOPIN_API chopin_server *chopin_req_server(const chopin_req *req);
  * one replaced) are taken over by the item with their address, with its options; those no
  * item names are served as given, plain HTTP (docs/operations.md, "systemd").
  */
+/**
+ * The client's address as the trusted proxies (options.trusted_proxies) report it: from
+ * Forwarded (RFC 7239), else X-Forwarded-For, read from the right, past every hop that is
+ * a trusted proxy, to the first that is not ("192.0.2.60", "2001:db8::17"; no port; as the
+ * proxy wrote it, which may be "unknown" or an obfuscated "_name"). When the connection's
+ * peer is not a trusted proxy, or the headers are absent or malformed: the peer's own
+ * address without its port (the client a PROXY header relayed, or the socket's; "unix"
+ * for a Unix socket's peer). Borrows the request (valid until the response is sent).
+ */
+CHOPIN_API chopin_str chopin_req_client_addr(chopin_req *req);
+/**
+ * "https" or "http": the scheme the client used, as the trusted proxies report it
+ * (Forwarded proto= of the client's hop, else X-Forwarded-Proto), else https when the
+ * connection came through TLS (an https:// listener, or a PROXY v2 header saying the
+ * client spoke TLS to the proxy). Static text.
+ */
+CHOPIN_API chopin_str chopin_req_client_scheme(chopin_req *req);
+
 /** How many listeners `s` serves (inherited ones included), in the order of `address`
  *  first, then the inherited sockets no item named. */
 CHOPIN_API int chopin_server_listeners(const chopin_server *s);
