@@ -244,6 +244,20 @@ static void events_open_route(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_copy(res, 200, "text/plain", n, (size_t)len);
 }
 
+/* GET /whoami: the client as the connection and the trusted proxies tell it (issue 19;
+ * tests/integration/lb.sh puts HAProxy and nginx in front). */
+static void whoami(chopin_req *req, chopin_res *res, void *data) {
+    chopin_str remote = chopin_req_remote_addr(req), client = chopin_req_client_addr(req),
+               scheme = chopin_req_client_scheme(req);
+    char text[256];
+    int n = snprintf(text, sizeof text, "remote=%.*s client=%.*s scheme=%.*s\n",
+                     (int)remote.len, remote.ptr, (int)client.len, client.ptr,
+                     (int)scheme.len, scheme.ptr);
+    chopin_res_copy(res, 200, "text/plain", text, (size_t)n);
+}
+
+static int add_lb_routes(chopin_router *r) { return chopin_router_get(r, "/whoami", whoami, NULL); }
+
 /* Every problem of the configuration (PORT and each CHOPIN_* variable) is printed before
  * anything is created, so a bad start leaves nothing behind. */
 static int configure(chopin_options *opt, char *address, size_t cap) {
@@ -267,6 +281,7 @@ static int add_routes(chopin_router *r) {
     if (!rc) rc = chopin_router_get(r, "/offload", offload_route, NULL);
     if (!rc) rc = chopin_router_get(r, "/events", events_route, NULL);
     if (!rc) rc = chopin_router_get(r, "/events/open", events_open_route, NULL);
+    if (!rc) rc = add_lb_routes(r);
     if (!rc) rc = todo_mount(r, "/todos");
     if (rc < 0)
         fprintf(stderr, "demo: %s: %s\n", chopin_strerror(rc), chopin_router_error(r));
