@@ -1019,6 +1019,21 @@ CHOPIN_API chopin_str chopin_req_client_addr(chopin_req *req);
  */
 CHOPIN_API chopin_str chopin_req_client_scheme(chopin_req *req);
 
+/**
+ * Restarts without a dropped request (docs/operations.md, "Restarts"): starts the
+ * program again from its file (a new build installed over it is what runs) with the same
+ * arguments and environment, hands it every listening socket (LISTEN_FDS, as systemd
+ * does; each address item takes its own sockets back, so ports, modes and ?proxy stay),
+ * waits up to 30 s for it to listen, then drains this server as chopin_server_stop does:
+ * connections it accepted are answered, new ones go to the new process, and no socket
+ * ever stops listening. chopin_serve calls it on SIGUSR2 (options.restart, CHOPIN_RESTART;
+ * on by default). Callable from any thread but a worker. Returns 0 once the new process
+ * listens (this server then stops: wait for it as usual); CHOPIN_EBUSY when stopping or
+ * already restarting; else -errno after printing why, and this server goes on serving
+ * (the new process, if any, is killed). Linux only (CHOPIN_ENOTSUP elsewhere).
+ */
+CHOPIN_API int chopin_server_restart(chopin_server *s);
+
 /** How many listeners `s` serves (inherited ones included), in the order of `address`
  *  first, then the inherited sockets no item named. */
 CHOPIN_API int chopin_server_listeners(const chopin_server *s);
