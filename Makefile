@@ -37,7 +37,6 @@ TODO_SRC := examples/todo.c examples/todo.h examples/todo_input.c examples/todo_
 EXAMPLES := demo $(patsubst examples/%.c,%,$(filter-out $(EXAMPLE_PARTS),$(wildcard examples/*.c)))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 INTEG    := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
-# Also built in each tree: the load generator of tests/integration/restart.sh (issue 19).
 FUZZERS  := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 
 # ----- platform: which event backends this system has (docs/kqueue.md) -------------------
@@ -106,7 +105,7 @@ $(1)/examples/%: examples/%.c $(1)/libchopin.a $(1)/flags
 
 $(1)-all: $(1)/libchopin.a $(addprefix $(1)/examples/,$(EXAMPLES) $(PG_EXAMPLES)) $(if $(wildcard examples/todo_app.c),$(1)/examples/todo_app) \
           $(addprefix $(1)/tests/,$(UNIT)) $(addprefix $(1)/itests/,$(INTEG)) $(addprefix $(1)/regress/,$(FUZZERS)) \
-          $(1)/itests/loadgen
+          $(1)/itests/loadgen # the load generator of tests/integration/restart.sh (issue 19)
 endef
 
 EXTRA_$(BUILD)/asan := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
