@@ -11,6 +11,7 @@
 # Usage: bench/latency.sh
 #   LAT_SERVERS="chopin nginx h2o hyper fasthttp"   LAT_PATHS="plaintext json"
 #   LAT_LOADS="25 50 75"   LAT_SECONDS=5   LAT_WARMUP=1   LAT_CONNS=64   LAT_CAP_ROUNDS=3
+#   LAT_DATA=build/bench/latency-….dat      (the table and plot of an earlier run; nothing is run)
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -72,7 +73,7 @@ report() {
 plot() {
     command -v gnuplot > /dev/null || { log "bench: no gnuplot: no plot (apt-get install gnuplot-nox)"; return 0; }
     local path cmds="" i=0 s
-    cmds="set terminal pngcairo size 1200,520 font ',10'; set output '$PLOT';"
+    cmds="set terminal pngcairo size 1200,520 font ',10' noenhanced; set output '$PLOT';"
     cmds+="set multiplot layout 1,2 title 'p99 latency at a fixed rate (open loop, $CONNS connections; server on one core)';"
     cmds+="set logscale y; set ylabel 'p99 (µs)'; set xlabel 'load (% of each server''s capacity)';"
     cmds+="set xrange [20:80]; set xtics ('25' 25, '50' 50, '75' 75); set key top left; set grid;"
@@ -108,4 +109,13 @@ main() {
     echo "data: ${DATA#"$ROOT"/}"
 }
 
-main "$@"
+if [ -n "${LAT_DATA:-}" ]; then
+    DATA=$LAT_DATA
+    [ -f "$DATA" ] || die "LAT_DATA: no file $DATA"
+    SERVERS=$(awk '!seen[$1]++ { printf "%s ", $1 }' "$DATA")
+    PATHS=$(awk '!seen[$2]++ { printf "%s ", $2 }' "$DATA")
+    report
+    plot
+else
+    main "$@"
+fi
