@@ -6,7 +6,9 @@
 # through three SIGUSR2 restarts. Each restart starts a new process that takes the
 # listening sockets over; the old one drains and exits 0. The load generator must see
 # zero failed requests and zero refused connections; each old process must be gone, the
-# socket file must stay through the restarts and go with the last process.
+# socket file must stay through the restarts and go with the last process. Then a build
+# that cannot start (the restart fails, the server goes on serving) and a build renamed
+# over the program file (the restart runs the new file).
 # Usage: tests/integration/restart.sh BUILD_DIR   (prints "RESULT passed failed skipped")
 set -u
 build=${1:-build}
@@ -33,8 +35,10 @@ for f in "$bin" "$load"; do
   [ -x "$f" ] || { echo "no $f: build it first" >&2; echo "RESULT 0 1"; exit 1; }
 done
 
+# A copy of the demo: the test replaces the program file, as a deploy does.
+cp "$bin" "$tmp/app"
 CHOPIN_LISTEN="127.0.0.1:0, unix:$tmp/s.sock?mode=0600" CHOPIN_WORKERS=2 \
-  CHOPIN_SHUTDOWN_TIMEOUT_MS=5000 CHOPIN_TODO_DB=$tmp/todo.db "$bin" 2>"$tmp/err" &
+  CHOPIN_SHUTDOWN_TIMEOUT_MS=5000 CHOPIN_TODO_DB=$tmp/todo.db "$tmp/app" 2>"$tmp/err" &
 pid=$!
 port=
 for _ in $(seq 100); do
@@ -82,6 +86,26 @@ if [ "$lrc" -eq 0 ]; then ok; else bad "load generator: $out $(head -5 "$tmp/loa
 set -- $out
 [ "${4:-1}" = 0 ] && ok || bad "failed requests: ${4:-?}"
 [ "${6:-1}" = 0 ] && ok || bad "refused connections: ${6:-?}"
+
+# A build that cannot start: the restart fails, this process says so and goes on serving.
+# Then a working build renamed over it (a deploy): the restart runs the new file.
+printf '#!/bin/sh\nexit 3\n' >"$tmp/app.new" && chmod +x "$tmp/app.new" && mv "$tmp/app.new" "$tmp/app"
+kill -USR2 "$pid"
+for _ in $(seq 100); do grep -q "restart failed" "$tmp/err" && break; sleep 0.1; done
+grep -q "restart failed ($tmp/app): the new process ended before it listened; still serving" "$tmp/err" &&
+  ok || bad "a failing build: $(tail -2 "$tmp/err")"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/plaintext")
+[ "$code" = 200 ] && ok || bad "after a failed restart: answered $code"
+cp "$bin" "$tmp/app.new" && mv "$tmp/app.new" "$tmp/app"
+kill -USR2 "$pid"
+new=
+for _ in $(seq 150); do
+  new=$(sed -n 's/^chopin: restart: pid \([0-9]*\) listens.*/\1/p' "$tmp/err" | sed -n 4p)
+  [ -n "$new" ] && break
+  sleep 0.1
+done
+if [ -n "$new" ] && [ "$(readlink "/proc/$new/exe")" = "$tmp/app" ]; then ok; pid=$new
+else bad "the build renamed over the program did not start: $(tail -3 "$tmp/err")"; fi
 
 # The last process still serves both listeners, and takes its socket file when it ends.
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/plaintext")
