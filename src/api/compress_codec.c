@@ -31,6 +31,15 @@
 #include <zstd.h>
 #endif
 
+/* What this build has: any encoder at all (they share the growable output), and one with a
+ * per-thread context (libdeflate, zstd). */
+#if defined(CHOPIN_HAVE_ZLIB) || defined(CHOPIN_HAVE_BROTLI) || defined(CHOPIN_HAVE_ZSTD)
+#define HAVE_ANY_CODEC 1
+#endif
+#if defined(CHOPIN_HAVE_LIBDEFLATE) || defined(CHOPIN_HAVE_ZSTD)
+#define HAVE_TLS_CODECS 1
+#endif
+
 /* Streams keep a bounded window: a server-sent event stream may stay open for hours, and
  * each one holds its encoder. 2^18 = 256 KiB of history is plenty for events. */
 #define STREAM_WINDOW_LOG 18
@@ -86,6 +95,7 @@ static int clamp_level(enum chopin__coding c, int level)
 }
 
 /* ---- growable output ---------------------------------------------------------------- */
+#ifdef HAVE_ANY_CODEC
 
 /* Room for `more` bytes after *len in *buf. */
 static int out_reserve(char **buf, size_t len, size_t *cap, size_t more)
@@ -103,7 +113,10 @@ static int out_reserve(char **buf, size_t len, size_t *cap, size_t more)
     return 0;
 }
 
+#endif
+
 /* ---- per-thread contexts for whole buffers -------------------------------------------- */
+#ifdef HAVE_TLS_CODECS
 
 /* A compressor per gzip level and one zstd context, per worker thread: allocating them
  * costs more than compressing a 10 KiB answer (libdeflate's level-6 compressor is ~300 KiB
@@ -115,7 +128,6 @@ struct tls_codecs {
 #ifdef CHOPIN_HAVE_ZSTD
     ZSTD_CCtx *zstd;
 #endif
-    int unused_; /* keeps the struct non-empty when no library is built in */
 };
 
 static pthread_key_t tls_key;
@@ -155,6 +167,8 @@ static struct tls_codecs *tls_codecs(void)
     }
     return t;
 }
+
+#endif
 
 /* ---- whole buffers -------------------------------------------------------------------- */
 
