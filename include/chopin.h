@@ -988,8 +988,9 @@ CHOPIN_API chopin_server *chopin_req_server(const chopin_req *req);
  *     shrinks; a stream (chopin_res_stream, server-sent events) is compressed as it goes,
  *     each piece the producer returns flushed, so it can be decoded on arrival. A file
  *     body (chopin_res_fd, chopin_res_file*) is sent as it is.
- * Every answer whose type qualifies (compressed or not, HEAD too) gets "Vary:
- * Accept-Encoding" (added to a Vary already there). A compressed answer gets
+ * Every answer that qualifies but for the coding the client accepts gets "Vary:
+ * Accept-Encoding" (added to a Vary already there), compressed or not, HEAD included; a
+ * body under min_size is identity for every client and gets none. A compressed answer gets
  * Content-Encoding, and its ETag, if it has one, becomes that coding's own: "x" turns into
  * "x-gzip" (W/"x" into W/"x-gzip"), and a GET whose If-None-Match names that tag is
  * answered 304 without compressing.

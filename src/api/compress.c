@@ -298,9 +298,6 @@ static int mark_coded(chopin_res *res, enum chopin__coding c, const char *etag)
 static void compress_whole(chopin_req *req, chopin_res *res, const chopin_compress_options *o,
                            enum chopin__coding c)
 {
-    uint32_t min = o->min_size ? o->min_size : DEFAULT_MIN_SIZE;
-    if (res->body_len < min)
-        return;
     const char *etag = etag_for(req, res, c);
     if (!etag)
         return;
@@ -416,6 +413,11 @@ static void finalize(chopin_req *req, chopin_res *res, void *arg)
     int kind = res->body_kind;
     if (no_content_status(res->status) || kind == CHOPIN__RES_EMPTY || kind == CHOPIN__RES_FILE ||
         kind == CHOPIN__RES_UNSET)
+        return;
+    /* A small body goes out as it is to every client, so it needs no Vary either (nginx's
+     * gzip_min_length does the same); checked first, as the cheapest test, which keeps the
+     * tiny answers' fast path (the worker's cached head needs an answer without headers). */
+    if (kind != CHOPIN__RES_STREAM && res->body_len < (o->min_size ? o->min_size : DEFAULT_MIN_SIZE))
         return;
     if (chopin_res_header(res, "Content-Encoding").ptr || chopin_res_header(res, "Content-Range").ptr)
         return;
