@@ -985,9 +985,10 @@ CHOPIN_API chopin_server *chopin_req_server(const chopin_req *req);
  *   - the answer has no Content-Encoding and no Content-Range yet;
  *   - its Content-Type is in `types`;
  *   - a body in memory (copied, static, owned, JSON) has at least `min_size` bytes and
- *     shrinks; a stream (chopin_res_stream, server-sent events) is compressed as it goes,
- *     each piece the producer returns flushed, so it can be decoded on arrival. A file
- *     body (chopin_res_fd, chopin_res_file*) is sent as it is.
+ *     shrinks; so does a file body (chopin_res_fd, chopin_res_file*) of at most 1 MiB,
+ *     read with pread on the worker (a larger file keeps sendfile and goes out as it is);
+ *     a stream (chopin_res_stream, server-sent events) is compressed as it goes, each
+ *     piece the producer returns flushed, so it can be decoded on arrival.
  * Every answer that qualifies but for the coding the client accepts gets "Vary:
  * Accept-Encoding" (added to a Vary already there), compressed or not, HEAD included; a
  * body under min_size is identity for every client and gets none. A compressed answer gets
@@ -1016,6 +1017,7 @@ typedef struct chopin_compress_options {
     int br_level;      /* 0: 4; 1..11 */
     int zstd_level;    /* 0: 3; 1..19 */
     int no_streams;    /* nonzero: streams go out uncompressed */
+    int no_files;      /* nonzero: file bodies go out uncompressed (with sendfile) */
 } chopin_compress_options;
 
 /** The middleware (see chopin_compress_options); `opts` is a const chopin_compress_options

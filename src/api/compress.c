@@ -12,15 +12,18 @@
  *     the identity representation, which a coding would corrupt (§14.4); HEAD sends no body,
  *     and its headers describe the identity answer (Content-Length included);
  *   - an answer with Content-Encoding is encoded already;
- *   - a file body is the static files' business (precompressed siblings, sendfile).
+ *   - a file over 1 MiB keeps sendfile: it is never read into memory (precompressed
+ *     siblings are the static files' answer for those).
  * Vary: Accept-Encoding (§12.5.5) goes on every answer whose type qualifies, compressed or
  * not: a cache must not hand a stored gzip body to a client that did not ask for one, nor
  * keep an identity body as the only variant.
  * An ETag names one representation, and the gzip bytes are another one (§8.8.3: strong
  * validators differ per content coding), so the coding's name is appended to it.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "api/compress.h"
@@ -33,6 +36,9 @@
 #define DEFAULT_BR_LEVEL 4
 #define DEFAULT_ZSTD_LEVEL 3
 #define DEFAULT_PREFER "zstd,br,gzip"
+/* Files up to this size are read and compressed like a body in memory; larger ones keep
+ * sendfile (a large file is never read into memory, issue 15). */
+#define MAX_FILE_BYTES (1u << 20)
 
 static const char *const default_types[] = {
     "text/html", "text/plain", "text/css", "text/javascript", "text/csv", "text/xml",
@@ -281,7 +287,10 @@ static const char *etag_for(chopin_req *req, chopin_res *res, enum chopin__codin
     return coded_etag(req, weak, opaque, chopin__coding_name(c));
 }
 
-/* Content-Encoding and the coded ETag on the answer, both or neither. */
+/* Content-Encoding and the coded ETag on the answer, both or neither. Accept-Ranges goes:
+ * ranges are served of the identity bytes (the 206 is never coded), so a client holding
+ * part of the coded bytes must not be told it can resume them with a Range (nginx's gzip
+ * filter drops it too). */
 static int mark_coded(chopin_res *res, enum chopin__coding c, const char *etag)
 {
     if (chopin_res_header_set(res, "Content-Encoding", chopin__coding_name(c)) < 0)
@@ -290,10 +299,31 @@ static int mark_coded(chopin_res *res, enum chopin__coding c, const char *etag)
         chopin_res_header_remove(res, "Content-Encoding");
         return -1;
     }
+    chopin_res_header_remove(res, "Accept-Ranges");
     return 0;
 }
 
 /* ---- bodies in memory --------------------------------------------------------------------- */
+
+/* The file body's bytes in a new heap buffer, or NULL: a read error, or the file shrank
+ * since its size was taken (then the answer goes out as a file, whose sender ends the
+ * connection at the short read instead of sending garbage). */
+static char *read_file(const chopin_res *res)
+{
+    size_t len = res->body_len, got = 0;
+    char *buf = malloc(len ? len : 1);
+    while (buf && got < len) {
+        ssize_t n = pread(res->fd, buf + got, len - got, (off_t)(res->offset + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            free(buf);
+            return NULL;
+        }
+        got += (size_t)n;
+    }
+    return buf;
+}
 
 static void compress_whole(chopin_req *req, chopin_res *res, const chopin_compress_options *o,
                            enum chopin__coding c)
@@ -308,9 +338,15 @@ static void compress_whole(chopin_req *req, chopin_res *res, const chopin_compre
         chopin_res_empty(res, 304);
         return;
     }
+    char *file_bytes = NULL;
+    if (res->body_kind == CHOPIN__RES_FILE && !(file_bytes = read_file(res)))
+        return;
     void *out;
     size_t out_len;
-    if (chopin__codec_buffer(c, level_of(o, c), res->body, res->body_len, &out, &out_len) < 0)
+    int err = chopin__codec_buffer(c, level_of(o, c), file_bytes ? file_bytes : res->body,
+                                   res->body_len, &out, &out_len);
+    free(file_bytes);
+    if (err < 0)
         return;
     if (out_len >= res->body_len || mark_coded(res, c, etag) < 0) {
         free(out);
@@ -411,8 +447,8 @@ static void finalize(chopin_req *req, chopin_res *res, void *arg)
 {
     const chopin_compress_options *o = arg ? arg : &defaults;
     int kind = res->body_kind;
-    if (no_content_status(res->status) || kind == CHOPIN__RES_EMPTY || kind == CHOPIN__RES_FILE ||
-        kind == CHOPIN__RES_UNSET)
+    if (no_content_status(res->status) || kind == CHOPIN__RES_EMPTY || kind == CHOPIN__RES_UNSET ||
+        (kind == CHOPIN__RES_FILE && (o->no_files || res->body_len > MAX_FILE_BYTES)))
         return;
     /* A small body goes out as it is to every client, so it needs no Vary either (nginx's
      * gzip_min_length does the same); checked first, as the cheapest test, which keeps the

@@ -27,6 +27,7 @@ static int port, skipped;
 static char *big_json; /* 10 KiB of JSON */
 static size_t big_len;
 static char tmpdir[64];
+#define BIG_FILE ((1 << 20) + 1) /* one byte over what is read into memory */
 
 static const char *const all_codings[] = {"gzip", "br", "zstd"};
 
@@ -124,11 +125,14 @@ static void varied(chopin_req *req, chopin_res *res, void *data)
     chopin_res_static(res, 200, "text/plain", big_json, big_len);
 }
 
+/* A file of the temporary directory (data: its name), with Accept-Ranges as a static file
+ * server sends it. */
 static void file(chopin_req *req, chopin_res *res, void *data)
 {
     char path[128];
-    snprintf(path, sizeof path, "%s/big.json", tmpdir);
+    snprintf(path, sizeof path, "%s/%s", tmpdir, (const char *)data);
     chopin_res_file(res, path);
+    chopin_res_header_set(res, "Accept-Ranges", "bytes");
 }
 
 static void error_page(chopin_req *req, chopin_res *res, void *data)
@@ -267,7 +271,7 @@ static int have_all(void)
 /* Every body kind in memory, in every coding, decodes back byte for byte. */
 static void test_round_trips(void)
 {
-    static const char *const targets[] = {"/json", "/html", "/owned", "/later"};
+    static const char *const targets[] = {"/json", "/html", "/owned", "/later", "/file"};
     for (size_t c = 0; c < 3; c++) {
         if (!chopin_compress_supported(all_codings[c]) || !dec_have(all_codings[c])) {
             printf("test_round_trips: %s skipped: not built\n", all_codings[c]);
@@ -283,6 +287,7 @@ static void test_round_trips(void)
             CHECK(r.body_len < big_len / 2);
             CHECK(body_is(&r, big_json, big_len));
             CHECK_STR(header(&r, "Vary"), "Accept-Encoding");
+            CHECK_STR(header(&r, "Accept-Ranges"), "(none)"); /* ranges are of identity bytes */
             cl_resp_free(&r);
         }
         /* The JSON writer's document: compared with what identity sends. */
@@ -389,7 +394,6 @@ static const struct never nevers[] = {
     {"GET", "/encoded", 200, "(none)"},
     {"GET", "/image", 200, "(none)"},
     {"GET", "/small", 200, "(none)"}, /* identity for everyone: nothing varies */
-    {"GET", "/file", 200, "(none)"},
 };
 
 static void test_never_compressed(void)
@@ -415,6 +419,24 @@ static void test_never_compressed(void)
         }
         cl_resp_free(&r);
     }
+}
+
+/* A file over 1 MiB keeps sendfile (never read into memory), as does every file with
+ * no_files; both go out as they are, with their Accept-Ranges. */
+static void test_files_left_alone(void)
+{
+    struct cl_resp r;
+    CHECK_INT(fetch("GET", "/bigfile", "Accept-Encoding: gzip, br, zstd\r\n", &r), 200);
+    CHECK_STR(coding_of(&r), "identity");
+    CHECK_STR(header(&r, "Vary"), "(none)");
+    CHECK_STR(header(&r, "Accept-Ranges"), "bytes");
+    CHECK_INT(r.body_len, BIG_FILE);
+    CHECK(r.body_len >= big_len && memcmp(r.body, big_json, big_len) == 0);
+    cl_resp_free(&r);
+    CHECK_INT(fetch("GET", "/custom/file", "Accept-Encoding: gzip\r\n", &r), 200);
+    CHECK_STR(coding_of(&r), "identity");
+    CHECK(body_is(&r, big_json, big_len));
+    cl_resp_free(&r);
 }
 
 /* Error pages are answers too: compressed when they qualify. */
@@ -690,6 +712,7 @@ static const chopin_compress_options custom = {
     .min_size = 1,
     .types = image_types,
     .gzip_level = 1,
+    .no_files = 1,
 };
 
 static void make_json(void)
@@ -702,6 +725,20 @@ static void make_json(void)
                               i ? "," : "", i, i * 7, i % 3 ? "false" : "true");
     n += (size_t)snprintf(big_json + n, 16, "]");
     big_len = n;
+}
+
+/* tmpdir/name: the JSON `times` times over, cut to BIG_FILE bytes at most. */
+static void write_file(const char *name, size_t times)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    for (size_t i = 0, left = BIG_FILE; i < times && left; i++) {
+        size_t n = big_len < left ? big_len : left;
+        fwrite(big_json, 1, n, f);
+        left -= n;
+    }
+    fclose(f);
 }
 
 static chopin_router *make_router(void)
@@ -721,7 +758,9 @@ static chopin_router *make_router(void)
     chopin_router_get(r, "/notmodified", not_modified, NULL);
     chopin_router_get(r, "/partial", partial, NULL);
     chopin_router_get(r, "/ranged", ranged_200, NULL);
-    chopin_router_get(r, "/file", file, NULL);
+    chopin_router_get(r, "/file", file, "big.json");
+    chopin_router_get(r, "/bigfile", file, "huge.json");
+    chopin_router_get(r, "/custom/file", file, "big.txt");
     chopin_router_get(r, "/error", error_page, NULL);
     chopin_router_get(r, "/etag/strong", tagged, "\"v7\"");
     chopin_router_get(r, "/etag/weak", tagged, "W/\"v7\"");
@@ -747,11 +786,9 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
-    char path[128];
-    snprintf(path, sizeof path, "%s/big.json", tmpdir);
-    FILE *f = fopen(path, "w");
-    fwrite(big_json, 1, big_len, f);
-    fclose(f);
+    write_file("big.json", 1);
+    write_file("big.txt", 1);
+    write_file("huge.json", BIG_FILE / big_len + 1);
 
     chopin_router *r = make_router();
     chopin_options o = chopin_options_default();
@@ -766,6 +803,7 @@ int main(void)
     RUN(test_negotiation_table);
     RUN(test_options);
     RUN(test_never_compressed);
+    RUN(test_files_left_alone);
     RUN(test_error_page_compressed);
     RUN(test_vary_merged);
     RUN(test_etags);
