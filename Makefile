@@ -89,11 +89,11 @@ $(1)/libchopin.a: $$(patsubst src/%.c,$(1)/obj/%.o,$$(LIB_SRC))
 	@rm -f $$@
 	ar rcs $$@ $$^
 
-$(1)/tests/%: tests/unit/%.c $(1)/libchopin.a tests/test.h tests/unit/fake.h $(1)/flags
+$(1)/tests/%: tests/unit/%.c $(1)/libchopin.a tests/test.h tests/unit/fake.h tests/compress_decode.h $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -Itests $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS) $$(COMPRESS_TEST_LIBS)
 
-$(1)/itests/%: tests/integration/%.c tests/integration/client.c tests/integration/client.h $(1)/libchopin.a tests/test.h $(1)/flags
+$(1)/itests/%: tests/integration/%.c tests/integration/client.c tests/integration/client.h $(1)/libchopin.a tests/test.h tests/compress_decode.h $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -Itests -Itests/integration $$(CFLAGS) $$(EXTRA_$(1)) $$< tests/integration/client.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(COMPRESS_TEST_LIBS)
 
