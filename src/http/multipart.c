@@ -4,6 +4,9 @@
 
 #include <errno.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "http/chars.h"
 #include "http/url.h"
@@ -303,6 +306,40 @@ static int emit(struct chopin__multipart *mp, const char *p, size_t n) {
     return mp->cb.data(mp->arg, p, n);
 }
 
+/* The first CRLF at or after `from` whose CR lies before n - 1: its index, or n when none.
+ * Sixteen positions per compare on x86-64 (SSE2 is its baseline): bytes equal to CR, and
+ * the bytes one further on equal to LF. In random file data a CR stops a search for CR
+ * once per 256 bytes, a CRLF once per 64 KiB; a CR-only search spent 25% of the server's
+ * CPU on a 100 MiB upload in memchr and the memcmp after each stop (perf,
+ * bench/upload.sh). */
+static size_t find_crlf(const char *p, size_t from, size_t n) {
+    size_t i = from;
+#ifdef __SSE2__
+    const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n');
+    for (; i + 33 <= n; i += 32) {
+        __m128i a0 = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i a1 = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 16));
+        __m128i b0 = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 1));
+        __m128i b1 = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 17));
+        unsigned m0 = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(a0, cr), _mm_cmpeq_epi8(b0, lf)));
+        unsigned m1 = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(a1, cr), _mm_cmpeq_epi8(b1, lf)));
+        if (m0 | m1)
+            return i + (size_t)__builtin_ctz(m0 | m1 << 16);
+    }
+#endif
+    for (; i + 1 < n; i++) {
+        const char *cr_at = memchr(p + i, '\r', n - 1 - i);
+        if (!cr_at)
+            return n;
+        i = (size_t)(cr_at - p);
+        if (p[i + 1] == '\n')
+            return i;
+    }
+    return n;
+}
+
 /*
  * Scans p[0..n) for the delimiter, emitting what precedes it as data (in a part). Returns
  * the bytes used; *found is set when the delimiter ended there. A delimiter cut by the end
@@ -311,8 +348,7 @@ static int emit(struct chopin__multipart *mp, const char *p, size_t n) {
  *
  * CR occurs in the delimiter only as its first byte (bchars have none), and LF only as its
  * second: so when a match fails, no later start can lie inside the bytes matched so far,
- * and the search resumes at the byte that failed. The search itself is memchr for CR,
- * which skips file data at its vector speed: in random bytes one CR in 256 stops it.
+ * and the search resumes at the byte that failed.
  */
 static size_t scan(struct chopin__multipart *mp, const char *p, size_t n, int *found) {
     size_t i = 0;
@@ -338,25 +374,23 @@ static size_t scan(struct chopin__multipart *mp, const char *p, size_t n, int *f
             return i;
     }
     size_t start = i;
-    while (i < n) {
-        const char *cr = memchr(p + i, '\r', n - i);
-        if (!cr)
-            break;
-        size_t j = (size_t)(cr - p), avail = n - j;
-        size_t m = avail < dlen ? avail : dlen;
-        if (memcmp(cr, d, m) == 0) {
-            if ((mp->err = emit(mp, p + start, j - start)) < 0)
-                return j;
-            if (m == dlen) {
-                *found = 1;
-                return j + dlen;
-            }
-            mp->matched = (uint8_t)m;
-            return n;
+    for (size_t j; (j = find_crlf(p, i, n)) < n; i = j + 1) {
+        size_t avail = n - j, m = avail < dlen ? avail : dlen;
+        if ((m > 2 && p[j + 2] != '-') || memcmp(p + j, d, m) != 0)
+            continue;
+        if ((mp->err = emit(mp, p + start, j - start)) < 0)
+            return j;
+        if (m == dlen) {
+            *found = 1;
+            return j + dlen;
         }
-        i = j + 1;
+        mp->matched = (uint8_t)m;
+        return n;
     }
-    mp->err = emit(mp, p + start, n - start);
+    /* A CR as the last byte may start a delimiter: held, as above. */
+    size_t end = n > start && p[n - 1] == '\r' ? n - 1 : n;
+    mp->err = emit(mp, p + start, end - start);
+    mp->matched = (uint8_t)(n - end);
     return n;
 }
 
