@@ -47,9 +47,11 @@ LDLIBS   += $(if $(strip $(COMPRESS_PKGS)),$(shell pkg-config --libs $(COMPRESS_
 LIB_SRC  := $(wildcard src/*.c src/*/*.c)
 # Programs of one file each; the others are built by their own rules below.
 EXAMPLE_PARTS := examples/demo.c examples/todo_app.c examples/todo.c examples/todo_pg.c \
-                 examples/pg_client.c examples/todo_input.c
+                 examples/pg_client.c examples/todo_input.c examples/upload.c examples/sha256.c
 # The SQLite todo service and the input rules it shares with the PostgreSQL one.
 TODO_SRC := examples/todo.c examples/todo.h examples/todo_input.c examples/todo_input.h
+# The demo's /upload (issue 18): multipart uploads streamed to disk, hashed with SHA-256.
+UPLOAD_SRC := examples/upload.c examples/upload.h examples/sha256.c examples/sha256.h
 EXAMPLES := demo $(patsubst examples/%.c,%,$(filter-out $(EXAMPLE_PARTS),$(wildcard examples/*.c)))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 INTEG    := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
@@ -101,9 +103,9 @@ $(1)/regress/%: fuzz/%.c fuzz/regress.c $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) -Wno-missing-prototypes $$< fuzz/regress.c $(1)/libchopin.a -o $$@ $$(LDLIBS)
 
-$(1)/examples/demo: examples/demo.c $(TODO_SRC) $(1)/libchopin.a $(1)/flags
+$(1)/examples/demo: examples/demo.c $(TODO_SRC) $(UPLOAD_SRC) $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/demo.c $(filter %.c,$(TODO_SRC)) $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
+	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/demo.c $(filter %.c,$(TODO_SRC) $(UPLOAD_SRC)) $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 
 $(1)/examples/todo_app: examples/todo_app.c $(TODO_SRC) $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)

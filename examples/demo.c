@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "todo.h"
+#include "upload.h"
 
 static const char INDEX[] =
     "<!doctype html><html><head><meta charset=\"utf-8\"><title>Chopin</title></head><body>\n"
@@ -31,6 +32,8 @@ static const char INDEX[] =
     "<li><a href=\"/events\">GET /events</a>: server-sent events, a count every second "
     "(?ms=N every N ms, ?n=N ends the stream after N, Last-Event-ID resumes the count); "
     "GET /events/open: how many streams are open</li>\n"
+    "<li><a href=\"/upload\">/upload</a>: a form for files and text fields; the upload is "
+    "streamed to disk and answered with each file's size and SHA-256 (up to 4 GiB)</li>\n"
     "</ul>\n</body></html>\n";
 
 static void index_page(chopin_req *req, chopin_res *res, void *data) {
@@ -275,6 +278,7 @@ static int add_routes(chopin_router *r) {
     if (!rc) rc = chopin_router_get(r, "/events", events_route, NULL);
     if (!rc) rc = chopin_router_get(r, "/events/open", events_open_route, NULL);
     if (!rc) rc = todo_mount(r, "/todos");
+    if (!rc) rc = upload_mount(r, "/upload");
     if (rc < 0)
         fprintf(stderr, "demo: %s: %s\n", chopin_strerror(rc), chopin_router_error(r));
     return rc;
@@ -286,7 +290,7 @@ int main(void) {
     if (configure(&opt, address, sizeof address) < 0)
         return 1;
     const char *db = todo_default_db_path();
-    if (!db || todo_open_schema(db) < 0) {
+    if (!db || todo_open_schema(db) < 0 || upload_dir_open() < 0) {
         todo_remove_temp_db();
         return 1;
     }
@@ -297,5 +301,6 @@ int main(void) {
         rc = chopin_serve(r, address, &opt);
     chopin_router_free(r);
     todo_remove_temp_db();
+    upload_dir_remove();
     return rc < 0 ? 1 : 0;
 }
