@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "todo.h"
+#include "upload.h"
 
 static const char INDEX[] =
     "<!doctype html><html><head><meta charset=\"utf-8\"><title>Chopin</title></head><body>\n"
@@ -31,6 +32,8 @@ static const char INDEX[] =
     "<li><a href=\"/events\">GET /events</a>: server-sent events, a count every second "
     "(?ms=N every N ms, ?n=N ends the stream after N, Last-Event-ID resumes the count); "
     "GET /events/open: how many streams are open</li>\n"
+    "<li><a href=\"/upload\">/upload</a>: a form for files and text fields; the upload is "
+    "streamed to disk and answered with each file's size and SHA-256 (up to 4 GiB)</li>\n"
     "</ul>\n</body></html>\n";
 
 static void index_page(chopin_req *req, chopin_res *res, void *data) {
@@ -272,8 +275,15 @@ static int configure(chopin_options *opt, char *address, size_t cap) {
     return 0;
 }
 
+/* Compression (issue 15): every answer of the router, the static files of /static/
+ * included, is compressed for the clients that accept it (docs/compression.md). */
+static int compression_setup(chopin_router *r) {
+    return chopin_router_use(r, NULL, chopin_compress, NULL);
+}
+
 static int add_routes(chopin_router *r) {
-    int rc = chopin_router_get(r, "/", index_page, NULL);
+    int rc = compression_setup(r);
+    if (!rc) rc = chopin_router_get(r, "/", index_page, NULL);
     if (!rc) rc = chopin_router_get(r, "/plaintext", plaintext, NULL);
     if (!rc) rc = chopin_router_get(r, "/json", json, NULL);
     if (!rc) rc = chopin_router_post(r, "/echo", echo, NULL);
@@ -283,6 +293,7 @@ static int add_routes(chopin_router *r) {
     if (!rc) rc = chopin_router_get(r, "/events/open", events_open_route, NULL);
     if (!rc) rc = add_lb_routes(r);
     if (!rc) rc = todo_mount(r, "/todos");
+    if (!rc) rc = upload_mount(r, "/upload");
     if (rc < 0)
         fprintf(stderr, "demo: %s: %s\n", chopin_strerror(rc), chopin_router_error(r));
     return rc;
@@ -294,7 +305,7 @@ int main(void) {
     if (configure(&opt, address, sizeof address) < 0)
         return 1;
     const char *db = todo_default_db_path();
-    if (!db || todo_open_schema(db) < 0) {
+    if (!db || todo_open_schema(db) < 0 || upload_dir_open() < 0) {
         todo_remove_temp_db();
         return 1;
     }
@@ -305,5 +316,6 @@ int main(void) {
         rc = chopin_serve(r, address, &opt);
     chopin_router_free(r);
     todo_remove_temp_db();
+    upload_dir_remove();
     return rc < 0 ? 1 : 0;
 }

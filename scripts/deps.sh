@@ -10,15 +10,22 @@
 set -euo pipefail
 level=${1:-build}
 
-pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev)
+pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev
+      # on-the-fly compression (issue 15): each coding is left out when its library is missing;
+      # libbrotli-dev also brings the brotli decoder the tests check with
+      libdeflate-dev zlib1g-dev libbrotli-dev libzstd-dev)
 case $level in
   test|bench|fuzz|attack) pkgs+=(curl procps postgresql libpq-dev
                                  # a real server-sent events client (tests/integration/sse.sh)
                                  nodejs node-eventsource
+                                 # uploads from Python's requests (tests/integration/upload.sh)
+                                 python3 python3-requests
                                  # load balancers in front of the demo (tests/integration/lb.sh),
                                  # socket activation (systemd-socket-activate)
                                  haproxy nginx-light systemd) ;;&
   bench) pkgs+=(wrk nginx-light h2o strace
+                # the plot of bench/latency.sh (docs/latency.png)
+                gnuplot-nox
                 # the hyper and fasthttp peers, built offline by bench/peers/build_*.sh
                 cargo rustc librust-hyper-dev librust-tokio-dev librust-serde-json-dev
                 librust-serde-derive-dev golang-go golang-github-valyala-fasthttp-dev

@@ -45,6 +45,11 @@ struct chopin__inbuf {
 static void after_progress(struct chopin__conn *c);
 static void process_stash(struct chopin__conn *c);
 static void drop_exchanges(struct chopin__conn *c);
+static size_t stream_body(struct chopin__conn *c, char *p, size_t n);
+static int stream_route(struct chopin__conn *c, char *p, size_t n, struct chopin__head *head,
+                        size_t *used);
+static void stream_answered(struct chopin__conn *c, struct chopin__exchange *x);
+static void stream_timeout(struct chopin__conn *c);
 static void switch_protocol(struct chopin__conn *c, struct chopin__exchange *x);
 
 static uint64_t now_ms(const struct chopin__conn *c) { return c->engine->now_ms; }
@@ -533,6 +538,8 @@ __attribute__((always_inline)) static inline void send_answer(struct chopin__con
     struct chopin_res *res = &x->res;
     if (res->body_kind == CHOPIN__RES_UNSET || chopin__json_unfinished(res))
         set_internal_error(res); /* no answer, or half a JSON document */
+    else if (res->finalize)
+        chopin__res_finalize(&x->req, res); /* compression (issue 15) */
     const struct chopin__head *head = &x->req.head;
     queue_response(c, res, head->minor, head->method_id == CHOPIN_METHOD_HEAD);
 }
@@ -594,6 +601,8 @@ static void queue_ready_answers(struct chopin__conn *c) {
     while (c->xq_head && c->xq_head->state == CHOPIN__X_READY && has_room(c) &&
            !(c->ask & CHOPIN__CONN_CLOSE)) {
         struct chopin__exchange *x = xq_pop(c);
+        if (__builtin_expect(x->sink != NULL, 0))
+            stream_answered(c, x);
         send_answer_queued(c, x);
         int upgrade = x->upgrade != NULL;
         if (upgrade)
@@ -645,6 +654,8 @@ void chopin__conn_flush_answers(struct chopin__conn *c) {
         return;
     }
     queue_ready_answers(c);
+    if (c->body_stream && !c->body_paused && c->in && !(c->ask & CHOPIN__CONN_CLOSE))
+        process_stash(c); /* a resumed body: the bytes read before its pause */
     /* Requests that waited for the queue to shrink (max_pending) are read now. */
     if (c->backpressure && has_room(c) && c->pending < options(c)->max_pending) {
         c->backpressure = 0;
@@ -791,6 +802,8 @@ static int request_arrived(struct chopin__conn *c, char *p, size_t n, struct cho
     }
     r->head_len = r->used = (size_t)len;
     r->body_len = 0;
+    if (head->body_kind != CHOPIN__BODY_NONE && stream_route(c, p, n, head, &r->used))
+        return 0;
     if (head->body_kind == CHOPIN__BODY_CHUNKED) {
         start_body(c, head, r->head_len);
         return await_body(c, p, n, &r->body_len, &r->used);
@@ -819,6 +832,8 @@ static int request_arrived(struct chopin__conn *c, char *p, size_t n, struct cho
  * start_body kept, and the head parsed once more (its bytes unchanged, only moved) when
  * the body is complete, to fill the request for the handler. */
 static size_t serve_one(struct chopin__conn *c, char *p, size_t n) {
+    if (c->body_stream)
+        return stream_body(c, p, n);
     struct chopin__exchange *x = chopin__exchange_current(c->engine);
     if (!x) {
         fail(c);
@@ -861,7 +876,7 @@ static size_t serve(struct chopin__conn *c, char *buf, size_t len) {
 /* Reserves room for the rest of a Content-Length body in one step, so a large upload is
  * copied once instead of being reallocated as it arrives. */
 static void reserve_body(struct chopin__conn *c) {
-    if (c->phase == CHOPIN__PHASE_BODY && c->body_need && c->in &&
+    if (c->phase == CHOPIN__PHASE_BODY && c->body_need && c->in && !c->body_stream &&
         inbuf_reserve(c, c->head_len + c->body_need) < 0)
         fail(c);
 }
@@ -1044,6 +1059,8 @@ int chopin__conn_on_timeout(struct chopin__conn *c) {
     } else if (c->out || c->phase == CHOPIN__PHASE_LINGER || c->phase == CHOPIN__PHASE_IDLE) {
         /* Write deadline (the peer stopped reading), end of lingering, or idle keep-alive. */
         fail(c);
+    } else if (c->body_stream) {
+        stream_timeout(c); /* a streamed body's idle deadline */
     } else {
         answer_timeout(c); /* head or body deadline: a slow client */
     }
@@ -1125,6 +1142,170 @@ void chopin__conn_on_file_short(struct chopin__conn *c) { chopin__conn_on_error(
 void chopin__conn_stream_resume(struct chopin__conn *c) {
     if (!c->out || (c->ask & CHOPIN__CONN_CLOSE) || !chopin__outq_resume(c->out))
         return;
+    chopin__engine_list_ready(c->engine, c);
+}
+
+/* ----- streamed bodies (issue 18) ----------------------------------------------------
+ *
+ * A route registered with chopin_router_stream runs when its head arrives. When its
+ * handler takes the body (chopin_body_read: the exchange is deferred, with a sink), the
+ * exchange goes on the queue like any deferred one and the connection hands it the body's
+ * bytes as they arrive, in place, from whichever buffer they were read into: nothing of
+ * the body is kept, so memory stays at one read whatever the body's size. The exchange is
+ * always the queue's tail: no later request is read before its body has ended. */
+
+/* The body stops being read: ended, refused or abandoned. */
+static void stream_stop(struct chopin__conn *c) {
+    c->body_stream = 0;
+    c->body_paused = 0;
+    c->body_need = 0;
+}
+
+/* The rest of the body will not be read (its answer left first, or refused it): the
+ * connection discards its input and closes after the answers owed. */
+static void stream_abandon(struct chopin__conn *c) {
+    stream_stop(c);
+    c->keep_open = 0;
+    c->phase = CHOPIN__PHASE_LINGER;
+}
+
+/* An answer of an exchange that read its body as a stream is about to leave: if it
+ * leaves before the body ended, the body is abandoned and the answer says so. */
+static void stream_answered(struct chopin__conn *c, struct chopin__exchange *x) {
+    if (x->sink->ended)
+        return;
+    x->sink->ended = 1;
+    x->res.close = 1;
+    if (c->body_stream && x == c->xq_tail)
+        stream_abandon(c);
+}
+
+/* The body cannot end: 400 (framing), 413 (too large), 408 (idle). */
+static void stream_refuse(struct chopin__conn *c, int status) {
+    struct chopin__exchange *x = c->xq_tail;
+    int err = status == 413 ? CHOPIN_EFBIG : status == 408 ? CHOPIN_ETIMEDOUT : CHOPIN_EINVAL;
+    chopin__exchange_body_fail(c->engine, x, status, err);
+    stream_abandon(c);
+    queue_ready_answers(c);
+}
+
+static void stream_timeout(struct chopin__conn *c) { stream_refuse(c, 408); }
+
+/* Hands the body bytes at p[0..n) to the exchange at the queue's tail. Returns the bytes
+ * used: 0 while it is paused (they wait in `in`), n once the body is abandoned. */
+static size_t stream_body(struct chopin__conn *c, char *p, size_t n) {
+    struct chopin__engine *e = c->engine;
+    struct chopin__exchange *x = c->xq_tail;
+    if (x->state != CHOPIN__X_OPEN || x->sink->ended) {
+        stream_abandon(c); /* answered (or cancelled) before its body ended */
+        return n;
+    }
+    if (c->body_paused)
+        return 0;
+    c->deadline = now_ms(c) + options(c)->body_timeout_ms; /* an idle deadline: see below */
+    size_t used, out;
+    int rc;
+    if (c->body_kind == CHOPIN__BODY_LENGTH) {
+        used = out = n < c->body_need ? n : (size_t)c->body_need;
+        c->body_need -= used;
+        rc = c->body_need == 0;
+    } else {
+        used = out = 0; /* decoded in place: the payload moves down to p[0..out) */
+        rc = chopin__chunked_decode(&c->chunked, p, n, &used, &out, x->sink->max);
+    }
+    chopin__exchange_body_data(e, x, p, out);
+    if (rc < 0) {
+        stream_refuse(c, -rc);
+        return n;
+    }
+    if (rc == 1) {
+        stream_stop(c);
+        c->phase = CHOPIN__PHASE_IDLE;
+        chopin__exchange_body_end(e, x);
+    }
+    return used;
+}
+
+/* Starts reading the body of `x`, whose handler took it: a deadline per wait for bytes
+ * (an upload of several GiB takes as long as it takes, a client that stops sending does
+ * not), then the answer's place on the queue. */
+static void stream_begin(struct chopin__conn *c, struct chopin__exchange *x,
+                         const struct chopin__head *head, uint64_t max) {
+    x->sink->max = max;
+    c->body_stream = 1;
+    c->body_paused = 0;
+    c->body_kind = head->body_kind;
+    c->body_need = head->body_kind == CHOPIN__BODY_LENGTH ? head->content_length : 0;
+    c->body_in = c->body_out = 0;
+    c->head_len = 0;
+    if (head->body_kind == CHOPIN__BODY_CHUNKED)
+        chopin__chunked_init(&c->chunked);
+    partial_unlist(c);
+    c->phase = CHOPIN__PHASE_BODY;
+    c->deadline = now_ms(c) + options(c)->body_timeout_ms;
+    c->expect_continue = head->expect_continue;
+    c->continue_sent = 0;
+    send_continue(c); /* before the exchange is queued: it answers this request */
+    answer(c, x);
+}
+
+/* A request with a body at p (its head parsed into `head`): when it reaches a route that
+ * streams, runs the handler now and returns 1 with *used the bytes taken; else 0. */
+static int stream_route(struct chopin__conn *c, char *p, size_t n, struct chopin__head *head,
+                        size_t *used) {
+    struct chopin__engine *e = c->engine;
+    struct chopin__exchange *x = e->cur;
+    struct chopin_req *req = &x->req;
+    req->arena = &x->arena;
+    req->engine = e;
+    req->conn = c;
+    const struct chopin__endpoint *ep = chopin__router_streaming(e->router, req);
+    if (!ep)
+        return 0;
+    uint64_t max = chopin__endpoint_max_body(ep);
+    if (!max)
+        max = options(c)->max_body_bytes;
+    size_t head_len = *used;
+    if (head->body_kind == CHOPIN__BODY_LENGTH && head->content_length > max) {
+        respond_error(c, 413);
+        *used = n;
+        return 1;
+    }
+    req->body = NULL;
+    req->body_len = 0;
+    req->ndata = 0;
+    if (!head->keep_alive || e->draining)
+        c->keep_open = 0;
+    chopin__res_init(&x->res, &x->arena);
+    x->body_to_come = 1;
+    e->dispatching = x;
+    chopin__router_run(e->router, ep, req, &x->res);
+    e->dispatching = NULL;
+    x->body_to_come = 0;
+    c->requests++;
+    chopin__count(&e->counters.requests, 1);
+    if (x->sink && x->state == CHOPIN__X_OPEN) {
+        stream_begin(c, x, head, max);
+        *used = head_len + stream_body(c, p + head_len, n - head_len);
+        return 1;
+    }
+    /* Answered without its body, which is never read: the connection closes after it. */
+    c->keep_open = 0;
+    answer(c, x);
+    c->phase = CHOPIN__PHASE_LINGER;
+    *used = n;
+    return 1;
+}
+
+void chopin__conn_body_pause(struct chopin__conn *c) {
+    if (c->body_stream)
+        c->body_paused = 1;
+}
+
+void chopin__conn_body_resume(struct chopin__conn *c) {
+    if (!c->body_stream || !c->body_paused)
+        return;
+    c->body_paused = 0;
     chopin__engine_list_ready(c->engine, c);
 }
 
@@ -1249,7 +1430,7 @@ static void after_progress(struct chopin__conn *c) {
 /* ----- queries ---------------------------------------------------------------------- */
 
 int chopin__conn_wants_read(const struct chopin__conn *c) {
-    return !(c->ask & CHOPIN__CONN_CLOSE) && !c->backpressure && !c->eof;
+    return !(c->ask & CHOPIN__CONN_CLOSE) && !c->backpressure && !c->eof && !c->body_paused;
 }
 
 int chopin__conn_has_output(const struct chopin__conn *c) {

@@ -158,6 +158,8 @@ struct chopin__conn {
     uint8_t head_lf;     /* the buffered part of a head holds a line end */
     uint8_t ready_listed; /* on the engine's list of connections with answers to send */
     uint8_t listen_flags; /* CHOPIN__LISTEN_* of the listener that accepted it (listen.h) */
+    uint8_t body_stream;  /* the body is handed to the exchange at xq_tail as it arrives */
+    uint8_t body_paused;  /* ...which asked for no more for now (chopin_body_pause) */
     uint16_t pending;    /* exchanges on xq: at max_pending no further request is read */
     uint16_t backend_flags; /* the backend's own per-connection state */
     uint32_t backend_ops;   /* the backend's own count of operations in flight */
@@ -212,6 +214,11 @@ void chopin__conn_stream_resume(struct chopin__conn *c);
 /** A file range ended early (sendfile returned 0: the file shrank): abort the connection. */
 void chopin__conn_on_file_short(struct chopin__conn *c);
 
+/** Issue 18: the body streamed to the exchange at the tail of c's queue is not read for
+ *  now (its bytes wait in the kernel: TCP throttles the client), or again: the bytes
+ *  already here are handed over once the caller has returned (through the ready list). */
+void chopin__conn_body_pause(struct chopin__conn *c);
+void chopin__conn_body_resume(struct chopin__conn *c);
 /* ----- for transports and protocols -------------------------------------------------- */
 
 /** Plaintext for the protocol (a transport's output upward; chopin__conn_on_data's when
