@@ -31,6 +31,8 @@ static const char INDEX[] =
     "<li><a href=\"/events\">GET /events</a>: server-sent events, a count every second "
     "(?ms=N every N ms, ?n=N ends the stream after N, Last-Event-ID resumes the count); "
     "GET /events/open: how many streams are open</li>\n"
+    "<li><a href=\"/static/\">/static/</a>: the files of examples/public/ (DEMO_PUBLIC "
+    "overrides), with validators, ranges and an open-file cache</li>\n"
     "</ul>\n</body></html>\n";
 
 static void index_page(chopin_req *req, chopin_res *res, void *data) {
@@ -258,6 +260,23 @@ static int configure(chopin_options *opt, char *address, size_t cap) {
     return 0;
 }
 
+/* GET /static/...: the files of examples/public/ (or $DEMO_PUBLIC), freed after the serve.
+ * A missing directory leaves the route out with a note: the demo still runs elsewhere. */
+static chopin_static *demo_static;
+
+static int static_routes(chopin_router *r) {
+    const char *dir = getenv("DEMO_PUBLIC") ? getenv("DEMO_PUBLIC") : "examples/public";
+    chopin_static_options so = CHOPIN_STATIC_OPTIONS_INIT;
+    so.cache_control = "public, max-age=60";
+    so.flags = CHOPIN_STATIC_PRECOMPRESSED;
+    int rc = chopin_static_new(dir, &so, &demo_static);
+    if (rc < 0) {
+        fprintf(stderr, "demo: no /static/: %s: %s\n", dir, chopin_strerror(rc));
+        return 0;
+    }
+    return chopin_router_static(r, "/static", demo_static);
+}
+
 static int add_routes(chopin_router *r) {
     int rc = chopin_router_get(r, "/", index_page, NULL);
     if (!rc) rc = chopin_router_get(r, "/plaintext", plaintext, NULL);
@@ -268,6 +287,7 @@ static int add_routes(chopin_router *r) {
     if (!rc) rc = chopin_router_get(r, "/events", events_route, NULL);
     if (!rc) rc = chopin_router_get(r, "/events/open", events_open_route, NULL);
     if (!rc) rc = todo_mount(r, "/todos");
+    if (!rc) rc = static_routes(r);
     if (rc < 0)
         fprintf(stderr, "demo: %s: %s\n", chopin_strerror(rc), chopin_router_error(r));
     return rc;
@@ -289,6 +309,7 @@ int main(void) {
     if (rc == 0)
         rc = chopin_serve(r, address, &opt);
     chopin_router_free(r);
+    chopin_static_free(demo_static);
     todo_remove_temp_db();
     return rc < 0 ? 1 : 0;
 }
