@@ -167,7 +167,9 @@ void chopin_static_free(chopin_static *st)
 
 int chopin_static_mime(chopin_static *st, const char *ext, const char *type)
 {
-    if (!st || !ext || !type || !chopin__is_token(ext, strlen(ext)) || !type[0] || !is_value(type))
+    /* The extension is what follows a name's last dot: it holds no dot itself. */
+    if (!st || !ext || !type || !chopin__is_token(ext, strlen(ext)) || strchr(ext, '.') ||
+        !type[0] || !is_value(type))
         return -EINVAL;
     int add_charset = strncmp(type, "text/", 5) == 0 && !strchr(type, ';');
     size_t len = strlen(type) + (add_charset ? sizeof "; charset=utf-8" : 1);
@@ -288,6 +290,10 @@ static char *url_encode(chopin_req *req, const char *s, size_t len, size_t extra
 static void redirect_slash(chopin_req *req, chopin_res *res)
 {
     chopin_str path = chopin_req_path(req), q = chopin_req_query_string(req);
+    while (path.len > 1 && path.ptr[1] == '/') { /* "//host/x" would leave the site */
+        path.ptr++;
+        path.len--;
+    }
     size_t n;
     char *loc = url_encode(req, path.ptr, path.len, 2 + q.len, &n);
     if (!loc) {
