@@ -311,6 +311,57 @@ static void redirect_slash(chopin_req *req, chopin_res *res)
         chopin_res_error(res, 404, NULL);
 }
 
+/* The request fields a static answer reads, found in one pass over the headers instead of
+ * seven scans by name. The first line of each counts (a list split over several lines is
+ * not joined: browsers and caches send one). */
+struct fields {
+    struct chopin__cond_fields cond;
+    chopin_str range, accept_encoding;
+};
+
+static int name_is(chopin_str name, const char *lower, size_t len)
+{
+    return name.len == len && ieq(name.ptr, len, lower);
+}
+
+static void read_fields(const chopin_req *req, struct fields *f)
+{
+    *f = (struct fields){0};
+    size_t n = chopin_req_header_count(req);
+    for (size_t i = 0; i < n; i++) {
+        chopin_str name, value, *slot = NULL;
+        chopin_req_header_at(req, i, &name, &value);
+        if (name.len < 5)
+            continue;
+        switch (chopin__ascii_lower((unsigned char)name.ptr[0])) {
+        case 'i':
+            if (name_is(name, "if-match", 8))
+                slot = &f->cond.if_match;
+            else if (name_is(name, "if-none-match", 13))
+                slot = &f->cond.if_none_match;
+            else if (name_is(name, "if-modified-since", 17))
+                slot = &f->cond.if_modified_since;
+            else if (name_is(name, "if-unmodified-since", 19))
+                slot = &f->cond.if_unmodified_since;
+            else if (name_is(name, "if-range", 8))
+                slot = &f->cond.if_range;
+            break;
+        case 'r':
+            if (name_is(name, "range", 5))
+                slot = &f->range;
+            break;
+        case 'a':
+            if (name_is(name, "accept-encoding", 15))
+                slot = &f->accept_encoding;
+            break;
+        default:
+            break;
+        }
+        if (slot && !slot->ptr)
+            *slot = value;
+    }
+}
+
 /* ---- content negotiation ------------------------------------------------------------ */
 
 /* The precompressed siblings, in the order the server prefers them among equal q. */
@@ -376,13 +427,13 @@ struct want {
  * server's order breaking ties; the file itself when none is acceptable. Every sibling is
  * looked up (the cache keeps missing ones too) because Vary depends on whether any exists. */
 static const struct chopin__static_entry *
-pick_representation(struct chopin__static_cache *cache, chopin_req *req, struct want *w,
+pick_representation(struct chopin__static_cache *cache, const struct fields *f, struct want *w,
                     uint64_t now)
 {
     char path[PATH_MAX];
     if (w->name_len + 5 > sizeof path)
         return chopin__static_cache_get(cache, w->name, w->name_len, now);
-    chopin_str ae = chopin_req_header(req, "accept-encoding");
+    chopin_str ae = f->accept_encoding;
     int best_q = 0;
     size_t best = 0;
     memcpy(path, w->name, w->name_len);
@@ -437,17 +488,6 @@ static void not_modified(const chopin_static *st, chopin_res *res,
     add_common_lines(st, res, e, w);
 }
 
-static struct chopin__cond_fields cond_fields(const chopin_req *req)
-{
-    return (struct chopin__cond_fields){
-        .if_match = chopin_req_header(req, "if-match"),
-        .if_none_match = chopin_req_header(req, "if-none-match"),
-        .if_modified_since = chopin_req_header(req, "if-modified-since"),
-        .if_unmodified_since = chopin_req_header(req, "if-unmodified-since"),
-        .if_range = chopin_req_header(req, "if-range"),
-    };
-}
-
 /* Sets the body: bytes [first, first + len) of the entry's file, from memory (a reference
  * to the cached bytes) or from a descriptor of the answer's own (the cached one may be
  * closed while the answer is still queued). */
@@ -500,14 +540,14 @@ static void multipart(chopin_res *res, const char *type, const struct chopin__st
 
 /* The answer to GET/HEAD of a regular file, after its representation was chosen. */
 static void answer_file(const chopin_static *st, chopin_req *req, chopin_res *res,
-                        const struct chopin__static_entry *e, const struct want *w)
+                        const struct fields *fl, const struct chopin__static_entry *e,
+                        const struct want *w)
 {
-    const char *type = type_of(st, w->name);
     struct chopin__validators v = {e->etag, e->etag_len, e->mtime};
-    struct chopin__cond_fields f = cond_fields(req);
+    const struct chopin__cond_fields *f = &fl->cond;
     chopin_method m = chopin_req_method(req);
     int64_t now = (int64_t)(clock_ms(CLOCK_REALTIME_COARSE) / 1000);
-    switch (chopin__cond_eval(&f, 1, &v, now)) {
+    switch (chopin__cond_eval(f, 1, &v, now)) {
     case CHOPIN__COND_NOT_MODIFIED:
         not_modified(st, res, e, w);
         return;
@@ -517,12 +557,13 @@ static void answer_file(const chopin_static *st, chopin_req *req, chopin_res *re
     default:
         break;
     }
+    const char *type = type_of(st, w->name); /* not before: a 304 has none */
     /* RFC 9110 §14.2: range handling is defined for GET only. */
-    chopin_str range = m == CHOPIN_METHOD_GET ? chopin_req_header(req, "range") : (chopin_str){0};
+    chopin_str range = m == CHOPIN_METHOD_GET ? fl->range : (chopin_str){0};
     struct chopin__range r[MAX_RANGES_CAP];
     size_t n = 0;
     enum chopin__range_result rr = CHOPIN__RANGE_IGNORE;
-    if (range.ptr && chopin__if_range_holds(f.if_range, &v, now))
+    if (range.ptr && chopin__if_range_holds(f->if_range, &v, now))
         rr = chopin__range_parse(range.ptr, range.len, e->size, r, st->max_ranges, &n);
     if (rr == CHOPIN__RANGE_UNSATISFIABLE) {
         range_unsatisfiable(res, e->size);
@@ -547,20 +588,23 @@ static void answer_file(const chopin_static *st, chopin_req *req, chopin_res *re
         add_common_lines(st, res, e, w);
 }
 
+/* Answers regular file `name`, whose entry `e` was just looked up (the last lookup: it
+ * is still valid), or one of its precompressed siblings. */
 static void serve_file(chopin_static *st, struct chopin__static_cache *cache, chopin_req *req,
-                       chopin_res *res, const char *name, size_t len, uint64_t now)
+                       chopin_res *res, const char *name, size_t len,
+                       const struct chopin__static_entry *e, uint64_t now)
 {
+    struct fields f;
+    read_fields(req, &f);
     struct want w = {.name = name, .name_len = len};
-    const struct chopin__static_entry *e =
-        st->flags & CHOPIN_STATIC_PRECOMPRESSED
-            ? pick_representation(cache, req, &w, now)
-            : chopin__static_cache_get(cache, name, len, now);
+    if (st->flags & CHOPIN_STATIC_PRECOMPRESSED)
+        e = pick_representation(cache, &f, &w, now);
     if (!e)
         chopin_res_error(res, 503, NULL);
     else if (e->kind != CHOPIN__STATIC_FILE)
-        chopin_res_error(res, e->kind == CHOPIN__STATIC_DIR ? 403 : error_status(e->err), NULL);
+        chopin_res_error(res, error_status(e->err), NULL);
     else
-        answer_file(st, req, res, e, &w);
+        answer_file(st, req, res, &f, e, &w);
 }
 
 /* A directory: its index file, else a listing (when on), else 403 as nginx answers. */
@@ -580,7 +624,7 @@ static void serve_dir(chopin_static *st, struct chopin__static_cache *cache, cho
             const struct chopin__static_entry *e =
                 chopin__static_cache_get(cache, path, len + ilen, now);
             if (e && e->kind == CHOPIN__STATIC_FILE) {
-                serve_file(st, cache, req, res, path, len + ilen, now);
+                serve_file(st, cache, req, res, path, len + ilen, e, now);
                 return;
             }
         }
@@ -619,7 +663,7 @@ static void static_handler(chopin_req *req, chopin_res *res, void *data)
     else if (e->kind == CHOPIN__STATIC_DIR)
         serve_dir(st, cache, req, res, name, rel.len, now);
     else if (e->kind == CHOPIN__STATIC_FILE && rel.len && name[rel.len - 1] != '/')
-        serve_file(st, cache, req, res, name, rel.len, now);
+        serve_file(st, cache, req, res, name, rel.len, e, now);
     else
         chopin_res_error(res, e->kind == CHOPIN__STATIC_FILE ? 404 : error_status(e->err), NULL);
 }
