@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Static files (issue 15, Benchmarks): Chopin's static directory (bench/static_server.c,
+# Static files (issue 15, Benchmarks): Chopin's static directory (examples/files.c,
 # chopin_router_static with its defaults) against nginx with sendfile on and
 # open_file_cache (bench/static_nginx.conf), the same files from the same directory.
 # One worker pinned to CPU 1, wrk pinned to CPU 0, as in run.sh; server CPU time per
@@ -21,18 +21,12 @@ ROUNDS=${STATIC_ROUNDS:-3}
 SECS=${STATIC_SECONDS:-5}
 CONNS=${STATIC_CONNS:-256}
 LARGE_CONNS=${STATIC_LARGE_CONNS:-16}
-LIB=$BUILD/libchopin.a
-SERVER=$OUT/static_server
+SERVER=$BUILD/examples/files
 WWW=$BENCH_TMP/www
 
-[ -f "$LIB" ] || die "${LIB#"$ROOT"/} not found (run make)"
+[ -x "$SERVER" ] || die "${SERVER#"$ROOT"/} not found (run make)"
 command -v nginx > /dev/null || die "nginx not found (scripts/deps.sh bench installs nginx-light)"
-mkdir -p "$OUT" "$WWW"
-uring_libs=
-have_liburing && uring_libs=-luring
-log "bench: cc -O2 -o ${SERVER#"$ROOT"/} bench/static_server.c ${LIB#"$ROOT"/}"
-cc -O2 -Wall -Wextra -I"$ROOT/include" -o "$SERVER" "$BENCH_DIR/static_server.c" "$LIB" \
-    $uring_libs -pthread || die "could not build static_server"
+mkdir -p "$WWW"
 head -c 1024 /dev/urandom > "$WWW/1k.bin"
 head -c $((1 << 20)) /dev/urandom > "$WWW/1m.bin"
 chmod 755 "$WWW"
@@ -49,8 +43,8 @@ start() {
             ln -s "$WWW" "$dir/www"
             taskset -c "$SERVER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" > "$dir/log" 2>&1 & ;;
         chopin-*)
-            env CHOPIN_WORKERS=1 CHOPIN_PIN=0 CHOPIN_QUIET=1 CHOPIN_BACKEND="${1#chopin-}" \
-                taskset -c "$SERVER_CPU" "$SERVER" "$FREE_PORT" "$WWW" > "$dir/log" 2>&1 & ;;
+            env PORT="$FREE_PORT" CHOPIN_WORKERS=1 CHOPIN_PIN=0 CHOPIN_QUIET=1 CHOPIN_BACKEND="${1#chopin-}" \
+                taskset -c "$SERVER_CPU" "$SERVER" "$WWW" > "$dir/log" 2>&1 & ;;
     esac
     PID=$!
     track_pid "$PID"
