@@ -12,6 +12,7 @@
 #          the server's and the server's plus wrk's (see "both" below)
 #
 # Usage: bench/static.sh          (after make; BUILD=dir for another tree)
+# chopin-epoll-nocache is Chopin with its open-file cache off (FILES_CACHE=0).
 # Variables: STATIC_ROUNDS (3), STATIC_SECONDS (5), STATIC_CONNS (256),
 # STATIC_LARGE_CONNS (16), CHOPIN_VARIANTS ("epoll io_uring").
 set -u
@@ -43,7 +44,9 @@ start() {
             ln -s "$WWW" "$dir/www"
             taskset -c "$SERVER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" > "$dir/log" 2>&1 & ;;
         chopin-*)
-            env PORT="$FREE_PORT" CHOPIN_WORKERS=1 CHOPIN_PIN=0 CHOPIN_QUIET=1 CHOPIN_BACKEND="${1#chopin-}" \
+            local be=${1#chopin-} cache=1
+            [ "${be%-nocache}" != "$be" ] && cache=0 && be=${be%-nocache}
+            env PORT="$FREE_PORT" FILES_CACHE=$cache CHOPIN_WORKERS=1 CHOPIN_PIN=0 CHOPIN_QUIET=1 CHOPIN_BACKEND="$be" \
                 taskset -c "$SERVER_CPU" "$SERVER" "$WWW" > "$dir/log" 2>&1 & ;;
     esac
     PID=$!
@@ -97,6 +100,9 @@ spread() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "[%s-%s]"
 
 servers=(nginx)
 for be in $CHOPIN_VARIANTS; do servers+=("chopin-$be"); done
+# Without the open-file cache: every request opens, stats and (small files) reads its file
+# on the worker, which is what a cold lookup costs (docs/static.md, "What blocks").
+servers+=(chopin-epoll-nocache)
 
 echo "# bench/static.sh at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null), $(date -u +%F), $(uname -r), $(nproc) CPUs, $(nginx -v 2>&1)"
 : > "$BENCH_TMP/results"
