@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "api/open_beneath.h"
 #include "api/static_internal.h"
+#include "http/accept_encoding.h"
 #include "http/chars.h"
 #include "http/conditional.h"
 #include "http/message.h"
@@ -366,53 +367,11 @@ static void read_fields(const chopin_req *req, struct fields *f)
 
 /* The precompressed siblings, in the order the server prefers them among equal q. */
 static const struct {
-    const char *coding, *suffix;
-} codings[] = {{"br", ".br"}, {"zstd", ".zst"}, {"gzip", ".gz"}};
+    enum chopin__coding coding;
+    const char *suffix;
+} codings[] = {{CHOPIN__CODING_BR, ".br"}, {CHOPIN__CODING_ZSTD, ".zst"},
+               {CHOPIN__CODING_GZIP, ".gz"}};
 #define NCODINGS (sizeof codings / sizeof codings[0])
-
-/* The q-value (0..1000) Accept-Encoding s[0..len) gives `coding` (RFC 9110 §12.5.3): its
- * own element, else "*", else 0. Minimal: elements "coding[;q=v]". */
-static int coding_q(const char *s, size_t len, const char *coding)
-{
-    int star = -1, own = -1;
-    for (size_t i = 0; i < len;) {
-        while (i < len && (s[i] == ',' || chopin__is_ows((unsigned char)s[i])))
-            i++;
-        size_t t = i;
-        while (i < len && chopin__is_tchar((unsigned char)s[i]))
-            i++;
-        size_t tlen = i - t;
-        int q = 1000;
-        while (i < len && s[i] != ',') {
-            if ((s[i] == 'q' || s[i] == 'Q') && i + 1 < len && s[i + 1] == '=' &&
-                (s[i - 1] == ';' || chopin__is_ows((unsigned char)s[i - 1]))) {
-                i += 2;
-                q = 0;
-                int scale = 1000, frac = 0;
-                for (; i < len && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.'); i++) {
-                    if (s[i] == '.') {
-                        frac = 1;
-                        scale = 100;
-                    } else if (!frac) {
-                        q = (s[i] - '0') * 1000;
-                    } else if (scale) {
-                        q += (s[i] - '0') * scale;
-                        scale /= 10;
-                    }
-                }
-                if (q > 1000)
-                    q = 1000;
-                continue;
-            }
-            i++;
-        }
-        if (tlen == 1 && s[t] == '*')
-            star = q;
-        else if (tlen && ieq(s + t, tlen, coding))
-            own = q;
-    }
-    return own >= 0 ? own : star > 0 ? star : 0;
-}
 
 /* ---- one file ----------------------------------------------------------------------- */
 
@@ -423,9 +382,11 @@ struct want {
     int vary;
 };
 
-/* The representation to send: the sibling with the highest q among those that exist, the
- * server's order breaking ties; the file itself when none is acceptable. Every sibling is
- * looked up (the cache keeps missing ones too) because Vary depends on whether any exists. */
+/* The representation to send: among the siblings that exist and the file itself, the one
+ * Accept-Encoding prefers (src/http/accept_encoding.c: q-values, "*", identity;q=0), the
+ * server's order breaking ties and identity last. Every sibling is looked up (the cache
+ * keeps missing ones too) because Vary depends on whether any exists. A client that
+ * accepts nothing on offer gets identity, as RFC 9110 §12.5.3 allows. */
 static const struct chopin__static_entry *
 pick_representation(struct chopin__static_cache *cache, const struct fields *f, struct want *w,
                     uint64_t now)
@@ -433,29 +394,33 @@ pick_representation(struct chopin__static_cache *cache, const struct fields *f, 
     char path[PATH_MAX];
     if (w->name_len + 5 > sizeof path)
         return chopin__static_cache_get(cache, w->name, w->name_len, now);
-    chopin_str ae = f->accept_encoding;
-    int best_q = 0;
-    size_t best = 0;
+    uint8_t offer[NCODINGS + 1];
+    size_t n = 0;
     memcpy(path, w->name, w->name_len);
     for (size_t i = 0; i < NCODINGS; i++) {
-        size_t n = w->name_len + strlen(codings[i].suffix);
-        memcpy(path + w->name_len, codings[i].suffix, n - w->name_len);
-        const struct chopin__static_entry *e = chopin__static_cache_get(cache, path, n, now);
-        if (!e || e->kind != CHOPIN__STATIC_FILE)
-            continue;
-        w->vary = 1;
-        int q = ae.ptr ? coding_q(ae.ptr, ae.len, codings[i].coding) : 0;
-        if (q > best_q) {
-            best_q = q;
-            best = i;
-        }
+        size_t len = w->name_len + strlen(codings[i].suffix);
+        memcpy(path + w->name_len, codings[i].suffix, len - w->name_len);
+        const struct chopin__static_entry *e = chopin__static_cache_get(cache, path, len, now);
+        if (e && e->kind == CHOPIN__STATIC_FILE)
+            offer[n++] = (uint8_t)i;
     }
-    if (!best_q)
-        return chopin__static_cache_get(cache, w->name, w->name_len, now);
-    w->coding = codings[best].coding;
-    size_t n = w->name_len + strlen(codings[best].suffix);
-    memcpy(path + w->name_len, codings[best].suffix, n - w->name_len);
-    return chopin__static_cache_get(cache, path, n, now);
+    w->vary = n > 0;
+    uint8_t prefer[NCODINGS + 1];
+    for (size_t i = 0; i < n; i++)
+        prefer[i] = (uint8_t)codings[offer[i]].coding;
+    prefer[n] = CHOPIN__CODING_IDENTITY;
+    chopin_str ae = f->accept_encoding;
+    enum chopin__coding c =
+        n ? chopin__accept_encoding_pick(ae.ptr, ae.len, prefer, n + 1) : CHOPIN__CODING_IDENTITY;
+    for (size_t i = 0; i < n; i++) {
+        if (codings[offer[i]].coding != c)
+            continue;
+        w->coding = chopin__coding_name(c);
+        size_t len = w->name_len + strlen(codings[offer[i]].suffix);
+        memcpy(path + w->name_len, codings[offer[i]].suffix, len - w->name_len);
+        return chopin__static_cache_get(cache, path, len, now);
+    }
+    return chopin__static_cache_get(cache, w->name, w->name_len, now);
 }
 
 /* Appends ready-made head lines; a failure (the arena) turns the answer into a 500. */
