@@ -709,24 +709,18 @@ static void test_file_shrinking_mid_send_ends_connection(void)
         return;
     }
     close(fd);
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    int small = 4096;
-    setsockopt(s, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    struct timeval tv = {5, 0};
-    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    close(s);
     struct cl_conn *c = cl_open(port);
     if (!c) {
         CHECK(0);
         return;
     }
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     cl_send(c, "GET /s/shrink.bin HTTP/1.1\r\nHost: t\r\n\r\n", 0);
     char buf[65536];
     ssize_t n = recv(c->fd, buf, sizeof buf, 0);
-    CHECK(n > 0 && strstr(buf, "Content-Length: 67108864"));
+    CHECK(n > 0 && memmem(buf, (size_t)n, "Content-Length: 67108864", 24));
     if (truncate(p, 1 << 20) < 0)
         CHECK(0);
+    /* 64 MiB is far more than the socket buffers hold: most of it is still to be sent. */
     uint64_t total = (uint64_t)(n > 0 ? n : 0);
     int closed = 0;
     for (;;) {
