@@ -19,7 +19,9 @@ case $level in
                                  # a real server-sent events client (tests/integration/sse.sh)
                                  nodejs node-eventsource
                                  # uploads from Python's requests (tests/integration/upload.sh)
-                                 python3 python3-requests) ;;&
+                                 python3 python3-requests
+                                 # static files side by side with nginx (static_nginx.sh)
+                                 nginx-light) ;;&
   bench) pkgs+=(wrk nginx-light h2o strace
                 # the hyper and fasthttp peers, built offline by bench/peers/build_*.sh
                 cargo rustc librust-hyper-dev librust-tokio-dev librust-serde-json-dev
