@@ -28,6 +28,14 @@ ifeq ($(CHOPIN_URING),1)
   LDLIBS   += -luring
 endif
 
+# HTTP/2 (issue 20, src/h2) when pkg-config finds libnghttp2 (libnghttp2-dev); without it
+# the library has no HTTP/2 and its tests skip. CHOPIN_H2=0 leaves it out.
+CHOPIN_H2 ?= $(shell pkg-config --exists libnghttp2 2>/dev/null && echo 1 || echo 0)
+ifeq ($(CHOPIN_H2),1)
+  CPPFLAGS += -DCHOPIN_HAVE_NGHTTP2 $(shell pkg-config --cflags libnghttp2)
+  LDLIBS   += $(shell pkg-config --libs libnghttp2)
+endif
+
 LIB_SRC  := $(wildcard src/*.c src/*/*.c)
 # Programs of one file each; the others are built by their own rules below.
 EXAMPLE_PARTS := examples/demo.c examples/todo_app.c examples/todo.c examples/todo_pg.c \

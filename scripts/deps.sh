@@ -10,11 +10,14 @@
 set -euo pipefail
 level=${1:-build}
 
-pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev)
+# libnghttp2-dev: HTTP/2 (issue 20; built in when pkg-config finds it)
+pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev libnghttp2-dev)
 case $level in
   test|bench|fuzz|attack) pkgs+=(curl procps postgresql libpq-dev
                                  # a real server-sent events client (tests/integration/sse.sh)
-                                 nodejs node-eventsource) ;;&
+                                 nodejs node-eventsource
+                                 # HTTP/2 clients: nghttp and h2load (tests/integration/h2.sh, bench)
+                                 nghttp2-client) ;;&
   bench) pkgs+=(wrk nginx-light h2o strace
                 # the hyper and fasthttp peers, built offline by bench/peers/build_*.sh
                 cargo rustc librust-hyper-dev librust-tokio-dev librust-serde-json-dev

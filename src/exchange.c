@@ -48,6 +48,7 @@ static struct chopin__exchange *exchange_new(struct chopin__engine *e) {
     x->cancel_arg = NULL;
     x->slot = CHOPIN__NO_SLOT;
     x->state = CHOPIN__X_RUNNING;
+    x->kept = 0;
     return x;
 }
 
@@ -347,7 +348,9 @@ int chopin_defer(chopin_req *req, chopin_res *res, chopin_exchange *out) {
     if (e->xopen >= e->cfg->opt.max_deferred)
         return refuse_defer(res, CHOPIN_EBUSY);
     int rc = slot_take(e, x);
-    if (rc == 0 && (rc = keep_request(x)) == 0)
+    if (rc == 0 && !x->kept)
+        rc = keep_request(x);
+    if (rc == 0)
         rc = chopin__exchange_detach(e, x);
     if (rc < 0) {
         slot_release(e, x);

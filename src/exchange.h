@@ -49,6 +49,7 @@ struct chopin__exchange {
     void *upgrade_state;
     uint32_t slot;    /* its handle's slot in the engine's table, or CHOPIN__NO_SLOT */
     uint8_t state;    /* enum chopin__exchange_state */
+    uint8_t kept;     /* its request's bytes are in its own arena (HTTP/2): a defer copies none */
 };
 
 /* The engine's handle table: slot -> exchange, with generations. */

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * HTTP/2 (RFC 9113) as a protocol beside HTTP/1.1 (conn.h, struct chopin__protocol):
+ * nghttp2 does the framing, HPACK and flow control, driven without I/O (bytes in from the
+ * connection's on_data, frames out into its output queue), so every backend and the TLS
+ * transport carry it unchanged. Every stream is an exchange (exchange.h) through the same
+ * router and handlers. Built only when pkg-config finds libnghttp2 (CHOPIN_HAVE_NGHTTP2);
+ * docs/http2.md.
+ */
+#ifndef CHOPIN_H2_H
+#define CHOPIN_H2_H
+
+#include <stddef.h>
+
+struct chopin__conn;
+
+/* The client connection preface (RFC 9113 §3.4), which a plain connection with prior
+ * knowledge starts with. */
+#define CHOPIN__H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define CHOPIN__H2_PREFACE_LEN 24
+
+/** Nonzero when the library was built with HTTP/2. */
+int chopin__h2_available(void);
+
+/** Starts HTTP/2 on `c`, a fresh connection whose peer's next bytes are its connection
+ *  preface (ALPN "h2" on TLS, h2c with prior knowledge): the server's SETTINGS are queued
+ *  at once. Returns 0; -ENOMEM; -ENOTSUP when built without nghttp2. On failure the
+ *  connection is unchanged. */
+int chopin__h2_start(struct chopin__conn *c);
+
+#endif
