@@ -273,6 +273,8 @@ static void set_framing(struct chopin__head_ctx *ctx, const struct chopin_res *r
             ctx->body_len = res->body_len;
     }
     ctx->connection = !*keep ? 1 : minor == 0 ? 2 : 0;
+    if (__builtin_expect(res->status == 101, 0) && *keep)
+        ctx->connection = 3;
 }
 
 /* gcc turns a memcpy whose size it can bound (an inline body is at most 4 KiB) into
@@ -666,6 +668,18 @@ void chopin__conn_answer_ready(struct chopin__conn *c) {
     chopin__engine_notify(e, c);
 }
 
+/* Upgrade: h2c (issue 20, option h2c_upgrade): the request becomes stream 1 of HTTP/2,
+ * answered there; here it is answered with the 101 that switches the connection. Returns
+ * 1 when the request was taken (or the connection must close), 0 for HTTP/1.1 to answer. */
+static int h2c_upgrade(struct chopin__conn *c, struct chopin__exchange *x) {
+    if (!options(c)->h2c_upgrade || !c->keep_open || c->xq_head || c->transport)
+        return 0;
+    struct chopin__exchange *up = chopin__h2_upgrade(c, x);
+    if (up)
+        answer(c, up);
+    return up != NULL || (c->ask & CHOPIN__CONN_CLOSE);
+}
+
 /* Runs the handler for the request in `x`, whose head the parser filled from raw[0..
  * head_len) and whose body (decoded) follows it, and answers it. What only a deferred
  * exchange needs (its connection, its bytes' extent) is found when it defers. */
@@ -682,6 +696,8 @@ static void dispatch(struct chopin__conn *c, struct chopin__exchange *x, const c
     req->ndata = 0;
     if (!head->keep_alive || e->draining)
         c->keep_open = 0;
+    if (__builtin_expect(head->upgrade, 0) && h2c_upgrade(c, x))
+        return;
 
     chopin__res_init(&x->res, &x->arena);
     e->dispatching = x;

@@ -326,6 +326,14 @@ static int keep_request(struct chopin__exchange *x) {
     return 0;
 }
 
+int chopin__exchange_keep(struct chopin__exchange *x) {
+    if (x->kept)
+        return 0;
+    int rc = keep_request(x);
+    x->kept = rc == 0;
+    return rc;
+}
+
 static int refuse_defer(chopin_res *res, int err) {
     chopin__res_discard(res);
     chopin__res_init(res, res->arena);
@@ -348,8 +356,8 @@ int chopin_defer(chopin_req *req, chopin_res *res, chopin_exchange *out) {
     if (e->xopen >= e->cfg->opt.max_deferred)
         return refuse_defer(res, CHOPIN_EBUSY);
     int rc = slot_take(e, x);
-    if (rc == 0 && !x->kept)
-        rc = keep_request(x);
+    if (rc == 0)
+        rc = chopin__exchange_keep(x);
     if (rc == 0)
         rc = chopin__exchange_detach(e, x);
     if (rc < 0) {

@@ -88,6 +88,10 @@ void chopin__exchange_cancel(struct chopin__engine *e, struct chopin__exchange *
  *  the caller's. */
 int chopin__exchange_upgrade(struct chopin__engine *e, struct chopin__exchange *x,
                              const struct chopin__protocol *p, void *state);
+/** Copies the request bytes `x` points into (the read buffer) into its own arena, as a
+ *  deferred exchange's are (HTTP/2's Upgrade: h2c keeps the request as stream 1). Returns
+ *  0 or -ENOMEM. */
+int chopin__exchange_keep(struct chopin__exchange *x);
 /** Frees the spares, the current exchange and the handle table (engine destroy). */
 void chopin__exchange_destroy_all(struct chopin__engine *e);
 

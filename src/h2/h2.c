@@ -30,6 +30,11 @@ int chopin__h2_start(struct chopin__conn *c) {
     (void)c;
     return -ENOTSUP;
 }
+struct chopin__exchange *chopin__h2_upgrade(struct chopin__conn *c, struct chopin__exchange *x) {
+    (void)c;
+    (void)x;
+    return NULL;
+}
 
 #else
 
@@ -103,6 +108,7 @@ struct h2 {
     uint64_t stall_since; /* answers owed, and nothing can be sent (window shut) */
     uint8_t goaway;       /* GOAWAY queued: finish what is in flight, then close */
     uint8_t ending;       /* both sides done: half-close once output is sent */
+    uint8_t upgraded;     /* by Upgrade: h2c: stream 1's answer may be ready at the switch */
 };
 
 static const chopin_options *opts(const struct h2 *h) { return &h->c->engine->cfg->opt; }
@@ -148,10 +154,17 @@ static int output_has_room(const struct chopin__conn *c) {
 /* Moves what nghttp2 has to send into the output queue while it has room; past it,
  * reading pauses until the queue has been sent (on_sent). Closes the connection once both
  * sides are done (GOAWAY exchanged and no stream left, or a fatal error). */
+static void ready_scan(struct h2 *h);
+static const struct chopin__protocol h2_protocol;
+
 static void pump(struct h2 *h) {
     struct chopin__conn *c = h->c;
-    if (c->ask & CHOPIN__CONN_CLOSE)
-        return;
+    if ((c->ask & CHOPIN__CONN_CLOSE) || c->proto != &h2_protocol)
+        return; /* (an upgrade's 101 has not been queued yet: nothing may precede it) */
+    if (h->upgraded) {
+        h->upgraded = 0;
+        ready_scan(h);
+    }
     while (output_has_room(c)) {
         const uint8_t *p;
         ssize_t n = nghttp2_session_mem_send(h->session, &p);
@@ -209,16 +222,11 @@ static struct chopin__exchange *exchange_take(struct chopin__engine *e) {
     return x;
 }
 
-static struct h2_stream *stream_new(struct h2 *h, int32_t id) {
-    struct chopin__engine *e = h->c->engine;
-    struct chopin__exchange *x = exchange_take(e);
-    if (!x)
-        return NULL;
+/* Stream `id` of exchange `x`, whose arena holds its state; NULL when out of memory. */
+static struct h2_stream *stream_attach(struct h2 *h, struct chopin__exchange *x, int32_t id) {
     struct h2_stream *s = chopin__arena_alloc(&x->arena, sizeof *s);
-    if (!s) {
-        chopin__exchange_free(e, x);
+    if (!s)
         return NULL;
-    }
     memset(s, 0, sizeof *s);
     s->h = h;
     s->x = x;
@@ -226,6 +234,24 @@ static struct h2_stream *stream_new(struct h2 *h, int32_t id) {
     s->started_ms = now_ms(h);
     x->conn = h->c;
     x->kept = 1; /* its request lives in its arena already: chopin_defer copies nothing */
+    s->next = h->streams;
+    if (h->streams)
+        h->streams->prev = s;
+    h->streams = s;
+    h->nstreams++;
+    return s;
+}
+
+static struct h2_stream *stream_new(struct h2 *h, int32_t id) {
+    struct chopin__engine *e = h->c->engine;
+    struct chopin__exchange *x = exchange_take(e);
+    if (!x)
+        return NULL;
+    struct h2_stream *s = stream_attach(h, x, id);
+    if (!s) {
+        chopin__exchange_free(e, x);
+        return NULL;
+    }
     struct chopin_req *req = &x->req;
     memset(&req->head, 0, sizeof req->head);
     req->head.minor = 1;
@@ -238,11 +264,6 @@ static struct h2_stream *stream_new(struct h2 *h, int32_t id) {
     req->conn = h->c;
     req->ndata = 0;
     chopin__res_init(&x->res, &x->arena);
-    s->next = h->streams;
-    if (h->streams)
-        h->streams->prev = s;
-    h->streams = s;
-    h->nstreams++;
     return s;
 }
 
@@ -870,8 +891,7 @@ static void h2_on_timeout(struct chopin__conn *c) {
 }
 
 /* Deferred answers that were finished and streams their application resumed. */
-static void h2_on_ready(struct chopin__conn *c) {
-    struct h2 *h = c->proto_state;
+static void ready_scan(struct h2 *h) {
     for (struct h2_stream *s = h->streams; s; s = s->next) {
         if (s->dispatched && !s->submitted && s->x->state != CHOPIN__X_OPEN)
             submit(h, s);
@@ -880,6 +900,11 @@ static void h2_on_ready(struct chopin__conn *c) {
             nghttp2_session_resume_data(h->session, s->id);
         }
     }
+}
+
+static void h2_on_ready(struct chopin__conn *c) {
+    struct h2 *h = c->proto_state;
+    ready_scan(h);
     pump(h);
 }
 
@@ -901,6 +926,117 @@ static const struct chopin__protocol h2_protocol = {
 };
 
 int chopin__h2_available(void) { return 1; }
+
+/* ----- Upgrade: h2c (RFC 7540 §3.2) ---------------------------------------------------- */
+
+static int ascii_ieq(const char *a, size_t n, const char *lower) {
+    if (strlen(lower) != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (ascii_lower((unsigned char)a[i]) != lower[i])
+            return 0;
+    return 1;
+}
+
+/* Whether the comma-separated list `v` names `token`. */
+static int has_token(chopin_str v, const char *token) {
+    const char *p = v.ptr, *end = v.ptr + v.len;
+    while (p && p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *t = p;
+        while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        if (p > t && ascii_ieq(t, (size_t)(p - t), token))
+            return 1;
+    }
+    return 0;
+}
+
+static int base64url_value(unsigned char c) {
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    return c == '-' ? 62 : c == '_' ? 63 : -1;
+}
+
+/* HTTP2-Settings: the SETTINGS payload in base64url without padding. Returns its length,
+ * or -1 when it is not that. */
+static ssize_t settings_decode(chopin_str v, uint8_t *out, size_t cap) {
+    size_t n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        int d = base64url_value((unsigned char)v.ptr[i]);
+        if (d < 0)
+            return v.ptr[i] == '=' ? (ssize_t)n : -1;
+        acc = acc << 6 | (uint32_t)d;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == cap)
+                return -1;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return (ssize_t)n;
+}
+
+/* The 101 of an upgrade: an exchange of its own, so the request's keeps its answer for
+ * stream 1. */
+static struct chopin__exchange *switching_answer(struct chopin__engine *e, struct h2 *h) {
+    struct chopin__exchange *y = chopin__exchange_current(e);
+    if (!y)
+        return NULL;
+    memset(&y->req.head, 0, sizeof y->req.head);
+    y->req.head.minor = 1;
+    y->req.head.method_id = CHOPIN_METHOD_GET;
+    chopin__res_init(&y->res, &y->arena);
+    e->dispatching = y;
+    int rc = chopin__exchange_upgrade(e, y, &h2_protocol, h);
+    e->dispatching = NULL;
+    if (rc < 0)
+        return NULL;
+    chopin_res_header_add(&y->res, "Upgrade", "h2c");
+    return y;
+}
+
+struct chopin__exchange *chopin__h2_upgrade(struct chopin__conn *c, struct chopin__exchange *x) {
+    struct chopin__engine *e = c->engine;
+    const chopin_req *req = &x->req;
+    uint8_t settings[256];
+    if (!has_token(chopin_req_header(req, "upgrade"), "h2c"))
+        return NULL;
+    ssize_t n = settings_decode(chopin_req_header(req, "http2-settings"), settings, sizeof settings);
+    if (n < 0 || !chopin_req_header(req, "http2-settings").ptr)
+        return NULL;
+    struct h2 *h = h2_new(c);
+    if (!h)
+        return NULL;
+    int head = req->head.method_id == CHOPIN_METHOD_HEAD;
+    if (nghttp2_session_upgrade2(h->session, settings, (size_t)n, head, NULL) != 0 ||
+        chopin__exchange_keep(x) < 0 || chopin__exchange_detach(e, x) < 0) {
+        h2_free(h);
+        return NULL; /* (HTTP/1.1 answers it) */
+    }
+    struct h2_stream *s = stream_attach(h, x, 1);
+    struct chopin__exchange *y = s ? switching_answer(e, h) : NULL;
+    if (!y) { /* x is detached: it ends with the h2 state, as a stream's exchange does */
+        if (!s)
+            chopin__exchange_free(e, x);
+        h2_free(h);
+        chopin__conn_close(c);
+        return NULL;
+    }
+    nghttp2_session_set_stream_user_data(h->session, 1, s);
+    chopin__res_init(&x->res, &x->arena);
+    h->upgraded = 1;
+    dispatch(h, s);
+    return y;
+}
 
 int chopin__h2_start(struct chopin__conn *c) {
     struct h2 *h = h2_new(c);

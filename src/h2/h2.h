@@ -28,4 +28,13 @@ int chopin__h2_available(void);
  *  connection is unchanged. */
 int chopin__h2_start(struct chopin__conn *c);
 
+/** The HTTP/1.1 request of exchange `x` (its handler not run yet) asks for h2c (RFC 7540
+ *  §3.2: Upgrade: h2c and a valid HTTP2-Settings): it becomes stream 1 of a new HTTP/2
+ *  session, whose handler runs now and whose answer goes out as HTTP/2 once the
+ *  connection has switched. Returns the exchange whose answer is the 101 that switches
+ *  it, for the connection to queue as the request's answer; NULL when the request is not
+ *  such an upgrade (HTTP/1.1 answers it), or the connection must close (out of memory:
+ *  conn->ask says so). */
+struct chopin__exchange *chopin__h2_upgrade(struct chopin__conn *c, struct chopin__exchange *x);
+
 #endif

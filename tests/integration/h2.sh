@@ -42,7 +42,7 @@ start() { # log file, env...
   url=http://127.0.0.1:$port
 }
 
-start "$tmp/err" CHOPIN_MAX_BODY_BYTES=1048576
+start "$tmp/err" CHOPIN_MAX_BODY_BYTES=1048576 CHOPIN_H2C_UPGRADE=1
 check "/plaintext over h2c" body_is "$url/plaintext" "Hello, World!"
 check "the answer is HTTP/2" bash -c "curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version}' $url/plaintext | grep -qx 2"
 check "/json" body_is "$url/json" '{"message":"Hello, World!"}'
@@ -61,6 +61,8 @@ check "HEAD: length, no body" bash -c "out=\$(curl -s --http2-prior-knowledge -I
 check "two requests, one connection" bash -c "curl -sv --http2-prior-knowledge $url/plaintext $url/json 2>&1 | grep -qE 'Re-using existing connection|Multiplexed connection'"
 check "/sleep (deferred) over h2c" body_is "$url/sleep?ms=20" "slept 20 ms"
 check "/events: three events then the end" bash -c "[ \$(curl -s --http2-prior-knowledge --max-time 10 '$url/events?n=3&ms=50' | grep -c '^event: tick') -eq 3 ]"
+check "Upgrade: h2c (curl --http2): 101, then HTTP/2" bash -c "out=\$(curl -sv --http2 $url/json 2>&1); echo \"\$out\" | grep -q '< HTTP/1.1 101' && echo \"\$out\" | grep -q '< HTTP/2 200' && echo \"\$out\" | grep -q 'Hello, World'"
+check "Upgrade: h2c (nghttp -u), a deferred answer as stream 1" bash -c "nghttp -u '$url/sleep?ms=20' | grep -qx 'slept 20 ms'"
 check "HTTP/1.1 on the same port" bash -c "[ \"\$(curl -s --http1.1 $url/plaintext)\" = 'Hello, World!' ]"
 check "nghttp: 100 streams at once, all 200" bash -c "nghttp -n -s -m 100 $url/plaintext 2>&1 | grep -c ' 200 ' | grep -qx 100"
 check "nghttp -v: SETTINGS without ENABLE_PUSH=1, MAX_CONCURRENT_STREAMS 100" bash -c "out=\$(nghttp -nv $url/plaintext 2>&1); echo \"\$out\" | grep -q 'SETTINGS_MAX_CONCURRENT_STREAMS(0x03):100' && ! echo \"\$out\" | grep -q 'SETTINGS_ENABLE_PUSH(0x02):1'"
