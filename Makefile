@@ -223,6 +223,18 @@ else
 	done; exit $$fail
 endif
 
+# h2spec (issue 20), the public HTTP/2 conformance suite, built outside the repository
+# (not in Debian; never committed): `make h2spec H2SPEC=/path/to/h2spec` (docs/http2.md).
+.PHONY: h2spec
+H2SPEC ?=
+h2spec:
+ifeq ($(H2SPEC),)
+	@echo "h2spec: skipped: give H2SPEC=<path to the h2spec binary> (github.com/summerwind/h2spec, built outside the repository; docs/http2.md)"
+else
+	@$(MAKE) --no-print-directory $(BUILD)/examples/demo
+	tests/h2spec.sh $(BUILD) $(H2SPEC)
+endif
+
 bench-micro:
 	@$(MAKE) --no-print-directory $(BUILD)/libchopin.a
 	bench/micro.sh $(BUILD)

@@ -109,6 +109,7 @@ struct h2 {
     uint8_t goaway;       /* GOAWAY queued: finish what is in flight, then close */
     uint8_t ending;       /* both sides done: half-close once output is sent */
     uint8_t upgraded;     /* by Upgrade: h2c: stream 1's answer may be ready at the switch */
+    int32_t last_id;      /* the highest stream the peer opened */
 };
 
 static const chopin_options *opts(const struct h2 *h) { return &h->c->engine->cfg->opt; }
@@ -413,10 +414,23 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     return rc < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
 }
 
+/* A HEADERS frame on a stream id below the last one the peer opened, naming no stream we
+ * know: RFC 9113 §5.1.1 makes that a connection error, which nghttp2 leaves to us (it
+ * drops the block). */
+static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *ud) {
+    struct h2 *h = ud;
+    if (hd->type == NGHTTP2_HEADERS && hd->stream_id > 0 && hd->stream_id <= h->last_id &&
+        !nghttp2_session_find_stream(session, hd->stream_id))
+        nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR);
+    return 0;
+}
+
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud) {
     struct h2 *h = ud;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    if (frame->hd.stream_id > h->last_id)
+        h->last_id = frame->hd.stream_id;
     struct h2_stream *s = stream_new(h, frame->hd.stream_id);
     if (!s)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* (the stream is reset) */
@@ -751,6 +765,7 @@ static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 static void setup(void) {
     if (nghttp2_session_callbacks_new(&callbacks) != 0)
         return;
+    nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
@@ -1033,6 +1048,7 @@ struct chopin__exchange *chopin__h2_upgrade(struct chopin__conn *c, struct chopi
     }
     nghttp2_session_set_stream_user_data(h->session, 1, s);
     chopin__res_init(&x->res, &x->arena);
+    h->last_id = 1;
     h->upgraded = 1;
     dispatch(h, s);
     return y;
