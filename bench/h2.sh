@@ -22,7 +22,7 @@ PATHS=${H2_PATHS:-"plaintext json"}
 mkdir -p "$OUT"
 RESULTS=$OUT/h2-$(date +%Y-%m-%d-%H%M%S).txt
 command -v h2load >/dev/null || die "h2load is not installed (nghttp2-client: scripts/deps.sh bench)"
-grep -q 'U nghttp2_session_server_new2' <(nm "$BUILD/libchopin.a" 2>/dev/null) ||
+grep -q 'U nghttp2_session_mem_recv' <(nm "$BUILD/libchopin.a" 2>/dev/null) ||
   die "$BUILD/libchopin.a has no HTTP/2 (libnghttp2-dev missing when it was built)"
 raise_fd_limit 4096
 chopin_snapshot

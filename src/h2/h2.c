@@ -20,6 +20,7 @@
  * the flow-control window shut (write deadline) and idle connections (keep-alive).
  */
 #include "h2/h2.h"
+#include "h2/mem.h"
 
 #include <errno.h>
 
@@ -815,7 +816,8 @@ static struct h2 *h2_new(struct chopin__conn *c) {
         return NULL;
     h->c = c;
     h->idle_since = c->engine->now_ms;
-    if (nghttp2_session_server_new2(&h->session, callbacks, h, options) != 0) {
+    if (nghttp2_session_server_new3(&h->session, callbacks, h, options, chopin__h2_mem()) != 0) {
+        chopin__h2_mem_done();
         free(h);
         return NULL;
     }
@@ -830,6 +832,7 @@ static struct h2 *h2_new(struct chopin__conn *c) {
     };
     if (nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0])) {
         nghttp2_session_del(h->session);
+        chopin__h2_mem_done();
         free(h);
         return NULL;
     }
@@ -840,6 +843,7 @@ static void h2_free(struct h2 *h) {
     while (h->streams)
         stream_free(h, h->streams);
     nghttp2_session_del(h->session);
+    chopin__h2_mem_done();
     free(h);
 }
 

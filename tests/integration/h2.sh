@@ -11,7 +11,7 @@ build=${1:-build}
 bin=$build/examples/demo
 pass=0 fail=0
 skip() { echo "skip h2.sh: $1"; echo "RESULT 0 0 1"; exit 0; }
-nm "$build/libchopin.a" 2>/dev/null | grep -q 'U nghttp2_session_server_new2' ||
+nm "$build/libchopin.a" 2>/dev/null | grep -q 'U nghttp2_session_mem_recv' ||
   skip "the library was built without nghttp2 (install libnghttp2-dev)"
 curl -V 2>/dev/null | grep -q HTTP2 || skip "curl has no HTTP/2"
 command -v nghttp >/dev/null && command -v h2load >/dev/null ||
