@@ -156,6 +156,8 @@ test-fast: $(BUILD)-all
 
 bench: all
 	bench/run.sh
+	@# HTTP/2 (issue 20): h2load against nginx and h2o over h2c
+	bench/h2.sh
 endif
 
 deps:

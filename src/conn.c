@@ -1147,8 +1147,8 @@ void chopin__conn_plain_sent(struct chopin__conn *c, size_t n) {
             c->proto->on_sent(c);
         else if (c->xq_head)
             queue_ready_answers(c);
-        if (c->backpressure && c->pending < options(c)->max_pending) {
-            c->backpressure = 0;
+        if (c->backpressure && c->pending < options(c)->max_pending && !protocol_runs(c)) {
+            c->backpressure = 0; /* (a protocol clears its own: conn.h) */
             if (c->in)
                 process_stash(c);
         }

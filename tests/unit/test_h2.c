@@ -689,6 +689,15 @@ static void test_slow_reader_bounded(void) {
     CHECK(cl.c->out != NULL);
     CHECK(cl.c->out->pending <= 64 * 1024 + 16384 + 64);
     CHECK(!chopin__conn_wants_read(cl.c));
+    /* The socket takes what was queued: the queue refills to its bound, and reading stays
+     * paused. */
+    struct chopin__plan p;
+    CHECK(chopin__conn_out_plan(cl.c, &p) > 0);
+    for (int i = 0; i < p.iovcnt; i++)
+        nghttp2_session_mem_recv(cl.s, p.iov[i].iov_base, p.iov[i].iov_len);
+    chopin__conn_on_sent(cl.c, p.bytes);
+    CHECK(cl.c->out != NULL && cl.c->out->pending <= 64 * 1024 + 16384 + 64);
+    CHECK(!chopin__conn_wants_read(cl.c));
     cl.read = 1;
     pump(&cl);
     for (int i = 0; i < 8; i++)
