@@ -869,9 +869,15 @@ static void h2_on_eof(struct chopin__conn *c) { chopin__conn_close(c); }
 
 static void h2_on_sent(struct chopin__conn *c) { pump(c->proto_state); }
 
+/* GOAWAY; the streams in flight are finished, but those waiting for their application
+ * (an endless event stream) are reset, as HTTP/1.1 closes such a connection at once: their
+ * clients reconnect elsewhere. */
 static void h2_on_drain(struct chopin__conn *c) {
     struct h2 *h = c->proto_state;
     goaway(h);
+    for (struct h2_stream *s = h->streams; s; s = s->next)
+        if (s->waiting)
+            nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
     pump(h);
 }
 

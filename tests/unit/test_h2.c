@@ -994,6 +994,26 @@ static void test_drain(void) {
     fake_stop(&f);
 }
 
+/* A drain resets a stream that waits for its application (an endless event stream), and
+ * the connection ends with it; its done() runs. */
+static void test_drain_waiting_stream(void) {
+    struct fake f;
+    setup(&f);
+    struct client cl;
+    start(&cl, &f, 1 << 20);
+    int32_t id = request(&cl, "GET", "/stream", NULL, 0, NULL);
+    pump(&cl);
+    CHECK_MEM(cl.r[id].body, cl.r[id].len, "chunk1;");
+    chopin__engine_drain(&f.engine);
+    pump(&cl);
+    CHECK(cl.goaway);
+    CHECK(cl.r[id].closed && cl.r[id].error == NGHTTP2_CANCEL);
+    CHECK_INT(st.done, 1);
+    CHECK(cl.c->ask & CHOPIN__CONN_SHUTDOWN);
+    client_close(&cl);
+    fake_stop(&f);
+}
+
 /* An idle connection is told GOAWAY at the keep-alive timeout. */
 static void test_idle_timeout(void) {
     struct fake f;
@@ -1184,6 +1204,7 @@ int main(void) {
     RUN(test_control_frames_allowed);
     RUN(test_stream_id_exhaustion);
     RUN(test_drain);
+    RUN(test_drain_waiting_stream);
     RUN(test_idle_timeout);
     RUN(test_h2c_option);
     RUN(test_upgrade);
