@@ -15,130 +15,9 @@
 #include "fake.h"
 
 #ifndef CHOPIN_HAVE_NGHTTP2
-/* ----- Upgrade: h2c ------------------------------------------------------------------- */
-
-static void base64url(const uint8_t *p, size_t n, char *out) {
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        acc = acc << 8 | p[i];
-        bits += 8;
-        while (bits >= 6) {
-            bits -= 6;
-            *out++ = abc[(acc >> bits) & 63];
-        }
-    }
-    if (bits)
-        *out++ = abc[(acc << (6 - bits)) & 63];
-    *out = '\0';
-}
-
-/* An upgrading request's client: the settings it sends in HTTP2-Settings, and its session
- * upgraded the way the server's is, stream 1 half closed. */
-static void upgrade_client(struct client *cl, struct fake *f, const char *target, char *request,
-                           size_t cap) {
-    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100}};
-    client_open(cl, f, 5, iv, 1);
-    uint8_t payload[64];
-    char text[128];
-    ssize_t n = nghttp2_pack_settings_payload(payload, sizeof payload, iv, 1);
-    base64url(payload, (size_t)n, text);
-    nghttp2_session_upgrade2(cl->s, payload, (size_t)n, 0, NULL);
-    snprintf(request, cap,
-             "GET %s HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-             "Upgrade: h2c\r\nHTTP2-Settings: %s\r\n\r\n",
-             target, text);
-}
-
-/* The server's bytes after the 101's head, to the client session. */
-static void upgrade_answer(struct client *cl, char *out, size_t len) {
-    const char *end = strstr(out, "\r\n\r\n");
-    CHECK(strncmp(out, "HTTP/1.1 101 Switching Protocols\r\n", 34) == 0);
-    CHECK(strstr(out, "\r\nUpgrade: h2c\r\n") != NULL);
-    CHECK(strstr(out, "\r\nConnection: Upgrade\r\n") != NULL); /* (clients wait for it) */
-    if (end)
-        nghttp2_session_mem_recv(cl->s, (const uint8_t *)end + 4, len - (size_t)(end + 4 - out));
-}
-
-/* RFC 7540 §3.2: the 101, then the server's SETTINGS and the request's answer as stream 1;
- * the connection goes on as HTTP/2. */
-static void test_upgrade(void) {
-    struct fake f;
-    chopin_options o = chopin_options_default();
-    o.h2c_upgrade = 1;
-    setup_opts(&f, &o);
-    struct client cl;
-    char line[512];
-    upgrade_client(&cl, &f, "/fields/9?q=up", line, sizeof line);
-    server_feed(&cl, (const uint8_t *)line, strlen(line));
-    struct raw *w = &raw_conn;
-    size_t n = server_drain(&cl, w->out, sizeof w->out);
-    w->out[n] = '\0';
-    upgrade_answer(&cl, w->out, n);
-    CHECK_INT(cl.c->phase, CHOPIN__PHASE_PROTOCOL);
-    pump(&cl);
-    CHECK_INT(cl.r[1].status, 200);
-    CHECK_MEM(cl.r[1].body, cl.r[1].len, "||up|9|x");
-    int32_t id = request(&cl, "GET", "/hello", NULL, 0, NULL);
-    pump(&cl);
-    CHECK_INT(id, 3);
-    CHECK_MEM(cl.r[3].body, cl.r[3].len, "hello");
-    client_close(&cl);
-    fake_stop(&f);
-}
-
-/* A deferred stream 1 is answered when finished, over HTTP/2. */
-static void test_upgrade_deferred(void) {
-    struct fake f;
-    chopin_options o = chopin_options_default();
-    o.h2c_upgrade = 1;
-    setup_opts(&f, &o);
-    struct client cl;
-    char line[512];
-    upgrade_client(&cl, &f, "/later", line, sizeof line);
-    server_feed(&cl, (const uint8_t *)line, strlen(line));
-    struct raw *w = &raw_conn;
-    size_t n = server_drain(&cl, w->out, sizeof w->out);
-    w->out[n] = '\0';
-    upgrade_answer(&cl, w->out, n);
-    pump(&cl);
-    CHECK_INT(cl.r[1].status, 0);
-    chopin_res_static(chopin_exchange_res(held), 200, "text/plain", "later", 5);
-    chopin_exchange_finish(held);
-    chopin__engine_run_ready(&f.engine);
-    pump(&cl);
-    CHECK_MEM(cl.r[1].body, cl.r[1].len, "later");
-    client_close(&cl);
-    fake_stop(&f);
-}
-
-/* Without the option, or without a valid HTTP2-Settings, HTTP/1.1 answers the request. */
-static void test_upgrade_refused(void) {
-    struct fake f;
-    chopin_options o = chopin_options_default();
-    setup_opts(&f, &o);
-    const char *req = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-                      "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
-    struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
-    fake_feed(c, req);
-    CHECK(strncmp(fake_output(c), "HTTP/1.1 200 OK", 15) == 0);
-    chopin__engine_conn_free(&f.engine, c);
-    f.cfg.opt.h2c_upgrade = 1;
-    c = chopin__engine_conn_new(&f.engine, -1);
-    fake_feed(c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-                 "Upgrade: h2c\r\nHTTP2-Settings: !!\r\n\r\n");
-    CHECK(strncmp(fake_output(c), "HTTP/1.1 200 OK", 15) == 0);
-    chopin__engine_conn_free(&f.engine, c);
-    c = chopin__engine_conn_new(&f.engine, -1);
-    fake_feed(c, req);
-    CHECK(strncmp(fake_output(c), "HTTP/1.1 101 ", 13) == 0);
-    chopin__engine_conn_free(&f.engine, c);
-    fake_stop(&f);
-}
-
 int main(void) {
-    printf("skip test_h2: built without nghttp2 (install libnghttp2-dev)\nRESULT 0 0 1\n");
+    printf("skip test_h2: built without nghttp2 (install libnghttp2-dev)\n");
+    printf("RESULT %d %d 1\n", test_passed, test_failed);
     return 0;
 }
 #else
@@ -762,8 +641,9 @@ static void test_idle_costs(void) {
         pump(&cl);
     }
     size_t per_stream = (heap_used() - before) / 10;
-    fprintf(stderr, "  h2 idle connection: %zu bytes of heap; idle (deferred) stream: %zu\n",
-            idle_conn, per_stream);
+    if (idle_conn) /* (0 under a sanitizer, whose allocator mallinfo2 does not see) */
+        fprintf(stderr, "  h2 idle connection: %zu bytes of heap; idle (deferred) stream: %zu\n",
+                idle_conn, per_stream);
     CHECK(idle_conn < 48 * 1024);
     CHECK(per_stream < 24 * 1024);
     client_close(&cl);
