@@ -849,6 +849,24 @@ static void test_stream_id_exhaustion(void) {
     fake_stop(&f);
 }
 
+/* RFC 9113 §5.1.1: a stream id below the last one opened is a connection error. */
+static void test_stream_id_going_back(void) {
+    struct fake f;
+    setup(&f);
+    struct raw *w = &raw_conn;
+    raw_open(w, &f);
+    uint8_t block[256];
+    size_t n = header_block(w, block, sizeof block, "/hello");
+    frame(w, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 5, block, n);
+    n = header_block(w, block, sizeof block, "/hello");
+    frame(w, NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM, 3, block, n);
+    raw_flush(w);
+    CHECK_INT(raw_goaway(w, NULL), NGHTTP2_PROTOCOL_ERROR);
+    CHECK_INT(f.engine.counters.requests, 1);
+    raw_close(w);
+    fake_stop(&f);
+}
+
 /* ----- the connection's life ---------------------------------------------------------- */
 
 /* A drain says GOAWAY with the last stream, finishes the streams in flight, then ends. */
@@ -1083,6 +1101,7 @@ int main(void) {
     RUN(test_settings_flood);
     RUN(test_control_frames_allowed);
     RUN(test_stream_id_exhaustion);
+    RUN(test_stream_id_going_back);
     RUN(test_drain);
     RUN(test_drain_waiting_stream);
     RUN(test_idle_timeout);
