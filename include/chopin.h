@@ -865,6 +865,12 @@ typedef struct chopin_options {
                                      beyond them chopin_offload answers 503 */
     uint32_t sse_heartbeat_ms;    /* CHOPIN_SSE_HEARTBEAT_MS; 0: 15000; the comment line an
                                      idle server-sent event stream sends to stay open */
+    /* HTTP/2 (issue 20, docs/http2.md; only in a library built with nghttp2) */
+    uint32_t h2c;                 /* CHOPIN_H2C; 0: off, 1: a plain connection that starts with
+                                     the HTTP/2 preface speaks h2c (prior knowledge) */
+    uint32_t h2c_upgrade;         /* CHOPIN_H2C_UPGRADE; 0: off, 1: a request with
+                                     "Upgrade: h2c" switches its connection to h2c (RFC 7540
+                                     §3.2) and is answered as stream 1 */
 } chopin_options;
 
 /** Options with every field zero (the defaults) and `size` set: `chopin_options o =
