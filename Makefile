@@ -43,6 +43,13 @@ COMPRESS_DEFS := $(addprefix -DCHOPIN_HAVE_,$(patsubst zlib,ZLIB,$(patsubst libd
 COMPRESS_TEST_LIBS := $(if $(call compress_pkg,libbrotlidec),$(shell pkg-config --libs libbrotlidec))
 CPPFLAGS += $(COMPRESS_DEFS) $(if $(COMPRESS_TEST_LIBS),-DCHOPIN_HAVE_BROTLIDEC)
 LDLIBS   += $(if $(strip $(COMPRESS_PKGS)),$(shell pkg-config --libs $(COMPRESS_PKGS)))
+# HTTP/2 (issue 20, src/h2) when pkg-config finds libnghttp2 (libnghttp2-dev); without it
+# the library has no HTTP/2 and its tests skip. CHOPIN_H2=0 leaves it out.
+CHOPIN_H2 ?= $(shell pkg-config --exists libnghttp2 2>/dev/null && echo 1 || echo 0)
+ifeq ($(CHOPIN_H2),1)
+  CPPFLAGS += -DCHOPIN_HAVE_NGHTTP2 $(shell pkg-config --cflags libnghttp2)
+  LDLIBS   += $(shell pkg-config --libs libnghttp2)
+endif
 
 LIB_SRC  := $(wildcard src/*.c src/*/*.c)
 # Programs of one file each; the others are built by their own rules below.
@@ -167,6 +174,8 @@ test-fast: $(BUILD)-all
 
 bench: all
 	bench/run.sh
+	@# HTTP/2 (issue 20): h2load against nginx and h2o over h2c
+	bench/h2.sh
 endif
 
 deps:
@@ -232,6 +241,18 @@ else
 	  if [ $$rc -eq 0 ]; then echo "ok   $$t [kqueue, EVFILT_USER] ($$res)"; \
 	  else echo "FAIL $$t [kqueue, EVFILT_USER] (exit $$rc, $$res)"; printf '%s\n' "$$out" | tail -n 30; fail=1; fi; \
 	done; exit $$fail
+endif
+
+# h2spec (issue 20), the public HTTP/2 conformance suite, built outside the repository
+# (not in Debian; never committed): `make h2spec H2SPEC=/path/to/h2spec` (docs/http2.md).
+.PHONY: h2spec
+H2SPEC ?=
+h2spec:
+ifeq ($(H2SPEC),)
+	@echo "h2spec: skipped: give H2SPEC=<path to the h2spec binary> (github.com/summerwind/h2spec, built outside the repository; docs/http2.md)"
+else
+	@$(MAKE) --no-print-directory $(BUILD)/examples/demo
+	tests/h2spec.sh $(BUILD) $(H2SPEC)
 endif
 
 bench-micro:

@@ -23,6 +23,8 @@
 #   BENCH_LATENCY=1                          (then bench/latency.sh: latency at a fixed rate)
 #   BENCH_COMPRESS=1                         (then bench/compress.sh: gzip against nginx's
 #                                            gzip module, brotli and zstd; 0 skips it)
+#   BENCH_STATIC=1                           (then bench/static.sh: static files against nginx,
+#                                            issue 15)
 #   BENCH_REPORT=build/bench/results-….txt   (print an earlier run's tables again, from its
 #                                            raw lines; nothing is run)
 #   BENCH_EXTERNAL="libreactor=/opt/lr/server @PORT@"   (servers built outside the repository,
@@ -321,6 +323,7 @@ main() {
     # latency at 25/50/75 % of each server's capacity, open loop (issue 19)
     extra_script BENCH_LATENCY latency.sh
     extra_script BENCH_COMPRESS compress.sh # issue 15: on-the-fly compression against nginx
+    extra_script BENCH_STATIC static.sh
     say "raw results and these tables: ${RESULTS#"$ROOT"/}"
     [ "$FAILURES" -eq 0 ] || { log "bench: $FAILURES server start(s) or run(s) failed: see above"; exit 1; }
 }

@@ -865,6 +865,12 @@ typedef struct chopin_options {
                                      beyond them chopin_offload answers 503 */
     uint32_t sse_heartbeat_ms;    /* CHOPIN_SSE_HEARTBEAT_MS; 0: 15000; the comment line an
                                      idle server-sent event stream sends to stay open */
+    /* HTTP/2 (issue 20, docs/http2.md; only in a library built with nghttp2) */
+    uint32_t h2c;                 /* CHOPIN_H2C; 0: off, 1: a plain connection that starts with
+                                     the HTTP/2 preface speaks h2c (prior knowledge) */
+    uint32_t h2c_upgrade;         /* CHOPIN_H2C_UPGRADE; 0: off, 1: a request with
+                                     "Upgrade: h2c" switches its connection to h2c (RFC 7540
+                                     §3.2) and is answered as stream 1 */
     /* Behind a load balancer, restarts (issue 19; docs/operations.md) */
     const char *trusted_proxies;  /* CHOPIN_TRUSTED_PROXIES; NULL: none; the proxies whose
                                      word about the client is believed: addresses and CIDR
@@ -1254,6 +1260,103 @@ CHOPIN_API int chopin_multipart_finish(const chopin_multipart *mp);
 CHOPIN_API void chopin_multipart_free(chopin_multipart *mp);
 /** The status that answers a parser error: 413 for CHOPIN_EFBIG, 400 otherwise. */
 CHOPIN_API int chopin_multipart_status(int err);
+/* ===== Static files (issue 15) =====
+ *
+ * Serves a directory tree under a route prefix, the way a dedicated static server does:
+ *
+ *     chopin_static_options so = CHOPIN_STATIC_OPTIONS_INIT;
+ *     so.cache_control = "public, max-age=3600";
+ *     chopin_static *st;
+ *     if (chopin_static_new("./public", &so, &st) == 0)
+ *         chopin_router_static(router, "/static", st);   // GET /static/app.js
+ *     ...                                                 // after chopin_serve returns:
+ *     chopin_static_free(st);
+ *
+ * What it does (docs/static.md has the whole story and the comparison with nginx):
+ * - Confinement: the kernel resolves every path beneath the root (openat2 with
+ *   RESOLVE_BENEATH and, unless CHOPIN_STATIC_SYMLINKS, RESOLVE_NO_SYMLINKS; else one
+ *   O_NOFOLLOW openat per component, which refuses every link). The path is the route's
+ *   percent-decoded path (decoded once); a backslash, a NUL or a ".." answers 404, and
+ *   so does a name starting with '.' (unless CHOPIN_STATIC_DOTFILES).
+ * - Directories: the index file; "/static/dir" redirects (301) to "/static/dir/";
+ *   without an index, 403, or a sorted, HTML-escaped listing with CHOPIN_STATIC_LISTING.
+ * - Files leave with sendfile (every backend); a file that shrinks while it is sent ends
+ *   the connection. Small files are kept in memory by the cache below.
+ * - Validators and conditionals (RFC 9110 §8.8, §13): a strong ETag from inode, size and
+ *   modification time, Last-Modified; If-Match, If-Unmodified-Since (412), If-None-Match,
+ *   If-Modified-Since (304) in the order of §13.2.2.
+ * - Ranges (§14): Accept-Ranges: bytes; one range 206, several multipart/byteranges
+ *   (more than max_ranges, or overlapping ones: 200 with the whole file), unsatisfiable
+ *   416 (its Content-Range names the length); If-Range with an ETag or a date. GET only.
+ * - Content types from the file's extension (text types with charset=utf-8), extended
+ *   per directory with chopin_static_mime; X-Content-Type-Options: nosniff.
+ * - With CHOPIN_STATIC_PRECOMPRESSED, "app.js.br", ".zst" or ".gz" beside "app.js" is
+ *   sent instead when the request's Accept-Encoding takes that coding, with
+ *   Content-Encoding, its own ETag and length, and Vary: Accept-Encoding.
+ * - An open-file cache per worker thread: descriptor, stat and validators of up to
+ *   cache_entries paths (and the bytes of files up to memory_max), each checked again at
+ *   most once a second; a hot small file costs no open, fstat or read.
+ */
+typedef struct chopin_static chopin_static;
+
+#define CHOPIN_STATIC_LISTING 0x1u        /* list directories without an index file */
+#define CHOPIN_STATIC_DOTFILES 0x2u       /* serve names starting with '.' */
+#define CHOPIN_STATIC_SYMLINKS 0x4u       /* follow links that stay beneath the root
+                                             (openat2 only: the fallback refuses them) */
+#define CHOPIN_STATIC_NO_NOSNIFF 0x8u     /* no X-Content-Type-Options: nosniff */
+#define CHOPIN_STATIC_PRECOMPRESSED 0x10u /* serve .br, .zst, .gz siblings */
+
+/** cache_entries: no cache (every request opens and stats its file). */
+#define CHOPIN_STATIC_NO_CACHE UINT32_MAX
+
+/** Options of a static directory; zero means the default for every field. */
+typedef struct chopin_static_options {
+    size_t size;               /* sizeof(chopin_static_options), as compiled */
+    const char *index;         /* NULL: "index.html"; "": none */
+    const char *cache_control; /* Cache-Control of every answer (200, 206, 304); NULL:
+                                  none. E.g. "public, max-age=31536000, immutable" for
+                                  hashed asset names */
+    uint32_t flags;            /* CHOPIN_STATIC_* */
+    uint32_t cache_entries;    /* 0: 1024 paths per worker; CHOPIN_STATIC_NO_CACHE */
+    uint32_t max_ranges;       /* 0: 16; more ranges in one request: 200, whole file */
+    uint32_t memory_max;       /* 0: 16384; files up to this many bytes are kept in
+                                  memory by the cache */
+} chopin_static_options;
+
+#define CHOPIN_STATIC_OPTIONS_INIT {.size = sizeof(chopin_static_options)}
+
+/**
+ * Opens the directory `root` for serving. `opts` (NULL: the defaults) is read during the
+ * call and copied. On success *out receives the handle (free it with chopin_static_free
+ * after every server using it has stopped) and 0 is returned; else *out is NULL and the
+ * return is CHOPIN_EINVAL (NULL argument, a size of 0 or larger than this library knows,
+ * an index with '/' or a control byte, a cache_control that is not a field value), the
+ * open's error (CHOPIN_ENOENT, CHOPIN_ENOTDIR, CHOPIN_EACCES...), or CHOPIN_ENOMEM.
+ */
+CHOPIN_API int chopin_static_new(const char *root, const chopin_static_options *opts,
+                                 chopin_static **out);
+
+/**
+ * Maps extension `ext` ("webp", no dot; case-insensitive) to the content type `type`
+ * for this directory, before the built-in table; a "text/" type without parameters
+ * gets "; charset=utf-8". Both are copied. Before the server starts. Returns 0,
+ * CHOPIN_EINVAL (an extension that is not a token, a type that is not a field value),
+ * CHOPIN_ENOMEM.
+ */
+CHOPIN_API int chopin_static_mime(chopin_static *st, const char *ext, const char *type);
+
+/**
+ * Serves `st` under `prefix` ("/static"; "/" for the whole site): GET and HEAD of
+ * prefix + "/" + path, and a redirect of prefix itself to prefix + "/". Other methods
+ * get the router's 405. `st` is borrowed: it must outlive the router's serving. The
+ * same handle may be mounted on several prefixes (they share its caches). Returns
+ * chopin_router_route's codes (CHOPIN_EINVAL for a malformed prefix, CHOPIN_EEXIST...).
+ */
+CHOPIN_API int chopin_router_static(chopin_router *r, const char *prefix, chopin_static *st);
+
+/** Closes the directory and frees `st` (NULL: nothing). Only after the servers that used
+ *  it have stopped (chopin_serve returned, chopin_server_wait). */
+CHOPIN_API void chopin_static_free(chopin_static *st);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@
 #include "http/parser.h"
 #include "http/serialize.h"
 #include "http/status.h"
+#include "h2/h2.h"
 #include "listen.h"
 #include "mem/large.h"
 #include "outq.h"
@@ -43,6 +44,7 @@ struct chopin__inbuf {
 };
 
 static void after_progress(struct chopin__conn *c);
+static uint64_t idle_deadline(const struct chopin__conn *c);
 static void process_stash(struct chopin__conn *c);
 static void drop_exchanges(struct chopin__conn *c);
 static size_t stream_body(struct chopin__conn *c, char *p, size_t n);
@@ -279,6 +281,8 @@ static void set_framing(struct chopin__head_ctx *ctx, const struct chopin_res *r
             ctx->body_len = res->body_len;
     }
     ctx->connection = !*keep ? 1 : minor == 0 ? 2 : 0;
+    if (__builtin_expect(res->status == 101, 0) && *keep)
+        ctx->connection = 3;
 }
 
 /* gcc turns a memcpy whose size it can bound (an inline body is at most 4 KiB) into
@@ -650,6 +654,8 @@ void chopin__conn_flush_answers(struct chopin__conn *c) {
     if (c->ask & CHOPIN__CONN_CLOSE)
         return;
     if (protocol_runs(c)) { /* (its output was queued by the application: chopin__conn_wake) */
+        if (c->proto->on_ready)
+            c->proto->on_ready(c);
         after_progress(c);
         return;
     }
@@ -676,6 +682,18 @@ void chopin__conn_answer_ready(struct chopin__conn *c) {
     chopin__engine_notify(e, c);
 }
 
+/* Upgrade: h2c (issue 20, option h2c_upgrade): the request becomes stream 1 of HTTP/2,
+ * answered there; here it is answered with the 101 that switches the connection. Returns
+ * 1 when the request was taken (or the connection must close), 0 for HTTP/1.1 to answer. */
+static int h2c_upgrade(struct chopin__conn *c, struct chopin__exchange *x) {
+    if (!options(c)->h2c_upgrade || !c->keep_open || c->xq_head || c->transport)
+        return 0;
+    struct chopin__exchange *up = chopin__h2_upgrade(c, x);
+    if (up)
+        answer(c, up);
+    return up != NULL || (c->ask & CHOPIN__CONN_CLOSE);
+}
+
 /* Runs the handler for the request in `x`, whose head the parser filled from raw[0..
  * head_len) and whose body (decoded) follows it, and answers it. What only a deferred
  * exchange needs (its connection, its bytes' extent) is found when it defers. */
@@ -692,6 +710,8 @@ static void dispatch(struct chopin__conn *c, struct chopin__exchange *x, const c
     req->ndata = 0;
     if (!head->keep_alive || e->draining)
         c->keep_open = 0;
+    if (__builtin_expect(head->upgrade, 0) && h2c_upgrade(c, x))
+        return;
 
     chopin__res_init(&x->res, &x->arena);
     e->dispatching = x;
@@ -930,11 +950,45 @@ static int head_may_progress(struct chopin__conn *c, const char *data, size_t n)
     return c->in->len > (c->head_lf ? lim->max_header_bytes : lim->max_request_line);
 }
 
+/* h2c with prior knowledge (issue 20, option h2c): a plain connection that starts with
+ * the HTTP/2 preface is HTTP/2. Returns 1 when the bytes were taken: the preface (or the
+ * start of it) is kept, or HTTP/2 has the connection with them; 0 when this is HTTP/1.1. */
+static int h2_preface(struct chopin__conn *c, char *data, size_t n) {
+    size_t have = c->in ? c->in->len : 0, want = CHOPIN__H2_PREFACE_LEN;
+    if (c->transport || c->phase > CHOPIN__PHASE_HEAD || !options(c)->h2c ||
+        !chopin__h2_available())
+        return 0;
+    if (have && (have >= want || memcmp(c->in->data, CHOPIN__H2_PREFACE, have) != 0))
+        return 0;
+    size_t cmp = have + n < want ? n : want - have;
+    if (memcmp(data, CHOPIN__H2_PREFACE + have, cmp) != 0)
+        return 0;
+    if (have + n < want)
+        return stash(c, data, n) < 0 ? (fail(c), 1) : 1; /* the preface comes in pieces */
+    struct chopin__inbuf *b = c->in;
+    c->in = NULL;
+    if (chopin__h2_start(c) < 0) {
+        c->in = b;
+        fail(c);
+        return 1;
+    }
+    if (b)
+        c->proto->on_data(c, b->data, b->len);
+    inbuf_free(c->engine, b);
+    if (!(c->ask & CHOPIN__CONN_CLOSE))
+        c->proto->on_data(c, data, n);
+    return 1;
+}
+
 /* HTTP/1.1's input. */
 static void h1_on_data(struct chopin__conn *c, char *data, size_t n) {
     if (c->ask & CHOPIN__CONN_CLOSE)
         return;
     idle_unlist(c);
+    if (__builtin_expect(c->requests == 0, 0) && h2_preface(c, data, n)) {
+        after_progress(c);
+        return;
+    }
     if (c->phase == CHOPIN__PHASE_LINGER) {
         /* Discarding: but linger only while output is still owed; the timer bounds it. */
     } else if (c->in) {
@@ -969,13 +1023,13 @@ void chopin__conn_deliver(struct chopin__conn *c, char *data, size_t n) {
 
 void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n) {
     /* On a ?proxy listener a PROXY header precedes everything, a TLS ClientHello
-     * included (peer.h); the flag goes once it is taken. With nothing after it yet,
-     * HTTP/1.1 sees no bytes and only settles the idle deadline. */
+     * included (peer.h); the flag goes once it is taken. With nothing after it yet, the
+     * deadline becomes the idle one (the header's was shorter). */
     if (__builtin_expect(c->listen_flags & CHOPIN__LISTEN_PROXY, 0)) {
         if (!chopin__peer_proxy_input(c, &data, &n))
             return;
         if (n == 0) {
-            chopin__conn_deliver(c, data, 0);
+            chopin__conn_arm(c, idle_deadline(c));
             return;
         }
     }
@@ -1124,8 +1178,8 @@ void chopin__conn_plain_sent(struct chopin__conn *c, size_t n) {
             c->proto->on_sent(c);
         else if (c->xq_head)
             queue_ready_answers(c);
-        if (c->backpressure && c->pending < options(c)->max_pending) {
-            c->backpressure = 0;
+        if (c->backpressure && c->pending < options(c)->max_pending && !protocol_runs(c)) {
+            c->backpressure = 0; /* (a protocol clears its own: conn.h) */
             if (c->in)
                 process_stash(c);
         }
@@ -1140,6 +1194,10 @@ void chopin__conn_on_file_short(struct chopin__conn *c) { chopin__conn_on_error(
  * must not find its own callbacks (this stream's done(), when the send fails) run inside
  * the call, nor one connection served inside another's events. */
 void chopin__conn_stream_resume(struct chopin__conn *c) {
+    if (protocol_runs(c) && c->proto->on_ready) { /* (its streams are its own: on_ready) */
+        chopin__engine_list_ready(c->engine, c);
+        return;
+    }
     if (!c->out || (c->ask & CHOPIN__CONN_CLOSE) || !chopin__outq_resume(c->out))
         return;
     chopin__engine_list_ready(c->engine, c);
@@ -1325,14 +1383,21 @@ void chopin__conn_arm(struct chopin__conn *c, uint64_t expire) { arm(c, expire);
 
 void chopin__conn_wake(struct chopin__conn *c) { chopin__engine_list_ready(c->engine, c); }
 
+void chopin__conn_set_protocol(struct chopin__conn *c, const struct chopin__protocol *p,
+                               void *state) {
+    c->proto = p;
+    c->proto_state = state;
+    c->phase = CHOPIN__PHASE_PROTOCOL;
+    c->backpressure = 0;
+    unlist(c);
+}
+
 /* The 101 is queued: the new protocol takes the connection, starting with the bytes that
  * followed the request (kept in `in`, which it does not inherit). */
 static void start_protocol(struct chopin__conn *c) {
     struct chopin__inbuf *b = c->in;
     c->in = NULL;
-    c->phase = CHOPIN__PHASE_PROTOCOL;
-    c->backpressure = 0;
-    unlist(c);
+    chopin__conn_set_protocol(c, c->proto, c->proto_state);
     if (b && b->len && !(c->ask & CHOPIN__CONN_CLOSE))
         c->proto->on_data(c, b->data, b->len);
     inbuf_free(c->engine, b);

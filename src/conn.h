@@ -92,6 +92,11 @@ struct chopin__protocol {
     /** An upgrade that never happened (the connection ended before its 101 was queued,
      *  or the answer was not a 101): release the state it would have had. */
     void (*discard)(void *state);
+    /** The application has something for the protocol outside its events: one of its
+     *  exchanges was finished or timed out (chopin_exchange_finish, handler_timeout_ms),
+     *  or a stream was resumed (chopin_stream_resume). Runs from the engine's ready list,
+     *  never inside a handler. NULL: nothing to do (the protocol has no exchanges). */
+    void (*on_ready)(struct chopin__conn *c);
 };
 
 /*
@@ -239,6 +244,10 @@ void chopin__conn_arm(struct chopin__conn *c, uint64_t expire);
  *  timer of the application, a posted function): the backend looks at it before the
  *  worker next waits. */
 void chopin__conn_wake(struct chopin__conn *c);
+/** Switches a connection that has read no request yet to protocol `p` with `state` (HTTP/2
+ *  by ALPN or by its preface): from now on its bytes go to p->on_data. */
+void chopin__conn_set_protocol(struct chopin__conn *c, const struct chopin__protocol *p,
+                               void *state);
 /** Installs a transport on a fresh connection (before its first byte). */
 void chopin__conn_set_transport(struct chopin__conn *c, struct chopin__transport *t);
 

@@ -50,6 +50,7 @@ static struct chopin__exchange *exchange_new(struct chopin__engine *e) {
     x->state = CHOPIN__X_RUNNING;
     x->sink = NULL;
     x->body_to_come = 0;
+    x->kept = 0;
     return x;
 }
 
@@ -334,6 +335,14 @@ static int keep_request(struct chopin__exchange *x) {
     return 0;
 }
 
+int chopin__exchange_keep(struct chopin__exchange *x) {
+    if (x->kept)
+        return 0;
+    int rc = keep_request(x);
+    x->kept = rc == 0;
+    return rc;
+}
+
 static int refuse_defer(chopin_res *res, int err) {
     chopin__res_discard(res);
     chopin__res_init(res, res->arena);
@@ -356,7 +365,9 @@ int chopin_defer(chopin_req *req, chopin_res *res, chopin_exchange *out) {
     if (e->xopen >= e->cfg->opt.max_deferred)
         return refuse_defer(res, CHOPIN_EBUSY);
     int rc = slot_take(e, x);
-    if (rc == 0 && (rc = keep_request(x)) == 0)
+    if (rc == 0)
+        rc = chopin__exchange_keep(x);
+    if (rc == 0)
         rc = chopin__exchange_detach(e, x);
     if (rc < 0) {
         slot_release(e, x);

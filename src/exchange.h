@@ -59,6 +59,7 @@ struct chopin__exchange {
     uint32_t slot;    /* its handle's slot in the engine's table, or CHOPIN__NO_SLOT */
     uint8_t state;    /* enum chopin__exchange_state */
     uint8_t body_to_come; /* its handler runs before its body (chopin_router_stream) */
+    uint8_t kept;     /* its request's bytes are in its own arena (HTTP/2): a defer copies none */
 };
 
 /* The engine's handle table: slot -> exchange, with generations. */
@@ -117,6 +118,10 @@ void chopin__exchange_body_fail(struct chopin__engine *e, struct chopin__exchang
  *  the caller's. */
 int chopin__exchange_upgrade(struct chopin__engine *e, struct chopin__exchange *x,
                              const struct chopin__protocol *p, void *state);
+/** Copies the request bytes `x` points into (the read buffer) into its own arena, as a
+ *  deferred exchange's are (HTTP/2's Upgrade: h2c keeps the request as stream 1). Returns
+ *  0 or -ENOMEM. */
+int chopin__exchange_keep(struct chopin__exchange *x);
 /** Frees the spares, the current exchange and the handle table (engine destroy). */
 void chopin__exchange_destroy_all(struct chopin__engine *e);
 
