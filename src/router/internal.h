@@ -100,6 +100,7 @@ struct chopin_router {
     uint32_t nfallback;
     uint8_t fallback_checks;
     uint32_t methods; /* bit per chopin_method routed anywhere (ANY: every one): OPTIONS * */
+    uint8_t metrics;  /* chopin_metrics_route was called: the workers time requests */
     char error[256];
 };
 
