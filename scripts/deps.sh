@@ -14,7 +14,9 @@ pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev)
 case $level in
   test|bench|fuzz|attack) pkgs+=(curl procps postgresql libpq-dev
                                  # a real server-sent events client (tests/integration/sse.sh)
-                                 nodejs node-eventsource) ;;&
+                                 nodejs node-eventsource
+                                 # promtool checks the metrics' exposition (issue 19)
+                                 prometheus) ;;&
   bench) pkgs+=(wrk nginx-light h2o strace
                 # the hyper and fasthttp peers, built offline by bench/peers/build_*.sh
                 cargo rustc librust-hyper-dev librust-tokio-dev librust-serde-json-dev
