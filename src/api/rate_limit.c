@@ -115,8 +115,10 @@ void chopin_rate_limit_mw(chopin_req *req, chopin_res *res, chopin_next *next, v
         return;
     }
     /* Whole seconds until the next token (RFC 9110 §10.2.3), at least 1. */
-    uint64_t wait_ms = (uint64_t)((1.0 - b->tokens) / l->per_ms) + 1;
-    uint64_t wait_s = (wait_ms + 999) / 1000;
+    double wait_ms = (1.0 - b->tokens) / l->per_ms;
+    uint64_t wait_s = (uint64_t)(wait_ms / 1000.0);
+    if ((double)wait_s * 1000.0 < wait_ms)
+        wait_s++;
     char after[24];
     snprintf(after, sizeof after, "%llu", (unsigned long long)(wait_s ? wait_s : 1));
     chopin_res_text(res, 429, "too many requests\n");
