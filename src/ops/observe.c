@@ -49,14 +49,14 @@ int chopin__observer_init(struct chopin__engine *e, int timing) {
     e->obs = o;
     if (timing) {
         /* (calloc of a large array maps zero pages: only slots in use cost memory) */
-        o->nslots = cfg->opt.slab_capacity;
+        o->nslots = e->slab.capacity;
         o->slots = calloc(o->nslots, sizeof *o->slots);
         if (!o->slots)
             goto fail;
     }
     if (cfg->access_fd >= 0 &&
         !(o->access = chopin__access_new(cfg->access_fd, cfg->opt.access_log_format,
-                                         cfg->opt.slab_capacity)))
+                                         e->slab.capacity)))
         goto fail;
     return 0;
 fail:

@@ -154,7 +154,7 @@ static void test_json_with_request_id(void) {
                           "\"protocol\":\"HTTP/1.1\",\"status\":200,\"bytes\":7,"
                           "\"user_agent\":\"a\\\\b\\u00e9\",\"request_id\":\"abc-123\","
                           "\"worker\":0}") != NULL);
-        char want[128];
+        char want[256];
         snprintf(want, sizeof want, ",\"remote\":\"127.0.0.1\",\"status\":400,\"bytes\":11,"
                                     "\"request_id\":\"%s\",\"worker\":0}\n", id);
         CHECK(strstr(second, want) != NULL);
