@@ -28,11 +28,12 @@
  * turns at least once a second). */
 #define FLUSH_BYTES (16u << 10)
 #define FLUSH_MS 100
-/* The longest a line may be, each field cut to its share (escaping can quadruple a byte):
- * the buffer always has room for one more line after a flush. */
+/* The longest a line may be: the target and at most six other fields (address, method,
+ * user, referer, agent, id), each cut to its share, escaping quadrupling every byte, and
+ * the fixed text. The buffer always has room for one more line after a flush. */
 #define TARGET_MAX 2048
 #define FIELD_MAX 512
-#define LINE_MAX (4 * (TARGET_MAX + 3 * FIELD_MAX + 64) + 512)
+#define LINE_MAX (4 * (TARGET_MAX + 6 * FIELD_MAX) + 512)
 
 /* The peer's address per connection slot: one getpeername per connection, not per line. */
 struct peer {
@@ -210,8 +211,8 @@ static void refresh_stamp(struct chopin__access *a, time_t sec) {
 static chopin_str peer_of(struct chopin__engine *e, struct chopin__access *a,
                           struct chopin__conn *c, const chopin_req *req) {
     uint32_t i = chopin__slab_index(&e->slab, c);
-    struct peer tmp = {0}, *pe = i < a->npeers ? &a->peers[i] : &tmp;
-    if (pe->len && pe->gen == c->gen)
+    struct peer *pe = i < a->npeers ? &a->peers[i] : NULL;
+    if (pe && pe->len && pe->gen == c->gen)
         return (chopin_str){pe->text, pe->len};
     chopin_str s = chopin_req_remote_addr((chopin_req *)req);
     const char *colon = memrchr(s.ptr, ':', s.len);
@@ -219,6 +220,8 @@ static chopin_str peer_of(struct chopin__engine *e, struct chopin__access *a,
         s = (chopin_str){s.ptr + 1, (size_t)(colon - s.ptr) - 2};
     else if (colon && !memchr(s.ptr, ':', (size_t)(colon - s.ptr)))
         s.len = (size_t)(colon - s.ptr);
+    if (!pe)
+        return s;
     if (s.len > sizeof pe->text)
         s.len = sizeof pe->text;
     memcpy(pe->text, s.ptr, s.len);
