@@ -12,8 +12,22 @@
 # the rounds, and the ratio to `off`. The access log's lines are counted against the
 # requests wrk completed (a line per answer, the warm-up and the check included).
 #
+# B. On a machine other jobs share, CPU time per request moves by more than the few
+# percent in question from run to run. So the same runs are profiled (perf record,
+# frame pointers: the server and library built from source with -fno-omit-frame-pointer)
+# and the share of the server's CPU samples spent in the code each feature adds is
+# summed: the self time of the functions of src/ops/ and of the request id middleware,
+# the clock reads (vDSO), and the whole of the write(2) calls (only the access log writes
+# with write(2): sockets use sendmsg or io_uring). Skipped when perf cannot record.
+#
+# C. Instructions per request in user space, exact and unaffected by other jobs:
+# bench/micro_ops.c under callgrind (two run lengths, the difference divided by the
+# requests between them), with wrk's request and with a browser's (User-Agent, Referer).
+# Skipped without valgrind.
+#
 # Usage: bench/ops.sh           (after make; BUILD=dir for another tree)
-# Variables: OPS_ROUNDS (5), OPS_SECONDS (5), OPS_CONNS (256), OPS_BACKENDS (epoll io_uring)
+# Variables: OPS_ROUNDS (5), OPS_SECONDS (5), OPS_CONNS (256), OPS_BACKENDS (epoll io_uring),
+# OPS_PARTS ("A B C")
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -21,6 +35,7 @@ ROUNDS=${OPS_ROUNDS:-5}
 SECS=${OPS_SECONDS:-5}
 CONNS=${OPS_CONNS:-256}
 BACKENDS=${OPS_BACKENDS:-epoll io_uring}
+PARTS=${OPS_PARTS:-A B C}
 LIB=$BUILD/libchopin.a
 SERVER=$OUT/ops_server
 
@@ -46,7 +61,7 @@ variant_env() {
 }
 
 echo "# bench/ops.sh at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null), $(date -u +%F), $(uname -r), $(nproc) CPUs"
-for be in $BACKENDS; do
+[[ " $PARTS " == *" A "* ]] && for be in $BACKENDS; do
     : > "$BENCH_TMP/ops.$be"
     for ((round = 0; round < ROUNDS; round++)); do
         for ((k = 0; k < ${#variants[@]}; k++)); do
@@ -90,3 +105,82 @@ for be in $BACKENDS; do
         printf '| %s | %s %s | %s | %.0f | %s |\n' "$v" "$cpu" "$cpus" "$ratio" "$rps" "$lines"
     done
 done
+
+# ----- B: the share of the server's CPU in the code each feature adds (perf) ---------------
+# The functions whose self time is the features' (inlined helpers are in their callers).
+OPS_SYMBOLS='^(chopin__observe_[a-z_]+|chopin__access_[a-z_]+|put_escaped|find_referer_agent|peer_of|refresh_stamp|combined_line|json_line|json_field|put_u64|hist_add|bucket_of|clock_ns|slot_of|chopin_request_id|hex64|mix|acceptable|__vdso_clock_gettime|clock_gettime)$'
+
+# perf_share DATA: "SHARE% (FORMAT% + WRITE%)" of the samples in DATA.
+perf_share() {
+    perf report -i "$1" --children --sort symbol --stdio -g none 2>/dev/null |
+        awk -v re="$OPS_SYMBOLS" '
+            $3 == "[.]" && $4 ~ re { sub(/%/, "", $2); code += $2 }
+            $3 == "[k]" && $4 == "ksys_write" { sub(/%/, "", $1); w = $1 }
+            END { printf "%.2f%% (code %.2f%% + write(2) %.2f%%)", code + w, code, w }'
+}
+
+if [[ " $PARTS " == *" B "* ]] && ! perf record -o "$BENCH_TMP/probe.data" -- true > /dev/null 2>&1; then
+    log "bench: perf cannot record here: part B skipped"
+elif [[ " $PARTS " == *" B "* ]]; then
+    FP=$OUT/ops_server_fp
+    srcs=()
+    for f in "$ROOT"/src/*.c "$ROOT"/src/*/*.c; do
+        case $f in */kqueue.c) continue ;; esac
+        srcs+=("$f")
+    done
+    uring_flag=
+    have_liburing && uring_flag=-DCHOPIN_HAVE_URING
+    cc -O2 -g -fno-omit-frame-pointer -std=gnu11 -pthread -I"$ROOT/include" -I"$ROOT/src" -D_GNU_SOURCE \
+        $uring_flag "${srcs[@]}" "$BENCH_DIR/ops_server.c" -o "$FP" $uring_libs -pthread || die "could not build $FP"
+    for be in $BACKENDS; do
+        echo
+        echo "## B. $be: share of the server's CPU samples in each feature's code (perf, ${SECS}s, $CONNS connections)"
+        echo
+        echo "| variant | share of server CPU | req/s |"
+        echo "|---|---|---|"
+        for v in log log-json metrics all; do
+            rm -f "$BENCH_TMP/access.log"
+            free_port
+            # shellcheck disable=SC2046
+            start CHOPIN_WORKERS=1 CHOPIN_PIN=0 CHOPIN_QUIET=1 CHOPIN_BACKEND="$be" $(variant_env "$v") \
+                  taskset -c "$SERVER_CPU" "$FP" "$FREE_PORT"
+            url=http://127.0.0.1:$FREE_PORT/plaintext
+            taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d1s "$url" > /dev/null 2>&1
+            perf record -F 2999 -g -p "$PID" -o "$BENCH_TMP/perf.data" -- sleep "$SECS" > /dev/null 2>&1 &
+            perf_pid=$!
+            run_wrk "$CONNS" "$SECS" "$url"
+            wait "$perf_pid"
+            stop
+            printf '| %s | %s | %.0f |\n' "$v" "$(perf_share "$BENCH_TMP/perf.data")" "$RPS"
+        done
+    done
+fi
+
+# ----- C: instructions per request in user space (callgrind) -------------------------------
+# instructions VARIANT REQUEST: per request, from the difference of 10,000 and 30,000.
+instructions() {
+    local a b
+    a=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$OUT/micro_ops" 10 "$1" "$2" 2>&1 | awk '/Collected/ { print $4 }')
+    b=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$OUT/micro_ops" 30 "$1" "$2" 2>&1 | awk '/Collected/ { print $4 }')
+    echo $(((b - a) / 20000))
+}
+
+if [[ " $PARTS " == *" C "* ]] && ! command -v valgrind > /dev/null; then
+    log "bench: no valgrind: part C skipped"
+elif [[ " $PARTS " == *" C "* ]]; then
+    cc -O2 -g -I"$ROOT/include" -I"$ROOT/src" -D_GNU_SOURCE "$BENCH_DIR/micro_ops.c" "$LIB" \
+        -o "$OUT/micro_ops" $uring_libs -pthread || die "could not build micro_ops"
+    echo
+    echo "## C. Instructions per request in user space (callgrind, bench/micro_ops.c: parse to sent, one request per read)"
+    echo
+    echo "| variant | wrk's request | added | a browser's (User-Agent, Referer) | added |"
+    echo "|---|---|---|---|---|"
+    base0=$(instructions 0 0)
+    base1=$(instructions 0 1)
+    printf '| off | %s | | %s | |\n' "$base0" "$base1"
+    for v in 1 2 3 4; do
+        i0=$(instructions "$v" 0)
+        i1=$(instructions "$v" 1)
+        printf '| %s | %s | +%s | %s | +%s |\n' "${variants[$v]}" "$i0" $((i0 - base0)) "$i1" $((i1 - base1))
+    done
+fi

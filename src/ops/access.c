@@ -15,10 +15,14 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "config.h"
 #include "conn.h"
 #include "engine.h"
+#include "http/chars.h"
 #include "http/message.h"
 #include "ops/observe.h"
 
@@ -152,29 +156,70 @@ static char *put_u64(char *p, uint64_t v) {
     return p;
 }
 
-/* Text from the request, escaped so that no byte can end the field or the line, or fake
- * another one: the combined format escapes as nginx does ("\xHH"), JSON as JSON. */
+/* Bytes that go into a log line as they are: printable ASCII but the quote and the
+ * backslash, which would end or bend a quoted field. A table: one load and a test per
+ * byte where four comparisons were. (Ranges do not overlap: -Woverride-init.) */
+static const uint8_t verbatim[256] = {
+    [0x20 ... 0x21] = 1, /* '"' is 0x22 */
+    [0x23 ... 0x5b] = 1, /* '\\' is 0x5c */
+    [0x5d ... 0x7e] = 1,
+};
+
+/* How many bytes of s[0..n) go verbatim before the first that must be escaped. Sixteen
+ * at a time where SSE2 is there (every x86-64): a User-Agent and a Referer are a few
+ * hundred bytes per line, and testing them a byte at a time was 60% of the log's cost
+ * (callgrind, bench/micro_ops.c with them: 3,300 instructions a line). Only whole blocks
+ * inside the field are loaded: nothing is read past its end. */
+static size_t verbatim_prefix(const char *s, size_t n) {
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        /* signed: bytes 0x80-0xff are negative, so "below a space" takes them too */
+        __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)),
+                                   _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(bad);
+        if (mask)
+            return i + (size_t)__builtin_ctz(mask);
+    }
+#endif
+    while (i < n && verbatim[(unsigned char)s[i]])
+        i++;
+    return i;
+}
+
 static char *put_escaped(char *p, const char *s, size_t n, size_t max, int json) {
     if (n > max)
         n = max;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\') {
-            *p++ = (char)ch;
-        } else if (json && (ch == '"' || ch == '\\')) {
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i + verbatim_prefix(s + i, n - i);
+        memcpy(p, s + i, run - i);
+        p += run - i;
+        if (run == n)
+            break;
+        unsigned char ch = (unsigned char)s[run];
+        if (json && (ch == '"' || ch == '\\')) {
             *p++ = '\\';
             *p++ = (char)ch;
-        } else if (json) {
-            p = PUT_LIT(p, "\\u00");
-            *p++ = hex[ch >> 4];
-            *p++ = hex[ch & 15];
         } else {
-            p = PUT_LIT(p, "\\x");
+            p = json ? PUT_LIT(p, "\\u00") : PUT_LIT(p, "\\x");
             *p++ = hex[ch >> 4];
             *p++ = hex[ch & 15];
         }
+        i = run + 1;
     }
     return p;
+}
+
+/* A status is three digits (200..599, or a 1xx: chopin.h). */
+static char *put_status(char *p, int status) {
+    p[0] = (char)('0' + status / 100 % 10);
+    p[1] = (char)('0' + status / 10 % 10);
+    p[2] = (char)('0' + status % 10);
+    return p + 3;
 }
 
 static void two(char *p, int v) {
@@ -250,6 +295,27 @@ struct fields {
     uint64_t bytes;
 };
 
+static int name_is(const struct chopin__header *h, const char *lower, size_t len) {
+    if (h->name_len != len)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (chopin__ascii_lower((unsigned char)h->name[i]) != (unsigned char)lower[i])
+            return 0;
+    return 1;
+}
+
+/* The first Referer and User-Agent, in one pass over the headers (the lengths sort out
+ * nearly every other header at once). */
+static void find_referer_agent(const chopin_req *req, struct fields *f) {
+    for (uint32_t i = 0; i < req->head.nheaders; i++) {
+        const struct chopin__header *h = &req->head.headers[i];
+        if (!f->referer.ptr && name_is(h, "referer", 7))
+            f->referer = (chopin_str){h->value, h->value_len};
+        else if (!f->agent.ptr && name_is(h, "user-agent", 10))
+            f->agent = (chopin_str){h->value, h->value_len};
+    }
+}
+
 static char *combined_line(char *p, const struct chopin__access *a, const chopin_req *req,
                            const chopin_res *res, const struct fields *f) {
     const struct chopin__head *h = &req->head;
@@ -268,7 +334,7 @@ static char *combined_line(char *p, const struct chopin__access *a, const chopin
         *p++ = '-'; /* refused before it was a request */
     }
     p = PUT_LIT(p, "\" ");
-    p = put_u64(p, (uint64_t)res->status);
+    p = put_status(p, res->status);
     *p++ = ' ';
     p = f->bytes ? put_u64(p, f->bytes) : PUT_LIT(p, "-");
     p = PUT_LIT(p, " \"");
@@ -306,7 +372,7 @@ static char *json_line(char *p, const struct chopin__access *a, struct chopin__e
         p = h->minor ? PUT_LIT(p, ",\"protocol\":\"HTTP/1.1\"") : PUT_LIT(p, ",\"protocol\":\"HTTP/1.0\"");
     }
     p = PUT_LIT(p, ",\"status\":");
-    p = put_u64(p, (uint64_t)res->status);
+    p = put_status(p, res->status);
     p = PUT_LIT(p, ",\"bytes\":");
     p = put_u64(p, f->bytes);
     if (f->referer.ptr)
@@ -341,10 +407,7 @@ void chopin__access_line(struct chopin__engine *e, struct chopin__access *a,
         .id = data_str(req, &chopin__request_id_key),
         .bytes = body_bytes(req, res),
     };
-    if (req->head.nheaders) {
-        f.referer = chopin_req_header(req, "referer");
-        f.agent = chopin_req_header(req, "user-agent");
-    }
+    find_referer_agent(req, &f);
     char *start = a->buf + a->len, *p;
     if (a->format == CHOPIN_ACCESS_LOG_JSON)
         p = json_line(start, a, e, req, res, &f, duration_ns);

@@ -158,10 +158,49 @@ static void test_access_lines(void) {
     unlink(path);
 }
 
+/* Escaping across the 16-byte blocks the scan takes at once: bytes to escape at the
+ * start, inside and at the end of a block, and in the tail after the last whole block. */
+static void test_access_escaping(void) {
+    char path[] = "/tmp/chopin_observe_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    struct fake f;
+    chopin_router *r = chopin_router_new();
+    chopin_router_get(r, "/hi", hello, NULL);
+    chopin_options o = chopin_options_default();
+    o.slab_capacity = 16;
+    o.access_log_format = CHOPIN_ACCESS_LOG_JSON;
+    f.router = r;
+    chopin__router_freeze(r);
+    chopin__config_resolve(&f.cfg, &o);
+    f.cfg.access_fd = fd;
+    chopin__engine_init(&f.engine, &f.cfg, r, 0, FAKE_T0);
+    chopin__engine_set_clock(&f.engine, FAKE_T0, FAKE_WALL);
+    struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
+    /* 0123456789abcdef0123456789abcdef0123456789 */
+    fake_feed(c, "GET /hi HTTP/1.1\r\nHost: x\r\n"
+                 "User-Agent: \"bcdefghijklmnop0123456789abcde\\\xff" "123456789abcdef0123456789\x80\r\n"
+                 "Referer: 0123456789abcdef0123456789abcdef\r\n\r\n");
+    fake_output(c);
+    chopin__engine_conn_free(&f.engine, c);
+    chopin__engine_destroy(&f.engine);
+    char buf[1024] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    CHECK(strstr(buf, ",\"referer\":\"0123456789abcdef0123456789abcdef\",\"user_agent\":\"\\\"bcdefghijklmnop"
+                      "0123456789abcde\\\\\\u00ff123456789abcdef0123456789\\u0080\",") != NULL);
+    if (!strstr(buf, "\\u00ff123456789abcdef0123456789\\u0080\","))
+        fprintf(stderr, "  got: %s", buf);
+    chopin_router_free(r);
+    close(fd);
+    unlink(path);
+}
+
 int main(void) {
     RUN(test_counts_and_histograms);
     RUN(test_timeouts);
     RUN(test_off);
     RUN(test_access_lines);
+    RUN(test_access_escaping);
     TEST_END();
 }
