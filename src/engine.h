@@ -33,7 +33,7 @@ struct chopin__xslot;
 struct chopin__counters {
     uint64_t requests, accepted, open, bytes_sent, errors_4xx, errors_5xx, slab_full,
         accept_errors;
-    /* For the metrics (issue 19; ops/observe.h names the kinds). */
+    /* For the metrics (issue 19; ops/kinds.h names the kinds). */
     uint64_t bytes_in, idle, evicted;
     uint64_t timeouts[CHOPIN__TIMEOUT_KINDS];
     uint64_t refused[CHOPIN__REFUSED_KINDS];
