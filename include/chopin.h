@@ -1091,13 +1091,14 @@ CHOPIN_API void chopin_basic_auth(chopin_req *req, chopin_res *res, chopin_next 
 CHOPIN_API chopin_str chopin_req_user(const chopin_req *req);
 
 /**
- * A rate limit per client address (IPv4 address, or IPv6 address), as middleware:
- * chopin_router_use(r, "/api", chopin_rate_limit_mw, limit). A token bucket per client,
- * `per_second` tokens a second up to `burst`, one token per request; a request finding
- * the bucket empty is answered 429 with Retry-After (whole seconds until a token). Each
- * worker keeps its own buckets (no lock on the request path): a client whose connections
- * land on several workers gets up to that many times the rate. Each worker remembers up
- * to 4096 clients; past that the one seen longest ago is forgotten (starting full again).
+ * A rate limit per client address (chopin_req_remote_addr without its port), as
+ * middleware: chopin_router_use(r, "/api", chopin_rate_limit_mw, limit). A token bucket
+ * per client, `per_second` tokens a second up to `burst`, one token per request; a request
+ * finding the bucket empty is answered 429 with Retry-After (whole seconds until a token),
+ * and the handler does not run. Each worker keeps its own buckets (no lock on the request
+ * path): a client whose connections land on several workers gets up to that many times
+ * the rate. Each worker remembers up to 4096 clients; past that the one seen longest ago
+ * is forgotten (starting full again).
  * Returns NULL for a rate or burst of 0 (or not finite), or out of memory. Free it with
  * chopin_rate_limit_free after the server using it has stopped.
  */
@@ -1110,9 +1111,10 @@ CHOPIN_API void chopin_rate_limit_mw(chopin_req *req, chopin_res *res, chopin_ne
 /**
  * Request ids, as middleware (global: chopin_router_use(r, NULL, chopin_request_id,
  * NULL)): a request's X-Request-Id is kept when it is 1 to 128 visible ASCII characters
- * without '"' or '\\', else a new one is made (32 hex digits, unique per process and
- * unpredictable). The answer carries it in X-Request-Id, the access log writes it, and
- * chopin_req_id gives it to the handler.
+ * without '"' or '\\', else a new one is made (32 hex digits: a random prefix per worker
+ * thread and a scrambled counter, so unique within the process and not guessable). The
+ * answer carries it in X-Request-Id, the access log writes it, and chopin_req_id gives it
+ * to the handler.
  */
 CHOPIN_API void chopin_request_id(chopin_req *req, chopin_res *res, chopin_next *next,
                                   void *unused);

@@ -167,9 +167,9 @@ static const uint8_t verbatim[256] = {
 
 /* How many bytes of s[0..n) go verbatim before the first that must be escaped. Sixteen
  * at a time where SSE2 is there (every x86-64): a User-Agent and a Referer are a few
- * hundred bytes per line, and testing them a byte at a time was 60% of the log's cost
- * (callgrind, bench/micro_ops.c with them: 3,300 instructions a line). Only whole blocks
- * inside the field are loaded: nothing is read past its end. */
+ * hundred bytes per line. Tested a byte at a time, a line cost 3,317 instructions; 16 at a
+ * time (the tail through the table), 1,409 (callgrind, bench/micro_ops.c, a browser's
+ * request). Only whole blocks inside the field are loaded: nothing is read past its end. */
 static size_t verbatim_prefix(const char *s, size_t n) {
     size_t i = 0;
 #ifdef __SSE2__
@@ -252,7 +252,11 @@ static void refresh_stamp(struct chopin__access *a, time_t sec) {
 }
 
 /* The client's address without its port ("127.0.0.1", "::1"), looked up once per
- * connection. */
+ * connection, not with a getpeername system call per line (the rest of a line is some
+ * hundred instructions: bench/ops.sh part C). This holds while
+ * chopin_req_remote_addr answers per connection (the socket's peer, or the address a
+ * PROXY protocol header gave); an address taken per request from a trusted proxy's
+ * Forwarded header would have to be read here for every line instead. */
 static chopin_str peer_of(struct chopin__engine *e, struct chopin__access *a,
                           struct chopin__conn *c, const chopin_req *req) {
     uint32_t i = chopin__slab_index(&e->slab, c);
