@@ -4,7 +4,8 @@
  * (engine.h counters and metrics), read with relaxed atomic loads while the workers
  * serve: each worker is the only writer of its own, so no lock is taken anywhere, and a
  * scrape sees each counter as it was a moment ago (a series may lag another by the
- * requests answered meanwhile).
+ * requests answered meanwhile). Here beside the counters rather than in api/: registering
+ * the route also tells the router that its workers must time requests.
  */
 #include <errno.h>
 #include <stdarg.h>
