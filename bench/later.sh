@@ -37,7 +37,7 @@ uring_libs=
 have_liburing && uring_libs=-luring
 log "bench: cc -O2 -o ${SERVER#"$ROOT"/} bench/later_server.c ${LIB#"$ROOT"/}"
 cc -O2 -Wall -Wextra -Wno-unused-parameter -I"$ROOT/include" -o "$SERVER" \
-    "$BENCH_DIR/later_server.c" "$LIB" $uring_libs -lsqlite3 -pthread || die "could not build later_server"
+    "$BENCH_DIR/later_server.c" "$LIB" $uring_libs $(h2_libs "$LIB") -lsqlite3 -pthread || die "could not build later_server"
 
 echo "# bench/later.sh at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null), $(date -u +%F), $(uname -r), $(nproc) CPUs"
 

@@ -71,6 +71,9 @@ static const struct numeric numerics[] = {
     NUM(offload_threads, "CHOPIN_OFFLOAD_THREADS", 0, 0, 1024, false, false),
     NUM(offload_queue, "CHOPIN_OFFLOAD_QUEUE", 1024, 1, 1u << 20, false, false),
     NUM(sse_heartbeat_ms, "CHOPIN_SSE_HEARTBEAT_MS", 15000, 100, 86400000, false, false),
+    /* HTTP/2 (issue 20) */
+    NUM(h2c, "CHOPIN_H2C", 0, 0, 1, false, false),
+    NUM(h2c_upgrade, "CHOPIN_H2C_UPGRADE", 0, 0, 1, false, false),
 };
 
 /* The fields that are not numbers, for the size rule. */

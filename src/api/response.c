@@ -51,6 +51,7 @@ void chopin__res_init(struct chopin_res *res, struct chopin__arena *arena)
     res->headers_cap = 0;
     res->json = NULL;
     res->arena = arena;
+    res->finalize = NULL;
 }
 
 /* Gives back what the body owns. The other body fields are left as they are: every setter
@@ -80,6 +81,15 @@ void chopin__res_discard(struct chopin_res *res)
 {
     release_body(res);
     res->body_kind = CHOPIN__RES_UNSET;
+}
+
+void chopin__res_finalize(struct chopin_req *req, struct chopin_res *res)
+{
+    void (*fn)(struct chopin_req *, struct chopin_res *, void *) = res->finalize;
+    if (!fn)
+        return;
+    res->finalize = NULL;
+    fn(req, res, res->finalize_arg);
 }
 
 int chopin__res_status_valid(int status)
@@ -320,6 +330,16 @@ static int header_append(chopin_res *res, const char *name, const char *value)
     *p++ = '\r';
     *p++ = '\n';
     res->headers_len = (uint32_t)(p - res->headers);
+    return 0;
+}
+
+int chopin__res_header_lines(chopin_res *res, const char *lines, size_t len)
+{
+    int err = headers_reserve(res, len);
+    if (err)
+        return err;
+    memcpy(res->headers + res->headers_len, lines, len);
+    res->headers_len += (uint32_t)len;
     return 0;
 }
 

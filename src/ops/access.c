@@ -295,7 +295,7 @@ static uint64_t body_bytes(const chopin_req *req, const chopin_res *res) {
 }
 
 struct fields {
-    chopin_str peer, user, id, referer, agent;
+    chopin_str peer, user, id, referer, agent, protocol;
     uint64_t bytes;
 };
 
@@ -333,7 +333,8 @@ static char *combined_line(char *p, const struct chopin__access *a, const chopin
         p = put_escaped(p, h->method, h->method_len, FIELD_MAX, 0);
         *p++ = ' ';
         p = put_escaped(p, h->target, h->target_len, TARGET_MAX, 0);
-        p = h->minor ? PUT_LIT(p, " HTTP/1.1") : PUT_LIT(p, " HTTP/1.0");
+        *p++ = ' ';
+        p = put(p, f->protocol.ptr, f->protocol.len);
     } else {
         *p++ = '-'; /* refused before it was a request */
     }
@@ -373,7 +374,9 @@ static char *json_line(char *p, const struct chopin__access *a, struct chopin__e
     if (h->method_len) {
         p = JSON_FIELD(p, ",\"method\":\"", ((chopin_str){h->method, h->method_len}), FIELD_MAX);
         p = JSON_FIELD(p, ",\"target\":\"", ((chopin_str){h->target, h->target_len}), TARGET_MAX);
-        p = h->minor ? PUT_LIT(p, ",\"protocol\":\"HTTP/1.1\"") : PUT_LIT(p, ",\"protocol\":\"HTTP/1.0\"");
+        p = PUT_LIT(p, ",\"protocol\":\"");
+        p = put(p, f->protocol.ptr, f->protocol.len);
+        *p++ = '"';
     }
     p = PUT_LIT(p, ",\"status\":");
     p = put_status(p, res->status);
@@ -399,7 +402,7 @@ static char *json_line(char *p, const struct chopin__access *a, struct chopin__e
 
 void chopin__access_line(struct chopin__engine *e, struct chopin__access *a,
                          struct chopin__conn *c, const chopin_req *req, const chopin_res *res,
-                         uint64_t duration_ns) {
+                         uint64_t duration_ns, const char *protocol) {
     if (BUF_SIZE - a->len < LINE_MAX)
         chopin__access_flush(a, e->now_ms, 1);
     if (!a->len)
@@ -410,6 +413,8 @@ void chopin__access_line(struct chopin__engine *e, struct chopin__access *a,
         .user = data_str(req, &chopin__user_key),
         .id = data_str(req, &chopin__request_id_key),
         .bytes = body_bytes(req, res),
+        .protocol = protocol ? (chopin_str){protocol, strlen(protocol)}
+                    : req->head.minor ? (chopin_str){"HTTP/1.1", 8} : (chopin_str){"HTTP/1.0", 8},
     };
     find_referer_agent(req, &f);
     char *start = a->buf + a->len, *p;

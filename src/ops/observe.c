@@ -111,7 +111,8 @@ static unsigned status_class(int status) {
 }
 
 void chopin__observe_answer(struct chopin__engine *e, struct chopin__conn *c,
-                            const chopin_req *req, const chopin_res *res, uint64_t started_ns) {
+                            const chopin_req *req, const chopin_res *res, uint64_t started_ns,
+                            const char *protocol) {
     struct chopin__metrics *mt = &e->metrics;
     unsigned m = req->head.method_len ? req->head.method_id : CHOPIN__METHOD_NONE;
     if (m > CHOPIN__METHOD_NONE)
@@ -132,7 +133,7 @@ void chopin__observe_answer(struct chopin__engine *e, struct chopin__conn *c,
         }
     }
     if (e->obs->access)
-        chopin__access_line(e, e->obs->access, c, req, res, took);
+        chopin__access_line(e, e->obs->access, c, req, res, took, protocol);
 }
 
 void chopin__observe_sent_all(struct chopin__engine *e, struct chopin__conn *c) {

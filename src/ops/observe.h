@@ -45,9 +45,11 @@ void chopin__observer_destroy(struct chopin__engine *e);
 /** A monotonic clock in ns, or 0 when the histograms are off: the start of a dispatch. */
 uint64_t chopin__observe_start(const struct chopin__engine *e);
 /** An answer was queued on `c` for `req` (method "" when refused before routing),
- *  `started_ns` from chopin__observe_start (0: none, a refusal). */
+ *  `started_ns` from chopin__observe_start (0: none, a refusal), over `protocol` for the
+ *  log ("HTTP/2.0"; NULL: HTTP/1.x from the request). */
 void chopin__observe_answer(struct chopin__engine *e, struct chopin__conn *c,
-                            const chopin_req *req, const chopin_res *res, uint64_t started_ns);
+                            const chopin_req *req, const chopin_res *res, uint64_t started_ns,
+                            const char *protocol);
 /** Everything queued on `c` has been sent (its last answers' last bytes). */
 void chopin__observe_sent_all(struct chopin__engine *e, struct chopin__conn *c);
 /** Once per loop turn: writes the access log's lines when enough have gathered or the
@@ -68,7 +70,7 @@ struct chopin__access *chopin__access_new(int fd, uint32_t format, uint32_t nslo
 /** Formats one line into the buffer (written now only when the buffer is full). */
 void chopin__access_line(struct chopin__engine *e, struct chopin__access *a,
                          struct chopin__conn *c, const chopin_req *req, const chopin_res *res,
-                         uint64_t duration_ns);
+                         uint64_t duration_ns, const char *protocol);
 /** Writes the buffer if it is due (`force`: whatever it holds). */
 void chopin__access_flush(struct chopin__access *a, uint64_t now_ms, int force);
 void chopin__access_free(struct chopin__access *a);

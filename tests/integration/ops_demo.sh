@@ -4,7 +4,8 @@
 # and accepted by `promtool check metrics` (skipped, saying so, without promtool),
 # /healthz and /readyz, the access log a CHOPIN_ACCESS_LOG file receives (with request
 # ids), and logrotate's way of reopening it: rename, then SIGUSR1 to the process, which
-# chopin_serve handles; after SIGTERM every answer has its line in one of the two files.
+# chopin_serve handles; after SIGTERM every answer has its line in one of the two files,
+# an HTTP/2 one (h2c) too when the library and curl have HTTP/2.
 # Usage: tests/integration/ops_demo.sh BUILD_DIR   (prints "RESULT passed failed skipped")
 set -u
 build=${1:-build}
@@ -21,8 +22,11 @@ check() { # name, command...
 }
 body_is() { [ "$(curl -s --max-time 5 "$1")" = "$2" ]; }
 
+h2=0
+nm "$build/libchopin.a" 2>/dev/null | grep -q 'U nghttp2_session_mem_recv' &&
+  curl -V 2>/dev/null | grep -q HTTP2 && h2=1
 PORT=0 CHOPIN_WORKERS=2 CHOPIN_TODO_DB=$tmp/todo.db CHOPIN_ACCESS_LOG=$tmp/access.log \
-  "$bin" 2>"$tmp/err" &
+  CHOPIN_H2C=$h2 "$bin" 2>"$tmp/err" &
 pid=$!
 port=
 for _ in $(seq 100); do
@@ -52,15 +56,22 @@ kill -USR1 "$pid"
 for _ in $(seq 50); do [ -e "$tmp/access.log" ] && break; sleep 0.1; done
 check "SIGUSR1 reopens the access log" [ -e "$tmp/access.log" ]
 for _ in $(seq 10); do curl -s -o /dev/null --max-time 5 "$url/json"; done
+if [ $h2 = 1 ]; then
+  curl -s -o /dev/null --max-time 5 --http2-prior-knowledge "$url/plaintext"
+else
+  echo "skipped the HTTP/2 line: the library or curl has no HTTP/2"
+  skip=$((skip + 1))
+fi
 kill -TERM "$pid"
 wait "$pid"
 rc=$?
 pid=
 check "SIGTERM exits 0 (got $rc)" [ "$rc" -eq 0 ]
-answers=$((2 + 20 + 1 + 1 + 10))
+answers=$((2 + 20 + 1 + 1 + 10 + h2))
 lines=$(cat "$tmp/access.log.1" "$tmp/access.log" 2>/dev/null | wc -l)
 check "a line per answer ($lines for $answers)" [ "$lines" -eq "$answers" ]
 check "after the reopen, in the new file" [ "$(grep -c '"GET /json HTTP/1.1" 200 ' "$tmp/access.log" 2>/dev/null)" = 10 ]
+[ $h2 = 1 ] && check "an HTTP/2 answer logged" grep -qE '"GET /plaintext HTTP/2\.0" 200 13 "-" "curl/[^"]*" "[0-9a-f]{32}"$' "$tmp/access.log"
 check "combined lines with the request id" grep -qE '^127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9:]{8} \+0000\] "GET /plaintext HTTP/1.1" 200 13 "-" "curl/[^"]*" "[0-9a-f]{32}"$' "$tmp/access.log.1"
 
 echo "RESULT $pass $fail $skip"
