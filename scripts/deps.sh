@@ -26,6 +26,8 @@ case $level in
                                  nginx-light
                                  # HTTP/2 clients: nghttp and h2load (tests/integration/h2.sh, bench)
                                  nghttp2-client
+                                 # promtool checks the metrics' exposition (issue 19)
+                                 prometheus
                                  # load balancers in front of the demo (tests/integration/lb.sh),
                                  # socket activation (systemd-socket-activate)
                                  haproxy systemd) ;;&

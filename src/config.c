@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+
 /* No chopin.h will ever have a chopin_options this large: a bigger `size` is a field that
  * was never set (an uninitialised struct), not a newer program. */
 #define OPTIONS_SIZE_MAX 4096
@@ -83,7 +84,11 @@ static const struct {
     size_t offset, size;
 } others[] = {
     {FIELD_SPAN(backend)},     {FIELD_SPAN(server_name)}, {FIELD_SPAN(worker_init)},
-    {FIELD_SPAN(worker_fini)}, {FIELD_SPAN(worker_arg)},  {FIELD_SPAN(trusted_proxies)},
+    {FIELD_SPAN(worker_fini)}, {FIELD_SPAN(worker_arg)},
+    /* logs (issue 19): named values and a path */
+    {FIELD_SPAN(log_level)},   {FIELD_SPAN(access_log_format)}, {FIELD_SPAN(access_log)},
+    /* behind a load balancer (issue 19) */
+    {FIELD_SPAN(trusted_proxies)},
 };
 
 static const char *const backend_names[] = {"auto", "epoll", "io_uring", "kqueue"};
@@ -96,7 +101,7 @@ __attribute__((format(printf, 2, 3))) static void report(int *errors, const char
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "chopin: %s\n", line);
+    chopin_log(CHOPIN_LOG_ERROR, "chopin: %s", line);
     (*errors)++;
 }
 
@@ -279,6 +284,54 @@ static void resolve_server_name(struct chopin__config *cfg, int *errors) {
     cfg->server_header_len = (uint32_t)n;
 }
 
+/* A field spelled as one of `names` (index 1.. in code; 0: `def`) or by `env`. */
+static void resolve_named(uint32_t *field, const char *env, const char *what,
+                          const char *const *names, uint32_t count, uint32_t def, int *errors) {
+    const char *s = env_value(env);
+    if (!s) {
+        if (*field == 0)
+            *field = def;
+        else if (*field >= count) {
+            report(errors, "options.%s = %u: expected 1 to %u, or 0 for the default (%s "
+                           "overrides it)", what, *field, count - 1, env);
+            *field = def;
+        }
+        return;
+    }
+    for (uint32_t i = 1; i < count; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *field = i;
+            return;
+        }
+    }
+    char list[128] = "";
+    for (uint32_t i = 1; i < count; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i > 1 ? ", " : "",
+                 names[i]);
+    report(errors, "%s=\"%s\": expected one of %s", env, s, list);
+    *field = def;
+}
+
+/* Levels and formats (chopin.h numbers them from 1; 0 in code is the default). */
+static void resolve_logs(struct chopin__config *cfg, int *errors) {
+    static const char *const levels[] = {"", "error", "warn", "info", "debug"};
+    static const char *const formats[] = {"", "combined", "json"};
+    resolve_named(&cfg->opt.log_level, "CHOPIN_LOG_LEVEL", "log_level", levels, NELEM(levels),
+                  CHOPIN_LOG_INFO, errors);
+    resolve_named(&cfg->opt.access_log_format, "CHOPIN_ACCESS_LOG_FORMAT", "access_log_format",
+                  formats, NELEM(formats), CHOPIN_ACCESS_LOG_COMBINED, errors);
+    const char *path = env_value("CHOPIN_ACCESS_LOG");
+    if (!path)
+        path = cfg->opt.access_log ? cfg->opt.access_log : "";
+    if (strlen(path) >= sizeof cfg->access_path) {
+        report(errors, "access log path (CHOPIN_ACCESS_LOG, options.access_log): longer than "
+                       "%zu bytes", sizeof cfg->access_path - 1);
+        path = "";
+    }
+    strcpy(cfg->access_path, path);
+    cfg->opt.access_log = cfg->access_path[0] ? cfg->access_path : NULL;
+}
+
 /* The trusted proxies, from CHOPIN_TRUSTED_PROXIES or the code; copied at start. */
 static void resolve_trusted_proxies(struct chopin__config *cfg, int *errors) {
     const char *env = env_value("CHOPIN_TRUSTED_PROXIES");
@@ -302,6 +355,7 @@ static void check_relations(const chopin_options *o, int *errors) {
 
 int chopin__config_resolve(struct chopin__config *cfg, const chopin_options *in) {
     memset(cfg, 0, sizeof *cfg);
+    cfg->access_fd = -1;
     int rc = copy_options(&cfg->opt, in);
     if (rc < 0)
         return rc;
@@ -311,6 +365,7 @@ int chopin__config_resolve(struct chopin__config *cfg, const chopin_options *in)
     resolve_backend(cfg, &errors);
     resolve_simd(&cfg->simd, &errors);
     resolve_server_name(cfg, &errors);
+    resolve_logs(cfg, &errors);
     resolve_trusted_proxies(cfg, &errors);
     check_relations(&cfg->opt, &errors);
     if (errors)

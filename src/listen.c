@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "chopin.h"
 #include "platform.h"
 
 /* Pending TCP Fast Open requests per listener. */
@@ -23,7 +24,7 @@
 #define LISTEN_FDS_START 3
 
 static void bad_address(const char *address, const char *why) {
-    fprintf(stderr, "chopin: bad address '%s': %s\n", address, why);
+    chopin_log(CHOPIN_LOG_ERROR, "chopin: bad address '%s': %s", address, why);
 }
 
 /* ----- parsing ------------------------------------------------------------------------ */
@@ -254,11 +255,11 @@ static int wants_own_port(int share_port, const struct sockaddr *sa) {
 
 static void listen_failed(const char *address, int err) {
     if (err == -EADDRINUSE)
-        fprintf(stderr, "chopin: cannot listen on %s: address in use by another socket (to "
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot listen on %s: address in use by another socket (to "
                         "join SO_REUSEPORT listeners there on purpose: share_port, "
-                        "CHOPIN_SHARE_PORT=1)\n", address);
+                        "CHOPIN_SHARE_PORT=1)", address);
     else
-        fprintf(stderr, "chopin: cannot listen on %s: %s\n", address, strerror(-err));
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot listen on %s: %s", address, strerror(-err));
 }
 
 static void close_fds(struct chopin__listener *ln) {
@@ -276,7 +277,7 @@ static int open_tcp_listener(struct chopin__listener *ln, const struct chopin__l
     struct addrinfo *res;
     int gai = getaddrinfo(sp->host[0] ? sp->host : NULL, sp->port, &hints, &res);
     if (gai != 0) {
-        fprintf(stderr, "chopin: cannot resolve '%s': %s\n", sp->text, gai_strerror(gai));
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot resolve '%s': %s", sp->text, gai_strerror(gai));
         return -EINVAL;
     }
     int err = -EADDRNOTAVAIL;
@@ -329,8 +330,8 @@ static int clear_stale_socket(const char *path) {
     if (lstat(path, &st) < 0)
         return errno == ENOENT ? 0 : -errno;
     if (!S_ISSOCK(st.st_mode)) {
-        fprintf(stderr, "chopin: cannot listen on unix:%s: the file exists and is not a "
-                        "socket\n", path);
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot listen on unix:%s: the file exists and is not a "
+                        "socket", path);
         return -EADDRINUSE;
     }
     struct sockaddr_un sun;
@@ -341,7 +342,7 @@ static int clear_stale_socket(const char *path) {
     int rc = connect(fd, (struct sockaddr *)&sun, len) == 0 ? -EADDRINUSE : -errno;
     close(fd);
     if (rc == -EADDRINUSE) {
-        fprintf(stderr, "chopin: cannot listen on unix:%s: another server listens there\n",
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot listen on unix:%s: another server listens there",
                 path);
         return rc;
     }

@@ -21,6 +21,7 @@
 #include "http/message.h"
 #include "listen.h"
 #include "loop/offload.h"
+#include "ops/observe.h"
 #include "platform.h"
 #include "router/router.h"
 #include "service.h"
@@ -76,7 +77,7 @@ static int take_inherited(struct chopin__inherited *in, int cap) {
 
 static struct chopin__listener *listener_add(struct chopin_server *s) {
     if (s->nlisteners == CHOPIN__MAX_LISTENERS) {
-        fprintf(stderr, "chopin: too many listeners (at most %d)\n", CHOPIN__MAX_LISTENERS);
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: too many listeners (at most %d)", CHOPIN__MAX_LISTENERS);
         return NULL;
     }
     return &s->listeners[s->nlisteners++];
@@ -125,8 +126,8 @@ static int open_listeners(struct chopin_server *s, const char *address) {
     for (int i = 0; i < nspecs; i++) {
         if ((specs[i].flags & (CHOPIN__LISTEN_PROXY | CHOPIN__LISTEN_UNIX)) ==
                 CHOPIN__LISTEN_PROXY && s->cfg.trusted.n == 0) {
-            fprintf(stderr, "chopin: %s: a ?proxy listener believes only the proxies named in "
-                            "trusted_proxies (CHOPIN_TRUSTED_PROXIES), and none is\n",
+            chopin_log(CHOPIN_LOG_ERROR, "chopin: %s: a ?proxy listener believes only the proxies named in "
+                            "trusted_proxies (CHOPIN_TRUSTED_PROXIES), and none is",
                     specs[i].text);
             return -EINVAL;
         }
@@ -222,14 +223,14 @@ static const struct chopin__backend *choose_backend(const struct chopin__config 
     backend_source(cfg, asked, sizeof asked);
     const struct chopin__backend *b = backend_named(want);
     if (!b) {
-        fprintf(stderr, "chopin: %s: this backend is not compiled into this build (only "
-                        "auto chooses another)\n", asked);
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: %s: this backend is not compiled into this build "
+                   "(only auto chooses another)", asked);
         return NULL;
     }
     int rc = b->probe(cfg);
     if (rc < 0) {
-        fprintf(stderr, "chopin: %s: %s is not available here: %s (only auto chooses "
-                        "another)\n", asked, b->name, strerror(-rc));
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: %s: %s is not available here: %s (only auto "
+                   "chooses another)", asked, b->name, strerror(-rc));
         return NULL;
     }
     return b;
@@ -306,7 +307,8 @@ static void *worker_main(void *arg) {
             o->worker_fini(w->id, w->engine.worker_data, o->worker_arg);
         chopin__loop_enter(NULL);
     } else {
-        chopin__worker_log(w, "cannot start: %s", strerror(-w->result));
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: worker %d: cannot start: %s", w->id,
+                   strerror(-w->result));
     }
     for (int l = 0; l < w->nlisten; l++)
         if (w->listen[l].fd >= 0)
@@ -357,6 +359,7 @@ static void free_server(struct chopin_server *s) {
     }
     /* After the workers: a result that could not reach its ended worker is delivered here. */
     chopin__offload_destroy(s->offload);
+    chopin__access_close(&s->cfg); /* after the workers: each wrote its last lines */
     free(s->workers);
     free(s);
 }
@@ -414,6 +417,7 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
         return rc;
     }
     s->router = router;
+    chopin_log_set_level((chopin_log_level)s->cfg.opt.log_level);
     chopin__parser_set_simd(s->cfg.simd);
     /* A peer that vanished must be an EPIPE, never a process-killing SIGPIPE (sendfile
      * has no MSG_NOSIGNAL). Only the default action is replaced. */
@@ -421,7 +425,8 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
     if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
         signal(SIGPIPE, SIG_IGN);
     if ((rc = create_workers(s)) < 0 || (rc = open_listeners(s, address)) < 0 ||
-        (rc = hand_out_listeners(s)) < 0 || (rc = start_offload(s)) < 0) {
+        (rc = hand_out_listeners(s)) < 0 || (rc = start_offload(s)) < 0 ||
+        (rc = chopin__access_open(&s->cfg)) < 0) {
         free_server(s);
         return rc;
     }
@@ -433,12 +438,13 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
     char names[1024];
     describe_listeners(s, names, sizeof names);
     if (!s->cfg.opt.quiet)
-        fprintf(stderr, "chopin %s: %d worker%s, %s, %u connections per worker, listening on %s\n",
+        chopin_log(CHOPIN_LOG_INFO, "chopin %s: %d worker%s, %s, %u connections per worker, "
+                   "listening on %s",
                 CHOPIN_VERSION, s->nworkers, s->nworkers == 1 ? "" : "s", s->backend->name,
                 s->cfg.opt.slab_capacity, names);
     pthread_sigmask(SIG_SETMASK, NULL, &s->exec_mask);
     if ((rc = chopin__service_start(&s->service, s, &s->stop_requested, names)) < 0)
-        fprintf(stderr, "chopin: systemd notifications: %s\n", strerror(-rc));
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: systemd notifications: %s", strerror(-rc));
     *out = s;
     return 0;
 }
@@ -463,6 +469,8 @@ int chopin_server_listener_port(const chopin_server *s, int i) {
         return CHOPIN_EINVAL;
     return s->listeners[i].port;
 }
+
+int chopin_server_reopen_logs(chopin_server *s) { return chopin__access_reopen(&s->cfg); }
 
 const char *chopin_server_backend(const chopin_server *s) { return s->backend->name; }
 
@@ -536,14 +544,14 @@ int chopin_server_restart(chopin_server *s) {
     int n = handover_fds(s, fds, CHOPIN__HANDOVER_MAX);
     pid_t child;
     if (!s->cfg.opt.quiet)
-        fprintf(stderr, "chopin: restart: starting a new process with %d listening socket%s\n",
+        chopin_log(CHOPIN_LOG_INFO, "chopin: restart: starting a new process with %d listening socket%s",
                 n, n == 1 ? "" : "s");
     int rc = chopin__restart_exec(fds, n, &s->exec_mask, RESTART_WAIT_MS, &child);
     if (rc == 0) {
         s->handed_over = 1;
         chopin__service_handed_over(s->service);
         if (!s->cfg.opt.quiet)
-            fprintf(stderr, "chopin: restart: pid %ld listens; draining (at most %u ms)\n",
+            chopin_log(CHOPIN_LOG_INFO, "chopin: restart: pid %ld listens; draining (at most %u ms)",
                     (long)child, s->cfg.opt.shutdown_timeout_ms);
         chopin_server_stop(s);
     }
@@ -591,6 +599,7 @@ int chopin_serve(chopin_router *router, const char *address, const chopin_option
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1); /* logrotate: reopen the access log */
     block = set;
     sigaddset(&block, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &block, &old);
@@ -602,13 +611,16 @@ int chopin_serve(chopin_router *router, const char *address, const chopin_option
     }
     restart_signal(s, &set, &old);
     while (!atomic_load(&s->stop_requested)) {
-        int sig = chopin__signal_wait(&set, 200);
+        int sig = chopin__signal_wait(&set, 200), err;
+        if (sig == SIGUSR1 && (err = chopin_server_reopen_logs(s)) < 0)
+            chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot reopen the access log %s: %s",
+                       s->cfg.access_path, strerror(-err));
         if (sig == SIGUSR2) {
             chopin_server_restart(s);
         } else if (sig == SIGINT || sig == SIGTERM) {
             if (!s->cfg.opt.quiet)
-                fprintf(stderr, "chopin: %s: draining (at most %u ms)\n", strsignal(sig),
-                        s->cfg.opt.shutdown_timeout_ms);
+                chopin_log(CHOPIN_LOG_INFO, "chopin: %s: draining (at most %u ms)", strsignal(sig),
+                           s->cfg.opt.shutdown_timeout_ms);
             chopin_server_stop(s);
         }
     }

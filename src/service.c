@@ -344,7 +344,7 @@ int chopin__restart_exec(const struct chopin__handover *fds, int n, const sigset
         waitpid(pid, NULL, 0);
     }
     if (rc < 0)
-        fprintf(stderr, "chopin: restart failed (%s): %s; still serving\n", plan.path,
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: restart failed (%s): %s; still serving", plan.path,
                 rc == -ETIMEDOUT ? "the new process did not listen in time"
                 : rc == -ECHILD  ? "the new process ended before it listened"
                                  : strerror(-rc));
@@ -362,7 +362,7 @@ int chopin__restart_exec(const struct chopin__handover *fds, int n, const sigset
                          int wait_ms, pid_t *child) {
     (void)fds, (void)n, (void)mask, (void)wait_ms;
     *child = -1;
-    fprintf(stderr, "chopin: restart: only on Linux (it reads /proc/self)\n");
+    chopin_log(CHOPIN_LOG_ERROR, "chopin: restart: only on Linux (it reads /proc/self)");
     return -ENOTSUP;
 }
 
