@@ -260,17 +260,26 @@ bench-micro:
 	@$(MAKE) --no-print-directory $(BUILD)/libchopin.a
 	bench/micro.sh $(BUILD)
 
-# libFuzzer targets, built with clang straight from the sources (the sanitizer runtimes
-# of gcc and clang do not mix). `make fuzz FUZZ_TIME=60` runs each for FUZZ_TIME seconds
-# on a scratch copy of its corpus; crashes land in $(BUILD)/fuzz/.
-FUZZ_TIME ?= 60
-FUZZ_CC   ?= clang
+# libFuzzer targets, built with clang (the sanitizer runtimes of gcc and clang do not mix):
+# the library once, instrumented for coverage (fuzzer-no-link), then each target linked
+# against it. `make fuzz FUZZ_TIME=60` runs each for FUZZ_TIME seconds on a scratch copy of
+# its corpus; crashes land in $(BUILD)/fuzz/.
+FUZZ_TIME  ?= 60
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -std=gnu11 \
+              -Wno-unused-command-line-argument
 fuzz-build: $(addprefix $(BUILD)/fuzz/,$(FUZZERS))
-$(BUILD)/fuzz/%: fuzz/%.c $(LIB_SRC) $(wildcard include/*.h src/*.h src/*/*.h)
+.PHONY: fuzz-deps
+fuzz-deps:
 	@scripts/deps.sh fuzz
+$(BUILD)/fuzz/obj/%.o: src/%.c $(wildcard include/*.h src/*.h src/*/*.h) | fuzz-deps
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	    $(CPPFLAGS) -std=gnu11 -Wno-unused-command-line-argument $< $(LIB_SRC) -o $@ $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(CPPFLAGS) -c $< -o $@
+$(BUILD)/fuzz/libchopin.a: $(patsubst src/%.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/fuzz/%: fuzz/%.c $(BUILD)/fuzz/libchopin.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $(CPPFLAGS) $< $(BUILD)/fuzz/libchopin.a -o $@ $(LDLIBS)
 fuzz: fuzz-build
 	@for f in $(FUZZERS); do \
 	  name=$${f#fuzz_}; work=$(BUILD)/fuzz/corpus-$$name; mkdir -p $$work; \
