@@ -29,6 +29,16 @@ ifeq ($(CHOPIN_URING),1)
 endif
 
 LIB_SRC  := $(wildcard src/*.c src/*/*.c)
+# TLS (issue 16, docs/tls.md): OpenSSL 3 when pkg-config finds it (libssl-dev, installed by
+# scripts/deps.sh build; CHOPIN_TLS=0 leaves it out). Without it src/tls/ is not built,
+# https:// listeners are refused with CHOPIN_ENOTSUP and the TLS tests say they skip.
+CHOPIN_TLS ?= $(shell pkg-config --exists 'openssl >= 3' 2>/dev/null && echo 1 || echo 0)
+ifeq ($(CHOPIN_TLS),1)
+  CPPFLAGS += -DCHOPIN_HAVE_TLS $(shell pkg-config --cflags openssl)
+  LDLIBS   += $(shell pkg-config --libs openssl)
+else
+  LIB_SRC  := $(filter-out src/tls/%,$(LIB_SRC))
+endif
 # Programs of one file each; the others are built by their own rules below.
 EXAMPLE_PARTS := examples/demo.c examples/todo_app.c examples/todo.c examples/todo_pg.c \
                  examples/pg_client.c examples/todo_input.c

@@ -10,7 +10,9 @@
 set -euo pipefail
 level=${1:-build}
 
-pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev)
+pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev
+      # TLS (issue 16): OpenSSL 3 to build with, the openssl command to make test certificates
+      libssl-dev openssl)
 case $level in
   test|bench|fuzz|attack) pkgs+=(curl procps postgresql libpq-dev
                                  # a real server-sent events client (tests/integration/sse.sh)

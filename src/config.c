@@ -26,7 +26,7 @@
  * appended into the tail padding of an older struct would lie within an older program's
  * size and be read from its padding bytes: keep the struct free of tail padding. Whoever
  * appends a field names it here. */
-_Static_assert(sizeof(chopin_options) == offsetof(chopin_options, sse_heartbeat_ms) + sizeof(uint32_t),
+_Static_assert(sizeof(chopin_options) == offsetof(chopin_options, tls_ocsp) + sizeof(const char *),
                "chopin_options must end without padding: append fields so that it does");
 
 #define FIELD_SPAN(f) offsetof(chopin_options, f), sizeof(((chopin_options *)0)->f)
@@ -70,6 +70,9 @@ static const struct numeric numerics[] = {
     NUM(offload_threads, "CHOPIN_OFFLOAD_THREADS", 0, 0, 1024, false, false),
     NUM(offload_queue, "CHOPIN_OFFLOAD_QUEUE", 1024, 1, 1u << 20, false, false),
     NUM(sse_heartbeat_ms, "CHOPIN_SSE_HEARTBEAT_MS", 15000, 100, 86400000, false, false),
+    /* TLS (issue 16); its strings are resolved by src/tls/context.c */
+    NUM(tls_handshake_timeout_ms, "CHOPIN_TLS_HANDSHAKE_TIMEOUT_MS", 10000, 1, 600000, false, false),
+    NUM(tls_client_verify, "CHOPIN_TLS_CLIENT_VERIFY", 0, 0, 2, false, false),
 };
 
 /* The fields that are not numbers, for the size rule. */
@@ -78,6 +81,9 @@ static const struct {
 } others[] = {
     {FIELD_SPAN(backend)},     {FIELD_SPAN(server_name)}, {FIELD_SPAN(worker_init)},
     {FIELD_SPAN(worker_fini)}, {FIELD_SPAN(worker_arg)},
+    {FIELD_SPAN(tls_cert)},    {FIELD_SPAN(tls_key)},     {FIELD_SPAN(tls_ciphers)},
+    {FIELD_SPAN(tls_ciphersuites)}, {FIELD_SPAN(tls_groups)}, {FIELD_SPAN(tls_client_ca)},
+    {FIELD_SPAN(tls_ocsp)},
 };
 
 static const char *const backend_names[] = {"auto", "epoll", "io_uring", "kqueue"};
