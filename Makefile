@@ -38,6 +38,7 @@ ifeq ($(CHOPIN_TLS),1)
   LDLIBS   += $(shell pkg-config --libs openssl)
 else
   LIB_SRC  := $(filter-out src/tls/%,$(LIB_SRC))
+  FUZZ_NEEDS_TLS := fuzz_tls
 endif
 # Programs of one file each; the others are built by their own rules below.
 EXAMPLE_PARTS := examples/demo.c examples/todo_app.c examples/todo.c examples/todo_pg.c \
@@ -47,7 +48,7 @@ TODO_SRC := examples/todo.c examples/todo.h examples/todo_input.c examples/todo_
 EXAMPLES := demo $(patsubst examples/%.c,%,$(filter-out $(EXAMPLE_PARTS),$(wildcard examples/*.c)))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 INTEG    := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
-FUZZERS  := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZERS  := $(filter-out $(FUZZ_NEEDS_TLS),$(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c)))
 
 # ----- platform: which event backends this system has (docs/kqueue.md) -------------------
 # Linux: epoll (and io_uring, above). macOS and the BSDs: kqueue, without the epoll file.
