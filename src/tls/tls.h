@@ -127,8 +127,9 @@ void chopin__tls_session_shutdown(struct chopin__tls_session *s);
 /** The records waiting to go out. */
 static inline size_t chopin__tls_session_out(const struct chopin__tls_session *s,
                                              const char **p) {
-    *p = s->out.buf + s->out.off;
-    return s->out.len - s->out.off;
+    size_t n = s->out.len - s->out.off;
+    *p = n ? s->out.buf + s->out.off : NULL;
+    return n;
 }
 /** `n` bytes of the records went out. */
 void chopin__tls_session_out_done(struct chopin__tls_session *s, size_t n);

@@ -14,11 +14,108 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#ifdef CHOPIN_HAVE_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
+
+/* ----- TLS (CHOPIN_TEST_TLS=1) -------------------------------------------------------- */
+
+int cl_tls(void) {
+    const char *v = getenv("CHOPIN_TEST_TLS");
+    return v && strcmp(v, "1") == 0;
+}
+
+#ifdef CHOPIN_HAVE_TLS
+static char cert_dir[64];
+
+static void remove_certs(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cert_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", cert_dir);
+}
+
+/* The directory of the test certificates, made at the first call. */
+static const char *certs(void) {
+    if (cert_dir[0])
+        return cert_dir;
+    char cmd[256];
+    snprintf(cert_dir, sizeof cert_dir, "/tmp/chopin-itest-tls-XXXXXX");
+    snprintf(cmd, sizeof cmd, "tests/tls/mkcerts.sh %s", mkdtemp(cert_dir) ? cert_dir : "/nonexistent");
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cl: cannot make test certificates (tests/tls/mkcerts.sh)\n");
+        exit(1);
+    }
+    atexit(remove_certs);
+    return cert_dir;
+}
+
+static int tls_handshake(struct cl_conn *c) {
+    static SSL_CTX *ctx;
+    if (!ctx) {
+        char ca[128];
+        snprintf(ca, sizeof ca, "%s/ca.pem", certs());
+        ctx = SSL_CTX_new(TLS_client_method());
+        if (!ctx || SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
+            return -1;
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl)
+        return -1;
+    SSL_set_fd(ssl, c->fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    SSL_set1_host(ssl, "localhost");
+    c->ssl = ssl;
+    if (SSL_connect(ssl) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+static ssize_t tls_recv(struct cl_conn *c, char *buf, size_t cap) {
+    size_t got = 0;
+    if (SSL_read_ex(c->ssl, buf, cap, &got) == 1)
+        return (ssize_t)got;
+    int err = SSL_get_error(c->ssl, 0);
+    ERR_clear_error();
+    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && (errno == 0 || errno == ECONNRESET)))
+        return 0; /* close_notify, a bare EOF or a reset: closed */
+    return -1;
+}
+
+static ssize_t tls_send(struct cl_conn *c, const char *s, size_t n) {
+    size_t put = 0;
+    if (SSL_write_ex(c->ssl, s, n, &put) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    return (ssize_t)put;
+}
+
+static void tls_free(struct cl_conn *c) { SSL_free(c->ssl); }
+#else
+static const char *certs(void) { return NULL; }
+static int tls_handshake(struct cl_conn *c) { return -1; }
+static ssize_t tls_recv(struct cl_conn *c, char *buf, size_t cap) { return -1; }
+static ssize_t tls_send(struct cl_conn *c, const char *s, size_t n) { return -1; }
+static void tls_free(struct cl_conn *c) {}
+#endif
+
+static ssize_t conn_recv(struct cl_conn *c, char *buf, size_t cap) {
+    return c->ssl ? tls_recv(c, buf, cap) : recv(c->fd, buf, cap, 0);
+}
+
+/* ----- connections ------------------------------------------------------------------- */
+
 static struct cl_conn *open_addr(const struct sockaddr *sa, socklen_t len) {
     struct cl_conn *c = malloc(sizeof *c);
     if (!c)
         return NULL;
     c->len = 0;
+    c->ssl = NULL;
     c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct timeval tv = {.tv_sec = 5};
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -28,6 +125,10 @@ static struct cl_conn *open_addr(const struct sockaddr *sa, socklen_t len) {
         if (c->fd >= 0)
             close(c->fd);
         free(c);
+        return NULL;
+    }
+    if (cl_tls() && tls_handshake(c) < 0) {
+        cl_close(c);
         return NULL;
     }
     return c;
@@ -48,6 +149,8 @@ struct cl_conn *cl_open6(int port) {
 void cl_close(struct cl_conn *c) {
     if (!c)
         return;
+    if (c->ssl)
+        tls_free(c);
     close(c->fd);
     free(c);
 }
@@ -56,7 +159,7 @@ int cl_send(struct cl_conn *c, const char *s, size_t n) {
     if (n == 0)
         n = strlen(s);
     while (n > 0) {
-        ssize_t k = send(c->fd, s, n, MSG_NOSIGNAL);
+        ssize_t k = c->ssl ? tls_send(c, s, n) : send(c->fd, s, n, MSG_NOSIGNAL);
         if (k <= 0)
             return -1;
         s += k;
@@ -71,7 +174,7 @@ static ssize_t fill(struct cl_conn *c) {
         return -1;
     ssize_t n;
     do
-        n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+        n = conn_recv(c, c->buf + c->len, sizeof c->buf - c->len);
     while (n < 0 && errno == EINTR);
     if (n > 0)
         c->len += (size_t)n;
@@ -215,7 +318,7 @@ int cl_closed(struct cl_conn *c) {
     char b[256];
     ssize_t n;
     do
-        n = recv(c->fd, b, sizeof b, 0);
+        n = conn_recv(c, b, sizeof b);
     while (n < 0 && errno == EINTR);
     return n == 0 || (n < 0 && errno == ECONNRESET);
 }
@@ -241,7 +344,16 @@ chopin_server *cl_start(chopin_router *r, chopin_options *opt) {
     if (!opt || !opt->workers)
         o.workers = 1;
     chopin_server *s;
-    int rc = chopin_server_start(r, "127.0.0.1:0", &o, &s);
+    const char *address = "127.0.0.1:0";
+    char cert[128], key[128];
+    if (cl_tls()) {
+        address = "https://127.0.0.1:0";
+        snprintf(cert, sizeof cert, "%s/a.pem", certs());
+        snprintf(key, sizeof key, "%s/a.key", certs());
+        if (!o.tls_cert)
+            o.tls_cert = cert, o.tls_key = key;
+    }
+    int rc = chopin_server_start(r, address, &o, &s);
     if (rc < 0) {
         fprintf(stderr, "cl_start: %s\n", chopin_strerror(rc));
         return NULL;
