@@ -20,7 +20,9 @@ int main(void) {
 #include <openssl/ssl.h>
 #include <stdlib.h>
 
+#include "fake.h"
 #include "tls/tls.h"
+#include "tls/transport.h"
 
 static char dir[256];
 
@@ -510,6 +512,276 @@ static void ktls_fallback(void) {
     CHECK_INT(chopin__ktls_attach(-1), -EBADF);
 }
 
+/* ----- the transport on a connection, through the fake backend ------------------------ */
+
+static void hello(chopin_req *req, chopin_res *res, void *data) {
+    chopin_res_static(res, 200, "text/plain", "hello", 5);
+}
+
+static void who(chopin_req *req, chopin_res *res, void *data) {
+    chopin_str s = chopin_req_tls_subject(req);
+    char buf[160];
+    int n = snprintf(buf, sizeof buf, "%s %.*s", chopin_req_is_tls(req) ? "tls" : "plain",
+                     (int)s.len, s.ptr);
+    chopin_res_copy(res, 200, "text/plain", buf, (size_t)n);
+}
+
+static char big_path[300];
+static void file(chopin_req *req, chopin_res *res, void *data) {
+    if (chopin_res_file(res, big_path) < 0)
+        chopin_res_static(res, 500, "text/plain", "no file", 7);
+}
+
+static void conn_setup(struct fake *f) {
+    chopin_router *r = chopin_router_new();
+    chopin_router_get(r, "/hello", hello, NULL);
+    chopin_router_get(r, "/who", who, NULL);
+    chopin_router_get(r, "/file", file, NULL);
+    chopin_options o = chopin_options_default();
+    o.slab_capacity = 8;
+    fake_start(f, r, &o);
+}
+
+static struct chopin__conn *tls_conn(struct fake *f, struct chopin__tls_ctx *ctx) {
+    struct chopin__conn *c = chopin__engine_conn_new(&f->engine, -1);
+    CHECK_INT(chopin__tls_transport_install(c, ctx), 0);
+    return c;
+}
+
+/* What the client read back (plaintext). */
+static char resp[1 << 21];
+static size_t resp_len;
+
+/* Moves bytes both ways between the client and the connection until neither moves:
+ * the client's bytes cut every `split` bytes (0: whole), the connection's output sent
+ * as the fake socket takes it. */
+static void conn_pump(struct client *cl, struct chopin__conn *c, size_t split) {
+    for (int round = 0; round < 64; round++) {
+        int moved = 0;
+        char *p;
+        if (!SSL_is_init_finished(cl->ssl))
+            SSL_do_handshake(cl->ssl);
+        long n = BIO_get_mem_data(cl->out, &p);
+        if (n > 0 && !(c->ask & CHOPIN__CONN_CLOSE)) {
+            char *copy = malloc((size_t)n);
+            memcpy(copy, p, (size_t)n);
+            (void)BIO_reset(cl->out);
+            for (size_t off = 0; off < (size_t)n;) {
+                size_t k = split && split < (size_t)n - off ? split : (size_t)n - off;
+                char *piece = malloc(k);
+                memcpy(piece, copy + off, k);
+                chopin__conn_on_data(c, piece, k);
+                memset(piece, '#', k);
+                free(piece);
+                off += k;
+            }
+            free(copy);
+            moved = 1;
+        }
+        struct chopin__plan pl;
+        while (chopin__conn_has_output(c) && chopin__conn_out_plan(c, &pl) > 0) {
+            for (int i = 0; i < pl.iovcnt; i++)
+                BIO_write(cl->in, pl.iov[i].iov_base, (int)pl.iov[i].iov_len);
+            chopin__conn_on_sent(c, pl.bytes);
+            moved = 1;
+        }
+        if (SSL_do_handshake(cl->ssl) == 1) {
+            int k;
+            while ((k = SSL_read(cl->ssl, resp + resp_len, (int)(sizeof resp - resp_len))) > 0)
+                resp_len += (size_t)k, moved = 1;
+        }
+        if (!moved)
+            break;
+    }
+    ERR_clear_error();
+}
+
+static int conn_get(struct client *cl, struct chopin__conn *c, const char *req, size_t split) {
+    resp_len = 0;
+    conn_pump(cl, c, split);
+    if (!SSL_is_init_finished(cl->ssl))
+        return -1;
+    SSL_write(cl->ssl, req, (int)strlen(req));
+    conn_pump(cl, c, split);
+    resp[resp_len] = '\0';
+    return 0;
+}
+
+/* A request through handshake, records and HTTP/1.1, the client's bytes cut at every
+ * boundary up to 600 (past the ClientHello): the same answer each time. */
+static void conn_split_at_every_byte(void) {
+    struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+    int bad = 0;
+    for (size_t split = 1; split <= 600; split++) {
+        struct fake f;
+        conn_setup(&f);
+        struct chopin__conn *c = tls_conn(&f, ctx);
+        struct client cl;
+        client_init(&cl, "a.test", split % 2 ? 0 : TLS1_2_VERSION, "http/1.1", NULL);
+        int rc = conn_get(&cl, c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", split);
+        if ((rc < 0 || !strstr(resp, "200 OK") || !strstr(resp, "\r\n\r\nhello")) && bad++ < 3)
+            fprintf(stderr, "  split %zu: \"%s\"\n", split, resp);
+        client_free(&cl);
+        chopin__engine_conn_free(&f.engine, c);
+        fake_stop(&f);
+    }
+    CHECK_INT(bad, 0);
+    chopin__tls_ctx_free(ctx);
+}
+
+/* Three requests in one record: three answers, in order. */
+static void conn_pipelining(void) {
+    struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+    struct fake f;
+    conn_setup(&f);
+    struct chopin__conn *c = tls_conn(&f, ctx);
+    struct client cl;
+    client_init(&cl, "a.test", 0, NULL, NULL);
+    CHECK_INT(conn_get(&cl, c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /who HTTP/1.1\r\nHost: x\r\n\r\n"
+                               "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 0), 0);
+    const char *a = strstr(resp, "hello"), *b = a ? strstr(a, "tls ") : NULL;
+    CHECK(a && b && strstr(b, "hello"));
+    CHECK(!chopin__conn_has_output(c));
+    client_free(&cl);
+    chopin__engine_conn_free(&f.engine, c);
+    fake_stop(&f);
+    chopin__tls_ctx_free(ctx);
+}
+
+/* A file answer (sendfile on a plain connection) is read with pread piece by piece and
+ * encrypted: 1 MiB arrives whole. */
+static void conn_file_encrypted(void) {
+    snprintf(big_path, sizeof big_path, "%s/big.bin", dir);
+    FILE *fp = fopen(big_path, "wb");
+    for (int i = 0; i < (1 << 20); i++)
+        fputc((i * 13 + (i >> 10)) & 0xff, fp);
+    fclose(fp);
+    struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+    struct fake f;
+    conn_setup(&f);
+    struct chopin__conn *c = tls_conn(&f, ctx);
+    struct client cl;
+    client_init(&cl, "a.test", 0, NULL, NULL);
+    CHECK_INT(conn_get(&cl, c, "GET /file HTTP/1.1\r\nHost: x\r\n\r\n", 0), 0);
+    const char *body = strstr(resp, "\r\n\r\n");
+    CHECK(body != NULL);
+    size_t len = body ? resp_len - (size_t)(body + 4 - resp) : 0;
+    CHECK_INT(len, 1 << 20);
+    int same = 1;
+    for (size_t i = 0; body && i < len && same; i++)
+        same = (unsigned char)body[4 + i] == ((i * 13 + (i >> 10)) & 0xff);
+    CHECK(same);
+    client_free(&cl);
+    chopin__engine_conn_free(&f.engine, c);
+    fake_stop(&f);
+    chopin__tls_ctx_free(ctx);
+}
+
+/* The handler sees the verified client certificate's subject. */
+static void conn_client_subject(void) {
+    struct chopin__tls_ctx *ctx = ctx_new(CHOPIN_TLS_VERIFY_OPTIONAL, 0);
+    const char *certs[] = {path("client.pem"), NULL};
+    const char *want[] = {"tls CN=alice,O=Chopin tests", "tls "};
+    for (int i = 0; i < 2; i++) {
+        struct fake f;
+        conn_setup(&f);
+        struct chopin__conn *c = tls_conn(&f, ctx);
+        struct client cl;
+        client_init(&cl, "a.test", 0, NULL, certs[i]);
+        CHECK_INT(conn_get(&cl, c, "GET /who HTTP/1.1\r\nHost: x\r\n\r\n", 0), 0);
+        const char *body = strstr(resp, "\r\n\r\n");
+        CHECK_STR(body ? body + 4 : "", want[i]);
+        client_free(&cl);
+        chopin__engine_conn_free(&f.engine, c);
+        fake_stop(&f);
+    }
+    chopin__tls_ctx_free(ctx);
+}
+
+/* Plain HTTP to the TLS connection: the clear 400, then the close. */
+static void conn_plain_http(void) {
+    struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+    struct fake f;
+    conn_setup(&f);
+    struct chopin__conn *c = tls_conn(&f, ctx);
+    fake_feed(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(chopin__conn_has_output(c));
+    CHECK(!(c->ask & CHOPIN__CONN_CLOSE)); /* not before the answer is out */
+    const char *out = fake_output(c);
+    CHECK(strncmp(out, "HTTP/1.1 400 Bad Request\r\n", 26) == 0);
+    CHECK(strstr(out, "plain HTTP was sent to an HTTPS port") != NULL);
+    CHECK(c->ask & CHOPIN__CONN_CLOSE);
+    chopin__engine_conn_free(&f.engine, c);
+    fake_stop(&f);
+    chopin__tls_ctx_free(ctx);
+}
+
+/* Garbage: closed at once, nothing sent, counted. */
+static void conn_garbage(void) {
+    struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+    struct fake f;
+    conn_setup(&f);
+    struct chopin__conn *c = tls_conn(&f, ctx);
+    fake_feed(c, "\x01\x02\x03garbage");
+    CHECK(c->ask & CHOPIN__CONN_CLOSE);
+    chopin__engine_conn_free(&f.engine, c);
+    fake_stop(&f);
+    chopin_tls_stats st;
+    chopin__tls_ctx_stats(ctx, &st);
+    CHECK_INT(st.malformed_hello, 1);
+    chopin__tls_ctx_free(ctx);
+}
+
+/* A client that stalls mid-handshake is closed at the handshake deadline (10 s by
+ * default), long before keep-alive's 30 s, and counted; one that finished is not. */
+static void conn_handshake_timeout(void) {
+    struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+    for (int finish = 0; finish < 2; finish++) {
+        struct fake f;
+        conn_setup(&f);
+        struct chopin__conn *c = tls_conn(&f, ctx);
+        struct client cl;
+        client_init(&cl, "a.test", 0, NULL, NULL);
+        SSL_do_handshake(cl.ssl);
+        char *p;
+        long n = BIO_get_mem_data(cl.out, &p);
+        chopin__conn_on_data(c, p, (size_t)(finish ? n : n / 2)); /* half a ClientHello */
+        (void)BIO_reset(cl.out);
+        if (finish)
+            conn_pump(&cl, c, 0);
+        chopin__engine_set_clock(&f.engine, FAKE_T0 + 10001, FAKE_WALL + 10);
+        chopin__engine_run_timers(&f.engine);
+        CHECK_INT(!!(c->ask & CHOPIN__CONN_CLOSE), !finish);
+        client_free(&cl);
+        chopin__engine_conn_free(&f.engine, c);
+        fake_stop(&f);
+    }
+    chopin_tls_stats st;
+    chopin__tls_ctx_stats(ctx, &st);
+    CHECK_INT(st.timeouts, 1);
+    chopin__tls_ctx_free(ctx);
+}
+
+/* Connection: close: the answer, then close_notify, before the half-close. */
+static void conn_close_notify(void) {
+    struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+    struct fake f;
+    conn_setup(&f);
+    struct chopin__conn *c = tls_conn(&f, ctx);
+    struct client cl;
+    client_init(&cl, "a.test", 0, NULL, NULL);
+    CHECK_INT(conn_get(&cl, c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 0), 0);
+    CHECK(strstr(resp, "hello") != NULL);
+    CHECK(c->ask & CHOPIN__CONN_SHUTDOWN);
+    char b[16];
+    CHECK_INT(SSL_read(cl.ssl, b, sizeof b), 0);
+    CHECK_INT(SSL_get_error(cl.ssl, 0), SSL_ERROR_ZERO_RETURN); /* close_notify arrived */
+    client_free(&cl);
+    chopin__engine_conn_free(&f.engine, c);
+    fake_stop(&f);
+    chopin__tls_ctx_free(ctx);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/chopin-tls-unit-XXXXXX");
     char cmd[512];
@@ -537,6 +809,14 @@ int main(void) {
     RUN(large_data_and_close);
     RUN(bad_settings_refused);
     RUN(ktls_fallback);
+    RUN(conn_split_at_every_byte);
+    RUN(conn_pipelining);
+    RUN(conn_file_encrypted);
+    RUN(conn_client_subject);
+    RUN(conn_plain_http);
+    RUN(conn_garbage);
+    RUN(conn_handshake_timeout);
+    RUN(conn_close_notify);
     RUN(reload); /* last: it changes the certificate files */
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
