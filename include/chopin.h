@@ -959,7 +959,8 @@ CHOPIN_API int chopin_serve(chopin_router *router, const char *address,
  */
 CHOPIN_API int chopin_server_start(chopin_router *router, const char *address,
                                    const chopin_options *opt, chopin_server **out);
-/** The bound port (useful with port 0). `s` is a started, not yet waited-for server. */
+/** The bound port of the first TCP listener (useful with port 0), 0 when every listener
+ *  is a Unix socket. `s` is a started, not yet waited-for server. */
 CHOPIN_API int chopin_server_port(const chopin_server *s);
 /** The name of the backend the workers run ("epoll", "io_uring", "kqueue"). */
 CHOPIN_API const char *chopin_server_backend(const chopin_server *s);
@@ -984,6 +985,32 @@ CHOPIN_API void chopin_server_stats(const chopin_server *s, chopin_stats *out);
 /** The server whose worker runs this request, for chopin_server_stats or
  *  chopin_server_stop from a handler. Valid for the server's lifetime. */
 CHOPIN_API chopin_server *chopin_req_server(const chopin_req *req);
+
+/* ===== Listeners and load balancers (issue 19) =====
+ *
+ * The `address` of chopin_serve and chopin_server_start (or CHOPIN_LISTEN, which replaces
+ * it) is a comma-separated list of listeners, served at once by every worker:
+ *
+ *     "0.0.0.0:8080, unix:/run/app/http.sock?mode=0660, 127.0.0.1:8081?proxy"
+ *
+ * Each item is `[http://|https://]host:port[?options]` (a TCP listener: one SO_REUSEPORT
+ * socket per worker) or `unix:/path[?options]` (one Unix socket the workers share; a
+ * stale socket file nobody listens on is replaced, a live one or a file that is not a
+ * socket refused with CHOPIN_EADDRINUSE; the file is removed when the server ends).
+ * Options, joined by '&': `proxy` (every connection starts with a PROXY protocol header,
+ * v1 or v2) and, for a Unix socket, `mode=0NNN` (its permission bits, set before it
+ * listens). `https://` marks a TLS listener. At most 16 listeners.
+ *
+ * Sockets inherited through LISTEN_FDS (systemd socket activation, or the process this
+ * one replaced) are taken over by the item with their address, with its options; those no
+ * item names are served as given, plain HTTP (docs/operations.md, "systemd").
+ */
+/** How many listeners `s` serves (inherited ones included), in the order of `address`
+ *  first, then the inherited sockets no item named. */
+CHOPIN_API int chopin_server_listeners(const chopin_server *s);
+/** The bound port of listener `i` (0 for a Unix socket), or CHOPIN_EINVAL when there is
+ *  no listener `i`. */
+CHOPIN_API int chopin_server_listener_port(const chopin_server *s, int i);
 
 /* ===== TLS (issue 16) ===== */
 /*

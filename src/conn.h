@@ -155,6 +155,7 @@ struct chopin__conn {
     uint8_t backpressure; /* stopped serving until output drains */
     uint8_t head_lf;     /* the buffered part of a head holds a line end */
     uint8_t ready_listed; /* on the engine's list of connections with answers to send */
+    uint8_t listen_flags; /* CHOPIN__LISTEN_* of the listener that accepted it (listen.h) */
     uint16_t pending;    /* exchanges on xq: at max_pending no further request is read */
     uint16_t backend_flags; /* the backend's own per-connection state */
     uint32_t backend_ops;   /* the backend's own count of operations in flight */

@@ -150,6 +150,11 @@ int chopin__engine_timeout(const struct chopin__engine *e) {
 }
 
 struct chopin__conn *chopin__engine_conn_new(struct chopin__engine *e, int fd) {
+    return chopin__engine_conn_accepted(e, fd, 0);
+}
+
+struct chopin__conn *chopin__engine_conn_accepted(struct chopin__engine *e, int fd,
+                                                  uint8_t listen_flags) {
     struct chopin__conn *c = chopin__slab_take(&e->slab);
     if (!c && chopin__engine_evict_idle(e))
         c = chopin__slab_take(&e->slab);
@@ -159,6 +164,7 @@ struct chopin__conn *chopin__engine_conn_new(struct chopin__engine *e, int fd) {
     }
     uint32_t idx = chopin__slab_index(&e->slab, c);
     chopin__conn_init(c, e, fd);
+    c->listen_flags = listen_flags;
     c->gen = ++e->gens[idx];
     chopin__count(&e->counters.accepted, 1);
     chopin__count(&e->counters.open, 1);

@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The server: address resolution, listener sockets and their options, worker threads and
- * their CPUs, backend choice, signals and graceful shutdown.
+ * The server: its listeners (listen.h) handed to the workers, worker threads and their
+ * CPUs, backend choice, signals and graceful shutdown.
  */
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -20,6 +18,7 @@
 #include "backend/backend.h"
 #include "config.h"
 #include "http/message.h"
+#include "listen.h"
 #include "loop/offload.h"
 #include "platform.h"
 #include "router/router.h"
@@ -28,8 +27,6 @@
 /* Read scratch per worker: a read larger than this is split in several reads, each
  * parsed as it lands. */
 #define SCRATCH_SIZE 65536
-/* Pending TCP Fast Open requests per listener. */
-#define FASTOPEN_QUEUE 256
 
 struct chopin_server {
     struct chopin__config cfg;
@@ -38,10 +35,10 @@ struct chopin_server {
     struct chopin__worker *workers;
     int nworkers;
     struct chopin__offload *offload; /* blocking work: chopin_offload */
-    int port;
     atomic_int stop_requested;
     atomic_int workers_running;
-    char address[128];
+    int nlisteners;
+    struct chopin__listener listeners[CHOPIN__MAX_LISTENERS];
 };
 
 /* ----- errors ------------------------------------------------------------------------ */
@@ -58,186 +55,121 @@ const char *chopin_strerror(int err) {
     return "unknown error";
 }
 
-/* ----- addresses and listeners -------------------------------------------------------- */
+/* ----- listeners ------------------------------------------------------------------------ */
 
-static void bad_address(const char *address, const char *why) {
-    fprintf(stderr, "chopin: bad address '%s': %s\n", address, why);
+/* Sockets inherited by this process (LISTEN_FDS), taken once: a second server of the
+ * process opens its own. */
+static int inherited_fds[CHOPIN__MAX_LISTENERS * CHOPIN__MAX_WORKER_FDS];
+static int ninherited = -1;
+static pthread_mutex_t inherited_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int take_inherited(int *fds, int cap) {
+    pthread_mutex_lock(&inherited_lock);
+    int n = ninherited < 0 ? chopin__listen_inherited(inherited_fds, (int)(sizeof inherited_fds /
+                                                                         sizeof *inherited_fds))
+                           : 0;
+    ninherited = 0;
+    if (n > cap)
+        n = cap;
+    memcpy(fds, inherited_fds, (size_t)n * sizeof *fds);
+    pthread_mutex_unlock(&inherited_lock);
+    return n;
 }
 
-/* Splits "host:port", "[v6]:port", ":port" or "port" into host (NULL: any) and port,
- * after printing what is wrong when it cannot. */
-static int split_address(const char *address, char *host, size_t host_cap, char *port,
-                         size_t port_cap) {
-    static const char form[] = "expected host:port, [ipv6]:port or :port";
-    const char *colon;
-    host[0] = '\0';
-    if (address[0] == '[') {
-        const char *close = strchr(address, ']');
-        if (!close || close[1] != ':' || (size_t)(close - address - 1) >= host_cap) {
-            bad_address(address, form);
-            return -EINVAL;
+static struct chopin__listener *listener_add(struct chopin_server *s) {
+    if (s->nlisteners == CHOPIN__MAX_LISTENERS) {
+        fprintf(stderr, "chopin: too many listeners (at most %d)\n", CHOPIN__MAX_LISTENERS);
+        return NULL;
+    }
+    return &s->listeners[s->nlisteners++];
+}
+
+/* The listeners of the inherited sockets an item of the address claims (TCP: as many
+ * entries as it takes to keep every inherited socket, one per worker each), and those of
+ * the inherited sockets no item claims, taken over as given (plain HTTP). */
+static int adopt_inherited(struct chopin_server *s, const struct chopin__listen_spec *specs,
+                           int nspecs, int *claimed, int *fds, int nfds) {
+    for (int i = 0; i < nspecs; i++) {
+        struct chopin__listener ln;
+        while (chopin__listener_adopt(&ln, &specs[i], fds, nfds, s->nworkers)) {
+            struct chopin__listener *slot = listener_add(s);
+            if (!slot) {
+                chopin__listener_close(&ln);
+                return -EINVAL;
+            }
+            *slot = ln;
+            claimed[i] = 1;
         }
-        memcpy(host, address + 1, (size_t)(close - address - 1));
-        host[close - address - 1] = '\0';
-        colon = close + 1;
-    } else if ((colon = strrchr(address, ':'))) {
-        if ((size_t)(colon - address) >= host_cap) {
-            bad_address(address, "host name too long");
+    }
+    for (int i = 0; i < nfds; i++) {
+        if (fds[i] < 0)
+            continue;
+        struct chopin__listener *slot = listener_add(s);
+        if (!slot)
             return -EINVAL;
-        }
-        memcpy(host, address, (size_t)(colon - address));
-        host[colon - address] = '\0';
-    } else {
-        colon = address - 1; /* just a port */
+        chopin__listener_adopt_any(slot, fds[i]);
+        fds[i] = -1;
     }
-    const char *p = colon + 1;
-    if (!*p || strspn(p, "0123456789") != strlen(p)) {
-        bad_address(address, form);
-        return -EINVAL;
-    }
-    p += strspn(p, "0") == strlen(p) ? strlen(p) - 1 : strspn(p, "0"); /* "08080" is 8080 */
-    if (strlen(p) >= port_cap || strtoul(p, NULL, 10) > 65535) {
-        bad_address(address, "the port is out of range (0 to 65535)");
-        return -EINVAL;
-    }
-    strcpy(port, p);
     return 0;
 }
 
-static int somaxconn(void) {
-    int v = 4096;
-    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
-    if (f) {
-        if (fscanf(f, "%d", &v) != 1 || v <= 0)
-            v = 4096;
-        fclose(f);
+/* Opens every listener of `address` (CHOPIN_LISTEN replaces it), after taking over the
+ * sockets this process inherited. */
+static int open_listeners(struct chopin_server *s, const char *address) {
+    const char *env = getenv("CHOPIN_LISTEN");
+    if (env && *env)
+        address = env;
+    struct chopin__listen_spec specs[CHOPIN__MAX_LISTENERS];
+    int nspecs = chopin__listen_parse(address, specs, CHOPIN__MAX_LISTENERS);
+    if (nspecs < 0)
+        return nspecs;
+    int fds[CHOPIN__MAX_LISTENERS * CHOPIN__MAX_WORKER_FDS];
+    int nfds = take_inherited(fds, (int)(sizeof fds / sizeof *fds));
+    int claimed[CHOPIN__MAX_LISTENERS] = {0};
+    int rc = adopt_inherited(s, specs, nspecs, claimed, fds, nfds);
+    for (int i = 0; rc == 0 && i < nspecs; i++) {
+        if (claimed[i])
+            continue;
+        struct chopin__listener *ln = listener_add(s);
+        if (!ln)
+            return -EINVAL;
+        rc = chopin__listener_open(ln, &specs[i], s->nworkers, s->cfg.opt.share_port);
+        if (rc < 0)
+            s->nlisteners--;
     }
-    return v;
-}
-
-static void set_opt(int fd, int level, int name, int value) {
-    /* Best effort: an option the kernel lacks costs performance, not correctness. */
-    (void)setsockopt(fd, level, name, &value, sizeof value);
-}
-
-/* One SO_REUSEPORT listener; returns the fd or -errno. */
-static int open_listener(const struct sockaddr *sa, socklen_t len) {
-    int fd = chopin__socket_stream(sa->sa_family);
-    if (fd < 0)
-        return fd;
-    set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-    if (setsockopt(fd, SOL_SOCKET, CHOPIN__SO_REUSEPORT, &(int){1}, sizeof(int)) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    /* Accepted sockets inherit TCP_NODELAY: no setsockopt per connection. */
-    set_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-    /* TCP_DEFER_ACCEPT (Linux), TCP_FASTOPEN, SO_NOSIGPIPE where the platform has them. */
-    chopin__listener_options(fd, FASTOPEN_QUEUE);
-    if (bind(fd, sa, len) < 0 || listen(fd, somaxconn()) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    chopin__listener_listening(fd); /* FreeBSD's accept filter needs a listening socket */
-    return fd;
-}
-
-static int bound_port(int fd) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -1;
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
-
-static void set_port(struct sockaddr *sa, int port) {
-    if (sa->sa_family == AF_INET6)
-        ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
-    else
-        ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
-}
-
-/* SO_REUSEPORT gives every worker its own listener, but it would also let this server
- * join the listeners another process (another chopin server of the same user) has on the
- * address and silently split its traffic. A socket bound without SO_REUSEPORT conflicts
- * with every other socket bound to the address, listening or not, SO_REUSEPORT or not
- * (Linux inet_bind_conflict; the BSDs alike): binding one first tells whether anything
- * else holds it. SO_REUSEADDR keeps an earlier run's connections in TIME_WAIT from
- * counting, as for any server. Returns 0 or -errno (-EADDRINUSE). */
-static int address_free(const struct sockaddr *sa, socklen_t len) {
-    int fd = chopin__socket_stream(sa->sa_family);
-    if (fd < 0)
-        return fd;
-    set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-    int rc = bind(fd, sa, len) < 0 ? -errno : 0;
-    close(fd);
+    for (int i = 0; i < nfds; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
     return rc;
 }
 
-/* Port 0 needs no check: the kernel picks a port nothing holds, SO_REUSEPORT or not. */
-static int wants_own_port(const struct chopin_server *s, const struct sockaddr *sa) {
-    in_port_t port = sa->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
-                                               : ((const struct sockaddr_in *)sa)->sin_port;
-    return !s->cfg.opt.share_port && port != 0;
+/* Worker i takes socket i of each listener, or a duplicate of one when the listener has
+ * fewer (a Unix socket, an inherited one): each worker closes its own when it drains, and
+ * the socket stops listening once the last worker closed its descriptor. */
+static int hand_out_listeners(struct chopin_server *s) {
+    for (int l = 0; l < s->nlisteners; l++) {
+        struct chopin__listener *ln = &s->listeners[l];
+        for (int i = s->nworkers - 1; i >= 0; i--) {
+            struct chopin__worker *w = &s->workers[i];
+            int fd = i < ln->nfds ? ln->fds[i] : fcntl(ln->fds[i % ln->nfds], F_DUPFD_CLOEXEC, 0);
+            if (fd < 0)
+                return -errno;
+            if (i < ln->nfds)
+                ln->fds[i] = -1;
+            w->listen[l] = (struct chopin__worker_listen){.fd = fd, .flags = ln->flags};
+            w->nlisten = l + 1;
+        }
+        ln->nfds = 0;
+    }
+    return 0;
 }
 
-static void listen_failed(const char *address, int err) {
-    if (err == -EADDRINUSE)
-        fprintf(stderr, "chopin: cannot listen on %s: address in use by another socket (to "
-                        "join SO_REUSEPORT listeners there on purpose: share_port, "
-                        "CHOPIN_SHARE_PORT=1)\n", address);
-    else
-        fprintf(stderr, "chopin: cannot listen on %s: %s\n", address, strerror(-err));
-}
-
-/* Opens one listener per worker on the first address of `address` that binds. */
-static int open_listeners(struct chopin_server *s, const char *address) {
-    char host[256], port[8];
-    if (split_address(address, host, sizeof host, port, sizeof port) < 0)
-        return -EINVAL;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res;
-    int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-    if (gai != 0) {
-        fprintf(stderr, "chopin: cannot resolve '%s': %s\n", address, gai_strerror(gai));
-        return -EINVAL;
-    }
-    int err = -EADDRNOTAVAIL;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        if (wants_own_port(s, ai->ai_addr) && (err = address_free(ai->ai_addr, ai->ai_addrlen)) < 0)
-            continue;
-        int i = 0;
-        for (; i < s->nworkers; i++) {
-            int fd = open_listener(ai->ai_addr, ai->ai_addrlen);
-            if (fd < 0) {
-                err = fd;
-                break;
-            }
-            s->workers[i].listen_fd = fd;
-            if (i == 0) { /* port 0: the others share the port the kernel chose */
-                s->port = bound_port(fd);
-                set_port(ai->ai_addr, s->port);
-            }
-        }
-        if (i == s->nworkers) {
-            snprintf(s->address, sizeof s->address, ai->ai_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
-                     host[0] ? host : (ai->ai_family == AF_INET6 ? "::" : "0.0.0.0"), s->port);
-            freeaddrinfo(res);
-            return 0;
-        }
-        while (i-- > 0) {
-            close(s->workers[i].listen_fd);
-            s->workers[i].listen_fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    listen_failed(address, err);
-    return err;
+static void describe_listeners(const struct chopin_server *s, char *buf, size_t cap) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int l = 0; l < s->nlisteners && used < cap; l++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s", l ? ", " : "",
+                                 s->listeners[l].name);
 }
 
 /* ----- backend choice ------------------------------------------------------------------ */
@@ -368,9 +300,10 @@ static void *worker_main(void *arg) {
     } else {
         chopin__worker_log(w, "cannot start: %s", strerror(-w->result));
     }
-    if (w->listen_fd >= 0)
-        close(w->listen_fd);
-    w->listen_fd = -1;
+    for (int l = 0; l < w->nlisten; l++)
+        if (w->listen[l].fd >= 0)
+            close(w->listen[l].fd);
+    w->nlisten = 0;
     free(w->scratch);
     chopin__engine_destroy(&w->engine);
     w->done = 1;
@@ -392,7 +325,6 @@ static int create_workers(struct chopin_server *s) {
         w->id = i;
         w->server = s;
         w->backend = s->backend;
-        w->listen_fd = -1;
         w->cpu = s->cfg.opt.pin && ncpus > 0 ? cpus[i % ncpus] : -1;
         w->wake_fd = chopin__wake_open();
         if (w->wake_fd < 0)
@@ -403,11 +335,14 @@ static int create_workers(struct chopin_server *s) {
 
 static void free_server(struct chopin_server *s) {
     for (int i = 0; s->workers && i < s->nworkers; i++) {
-        if (s->workers[i].listen_fd >= 0)
-            close(s->workers[i].listen_fd);
+        for (int l = 0; l < s->workers[i].nlisten; l++)
+            if (s->workers[i].listen[l].fd >= 0)
+                close(s->workers[i].listen[l].fd);
         if (s->workers[i].wake_fd >= 0)
             close(s->workers[i].wake_fd);
     }
+    for (int l = 0; l < s->nlisteners; l++)
+        chopin__listener_close(&s->listeners[l]);
     /* After the workers: a result that could not reach its ended worker is delivered here. */
     chopin__offload_destroy(s->offload);
     free(s->workers);
@@ -474,7 +409,7 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
     if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
         signal(SIGPIPE, SIG_IGN);
     if ((rc = create_workers(s)) < 0 || (rc = open_listeners(s, address)) < 0 ||
-        (rc = start_offload(s)) < 0) {
+        (rc = hand_out_listeners(s)) < 0 || (rc = start_offload(s)) < 0) {
         free_server(s);
         return rc;
     }
@@ -483,10 +418,13 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
         chopin_server_wait(s);
         return rc;
     }
-    if (!s->cfg.opt.quiet)
+    if (!s->cfg.opt.quiet) {
+        char names[1024];
+        describe_listeners(s, names, sizeof names);
         fprintf(stderr, "chopin %s: %d worker%s, %s, %u connections per worker, listening on %s\n",
                 CHOPIN_VERSION, s->nworkers, s->nworkers == 1 ? "" : "s", s->backend->name,
-                s->cfg.opt.slab_capacity, s->address);
+                s->cfg.opt.slab_capacity, names);
+    }
     *out = s;
     return 0;
 }
@@ -497,7 +435,20 @@ int chopin_options_check(const chopin_options *opt) {
     return resolve_options(&cfg, opt, &backend);
 }
 
-int chopin_server_port(const chopin_server *s) { return s->port; }
+int chopin_server_port(const chopin_server *s) {
+    for (int l = 0; l < s->nlisteners; l++)
+        if (!(s->listeners[l].flags & CHOPIN__LISTEN_UNIX))
+            return s->listeners[l].port;
+    return 0;
+}
+
+int chopin_server_listeners(const chopin_server *s) { return s->nlisteners; }
+
+int chopin_server_listener_port(const chopin_server *s, int i) {
+    if (i < 0 || i >= s->nlisteners)
+        return CHOPIN_EINVAL;
+    return s->listeners[i].port;
+}
 
 const char *chopin_server_backend(const chopin_server *s) { return s->backend->name; }
 
