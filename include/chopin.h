@@ -1051,6 +1051,14 @@ CHOPIN_API int chopin_server_tls_reload(chopin_server *s);
 CHOPIN_API chopin_str chopin_req_tls_subject(chopin_req *req);
 /** Nonzero when the request came over TLS. */
 CHOPIN_API int chopin_req_is_tls(const chopin_req *req);
+/** A middleware for a plain listener that should send everyone to HTTPS: a request that
+ *  did not come over TLS is answered 308 with Location https://<its Host, without the
+ *  port>[:<data>]<its target>; a TLS request goes on. `data` is the HTTPS port as a
+ *  string ("8443"; NULL or "443": none written), and must outlive the server.
+ *      chopin_router_use(r, "/", chopin_tls_redirect, "8443");
+ *  A request without a Host header is answered 400. */
+CHOPIN_API void chopin_tls_redirect(chopin_req *req, chopin_res *res, chopin_next *next,
+                                    void *data);
 
 #ifdef __cplusplus
 }

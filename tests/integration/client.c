@@ -26,6 +26,23 @@ int cl_tls(void) {
     return v && strcmp(v, "1") == 0;
 }
 
+/* The ports of the TLS servers cl_start started: a test's own chopin_server_start stays
+ * plain, and so do the connections to it. */
+static int tls_ports[256];
+static int ntls_ports;
+
+void cl_mark_tls(int port) {
+    if (ntls_ports < (int)(sizeof tls_ports / sizeof *tls_ports))
+        tls_ports[ntls_ports++] = port;
+}
+
+static int port_is_tls(int port) {
+    for (int i = 0; i < ntls_ports; i++)
+        if (tls_ports[i] == port)
+            return 1;
+    return 0;
+}
+
 #ifdef CHOPIN_HAVE_TLS
 static char cert_dir[64];
 
@@ -37,7 +54,7 @@ static void remove_certs(void) {
 }
 
 /* The directory of the test certificates, made at the first call. */
-static const char *certs(void) {
+const char *cl_certs(void) {
     if (cert_dir[0])
         return cert_dir;
     char cmd[256];
@@ -55,11 +72,14 @@ static int tls_handshake(struct cl_conn *c) {
     static SSL_CTX *ctx;
     if (!ctx) {
         char ca[128];
-        snprintf(ca, sizeof ca, "%s/ca.pem", certs());
+        snprintf(ca, sizeof ca, "%s/ca.pem", cl_certs());
         ctx = SSL_CTX_new(TLS_client_method());
         if (!ctx || SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
             return -1;
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        /* A server closing an idle connection sends no close_notify (nor does nginx's
+         * keep-alive timeout): that EOF is a close, as on a plain socket. */
+        SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     }
     SSL *ssl = SSL_new(ctx);
     if (!ssl)
@@ -97,7 +117,7 @@ static ssize_t tls_send(struct cl_conn *c, const char *s, size_t n) {
 
 static void tls_free(struct cl_conn *c) { SSL_free(c->ssl); }
 #else
-static const char *certs(void) { return NULL; }
+const char *cl_certs(void) { return NULL; }
 static int tls_handshake(struct cl_conn *c) { return -1; }
 static ssize_t tls_recv(struct cl_conn *c, char *buf, size_t cap) { return -1; }
 static ssize_t tls_send(struct cl_conn *c, const char *s, size_t n) { return -1; }
@@ -110,7 +130,7 @@ static ssize_t conn_recv(struct cl_conn *c, char *buf, size_t cap) {
 
 /* ----- connections ------------------------------------------------------------------- */
 
-static struct cl_conn *open_addr(const struct sockaddr *sa, socklen_t len) {
+static struct cl_conn *open_addr(const struct sockaddr *sa, socklen_t len, int port) {
     struct cl_conn *c = malloc(sizeof *c);
     if (!c)
         return NULL;
@@ -127,7 +147,7 @@ static struct cl_conn *open_addr(const struct sockaddr *sa, socklen_t len) {
         free(c);
         return NULL;
     }
-    if (cl_tls() && tls_handshake(c) < 0) {
+    if (port_is_tls(port) && tls_handshake(c) < 0) {
         cl_close(c);
         return NULL;
     }
@@ -137,13 +157,13 @@ static struct cl_conn *open_addr(const struct sockaddr *sa, socklen_t len) {
 struct cl_conn *cl_open(int port) {
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return open_addr((struct sockaddr *)&sin, sizeof sin);
+    return open_addr((struct sockaddr *)&sin, sizeof sin, port);
 }
 
 struct cl_conn *cl_open6(int port) {
     struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
     sin6.sin6_addr = in6addr_loopback;
-    return open_addr((struct sockaddr *)&sin6, sizeof sin6);
+    return open_addr((struct sockaddr *)&sin6, sizeof sin6, port);
 }
 
 void cl_close(struct cl_conn *c) {
@@ -348,8 +368,8 @@ chopin_server *cl_start(chopin_router *r, chopin_options *opt) {
     char cert[128], key[128];
     if (cl_tls()) {
         address = "https://127.0.0.1:0";
-        snprintf(cert, sizeof cert, "%s/a.pem", certs());
-        snprintf(key, sizeof key, "%s/a.key", certs());
+        snprintf(cert, sizeof cert, "%s/a.pem", cl_certs());
+        snprintf(key, sizeof key, "%s/a.key", cl_certs());
         if (!o.tls_cert)
             o.tls_cert = cert, o.tls_key = key;
     }
@@ -358,12 +378,18 @@ chopin_server *cl_start(chopin_router *r, chopin_options *opt) {
         fprintf(stderr, "cl_start: %s\n", chopin_strerror(rc));
         return NULL;
     }
+    if (cl_tls())
+        cl_mark_tls(chopin_server_port(s));
     return s;
 }
 
 void cl_stop(chopin_server *s) {
     if (!s)
         return;
+    int port = chopin_server_port(s); /* the port may serve a plain server next */
+    for (int i = 0; i < ntls_ports; i++)
+        if (tls_ports[i] == port)
+            tls_ports[i] = tls_ports[--ntls_ports];
     chopin_server_stop(s);
     chopin_server_wait(s);
 }
