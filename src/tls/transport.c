@@ -121,9 +121,14 @@ static void encrypt_output(struct chopin__conn *c, struct tls_transport *tt) {
 
 static size_t tls_out_plan(struct chopin__conn *c, struct chopin__plan *p) {
     struct tls_transport *tt = of(c);
-    const char *out;
-    size_t n = chopin__tls_session_out(&tt->s, &out);
-    if (n == 0 && !(c->ask & CHOPIN__CONN_CLOSE)) {
+    const char *out = NULL;
+    size_t n = 0;
+    /* A closing connection sends nothing more, as the plain path: a backend that met a
+     * reset would otherwise be handed the same records again (an evicted one's last
+     * answer, its farewell, still goes out). */
+    if (!(c->ask & CHOPIN__CONN_CLOSE) || c->farewell)
+        n = chopin__tls_session_out(&tt->s, &out);
+    if (n == 0 && (!(c->ask & CHOPIN__CONN_CLOSE) || c->farewell)) {
         encrypt_output(c, tt);
         if (!c->out && (c->ask & CHOPIN__CONN_SHUTDOWN) && !tt->notify_sent) {
             tt->notify_sent = 1; /* close_notify before the half-close (RFC 8446 6.1) */

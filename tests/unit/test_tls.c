@@ -782,6 +782,29 @@ static void conn_close_notify(void) {
     chopin__tls_ctx_free(ctx);
 }
 
+/* A send that failed (a reset) closes the connection: its records are not planned again,
+ * or the backend would send them forever (test_churn over TLS hung on that). */
+static void conn_error_stops_output(void) {
+    struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+    struct fake f;
+    conn_setup(&f);
+    struct chopin__conn *c = tls_conn(&f, ctx);
+    struct client cl;
+    client_init(&cl, "a.test", 0, NULL, NULL);
+    SSL_do_handshake(cl.ssl);
+    char *p;
+    long n = BIO_get_mem_data(cl.out, &p);
+    chopin__conn_on_data(c, p, (size_t)n);
+    CHECK(chopin__conn_has_output(c)); /* the server's flight */
+    chopin__conn_on_error(c);
+    struct chopin__plan pl;
+    CHECK_INT(chopin__conn_out_plan(c, &pl), 0);
+    client_free(&cl);
+    chopin__engine_conn_free(&f.engine, c);
+    fake_stop(&f);
+    chopin__tls_ctx_free(ctx);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/chopin-tls-unit-XXXXXX");
     char cmd[512];
@@ -817,6 +840,7 @@ int main(void) {
     RUN(conn_garbage);
     RUN(conn_handshake_timeout);
     RUN(conn_close_notify);
+    RUN(conn_error_stops_output);
     RUN(reload); /* last: it changes the certificate files */
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
