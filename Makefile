@@ -226,6 +226,21 @@ else
 	done; exit $$fail
 endif
 
+# kTLS (issue 16, docs/tls.md): on a machine whose kernel has the tls module, checks that
+# every TLS connection takes the kernel's tls layer (none says it fell back) and that the
+# TLS suites pass with it, on each backend. Fails where the module cannot be loaded.
+.PHONY: test-ktls
+test-ktls:
+	@modprobe tls 2>/dev/null || true
+	@$(MAKE) --no-print-directory $(BUILD)/tests/test_tls $(BUILD)/itests/test_tls $(BUILD)/itests/test_server
+	@fail=0; for be in epoll $$(nm $(BUILD)/libchopin.a | grep -qE ' [TDR] chopin__uring_backend$$' && echo io_uring); do \
+	  for t in "$(BUILD)/itests/test_tls" "env CHOPIN_TEST_TLS=1 $(BUILD)/itests/test_server"; do \
+	    out=$$(CHOPIN_BACKEND=$$be CHOPIN_TEST_KTLS=1 $$t 2>&1); rc=$$?; \
+	    echo "$$([ $$rc -eq 0 ] && echo ok || echo FAIL) $$t [$$be, kTLS] ($$(printf '%s\n' "$$out" | grep '^RESULT'))"; \
+	    [ $$rc -eq 0 ] || { printf '%s\n' "$$out" | tail -n 20; fail=1; }; \
+	  done; \
+	done; exit $$fail
+
 bench-micro:
 	@$(MAKE) --no-print-directory $(BUILD)/libchopin.a
 	bench/micro.sh $(BUILD)

@@ -66,7 +66,7 @@ struct chopin__tls_ctx {
     struct ticket_key tickets[2];
     time_t ticket_born;
     struct {
-        atomic_ullong handshakes, resumed, failed, malformed_hello, plain_http, timeouts, reloads;
+        atomic_ullong handshakes, resumed, failed, malformed_hello, plain_http, timeouts, reloads, ktls;
     } count;
 };
 
@@ -478,7 +478,7 @@ void chopin__tls_ctx_rotate_tickets(struct chopin__tls_ctx *ctx) {
 void chopin__tls_ctx_count(struct chopin__tls_ctx *ctx, enum chopin__tls_count what) {
     atomic_ullong *c[] = {&ctx->count.handshakes, &ctx->count.resumed, &ctx->count.failed,
                           &ctx->count.malformed_hello, &ctx->count.plain_http,
-                          &ctx->count.timeouts};
+                          &ctx->count.timeouts, &ctx->count.ktls};
     atomic_fetch_add_explicit(c[what], 1, memory_order_relaxed);
 }
 
@@ -493,4 +493,5 @@ void chopin__tls_ctx_stats(const struct chopin__tls_ctx *ctx, chopin_tls_stats *
     out->plain_http = atomic_load_explicit(&ctx->count.plain_http, memory_order_relaxed);
     out->timeouts = atomic_load_explicit(&ctx->count.timeouts, memory_order_relaxed);
     out->reloads = atomic_load_explicit(&ctx->count.reloads, memory_order_relaxed);
+    out->ktls = atomic_load_explicit(&ctx->count.ktls, memory_order_relaxed);
 }

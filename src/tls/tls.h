@@ -71,6 +71,7 @@ enum chopin__tls_count {
     CHOPIN__TLS_COUNT_MALFORMED,
     CHOPIN__TLS_COUNT_PLAIN,
     CHOPIN__TLS_COUNT_TIMEOUT,
+    CHOPIN__TLS_COUNT_KTLS,
 };
 void chopin__tls_ctx_count(struct chopin__tls_ctx *ctx, enum chopin__tls_count what);
 /** Test hook: ticket keys rotate now (as if their lifetime had passed). */

@@ -42,10 +42,11 @@ static struct tls_transport *of(const struct chopin__conn *c) {
 }
 
 static void handshake_done(struct chopin__conn *c, struct tls_transport *tt) {
-    /* The kernel's record layer when it has one (docs/tls.md, kTLS); the records stay
-     * in user space either way here, so the answer is only reported. */
-    if (c->fd >= 0)
-        (void)chopin__ktls_attach(c->fd);
+    /* The kernel's record layer when it has one (docs/tls.md, kTLS). The keys are not
+     * handed to it yet: the records stay in user space either way (a socket with the
+     * layer and no keys sends as before), so the answer is only counted and reported. */
+    if (c->fd >= 0 && chopin__ktls_attach(c->fd) == 0)
+        chopin__tls_ctx_count(tt->s.ctx, CHOPIN__TLS_COUNT_KTLS);
     tt->handshake_deadline = 0;
     chopin__conn_arm(c, c->engine->now_ms + c->engine->cfg->opt.keepalive_timeout_ms);
 }

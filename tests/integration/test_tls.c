@@ -424,9 +424,17 @@ static void ktls_fallback_said_once(void) {
     const char *said = capture_end();
     CHECK(s != NULL && ok);
     const char *first = strstr(said, "kTLS unavailable");
+    chopin_tls_stats st;
+    if (s)
+        chopin_server_tls_stats(s, &st, sizeof st);
+    const char *must = getenv("CHOPIN_TEST_KTLS"); /* make test-ktls: the module must be there */
+    if (must && strcmp(must, "1") == 0)
+        CHECK(has_module);
     if (has_module) {
         CHECK(first == NULL);
+        CHECK(s && st.ktls == 3);
     } else {
+        CHECK(s && st.ktls == 0);
         CHECK(first != NULL && strstr(first + 1, "kTLS unavailable") == NULL);
         CHECK(strstr(said, "no tls module") != NULL);
     }
