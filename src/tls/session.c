@@ -86,7 +86,7 @@ static int bio_read(BIO *bio, char *buf, size_t len, size_t *got) {
 static int bio_write(BIO *bio, const char *buf, size_t len, size_t *put) {
     struct chopin__tls_session *s = BIO_get_data(bio);
     BIO_clear_retry_flags(bio);
-    if (bytes_append(&s->out, buf, len) < 0)
+    if (bytes_append(s->lent ? &s->spill : &s->out, buf, len) < 0)
         return 0;
     *put = len;
     return 1;
@@ -100,7 +100,7 @@ static long bio_ctrl(BIO *bio, int cmd, long num, void *ptr) {
     case BIO_CTRL_PENDING:
         return (long)(s->in.len - s->in.off + s->feed_len);
     case BIO_CTRL_WPENDING:
-        return (long)(s->out.len - s->out.off);
+        return (long)chopin__tls_session_pending(s);
     default:
         return 0;
     }
@@ -156,6 +156,7 @@ void chopin__tls_session_release(struct chopin__tls_session *s) {
     chopin__tls_certs_put(s->certs);
     bytes_free(&s->in);
     bytes_free(&s->out);
+    bytes_free(&s->spill);
     free(s->subject);
     memset(s, 0, sizeof *s);
 }
@@ -303,10 +304,30 @@ void chopin__tls_session_shutdown(struct chopin__tls_session *s) {
     ERR_clear_error();
 }
 
+/* `out` is all sent: the records that waited in `spill` take its place. */
+static void out_swap_if_sent(struct chopin__tls_session *s) {
+    if (s->out.off < s->out.len)
+        return;
+    s->out.off = s->out.len = 0;
+    if (s->spill.len > s->spill.off) {
+        struct chopin__tls_bytes t = s->out;
+        s->out = s->spill;
+        s->spill = t;
+    }
+}
+
+size_t chopin__tls_session_out(struct chopin__tls_session *s, const char **p) {
+    out_swap_if_sent(s);
+    size_t n = s->out.len - s->out.off;
+    *p = n ? s->out.buf + s->out.off : NULL;
+    s->lent = n;
+    return n;
+}
+
 void chopin__tls_session_out_done(struct chopin__tls_session *s, size_t n) {
-    s->out.off += n;
-    if (s->out.off >= s->out.len)
-        s->out.off = s->out.len = 0;
+    s->out.off += n < s->out.len - s->out.off ? n : s->out.len - s->out.off;
+    s->lent = s->lent > n ? s->lent - n : 0;
+    out_swap_if_sent(s);
 }
 
 const unsigned char *chopin__tls_session_alpn(const struct chopin__tls_session *s, unsigned *len) {

@@ -99,6 +99,10 @@ struct chopin__tls_session {
     struct chopin__tls_certs *certs; /* the set this handshake started on (a reference) */
     struct chopin__tls_bytes in;     /* ciphertext OpenSSL has not taken yet */
     struct chopin__tls_bytes out;    /* records not yet sent */
+    /* Records made while part of `out` is lent to the backend (an io_uring send may still
+     * read it): `out` must not move then, so they wait here until it is sent. */
+    struct chopin__tls_bytes spill;
+    size_t lent;                     /* bytes of `out` handed out by the last plan */
     const char *feed;                /* during input: the caller's bytes, read in place */
     size_t feed_len;
     char *subject;                   /* verified client certificate's subject, or NULL */
@@ -125,13 +129,13 @@ ssize_t chopin__tls_session_read(struct chopin__tls_session *s, char *buf, size_
 int chopin__tls_session_write(struct chopin__tls_session *s, const void *data, size_t n);
 /** Sends close_notify (records into out). */
 void chopin__tls_session_shutdown(struct chopin__tls_session *s);
-/** The records waiting to go out. */
-static inline size_t chopin__tls_session_out(const struct chopin__tls_session *s,
-                                             const char **p) {
-    size_t n = s->out.len - s->out.off;
-    *p = n ? s->out.buf + s->out.off : NULL;
-    return n;
+/** Bytes of records waiting to go out. */
+static inline size_t chopin__tls_session_pending(const struct chopin__tls_session *s) {
+    return s->out.len - s->out.off + s->spill.len - s->spill.off;
 }
+/** The records to send next, lent to the caller until chopin__tls_session_out_done
+ *  reports them sent: the session neither moves nor frees them meanwhile. */
+size_t chopin__tls_session_out(struct chopin__tls_session *s, const char **p);
 /** `n` bytes of the records went out. */
 void chopin__tls_session_out_done(struct chopin__tls_session *s, size_t n);
 /** The negotiated ALPN protocol ("http/1.1", later "h2"; *len 0 when none). Not

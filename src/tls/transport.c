@@ -54,9 +54,8 @@ static void handshake_done(struct chopin__conn *c, struct tls_transport *tt) {
 /* Plain HTTP or a failed handshake: what is owed (the 400, an alert) goes out, then the
  * connection closes (tls_on_sent); with nothing owed it closes now. */
 static void finish_failed(struct chopin__conn *c, struct tls_transport *tt) {
-    const char *p;
     c->keep_open = 0;
-    if (chopin__tls_session_out(&tt->s, &p) == 0)
+    if (chopin__tls_session_pending(&tt->s) == 0)
         chopin__conn_close(c);
 }
 
@@ -148,16 +147,14 @@ static size_t tls_out_plan(struct chopin__conn *c, struct chopin__plan *p) {
 
 static void tls_on_sent(struct chopin__conn *c, size_t n) {
     struct tls_transport *tt = of(c);
-    const char *p;
     chopin__tls_session_out_done(&tt->s, n);
-    if (chopin__tls_session_out(&tt->s, &p) == 0 && tt->s.state >= CHOPIN__TLS_PLAIN)
+    if (chopin__tls_session_pending(&tt->s) == 0 && tt->s.state >= CHOPIN__TLS_PLAIN)
         chopin__conn_close(c); /* the 400 or the alert is out */
 }
 
 static int tls_has_output(const struct chopin__conn *c) {
     const struct tls_transport *tt = of(c);
-    const char *p;
-    return chopin__tls_session_out(&tt->s, &p) != 0 ||
+    return chopin__tls_session_pending(&tt->s) != 0 ||
            ((c->ask & CHOPIN__CONN_SHUTDOWN) && !tt->notify_sent && tt->s.state == CHOPIN__TLS_OPEN);
 }
 

@@ -447,6 +447,54 @@ static void large_data_and_close(void) {
     chopin__tls_ctx_free(ctx);
 }
 
+/* Records lent to the backend stay where they are until it reports them sent (an
+ * io_uring send may still read them): the records made meanwhile (TLS 1.3 session tickets,
+ * made as the client's Finished arrives) wait behind them, and come next. */
+static void lent_records_stay(void) {
+    struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+    struct client cl;
+    struct chopin__tls_session s;
+    client_init(&cl, "a.test", 0, NULL, NULL);
+    chopin__tls_session_init(&s, ctx);
+    SSL_do_handshake(cl.ssl);
+    char *p;
+    long n = BIO_get_mem_data(cl.out, &p);
+    to_server(&s, p, (size_t)n, 0);
+    (void)BIO_reset(cl.out);
+    const char *flight;
+    size_t m = chopin__tls_session_out(&s, &flight); /* lent: "in flight" from here */
+    char *copy = malloc(m);
+    memcpy(copy, flight, m);
+    BIO_write(cl.in, copy, (int)m);
+    CHECK_INT(SSL_do_handshake(cl.ssl), 1);
+    n = BIO_get_mem_data(cl.out, &p);
+    const char *base = s.out.buf;
+    to_server(&s, p, (size_t)n, 0); /* Finished: the server makes its tickets now */
+    CHECK_INT(s.state, CHOPIN__TLS_OPEN);
+    static char answer[64 * 1024]; /* and records far larger than the buffer lent */
+    memset(answer, 'x', sizeof answer);
+    CHECK_INT(chopin__tls_session_write(&s, answer, sizeof answer), 0);
+    CHECK(s.out.buf == base);             /* not moved (realloc) under the send */
+    CHECK(memcmp(flight, copy, m) == 0); /* (ASan: still the same live memory) */
+    CHECK(chopin__tls_session_pending(&s) > m + sizeof answer);
+    chopin__tls_session_out_done(&s, m);
+    const char *rest;
+    size_t t = chopin__tls_session_out(&s, &rest);
+    CHECK(t > sizeof answer && t == chopin__tls_session_pending(&s));
+    BIO_write(cl.in, rest, (int)t);
+    chopin__tls_session_out_done(&s, t);
+    static char got[64 * 1024];
+    size_t g = 0;
+    int k;
+    while (g < sizeof got && (k = SSL_read(cl.ssl, got + g, (int)(sizeof got - g))) > 0)
+        g += (size_t)k;
+    CHECK_INT(g, sizeof answer); /* the tickets, then the answer, in order */
+    free(copy);
+    chopin__tls_session_release(&s);
+    client_free(&cl);
+    chopin__tls_ctx_free(ctx);
+}
+
 static void copy_file(const char *from, const char *to) {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
@@ -830,6 +878,7 @@ int main(void) {
     RUN(plain_http_answered_400);
     RUN(garbage_counted_and_closed);
     RUN(large_data_and_close);
+    RUN(lent_records_stay);
     RUN(bad_settings_refused);
     RUN(ktls_fallback);
     RUN(conn_split_at_every_byte);
