@@ -126,6 +126,10 @@ $(eval $(call tree,$(BUILD)/asan))
 EXTRA_$(BUILD)/tsan := -O1 -fsanitize=thread -fno-omit-frame-pointer
 TSAN_TESTS := $(BUILD)/tsan/tests/test_loop $(BUILD)/tsan/itests/test_loop $(BUILD)/tsan/itests/test_defer \
               $(BUILD)/tsan/itests/test_offload
+# TLS (issue 16): the context every worker shares (ticket keys, reload under load)
+ifeq ($(CHOPIN_TLS),1)
+  TSAN_TESTS += $(BUILD)/tsan/itests/test_tls
+endif
 $(eval $(call tree,$(BUILD)/tsan))
 
 .PHONY: all deps run test test-fast soak attack bench bench-micro fuzz fuzz-build install clean FORCE

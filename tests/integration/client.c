@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -54,9 +55,9 @@ static void remove_certs(void) {
 }
 
 /* The directory of the test certificates, made at the first call. */
-const char *cl_certs(void) {
-    if (cert_dir[0])
-        return cert_dir;
+static pthread_once_t certs_once = PTHREAD_ONCE_INIT;
+
+static void make_certs(void) {
     char cmd[256];
     snprintf(cert_dir, sizeof cert_dir, "/tmp/chopin-itest-tls-XXXXXX");
     snprintf(cmd, sizeof cmd, "tests/tls/mkcerts.sh %s", mkdtemp(cert_dir) ? cert_dir : "/nonexistent");
@@ -65,23 +66,37 @@ const char *cl_certs(void) {
         exit(1);
     }
     atexit(remove_certs);
+}
+
+const char *cl_certs(void) {
+    pthread_once(&certs_once, make_certs);
     return cert_dir;
 }
 
-static int tls_handshake(struct cl_conn *c) {
-    static SSL_CTX *ctx;
-    if (!ctx) {
-        char ca[128];
-        snprintf(ca, sizeof ca, "%s/ca.pem", cl_certs());
-        ctx = SSL_CTX_new(TLS_client_method());
-        if (!ctx || SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1)
-            return -1;
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-        /* A server closing an idle connection sends no close_notify (nor does nginx's
-         * keep-alive timeout): that EOF is a close, as on a plain socket. */
-        SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+/* The clients' context, made once for every thread of the test. */
+static SSL_CTX *client_ctx;
+static pthread_once_t client_ctx_once = PTHREAD_ONCE_INIT;
+
+static void make_client_ctx(void) {
+    char ca[128];
+    snprintf(ca, sizeof ca, "%s/ca.pem", cl_certs());
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx || SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+        SSL_CTX_free(ctx);
+        return;
     }
-    SSL *ssl = SSL_new(ctx);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* A server closing an idle connection sends no close_notify (nor does nginx's
+     * keep-alive timeout): that EOF is a close, as on a plain socket. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    client_ctx = ctx;
+}
+
+static int tls_handshake(struct cl_conn *c) {
+    pthread_once(&client_ctx_once, make_client_ctx);
+    if (!client_ctx)
+        return -1;
+    SSL *ssl = SSL_new(client_ctx);
     if (!ssl)
         return -1;
     SSL_set_fd(ssl, c->fd);
