@@ -284,6 +284,10 @@ static void tls_configure(chopin_options *opt, const char *port, char *address, 
         tls_port = strcmp(port, "0") == 0 ? "0" : "8443";
     if (strcmp(tls_port, "off") == 0)
         return;
+    if (!chopin_tls_available()) {
+        fprintf(stderr, "demo: this build of Chopin has no TLS (OpenSSL 3): HTTPS is off\n");
+        return;
+    }
     if (!getenv("CHOPIN_TLS_CERT")) {
         if (tls_self_signed() < 0) {
             fprintf(stderr, "demo: no certificate (CHOPIN_TLS_CERT unset and the openssl "

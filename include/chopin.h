@@ -1023,6 +1023,9 @@ CHOPIN_API int chopin_server_listener_port(const chopin_server *s, int i);
                                          that fails verification is refused */
 #define CHOPIN_TLS_VERIFY_REQUIRE 2u  /* a client without a valid certificate is refused */
 
+/** Nonzero when this library was built with TLS (OpenSSL 3), so https:// listeners work. */
+CHOPIN_API int chopin_tls_available(void);
+
 /** Counts since start, all workers. */
 typedef struct chopin_tls_stats {
     uint64_t handshakes;      /* completed */

@@ -13,6 +13,14 @@
 #include "tls/transport.h"
 #endif
 
+int chopin_tls_available(void) {
+#ifdef CHOPIN_HAVE_TLS
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 chopin_str chopin_req_tls_subject(chopin_req *req) {
 #ifdef CHOPIN_HAVE_TLS
     const char *s = req && req->conn ? chopin__tls_conn_subject(req->conn) : NULL;

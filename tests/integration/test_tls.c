@@ -21,15 +21,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "test.h"
-
 #ifndef CHOPIN_HAVE_TLS
 int main(void) {
     printf("test_tls: skipped: built without OpenSSL\nRESULT 0 0 1\n");
     return 0;
 }
 #else
+
+#include "client.h"
+#include "test.h"
 
 #define BIG_LEN 100000
 #define FILE_LEN 1000000
