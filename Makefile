@@ -28,6 +28,22 @@ ifeq ($(CHOPIN_URING),1)
   LDLIBS   += -luring
 endif
 
+# On-the-fly compression (issue 15, src/api/compress*.c): each library built in when
+# pkg-config finds it (scripts/deps.sh installs them): libdeflate (whole gzip bodies), zlib
+# (gzip streams; whole bodies too without libdeflate), libbrotlienc, libzstd. A coding whose
+# library is missing is left out (chopin_compress_supported); CHOPIN_COMPRESS=0 leaves out
+# all of them. The tests decode brotli with libbrotlidec (COMPRESS_TEST_LIBS).
+CHOPIN_COMPRESS ?= 1
+compress_pkg = $(if $(filter 1,$(CHOPIN_COMPRESS)),$(shell pkg-config --exists $(1) 2>/dev/null && echo $(1)))
+COMPRESS_ZLIB := $(call compress_pkg,zlib)
+COMPRESS_PKGS := $(COMPRESS_ZLIB) $(if $(COMPRESS_ZLIB),$(call compress_pkg,libdeflate)) \
+                 $(call compress_pkg,libbrotlienc) $(call compress_pkg,libzstd)
+COMPRESS_DEFS := $(addprefix -DCHOPIN_HAVE_,$(patsubst zlib,ZLIB,$(patsubst libdeflate,LIBDEFLATE,\
+                   $(patsubst libbrotlienc,BROTLI,$(patsubst libzstd,ZSTD,$(COMPRESS_PKGS))))))
+COMPRESS_TEST_LIBS := $(if $(call compress_pkg,libbrotlidec),$(shell pkg-config --libs libbrotlidec))
+CPPFLAGS += $(COMPRESS_DEFS) $(if $(COMPRESS_TEST_LIBS),-DCHOPIN_HAVE_BROTLIDEC)
+LDLIBS   += $(if $(strip $(COMPRESS_PKGS)),$(shell pkg-config --libs $(COMPRESS_PKGS)))
+
 LIB_SRC  := $(wildcard src/*.c src/*/*.c)
 # TLS (issue 16, docs/tls.md): OpenSSL 3 when pkg-config finds it (libssl-dev, installed by
 # scripts/deps.sh build; CHOPIN_TLS=0 leaves it out). Without it src/tls/ is not built,
@@ -84,13 +100,13 @@ $(1)/libchopin.a: $$(patsubst src/%.c,$(1)/obj/%.o,$$(LIB_SRC))
 	@rm -f $$@
 	ar rcs $$@ $$^
 
-$(1)/tests/%: tests/unit/%.c $(1)/libchopin.a tests/test.h tests/unit/fake.h $(1)/flags
+$(1)/tests/%: tests/unit/%.c $(1)/libchopin.a tests/test.h tests/unit/fake.h tests/compress_decode.h $(1)/flags
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) -Itests $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
+	$$(CC) $$(CPPFLAGS) -Itests $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS) $$(COMPRESS_TEST_LIBS)
 
-$(1)/itests/%: tests/integration/%.c tests/integration/client.c tests/integration/client.h $(1)/libchopin.a tests/test.h $(1)/flags
+$(1)/itests/%: tests/integration/%.c tests/integration/client.c tests/integration/client.h $(1)/libchopin.a tests/test.h tests/compress_decode.h $(1)/flags
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) -Itests -Itests/integration $$(CFLAGS) $$(EXTRA_$(1)) $$< tests/integration/client.c $(1)/libchopin.a -o $$@ $$(LDLIBS)
+	$$(CC) $$(CPPFLAGS) -Itests -Itests/integration $$(CFLAGS) $$(EXTRA_$(1)) $$< tests/integration/client.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(COMPRESS_TEST_LIBS)
 
 $(1)/regress/%: fuzz/%.c fuzz/regress.c $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)

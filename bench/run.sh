@@ -21,6 +21,8 @@
 #   BENCH_QUIET_WAIT=20 BENCH_QUIET_MAX=20   (wait for other jobs to leave the CPUs)
 #   BENCH_SYSCALLS=1 BENCH_MEMORY=1          (then run bench/syscalls.sh and bench/memory.sh)
 #   BENCH_TLS=1                              (then bench/tls.sh: HTTPS, issue 16)
+#   BENCH_COMPRESS=1                         (then bench/compress.sh: gzip against nginx's
+#                                            gzip module, brotli and zstd; 0 skips it)
 #   BENCH_REPORT=build/bench/results-….txt   (print an earlier run's tables again, from its
 #                                            raw lines; nothing is run)
 #   BENCH_EXTERNAL="libreactor=/opt/lr/server @PORT@"   (servers built outside the repository,
@@ -318,6 +320,7 @@ main() {
     extra_script BENCH_MEMORY memory.sh
     # HTTPS against nginx and h2o (issue 16); BENCH_TLS=0 leaves it out.
     extra_script BENCH_TLS tls.sh
+    extra_script BENCH_COMPRESS compress.sh # issue 15: on-the-fly compression against nginx
     say "raw results and these tables: ${RESULTS#"$ROOT"/}"
     [ "$FAILURES" -eq 0 ] || { log "bench: $FAILURES server start(s) or run(s) failed: see above"; exit 1; }
 }

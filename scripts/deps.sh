@@ -12,7 +12,10 @@ level=${1:-build}
 
 pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev
       # TLS (issue 16): OpenSSL 3 to build with, the openssl command to make test certificates
-      libssl-dev openssl)
+      libssl-dev openssl
+      # on-the-fly compression (issue 15): each coding is left out when its library is missing;
+      # libbrotli-dev also brings the brotli decoder the tests check with
+      libdeflate-dev zlib1g-dev libbrotli-dev libzstd-dev)
 case $level in
   test|bench|fuzz|attack) pkgs+=(curl procps postgresql libpq-dev
                                  # a real server-sent events client (tests/integration/sse.sh)
