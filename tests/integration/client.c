@@ -92,6 +92,15 @@ static void make_client_ctx(void) {
     client_ctx = ctx;
 }
 
+/* The TLS session of each connection, by descriptor, kept beside struct cl_conn rather
+ * than in it: suites that make a cl_conn of their own (malloc, fd, len) stay plain. */
+#define MAX_FDS 65536
+static SSL *tls_of[MAX_FDS];
+
+static SSL *ssl_of(const struct cl_conn *c) {
+    return c->fd >= 0 && c->fd < MAX_FDS ? __atomic_load_n(&tls_of[c->fd], __ATOMIC_ACQUIRE) : NULL;
+}
+
 static int tls_handshake(struct cl_conn *c) {
     pthread_once(&client_ctx_once, make_client_ctx);
     if (!client_ctx)
@@ -102,7 +111,11 @@ static int tls_handshake(struct cl_conn *c) {
     SSL_set_fd(ssl, c->fd);
     SSL_set_tlsext_host_name(ssl, "localhost");
     SSL_set1_host(ssl, "localhost");
-    c->ssl = ssl;
+    if (c->fd >= MAX_FDS) {
+        SSL_free(ssl);
+        return -1;
+    }
+    __atomic_store_n(&tls_of[c->fd], ssl, __ATOMIC_RELEASE);
     if (SSL_connect(ssl) != 1) {
         ERR_clear_error();
         return -1;
@@ -112,9 +125,10 @@ static int tls_handshake(struct cl_conn *c) {
 
 static ssize_t tls_recv(struct cl_conn *c, char *buf, size_t cap) {
     size_t got = 0;
-    if (SSL_read_ex(c->ssl, buf, cap, &got) == 1)
+    SSL *ssl = ssl_of(c);
+    if (SSL_read_ex(ssl, buf, cap, &got) == 1)
         return (ssize_t)got;
-    int err = SSL_get_error(c->ssl, 0);
+    int err = SSL_get_error(ssl, 0);
     ERR_clear_error();
     if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && (errno == 0 || errno == ECONNRESET)))
         return 0; /* close_notify, a bare EOF or a reset: closed */
@@ -123,24 +137,39 @@ static ssize_t tls_recv(struct cl_conn *c, char *buf, size_t cap) {
 
 static ssize_t tls_send(struct cl_conn *c, const char *s, size_t n) {
     size_t put = 0;
-    if (SSL_write_ex(c->ssl, s, n, &put) != 1) {
+    if (SSL_write_ex(ssl_of(c), s, n, &put) != 1) {
         ERR_clear_error();
         return -1;
     }
     return (ssize_t)put;
 }
 
-static void tls_free(struct cl_conn *c) { SSL_free(c->ssl); }
+static int is_tls(const struct cl_conn *c) { return ssl_of(c) != NULL; }
+
+static void tls_free(struct cl_conn *c) {
+    SSL_free(ssl_of(c));
+    __atomic_store_n(&tls_of[c->fd], NULL, __ATOMIC_RELEASE);
+}
 #else
 const char *cl_certs(void) { return NULL; }
+/* The TLS session of each connection, by descriptor, kept beside struct cl_conn rather
+ * than in it: suites that make a cl_conn of their own (malloc, fd, len) stay plain. */
+#define MAX_FDS 65536
+static SSL *tls_of[MAX_FDS];
+
+static SSL *ssl_of(const struct cl_conn *c) {
+    return c->fd >= 0 && c->fd < MAX_FDS ? __atomic_load_n(&tls_of[c->fd], __ATOMIC_ACQUIRE) : NULL;
+}
+
 static int tls_handshake(struct cl_conn *c) { return -1; }
 static ssize_t tls_recv(struct cl_conn *c, char *buf, size_t cap) { return -1; }
 static ssize_t tls_send(struct cl_conn *c, const char *s, size_t n) { return -1; }
+static int is_tls(const struct cl_conn *c) { return 0; }
 static void tls_free(struct cl_conn *c) {}
 #endif
 
 static ssize_t conn_recv(struct cl_conn *c, char *buf, size_t cap) {
-    return c->ssl ? tls_recv(c, buf, cap) : recv(c->fd, buf, cap, 0);
+    return is_tls(c) ? tls_recv(c, buf, cap) : recv(c->fd, buf, cap, 0);
 }
 
 /* ----- connections ------------------------------------------------------------------- */
@@ -150,7 +179,6 @@ static struct cl_conn *open_addr(const struct sockaddr *sa, socklen_t len, int p
     if (!c)
         return NULL;
     c->len = 0;
-    c->ssl = NULL;
     c->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct timeval tv = {.tv_sec = 5};
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -184,7 +212,7 @@ struct cl_conn *cl_open6(int port) {
 void cl_close(struct cl_conn *c) {
     if (!c)
         return;
-    if (c->ssl)
+    if (is_tls(c))
         tls_free(c);
     close(c->fd);
     free(c);
@@ -194,7 +222,7 @@ int cl_send(struct cl_conn *c, const char *s, size_t n) {
     if (n == 0)
         n = strlen(s);
     while (n > 0) {
-        ssize_t k = c->ssl ? tls_send(c, s, n) : send(c->fd, s, n, MSG_NOSIGNAL);
+        ssize_t k = is_tls(c) ? tls_send(c, s, n) : send(c->fd, s, n, MSG_NOSIGNAL);
         if (k <= 0)
             return -1;
         s += k;

@@ -10,7 +10,6 @@
 
 struct cl_conn {
     int fd;
-    void *ssl;       /* the TLS session (an SSL *) when the suite runs over TLS, else NULL */
     size_t len;      /* bytes buffered in buf */
     char buf[1 << 21];
 };
