@@ -1146,16 +1146,16 @@ static void start_protocol(struct chopin__conn *c) {
     inbuf_free(c->engine, b);
 }
 
-/* An idle connection's deadline: the keep-alive timeout, or its transport's (a handshake
- * still under way) when that comes first. */
+/* An idle connection's deadline: the keep-alive timeout, or its transport's while it has
+ * one (a handshake under way is bounded by the handshake timeout, not by keep-alive: a
+ * short keep-alive cut TLS handshakes that needed a few round trips on a loaded machine). */
 static uint64_t idle_deadline(const struct chopin__conn *c) {
-    uint64_t expire = now_ms(c) + options(c)->keepalive_timeout_ms;
     if (__builtin_expect(c->transport != NULL, 0) && c->transport->ops->deadline) {
         uint64_t t = c->transport->ops->deadline(c);
-        if (t && t < expire)
-            expire = t;
+        if (t)
+            return t;
     }
-    return expire;
+    return now_ms(c) + options(c)->keepalive_timeout_ms;
 }
 
 /* Everything queued is sent and a stream waits for its application (chopin_stream_resume).

@@ -812,6 +812,37 @@ static void conn_handshake_timeout(void) {
     chopin__tls_ctx_free(ctx);
 }
 
+/* The handshake is bounded by its own timeout, not by keep-alive's: with a 100 ms
+ * keep-alive a handshake still under way at 200 ms stays open (it failed with the
+ * earlier of the two), and closes at the handshake deadline. */
+static void conn_handshake_not_cut_by_keepalive(void) {
+    struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+    struct fake f;
+    chopin_router *r = chopin_router_new();
+    chopin_router_get(r, "/hello", hello, NULL);
+    chopin_options o = chopin_options_default();
+    o.slab_capacity = 8;
+    o.keepalive_timeout_ms = 100;
+    fake_start(&f, r, &o);
+    struct chopin__conn *c = tls_conn(&f, ctx);
+    struct client cl;
+    client_init(&cl, "a.test", 0, NULL, NULL);
+    SSL_do_handshake(cl.ssl);
+    char *p;
+    long n = BIO_get_mem_data(cl.out, &p);
+    chopin__conn_on_data(c, p, (size_t)n / 2);
+    chopin__engine_set_clock(&f.engine, FAKE_T0 + 200, FAKE_WALL);
+    chopin__engine_run_timers(&f.engine);
+    CHECK(!(c->ask & CHOPIN__CONN_CLOSE));
+    chopin__engine_set_clock(&f.engine, FAKE_T0 + 10001, FAKE_WALL + 10);
+    chopin__engine_run_timers(&f.engine);
+    CHECK(c->ask & CHOPIN__CONN_CLOSE);
+    client_free(&cl);
+    chopin__engine_conn_free(&f.engine, c);
+    fake_stop(&f);
+    chopin__tls_ctx_free(ctx);
+}
+
 /* Connection: close: the answer, then close_notify, before the half-close. */
 static void conn_close_notify(void) {
     struct chopin__tls_ctx *ctx = ctx_new(0, 0);
@@ -890,6 +921,7 @@ int main(void) {
     RUN(conn_plain_http);
     RUN(conn_garbage);
     RUN(conn_handshake_timeout);
+    RUN(conn_handshake_not_cut_by_keepalive);
     RUN(conn_close_notify);
     RUN(conn_error_stops_output);
     RUN(reload); /* last: it changes the certificate files */
