@@ -21,8 +21,11 @@
 #   BENCH_QUIET_WAIT=20 BENCH_QUIET_MAX=20   (wait for other jobs to leave the CPUs)
 #   BENCH_SYSCALLS=1 BENCH_MEMORY=1          (then run bench/syscalls.sh and bench/memory.sh)
 #   BENCH_TLS=1                              (then bench/tls.sh: HTTPS, issue 16)
+#   BENCH_LATENCY=1                          (then bench/latency.sh: latency at a fixed rate)
 #   BENCH_COMPRESS=1                         (then bench/compress.sh: gzip against nginx's
 #                                            gzip module, brotli and zstd; 0 skips it)
+#   BENCH_STATIC=1                           (then bench/static.sh: static files against nginx,
+#                                            issue 15)
 #   BENCH_REPORT=build/bench/results-….txt   (print an earlier run's tables again, from its
 #                                            raw lines; nothing is run)
 #   BENCH_EXTERNAL="libreactor=/opt/lr/server @PORT@"   (servers built outside the repository,
@@ -320,7 +323,10 @@ main() {
     extra_script BENCH_MEMORY memory.sh
     # HTTPS against nginx and h2o (issue 16); BENCH_TLS=0 leaves it out.
     extra_script BENCH_TLS tls.sh
+    # latency at 25/50/75 % of each server's capacity, open loop (issue 19)
+    extra_script BENCH_LATENCY latency.sh
     extra_script BENCH_COMPRESS compress.sh # issue 15: on-the-fly compression against nginx
+    extra_script BENCH_STATIC static.sh
     say "raw results and these tables: ${RESULTS#"$ROOT"/}"
     [ "$FAILURES" -eq 0 ] || { log "bench: $FAILURES server start(s) or run(s) failed: see above"; exit 1; }
 }

@@ -15,12 +15,25 @@ pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev
       libssl-dev openssl
       # on-the-fly compression (issue 15): each coding is left out when its library is missing;
       # libbrotli-dev also brings the brotli decoder the tests check with
-      libdeflate-dev zlib1g-dev libbrotli-dev libzstd-dev)
+      libdeflate-dev zlib1g-dev libbrotli-dev libzstd-dev
+      # HTTP/2 (issue 20; built in when pkg-config finds it)
+      libnghttp2-dev)
 case $level in
   test|bench|fuzz|attack) pkgs+=(curl procps postgresql libpq-dev
                                  # a real server-sent events client (tests/integration/sse.sh)
-                                 nodejs node-eventsource) ;;&
+                                 nodejs node-eventsource
+                                 # uploads from Python's requests (tests/integration/upload.sh)
+                                 python3 python3-requests
+                                 # static files side by side with nginx (static_nginx.sh)
+                                 nginx-light
+                                 # HTTP/2 clients: nghttp and h2load (tests/integration/h2.sh, bench)
+                                 nghttp2-client
+                                 # load balancers in front of the demo (tests/integration/lb.sh),
+                                 # socket activation (systemd-socket-activate)
+                                 haproxy systemd) ;;&
   bench) pkgs+=(wrk nginx-light h2o strace
+                # the plot of bench/latency.sh (docs/latency.png)
+                gnuplot-nox
                 # the hyper and fasthttp peers, built offline by bench/peers/build_*.sh
                 cargo rustc librust-hyper-dev librust-tokio-dev librust-serde-json-dev
                 librust-serde-derive-dev golang-go golang-github-valyala-fasthttp-dev

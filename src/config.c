@@ -70,6 +70,12 @@ static const struct numeric numerics[] = {
     NUM(offload_threads, "CHOPIN_OFFLOAD_THREADS", 0, 0, 1024, false, false),
     NUM(offload_queue, "CHOPIN_OFFLOAD_QUEUE", 1024, 1, 1u << 20, false, false),
     NUM(sse_heartbeat_ms, "CHOPIN_SSE_HEARTBEAT_MS", 15000, 100, 86400000, false, false),
+    /* HTTP/2 (issue 20) */
+    NUM(h2c, "CHOPIN_H2C", 0, 0, 1, false, false),
+    NUM(h2c_upgrade, "CHOPIN_H2C_UPGRADE", 0, 0, 1, false, false),
+    /* Behind a load balancer, restarts (issue 19) */
+    NUM(proxy_timeout_ms, "CHOPIN_PROXY_TIMEOUT_MS", 5000, 1, 86400000, false, false),
+    NUM(restart, "CHOPIN_RESTART", 1, 0, 1, true, true),
     /* TLS (issue 16); its strings are resolved by src/tls/context.c */
     NUM(tls_handshake_timeout_ms, "CHOPIN_TLS_HANDSHAKE_TIMEOUT_MS", 10000, 1, 600000, false, false),
     NUM(tls_client_verify, "CHOPIN_TLS_CLIENT_VERIFY", 0, 0, 2, false, false),
@@ -80,7 +86,7 @@ static const struct {
     size_t offset, size;
 } others[] = {
     {FIELD_SPAN(backend)},     {FIELD_SPAN(server_name)}, {FIELD_SPAN(worker_init)},
-    {FIELD_SPAN(worker_fini)}, {FIELD_SPAN(worker_arg)},
+    {FIELD_SPAN(worker_fini)}, {FIELD_SPAN(worker_arg)},  {FIELD_SPAN(trusted_proxies)},
     {FIELD_SPAN(tls_cert)},    {FIELD_SPAN(tls_key)},     {FIELD_SPAN(tls_ciphers)},
     {FIELD_SPAN(tls_ciphersuites)}, {FIELD_SPAN(tls_groups)}, {FIELD_SPAN(tls_client_ca)},
     {FIELD_SPAN(tls_ocsp)},
@@ -279,6 +285,18 @@ static void resolve_server_name(struct chopin__config *cfg, int *errors) {
     cfg->server_header_len = (uint32_t)n;
 }
 
+/* The trusted proxies, from CHOPIN_TRUSTED_PROXIES or the code; copied at start. */
+static void resolve_trusted_proxies(struct chopin__config *cfg, int *errors) {
+    const char *env = env_value("CHOPIN_TRUSTED_PROXIES");
+    const char *list = env ? env : cfg->opt.trusted_proxies;
+    char why[64];
+    cfg->opt.trusted_proxies = NULL;
+    if (chopin__trust_parse(&cfg->trusted, list, why, sizeof why) < 0)
+        report(errors, "%s: \"%s\" is not an address or CIDR block (10.0.0.0/8, ::1; at "
+                       "most %d)", env ? "CHOPIN_TRUSTED_PROXIES" : "options.trusted_proxies",
+               why, CHOPIN__TRUST_MAX);
+}
+
 /* Rules between fields (a field that was invalid on its own holds its default here). */
 static void check_relations(const chopin_options *o, int *errors) {
     if (o->max_request_line > o->max_header_bytes)
@@ -299,6 +317,7 @@ int chopin__config_resolve(struct chopin__config *cfg, const chopin_options *in)
     resolve_backend(cfg, &errors);
     resolve_simd(&cfg->simd, &errors);
     resolve_server_name(cfg, &errors);
+    resolve_trusted_proxies(cfg, &errors);
     check_relations(&cfg->opt, &errors);
     if (errors)
         return -EINVAL;

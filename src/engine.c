@@ -15,6 +15,7 @@
 #ifdef CHOPIN_HAVE_TLS
 #include "tls/transport.h"
 #endif
+#include "peer.h"
 
 /* Cached buffers kept per worker beyond those in use: enough to absorb bursts without
  * going back to malloc, small enough not to pin memory after them. */
@@ -179,8 +180,8 @@ struct chopin__conn *chopin__engine_conn_accepted(struct chopin__engine *e, int 
         return NULL;
     }
     uint32_t idx = chopin__slab_index(&e->slab, c);
+    c->listen_flags = listen_flags; /* before init: it chooses the first deadline */
     chopin__conn_init(c, e, fd);
-    c->listen_flags = listen_flags;
     c->gen = ++e->gens[idx];
     chopin__count(&e->counters.accepted, 1);
     chopin__count(&e->counters.open, 1);
@@ -192,6 +193,7 @@ struct chopin__conn *chopin__engine_conn_accepted(struct chopin__engine *e, int 
 
 void chopin__engine_conn_free(struct chopin__engine *e, struct chopin__conn *c) {
     chopin__conn_release(c);
+    chopin__peer_release(c);
     e->gens[chopin__slab_index(&e->slab, c)]++;
     chopin__count(&e->counters.open, -1);
     chopin__slab_give(&e->slab, c);

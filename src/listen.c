@@ -411,25 +411,42 @@ static int env_number(const char *name, long *out) {
     return !*end && errno == 0 && *out >= 0;
 }
 
-int chopin__listen_inherited(int *fds, int cap) {
+/* The listener index of the i-th name of LISTEN_FDNAMES ("chopin-2:web:chopin-0"), or -1. */
+static int name_listener(const char *names, long i) {
+    const char *p = names;
+    for (; p && i > 0; i--)
+        if ((p = strchr(p, ':')))
+            p++;
+    if (!p || strncmp(p, "chopin-", 7) != 0)
+        return -1;
+    char *end;
+    long v = strtol(p + 7, &end, 10);
+    return (*end == ':' || *end == '\0') && end != p + 7 && v >= 0 && v < CHOPIN__MAX_LISTENERS
+               ? (int)v
+               : -1;
+}
+
+int chopin__listen_inherited(struct chopin__inherited *in, int cap) {
     long pid, n;
     if (!env_number("LISTEN_PID", &pid) || pid != (long)getpid() || !env_number("LISTEN_FDS", &n))
         return 0;
-    /* Removed whatever happens: a child this process starts must not take them too. */
-    unsetenv("LISTEN_PID");
-    unsetenv("LISTEN_FDS");
-    unsetenv("LISTEN_FDNAMES");
+    const char *names = getenv("LISTEN_FDNAMES");
     int got = 0;
     for (long i = 0; i < n && got < cap; i++) {
         int fd = LISTEN_FDS_START + (int)i;
-        int type;
-        socklen_t tl = sizeof type;
-        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM)
-            continue; /* not a stream socket: not for us */
+        int type, listening = 0;
+        socklen_t tl = sizeof type, ll = sizeof listening;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM ||
+            getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) < 0 || !listening)
+            continue; /* not a listening stream socket: not for us */
         (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
         (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-        fds[got++] = fd;
+        in[got++] = (struct chopin__inherited){fd, names ? name_listener(names, i) : -1};
     }
+    /* Removed: a child this process starts must not take them too. */
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
     return got;
 }
 
@@ -479,21 +496,44 @@ static void name_inherited(struct chopin__listener *ln, int fd) {
              ln->flags & CHOPIN__LISTEN_TLS ? "https://" : "", host, serv);
 }
 
+/* Whether inherited socket `in` is the family `spec` asks for (a restart names sockets by
+ * index: the address list may have changed meanwhile). */
+static int same_kind(const struct chopin__inherited *in, const struct chopin__listen_spec *spec) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(in->fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    return (ss.ss_family == AF_UNIX) == ((spec->flags & CHOPIN__LISTEN_UNIX) != 0);
+}
+
 int chopin__listener_adopt(struct chopin__listener *ln, const struct chopin__listen_spec *spec,
-                           int *fds, int nfds, int max) {
+                           int index, struct chopin__inherited *in, int n, int max) {
     memset(ln, 0, sizeof *ln);
     ln->flags = spec->flags;
     if (max > CHOPIN__MAX_WORKER_FDS)
         max = CHOPIN__MAX_WORKER_FDS;
-    for (int i = 0; i < nfds && ln->nfds < max; i++) {
-        if (fds[i] < 0 || !listens_on(fds[i], spec))
+    int by_name = 0;
+    for (int i = 0; i < n && ln->nfds < max; i++) {
+        if (in[i].fd < 0 || in[i].listener != index || !same_kind(&in[i], spec))
             continue;
-        ln->fds[ln->nfds++] = fds[i];
-        fds[i] = -1;
+        ln->fds[ln->nfds++] = in[i].fd;
+        in[i].fd = -1;
+        by_name = 1;
     }
-    if (ln->nfds)
-        name_inherited(ln, ln->fds[0]);
-    return ln->nfds > 0;
+    for (int i = 0; i < n && ln->nfds < max && !by_name; i++) {
+        if (in[i].fd < 0 || in[i].listener >= 0 || !listens_on(in[i].fd, spec))
+            continue;
+        ln->fds[ln->nfds++] = in[i].fd;
+        in[i].fd = -1;
+    }
+    if (ln->nfds == 0)
+        return 0;
+    name_inherited(ln, ln->fds[0]);
+    /* A Unix socket file this program made (handed over by a restart) is removed by the
+     * last process to serve it; a service manager's is the manager's. */
+    if (by_name && (spec->flags & CHOPIN__LISTEN_UNIX))
+        strcpy(ln->unlink_path, spec->path);
+    return 1;
 }
 
 int chopin__listener_adopt_any(struct chopin__listener *ln, int fd) {

@@ -58,21 +58,28 @@ int chopin__listen_parse(const char *address, struct chopin__listen_spec *specs,
 int chopin__listener_open(struct chopin__listener *ln, const struct chopin__listen_spec *spec,
                           int nfds, int share_port);
 
-/**
- * Sockets inherited from a service manager or a previous process (LISTEN_FDS, LISTEN_PID
- * naming this process, LISTEN_FDNAMES), taken once per process: the descriptors from 3 on,
- * made close-on-exec and non-blocking. Returns how many (0: none), their descriptors in
- * `fds`; the variables are removed from the environment.
- */
-int chopin__listen_inherited(int *fds, int cap);
+/* A listening socket this process inherited. */
+struct chopin__inherited {
+    int fd;       /* -1 once taken */
+    int listener; /* its name was "chopin-N" (a restart of this program): the Nth item of
+                     the address; -1: another name (systemd's FileDescriptorName) */
+};
 
 /**
- * Takes from `fds` (`*nfds` of them, -1 for those already taken) the sockets listening on
- * the address of `spec` into `ln` (at most `max` of them): 1 when it took any, 0 when
- * none matches.
+ * Sockets inherited from a service manager or the process this one replaced (LISTEN_FDS,
+ * LISTEN_PID naming this process, LISTEN_FDNAMES): the stream sockets from descriptor 3
+ * on, made close-on-exec and non-blocking. Returns how many (0: none); the variables are
+ * removed from the environment, so a child of this process does not take them too.
+ */
+int chopin__listen_inherited(struct chopin__inherited *in, int cap);
+
+/**
+ * Takes into `ln` (at most `max` of them) the inherited sockets of item `index`, `spec`:
+ * those named for it by a restart, else those listening on its address (a systemd
+ * socket). 1 when it took any, 0 when none is left for it.
  */
 int chopin__listener_adopt(struct chopin__listener *ln, const struct chopin__listen_spec *spec,
-                           int *fds, int nfds, int max);
+                           int index, struct chopin__inherited *in, int n, int max);
 
 /** Makes `ln` of an inherited listening socket no item claimed: plain HTTP. 0 or -errno. */
 int chopin__listener_adopt_any(struct chopin__listener *ln, int fd);

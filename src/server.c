@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
@@ -26,6 +27,7 @@
 #endif
 #include "platform.h"
 #include "router/router.h"
+#include "service.h"
 #include "worker.h"
 
 /* Read scratch per worker: a read larger than this is split in several reads, each
@@ -44,6 +46,10 @@ struct chopin_server {
     atomic_int workers_running;
     int nlisteners;
     struct chopin__listener listeners[CHOPIN__MAX_LISTENERS];
+    struct chopin__service *service; /* systemd notifications (service.h); NULL: none */
+    atomic_int restarting;           /* chopin_server_restart under way */
+    int handed_over;                 /* the listeners went to a new process */
+    sigset_t exec_mask;              /* the signal mask a restarted program starts with */
 };
 
 /* ----- errors ------------------------------------------------------------------------ */
@@ -62,21 +68,13 @@ const char *chopin_strerror(int err) {
 
 /* ----- listeners ------------------------------------------------------------------------ */
 
-/* Sockets inherited by this process (LISTEN_FDS), taken once: a second server of the
- * process opens its own. */
-static int inherited_fds[CHOPIN__MAX_LISTENERS * CHOPIN__MAX_WORKER_FDS];
-static int ninherited = -1;
+/* Sockets inherited by this process (LISTEN_FDS) go to the first server that starts: the
+ * variables are gone afterwards (chopin__listen_inherited). */
 static pthread_mutex_t inherited_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int take_inherited(int *fds, int cap) {
+static int take_inherited(struct chopin__inherited *in, int cap) {
     pthread_mutex_lock(&inherited_lock);
-    int n = ninherited < 0 ? chopin__listen_inherited(inherited_fds, (int)(sizeof inherited_fds /
-                                                                         sizeof *inherited_fds))
-                           : 0;
-    ninherited = 0;
-    if (n > cap)
-        n = cap;
-    memcpy(fds, inherited_fds, (size_t)n * sizeof *fds);
+    int n = chopin__listen_inherited(in, cap);
     pthread_mutex_unlock(&inherited_lock);
     return n;
 }
@@ -89,14 +87,15 @@ static struct chopin__listener *listener_add(struct chopin_server *s) {
     return &s->listeners[s->nlisteners++];
 }
 
-/* The listeners of the inherited sockets an item of the address claims (TCP: as many
- * entries as it takes to keep every inherited socket, one per worker each), and those of
- * the inherited sockets no item claims, taken over as given (plain HTTP). */
+/* The listeners of the inherited sockets an item of the address claims (as many entries
+ * as it takes to keep every inherited socket, one per worker each), and those of the
+ * inherited sockets no item claims: a service manager's are taken over as given (plain
+ * HTTP); a restart's, named for an item that is no longer in the list, are closed. */
 static int adopt_inherited(struct chopin_server *s, const struct chopin__listen_spec *specs,
-                           int nspecs, int *claimed, int *fds, int nfds) {
+                           int nspecs, int *claimed, struct chopin__inherited *in, int n) {
     for (int i = 0; i < nspecs; i++) {
         struct chopin__listener ln;
-        while (chopin__listener_adopt(&ln, &specs[i], fds, nfds, s->nworkers)) {
+        while (chopin__listener_adopt(&ln, &specs[i], i, in, n, s->nworkers)) {
             struct chopin__listener *slot = listener_add(s);
             if (!slot) {
                 chopin__listener_close(&ln);
@@ -106,14 +105,14 @@ static int adopt_inherited(struct chopin_server *s, const struct chopin__listen_
             claimed[i] = 1;
         }
     }
-    for (int i = 0; i < nfds; i++) {
-        if (fds[i] < 0)
+    for (int i = 0; i < n; i++) {
+        if (in[i].fd < 0 || in[i].listener >= 0)
             continue;
         struct chopin__listener *slot = listener_add(s);
         if (!slot)
             return -EINVAL;
-        chopin__listener_adopt_any(slot, fds[i]);
-        fds[i] = -1;
+        chopin__listener_adopt_any(slot, in[i].fd);
+        in[i].fd = -1;
     }
     return 0;
 }
@@ -128,10 +127,19 @@ static int open_listeners(struct chopin_server *s, const char *address) {
     int nspecs = chopin__listen_parse(address, specs, CHOPIN__MAX_LISTENERS);
     if (nspecs < 0)
         return nspecs;
-    int fds[CHOPIN__MAX_LISTENERS * CHOPIN__MAX_WORKER_FDS];
-    int nfds = take_inherited(fds, (int)(sizeof fds / sizeof *fds));
+    for (int i = 0; i < nspecs; i++) {
+        if ((specs[i].flags & (CHOPIN__LISTEN_PROXY | CHOPIN__LISTEN_UNIX)) ==
+                CHOPIN__LISTEN_PROXY && s->cfg.trusted.n == 0) {
+            fprintf(stderr, "chopin: %s: a ?proxy listener believes only the proxies named in "
+                            "trusted_proxies (CHOPIN_TRUSTED_PROXIES), and none is\n",
+                    specs[i].text);
+            return -EINVAL;
+        }
+    }
+    struct chopin__inherited in[CHOPIN__HANDOVER_MAX];
+    int n = take_inherited(in, CHOPIN__HANDOVER_MAX);
     int claimed[CHOPIN__MAX_LISTENERS] = {0};
-    int rc = adopt_inherited(s, specs, nspecs, claimed, fds, nfds);
+    int rc = adopt_inherited(s, specs, nspecs, claimed, in, n);
     for (int i = 0; rc == 0 && i < nspecs; i++) {
         if (claimed[i])
             continue;
@@ -142,9 +150,9 @@ static int open_listeners(struct chopin_server *s, const char *address) {
         if (rc < 0)
             s->nlisteners--;
     }
-    for (int i = 0; i < nfds; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
+    for (int i = 0; i < n; i++)
+        if (in[i].fd >= 0)
+            close(in[i].fd);
     return rc;
 }
 
@@ -347,8 +355,12 @@ static void free_server(struct chopin_server *s) {
         if (s->workers[i].wake_fd >= 0)
             close(s->workers[i].wake_fd);
     }
-    for (int l = 0; l < s->nlisteners; l++)
+    chopin__service_end(s->service);
+    for (int l = 0; l < s->nlisteners; l++) {
+        if (s->handed_over) /* the new process serves the socket file now */
+            s->listeners[l].unlink_path[0] = '\0';
         chopin__listener_close(&s->listeners[l]);
+    }
     /* After the workers: a result that could not reach its ended worker is delivered here. */
     chopin__offload_destroy(s->offload);
 #ifdef CHOPIN_HAVE_TLS
@@ -464,13 +476,15 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
         chopin_server_wait(s);
         return rc;
     }
-    if (!s->cfg.opt.quiet) {
-        char names[1024];
-        describe_listeners(s, names, sizeof names);
+    char names[1024];
+    describe_listeners(s, names, sizeof names);
+    if (!s->cfg.opt.quiet)
         fprintf(stderr, "chopin %s: %d worker%s, %s, %u connections per worker, listening on %s\n",
                 CHOPIN_VERSION, s->nworkers, s->nworkers == 1 ? "" : "s", s->backend->name,
                 s->cfg.opt.slab_capacity, names);
-    }
+    pthread_sigmask(SIG_SETMASK, NULL, &s->exec_mask);
+    if ((rc = chopin__service_start(&s->service, s, &s->stop_requested, names)) < 0)
+        fprintf(stderr, "chopin: systemd notifications: %s\n", strerror(-rc));
     *out = s;
     return 0;
 }
@@ -535,6 +549,54 @@ void chopin_server_stats(const chopin_server *s, chopin_stats *out) {
 
 chopin_server *chopin_req_server(const chopin_req *req) { return req->engine->server; }
 
+/* Every listening socket the workers hold, once each (a Unix socket's duplicates are one
+ * socket), with its listener's index. */
+static int handover_fds(const chopin_server *s, struct chopin__handover *out, int cap) {
+    int n = 0;
+    ino_t seen[CHOPIN__HANDOVER_MAX];
+    for (int l = 0; l < s->nlisteners; l++) {
+        for (int i = 0; i < s->nworkers && n < cap; i++) {
+            int fd = s->workers[i].listen[l].fd;
+            struct stat st;
+            if (fd < 0 || fstat(fd, &st) < 0)
+                continue;
+            int dup = 0;
+            for (int k = 0; k < n && !dup; k++)
+                dup = seen[k] == st.st_ino;
+            if (!dup) {
+                seen[n] = st.st_ino;
+                out[n++] = (struct chopin__handover){fd, l};
+            }
+        }
+    }
+    return n;
+}
+
+/* How long a restarted program may take to listen before this one gives up on it. */
+#define RESTART_WAIT_MS 30000
+
+int chopin_server_restart(chopin_server *s) {
+    if (atomic_load(&s->stop_requested) || atomic_exchange(&s->restarting, 1))
+        return CHOPIN_EBUSY;
+    struct chopin__handover fds[CHOPIN__HANDOVER_MAX];
+    int n = handover_fds(s, fds, CHOPIN__HANDOVER_MAX);
+    pid_t child;
+    if (!s->cfg.opt.quiet)
+        fprintf(stderr, "chopin: restart: starting a new process with %d listening socket%s\n",
+                n, n == 1 ? "" : "s");
+    int rc = chopin__restart_exec(fds, n, &s->exec_mask, RESTART_WAIT_MS, &child);
+    if (rc == 0) {
+        s->handed_over = 1;
+        chopin__service_handed_over(s->service);
+        if (!s->cfg.opt.quiet)
+            fprintf(stderr, "chopin: restart: pid %ld listens; draining (at most %u ms)\n",
+                    (long)child, s->cfg.opt.shutdown_timeout_ms);
+        chopin_server_stop(s);
+    }
+    atomic_store(&s->restarting, 0);
+    return rc;
+}
+
 int chopin_server_workers(const chopin_server *s) { return s->nworkers; }
 
 chopin_worker *chopin_server_worker(chopin_server *s, int i) {
@@ -555,21 +617,41 @@ int chopin_server_post_all(chopin_server *s, chopin_task_fn fn, void *arg) {
     return took;
 }
 
+/* With restarts on, SIGUSR2 stays blocked (workers included: they inherit the mask) and
+ * chopin_serve waits for it; off, it is unblocked again and keeps its default action. */
+static void restart_signal(chopin_server *s, sigset_t *set, const sigset_t *old) {
+    s->exec_mask = *old;
+    if (s->cfg.opt.restart) {
+        sigaddset(set, SIGUSR2);
+        return;
+    }
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    if (!sigismember(old, SIGUSR2))
+        pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+}
+
 int chopin_serve(chopin_router *router, const char *address, const chopin_options *opt) {
-    sigset_t set, old;
+    sigset_t set, old, block;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
+    block = set;
+    sigaddset(&block, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     chopin_server *s;
     int rc = chopin_server_start(router, address, opt, &s);
     if (rc < 0) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return rc;
     }
+    restart_signal(s, &set, &old);
     while (!atomic_load(&s->stop_requested)) {
         int sig = chopin__signal_wait(&set, 200);
-        if (sig == SIGINT || sig == SIGTERM) {
+        if (sig == SIGUSR2) {
+            chopin_server_restart(s);
+        } else if (sig == SIGINT || sig == SIGTERM) {
             if (!s->cfg.opt.quiet)
                 fprintf(stderr, "chopin: %s: draining (at most %u ms)\n", strsignal(sig),
                         s->cfg.opt.shutdown_timeout_ms);

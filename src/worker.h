@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A worker: one thread, pinned to one CPU, with its own listener, engine and backend
+ * A worker: one thread, pinned to one CPU, with its own listener sockets, engine and backend
  * loop. Nothing here is shared with other workers except the read-only router and
  * configuration, and the stop request.
  */
