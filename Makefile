@@ -52,6 +52,17 @@ ifeq ($(CHOPIN_H2),1)
 endif
 
 LIB_SRC  := $(wildcard src/*.c src/*/*.c)
+# TLS (issue 16, docs/tls.md): OpenSSL 3 when pkg-config finds it (libssl-dev, installed by
+# scripts/deps.sh build; CHOPIN_TLS=0 leaves it out). Without it src/tls/ is not built,
+# https:// listeners are refused with CHOPIN_ENOTSUP and the TLS tests say they skip.
+CHOPIN_TLS ?= $(shell pkg-config --exists 'openssl >= 3' 2>/dev/null && echo 1 || echo 0)
+ifeq ($(CHOPIN_TLS),1)
+  CPPFLAGS += -DCHOPIN_HAVE_TLS $(shell pkg-config --cflags openssl)
+  LDLIBS   += $(shell pkg-config --libs openssl)
+else
+  LIB_SRC  := $(filter-out src/tls/%,$(LIB_SRC))
+  FUZZ_NEEDS_TLS := fuzz_tls
+endif
 # Programs of one file each; the others are built by their own rules below.
 EXAMPLE_PARTS := examples/demo.c examples/todo_app.c examples/todo.c examples/todo_pg.c \
                  examples/pg_client.c examples/todo_input.c examples/upload.c examples/sha256.c
@@ -62,7 +73,7 @@ UPLOAD_SRC := examples/upload.c examples/upload.h examples/sha256.c examples/sha
 EXAMPLES := demo $(patsubst examples/%.c,%,$(filter-out $(EXAMPLE_PARTS),$(wildcard examples/*.c)))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 INTEG    := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
-FUZZERS  := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZERS  := $(filter-out $(FUZZ_NEEDS_TLS),$(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c)))
 
 # ----- platform: which event backends this system has (docs/kqueue.md) -------------------
 # Linux: epoll (and io_uring, above). macOS and the BSDs: kqueue, without the epoll file.
@@ -142,6 +153,10 @@ EXTRA_$(BUILD)/tsan := -O1 -fsanitize=thread -fno-omit-frame-pointer
 TSAN_TESTS := $(BUILD)/tsan/tests/test_loop $(BUILD)/tsan/itests/test_loop $(BUILD)/tsan/itests/test_defer \
               $(BUILD)/tsan/itests/test_offload \
               $(BUILD)/tsan/itests/test_metrics # workers' counters read by a scrape (issue 19)
+# TLS (issue 16): the context every worker shares (ticket keys, reload under load)
+ifeq ($(CHOPIN_TLS),1)
+  TSAN_TESTS += $(BUILD)/tsan/itests/test_tls
+endif
 $(eval $(call tree,$(BUILD)/tsan))
 
 .PHONY: all deps run test test-fast soak attack bench bench-micro fuzz fuzz-build install clean FORCE
@@ -243,6 +258,21 @@ else
 	  else echo "FAIL $$t [kqueue, EVFILT_USER] (exit $$rc, $$res)"; printf '%s\n' "$$out" | tail -n 30; fail=1; fi; \
 	done; exit $$fail
 endif
+
+# kTLS (issue 16, docs/tls.md): on a machine whose kernel has the tls module, checks that
+# every TLS connection takes the kernel's tls layer (none says it fell back) and that the
+# TLS suites pass with it, on each backend. Fails where the module cannot be loaded.
+.PHONY: test-ktls
+test-ktls:
+	@modprobe tls 2>/dev/null || true
+	@$(MAKE) --no-print-directory $(BUILD)/tests/test_tls $(BUILD)/itests/test_tls $(BUILD)/itests/test_server
+	@fail=0; for be in epoll $$(nm $(BUILD)/libchopin.a | grep -qE ' [TDR] chopin__uring_backend$$' && echo io_uring); do \
+	  for t in "$(BUILD)/itests/test_tls" "env CHOPIN_TEST_TLS=1 $(BUILD)/itests/test_server"; do \
+	    out=$$(CHOPIN_BACKEND=$$be CHOPIN_TEST_KTLS=1 $$t 2>&1); rc=$$?; \
+	    echo "$$([ $$rc -eq 0 ] && echo ok || echo FAIL) $$t [$$be, kTLS] ($$(printf '%s\n' "$$out" | grep '^RESULT'))"; \
+	    [ $$rc -eq 0 ] || { printf '%s\n' "$$out" | tail -n 20; fail=1; }; \
+	  done; \
+	done; exit $$fail
 
 # h2spec (issue 20), the public HTTP/2 conformance suite, built outside the repository
 # (not in Debian; never committed): `make h2spec H2SPEC=/path/to/h2spec` (docs/http2.md).

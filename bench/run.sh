@@ -20,6 +20,7 @@
 #   BENCH_EXTRA="plaintext-1024 latency-64"                     (appended to the scenarios)
 #   BENCH_QUIET_WAIT=20 BENCH_QUIET_MAX=20   (wait for other jobs to leave the CPUs)
 #   BENCH_SYSCALLS=1 BENCH_MEMORY=1          (then run bench/syscalls.sh and bench/memory.sh)
+#   BENCH_TLS=1                              (then bench/tls.sh: HTTPS, issue 16)
 #   BENCH_LATENCY=1                          (then bench/latency.sh: latency at a fixed rate)
 #   BENCH_COMPRESS=1                         (then bench/compress.sh: gzip against nginx's
 #                                            gzip module, brotli and zstd; 0 skips it)
@@ -320,6 +321,8 @@ main() {
     for s in "${SKIPPED[@]}"; do say "skipped $s"; done
     extra_script BENCH_SYSCALLS syscalls.sh
     extra_script BENCH_MEMORY memory.sh
+    # HTTPS against nginx and h2o (issue 16); BENCH_TLS=0 leaves it out.
+    extra_script BENCH_TLS tls.sh
     # latency at 25/50/75 % of each server's capacity, open loop (issue 19)
     extra_script BENCH_LATENCY latency.sh
     extra_script BENCH_COMPRESS compress.sh # issue 15: on-the-fly compression against nginx

@@ -2,7 +2,8 @@
 /*
  * The demo server: TechEmpower's /plaintext and /json, an echo, the todo REST API, answers
  * that come later (/sleep from a timer, /offload from the blocking pool), metrics and
- * health (/metrics, /healthz, /readyz), and a page listing them. `make run` starts it on port 8080 (PORT overrides).
+ * health (/metrics, /healthz, /readyz), and a page listing them. `make run` starts it on
+ * port 8080 (PORT overrides), and HTTPS on 8443 (TLS_PORT overrides; see tls_configure).
  *
  * An invalid PORT or CHOPIN_* variable stops it before it creates anything; the
  * temporary directory of the database (without CHOPIN_TODO_DB) is removed at exit.
@@ -252,6 +253,66 @@ static void events_open_route(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_copy(res, 200, "text/plain", n, (size_t)len);
 }
 
+/* ----- HTTPS beside HTTP (issue 16) ---------------------------------------------------
+ * TLS_PORT (default 8443; 0 when PORT is 0, so tests get a free port; "off": none) serves
+ * the same routes over TLS. The certificate is CHOPIN_TLS_CERT/CHOPIN_TLS_KEY when set,
+ * else a self-signed one for localhost made by the openssl command in a temporary
+ * directory (removed at exit): `curl -k https://localhost:8443/plaintext`. */
+static char tls_dir[64];
+static char tls_cert[96], tls_key[96];
+
+static void tls_remove_temp(void) {
+    if (!tls_dir[0])
+        return;
+    unlink(tls_cert);
+    unlink(tls_key);
+    rmdir(tls_dir);
+}
+
+static int tls_self_signed(void) {
+    snprintf(tls_dir, sizeof tls_dir, "/tmp/chopin-demo-tls-XXXXXX");
+    if (!mkdtemp(tls_dir)) {
+        tls_dir[0] = '\0';
+        return -1;
+    }
+    snprintf(tls_cert, sizeof tls_cert, "%s/cert.pem", tls_dir);
+    snprintf(tls_key, sizeof tls_key, "%s/key.pem", tls_dir);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 "
+             "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 "
+             "-keyout %s -out %s >/dev/null 2>&1", tls_key, tls_cert);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Prepends the https:// listener to `address` and names the certificate in `opt`. */
+static void tls_configure(chopin_options *opt, const char *port, char *address, size_t cap) {
+    const char *tls_port = getenv("TLS_PORT");
+    if (!tls_port || !*tls_port)
+        tls_port = strcmp(port, "0") == 0 ? "0" : "8443";
+    if (strcmp(tls_port, "off") == 0)
+        return;
+    if (!chopin_tls_available()) {
+        fprintf(stderr, "demo: this build of Chopin has no TLS (OpenSSL 3): HTTPS is off\n");
+        return;
+    }
+    if (!getenv("CHOPIN_TLS_CERT")) {
+        if (tls_self_signed() < 0) {
+            fprintf(stderr, "demo: no certificate (CHOPIN_TLS_CERT unset and the openssl "
+                            "command failed): HTTPS is off\n");
+            tls_remove_temp();
+            return;
+        }
+        opt->tls_cert = tls_cert;
+        opt->tls_key = tls_key;
+        fprintf(stderr, "demo: HTTPS with a self-signed certificate for localhost in %s "
+                        "(curl -k)\n", tls_dir);
+    }
+    char plain[64];
+    snprintf(plain, sizeof plain, "%.63s", address);
+    snprintf(address, cap, "https://0.0.0.0:%.8s, %s", tls_port, plain);
+}
+
 /* GET /whoami: the client as the connection and the trusted proxies tell it (issue 19;
  * tests/integration/lb.sh puts HAProxy and nginx in front). */
 static void whoami(chopin_req *req, chopin_res *res, void *data) {
@@ -289,6 +350,7 @@ static int configure(chopin_options *opt, char *address, size_t cap) {
     if (!port || !options_ok)
         return -1;
     snprintf(address, cap, "0.0.0.0:%s", port);
+    tls_configure(opt, port, address, cap);
     return 0;
 }
 
@@ -338,12 +400,13 @@ static int add_routes(chopin_router *r) {
 
 int main(void) {
     chopin_options opt;
-    char address[64];
+    char address[160];
     if (configure(&opt, address, sizeof address) < 0)
         return 1;
     const char *db = todo_default_db_path();
     if (!db || todo_open_schema(db) < 0 || upload_dir_open() < 0) {
         todo_remove_temp_db();
+        tls_remove_temp();
         return 1;
     }
     opt.worker_arg = (void *)db;
@@ -354,6 +417,7 @@ int main(void) {
     chopin_router_free(r);
     chopin_static_free(demo_static);
     todo_remove_temp_db();
+    tls_remove_temp();
     upload_dir_remove();
     return rc < 0 ? 1 : 0;
 }

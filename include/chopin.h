@@ -892,6 +892,22 @@ typedef struct chopin_options {
     int restart;                  /* CHOPIN_RESTART; 0: default (on), 1: on, -1: off;
                                      chopin_serve re-executes the program on SIGUSR2, handing
                                      it the listening sockets, and drains ("Restarts") */
+    /* TLS (issue 16, docs/tls.md): used by the https:// listeners. Strings are copied at
+       start; the environment variable of each overrides it. */
+    uint32_t tls_handshake_timeout_ms; /* CHOPIN_TLS_HANDSHAKE_TIMEOUT_MS; 0: 10000; from the
+                                     first byte to the end of the handshake */
+    uint32_t tls_client_verify;   /* CHOPIN_TLS_CLIENT_VERIFY; 0: CHOPIN_TLS_VERIFY_OFF */
+    const char *tls_cert;         /* CHOPIN_TLS_CERT; PEM certificate chain files, comma-
+                                     separated: the first is the default, the others are
+                                     chosen by SNI from the names they hold */
+    const char *tls_key;          /* CHOPIN_TLS_KEY; PEM private keys, in tls_cert's order */
+    const char *tls_ciphers;      /* CHOPIN_TLS_CIPHERS; NULL: ECDHE with AES-GCM or
+                                     ChaCha20-Poly1305 (TLS 1.2; forward secrecy only) */
+    const char *tls_ciphersuites; /* CHOPIN_TLS_CIPHERSUITES; NULL: OpenSSL's TLS 1.3 suites */
+    const char *tls_groups;       /* CHOPIN_TLS_GROUPS; NULL: X25519:P-256:P-384 */
+    const char *tls_client_ca;    /* CHOPIN_TLS_CLIENT_CA; PEM CAs that sign client certificates */
+    const char *tls_ocsp;         /* CHOPIN_TLS_OCSP; DER OCSP responses stapled, comma-
+                                     separated in tls_cert's order ("" for none) */
 } chopin_options;
 
 /** Options with every field zero (the defaults) and `size` set: `chopin_options o =
@@ -1055,6 +1071,61 @@ CHOPIN_API int chopin_server_listeners(const chopin_server *s);
 /** The bound port of listener `i` (0 for a Unix socket), or CHOPIN_EINVAL when there is
  *  no listener `i`. */
 CHOPIN_API int chopin_server_listener_port(const chopin_server *s, int i);
+
+/* ===== TLS (issue 16) ===== */
+/*
+ * A listener written "https://host:port" speaks TLS (OpenSSL 3, TLS 1.2 and 1.3) with the
+ * certificates of chopin_options.tls_cert / tls_key (docs/tls.md). A build without OpenSSL
+ * refuses such a listener with CHOPIN_ENOTSUP.
+ */
+#define CHOPIN_TLS_VERIFY_OFF 0u      /* no client certificate asked for */
+#define CHOPIN_TLS_VERIFY_OPTIONAL 1u /* asked for; a client without one is served, one
+                                         that fails verification is refused */
+#define CHOPIN_TLS_VERIFY_REQUIRE 2u  /* a client without a valid certificate is refused */
+
+/** Nonzero when this library was built with TLS (OpenSSL 3), so https:// listeners work. */
+CHOPIN_API int chopin_tls_available(void);
+
+/** Counts since start, all workers. */
+typedef struct chopin_tls_stats {
+    uint64_t handshakes;      /* completed */
+    uint64_t resumed;         /* of those, resumed from a ticket */
+    uint64_t failed;          /* refused by OpenSSL (bad version, cipher, certificate, ...) */
+    uint64_t malformed_hello; /* first bytes neither a ClientHello nor an HTTP request */
+    uint64_t plain_http;      /* plain HTTP on a TLS port (answered 400) */
+    uint64_t timeouts;        /* handshakes cut by tls_handshake_timeout_ms */
+    uint64_t reloads;         /* certificate reloads that took effect */
+    uint64_t ktls;            /* connections whose socket took the kernel's tls layer
+                                 (docs/tls.md, kTLS); 0 where the kernel has none */
+} chopin_tls_stats;
+
+/** Fills the first `size` bytes of *out (pass sizeof *out): zero everywhere when `s` has no
+ *  TLS listener. Callable from any thread while `s` runs. */
+CHOPIN_API void chopin_server_tls_stats(const chopin_server *s, chopin_tls_stats *out,
+                                        size_t size);
+/** Rereads the certificates, keys and OCSP responses from the files named at start. New
+ *  handshakes use them; connections already open keep theirs. When any of them fails to
+ *  load, nothing changes: the old ones stay and one line on stderr says why. Returns 0,
+ *  CHOPIN_ENOTSUP (no TLS listener), or CHOPIN_EINVAL (a file did not load). Callable from
+ *  any thread, a handler included; not async-signal-safe (a signal handler should post it
+ *  to a thread). */
+CHOPIN_API int chopin_server_tls_reload(chopin_server *s);
+/** The subject of the client certificate the handshake verified ("CN=alice,O=Example"),
+ *  or an empty string (plain connection, no certificate asked for or none given). Borrows
+ *  request memory. */
+CHOPIN_API chopin_str chopin_req_tls_subject(chopin_req *req);
+/** Nonzero when the request came over TLS. */
+CHOPIN_API int chopin_req_is_tls(const chopin_req *req);
+/** A middleware for a plain listener that should send everyone to HTTPS: a request that
+ *  did not come over TLS is answered 308 with Location https://<its Host, without the
+ *  port>[:<data>]<its target>; a TLS request goes on. `data` is the HTTPS port as a
+ *  string ("8443"; NULL or "443": none written), and must outlive the server.
+ *      chopin_router_use(r, "/", chopin_tls_redirect, "8443");
+ *  A request without a Host header is answered 400. */
+CHOPIN_API void chopin_tls_redirect(chopin_req *req, chopin_res *res, chopin_next *next,
+                                    void *data);
+
+
 /* ===== Compression (issue 15) ===== */
 
 /**
@@ -1113,6 +1184,7 @@ CHOPIN_API void chopin_compress(chopin_req *req, chopin_res *res, chopin_next *n
 /** Nonzero when this build can produce content coding `name` ("gzip", "br", "zstd"): each
  *  is built when its library was found (libdeflate and zlib, libbrotlienc, libzstd). */
 CHOPIN_API int chopin_compress_supported(const char *name);
+
 /* ===== Request bodies as streams, forms and multipart (issue 18) =====
  *
  * By default a body is read whole (up to max_body_bytes) before the handler runs. A route

@@ -11,6 +11,8 @@ set -euo pipefail
 level=${1:-build}
 
 pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev
+      # TLS (issue 16): OpenSSL 3 to build with, the openssl command to make test certificates
+      libssl-dev openssl
       # on-the-fly compression (issue 15): each coding is left out when its library is missing;
       # libbrotli-dev also brings the brotli decoder the tests check with
       libdeflate-dev zlib1g-dev libbrotli-dev libzstd-dev

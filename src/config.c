@@ -27,7 +27,7 @@
  * appended into the tail padding of an older struct would lie within an older program's
  * size and be read from its padding bytes: keep the struct free of tail padding. Whoever
  * appends a field names it here. */
-_Static_assert(sizeof(chopin_options) == offsetof(chopin_options, restart) + sizeof(int),
+_Static_assert(sizeof(chopin_options) == offsetof(chopin_options, tls_ocsp) + sizeof(const char *),
                "chopin_options must end without padding: append fields so that it does");
 
 #define FIELD_SPAN(f) offsetof(chopin_options, f), sizeof(((chopin_options *)0)->f)
@@ -77,6 +77,9 @@ static const struct numeric numerics[] = {
     /* Behind a load balancer, restarts (issue 19) */
     NUM(proxy_timeout_ms, "CHOPIN_PROXY_TIMEOUT_MS", 5000, 1, 86400000, false, false),
     NUM(restart, "CHOPIN_RESTART", 1, 0, 1, true, true),
+    /* TLS (issue 16); its strings are resolved by src/tls/context.c */
+    NUM(tls_handshake_timeout_ms, "CHOPIN_TLS_HANDSHAKE_TIMEOUT_MS", 10000, 1, 600000, false, false),
+    NUM(tls_client_verify, "CHOPIN_TLS_CLIENT_VERIFY", 0, 0, 2, false, false),
 };
 
 /* The fields that are not numbers, for the size rule. */
@@ -89,6 +92,10 @@ static const struct {
     {FIELD_SPAN(log_level)},   {FIELD_SPAN(access_log_format)}, {FIELD_SPAN(access_log)},
     /* behind a load balancer (issue 19) */
     {FIELD_SPAN(trusted_proxies)},
+    /* TLS (issue 16) */
+    {FIELD_SPAN(tls_cert)},    {FIELD_SPAN(tls_key)},     {FIELD_SPAN(tls_ciphers)},
+    {FIELD_SPAN(tls_ciphersuites)}, {FIELD_SPAN(tls_groups)}, {FIELD_SPAN(tls_client_ca)},
+    {FIELD_SPAN(tls_ocsp)},
 };
 
 static const char *const backend_names[] = {"auto", "epoll", "io_uring", "kqueue"};

@@ -1460,18 +1460,18 @@ static void start_protocol(struct chopin__conn *c) {
 }
 
 /* An idle connection's deadline: the keep-alive timeout (the PROXY header's, before it),
- * or its transport's (a handshake still under way) when that comes first. */
+ * or its transport's while it has one (a handshake under way is bounded by the handshake
+ * timeout, not by keep-alive: a short keep-alive cut TLS handshakes that needed a few
+ * round trips on a loaded machine). */
 static uint64_t idle_deadline(const struct chopin__conn *c) {
-    /* A ?proxy listener's connection gets proxy_timeout_ms for its PROXY header. */
-    uint64_t expire = now_ms(c) + (c->listen_flags & CHOPIN__LISTEN_PROXY
-                                       ? options(c)->proxy_timeout_ms
-                                       : options(c)->keepalive_timeout_ms);
     if (__builtin_expect(c->transport != NULL, 0) && c->transport->ops->deadline) {
         uint64_t t = c->transport->ops->deadline(c);
-        if (t && t < expire)
-            expire = t;
+        if (t)
+            return t;
     }
-    return expire;
+    /* A ?proxy listener's connection gets proxy_timeout_ms for its PROXY header. */
+    return now_ms(c) + (c->listen_flags & CHOPIN__LISTEN_PROXY ? options(c)->proxy_timeout_ms
+                                                                : options(c)->keepalive_timeout_ms);
 }
 
 /* Everything queued is sent and a stream waits for its application (chopin_stream_resume).

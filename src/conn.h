@@ -116,7 +116,7 @@ struct chopin__transport_ops {
     /** Nonzero when it has bytes of its own to send (handshake, records, alerts). */
     int (*has_output)(const struct chopin__conn *c);
     /** 0, or the time (engine clock, ms) by which an idle connection must have moved on
-     *  (a handshake's deadline): the idle connection's deadline is the earlier one. */
+     *  (a handshake's deadline): while it is not 0 it replaces keep-alive's. */
     uint64_t (*deadline)(const struct chopin__conn *c);
     /** The connection is being freed: release the transport's state. */
     void (*release)(struct chopin__conn *c);

@@ -11,6 +11,10 @@
 #include "conn.h"
 #include "exchange.h"
 #include "http/serialize.h"
+#include "listen.h"
+#ifdef CHOPIN_HAVE_TLS
+#include "tls/transport.h"
+#endif
 #include "peer.h"
 #include "ops/observe.h"
 #include "router/router.h"
@@ -162,6 +166,18 @@ struct chopin__conn *chopin__engine_conn_new(struct chopin__engine *e, int fd) {
     return chopin__engine_conn_accepted(e, fd, 0);
 }
 
+/* An https:// listener's connection speaks TLS first (issue 16); one whose transport
+ * cannot be set up (out of memory) is closed before its first byte. */
+static void start_transport(struct chopin__engine *e, struct chopin__conn *c) {
+#ifdef CHOPIN_HAVE_TLS
+    if ((c->listen_flags & CHOPIN__LISTEN_TLS) && e->tls &&
+        chopin__tls_transport_install(c, e->tls) < 0)
+        chopin__conn_close(c);
+#else
+    (void)e, (void)c;
+#endif
+}
+
 struct chopin__conn *chopin__engine_conn_accepted(struct chopin__engine *e, int fd,
                                                   uint8_t listen_flags) {
     struct chopin__conn *c = chopin__slab_take(&e->slab);
@@ -177,6 +193,7 @@ struct chopin__conn *chopin__engine_conn_accepted(struct chopin__engine *e, int 
     c->gen = ++e->gens[idx];
     chopin__count(&e->counters.accepted, 1);
     chopin__count(&e->counters.open, 1);
+    start_transport(e, c);
     if (e->draining)
         chopin__conn_on_drain(c);
     return c;

@@ -22,6 +22,10 @@
 #include "listen.h"
 #include "loop/offload.h"
 #include "ops/observe.h"
+#ifdef CHOPIN_HAVE_TLS
+#include "tls/tls.h"
+#include "tls/transport.h"
+#endif
 #include "platform.h"
 #include "router/router.h"
 #include "service.h"
@@ -38,6 +42,7 @@ struct chopin_server {
     struct chopin__worker *workers;
     int nworkers;
     struct chopin__offload *offload; /* blocking work: chopin_offload */
+    struct chopin__tls_ctx *tls;     /* https:// listeners' certificates and policy (issue 16) */
     atomic_int stop_requested;
     atomic_int workers_running;
     int nlisteners;
@@ -286,6 +291,7 @@ static void *worker_main(void *arg) {
     w->result = chopin__engine_init(&w->engine, &s->cfg, s->router, w->id, chopin__clock_ms());
     w->engine.server = s;
     w->engine.offload = s->offload;
+    w->engine.tls = s->tls;
     w->engine.stop_requested = &s->stop_requested;
     chopin__worker_wake_on_post(w);
     /* engine_init wrote the whole engine, counters included; from here on they change only
@@ -360,6 +366,9 @@ static void free_server(struct chopin_server *s) {
     /* After the workers: a result that could not reach its ended worker is delivered here. */
     chopin__offload_destroy(s->offload);
     chopin__access_close(&s->cfg); /* after the workers: each wrote its last lines */
+#ifdef CHOPIN_HAVE_TLS
+    chopin__tls_ctx_free(s->tls);
+#endif
     free(s->workers);
     free(s);
 }
@@ -376,6 +385,42 @@ static int start_offload(struct chopin_server *s) {
     int rc = chopin__offload_create(&s->offload, n, s->cfg.opt.offload_queue);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
+}
+
+/* The TLS context, when a listener is https:// (issue 16): certificates that do not load
+ * stop the start, as a bad address does. */
+static int start_tls(struct chopin_server *s) {
+    int tls = 0;
+    for (int l = 0; l < s->nlisteners; l++)
+        tls |= s->listeners[l].flags & CHOPIN__LISTEN_TLS;
+    if (!tls)
+        return 0;
+#ifdef CHOPIN_HAVE_TLS
+    return chopin__tls_server_ctx(&s->cfg.opt, &s->tls);
+#else
+    chopin_log(CHOPIN_LOG_ERROR, "chopin: https:// listeners need TLS, and this build has none (OpenSSL 3 "
+                    "was not found when it was built)");
+    return -ENOTSUP;
+#endif
+}
+
+void chopin_server_tls_stats(const chopin_server *s, chopin_tls_stats *out, size_t size) {
+    chopin_tls_stats all;
+    memset(&all, 0, sizeof all);
+#ifdef CHOPIN_HAVE_TLS
+    if (s->tls)
+        chopin__tls_ctx_stats(s->tls, &all);
+#endif
+    memcpy(out, &all, size < sizeof all ? size : sizeof all);
+}
+
+int chopin_server_tls_reload(chopin_server *s) {
+#ifdef CHOPIN_HAVE_TLS
+    if (s->tls)
+        return chopin__tls_server_reload(s->tls);
+#endif
+    (void)s;
+    return -ENOTSUP;
 }
 
 /* Workers run with SIGINT and SIGTERM blocked, so those reach chopin_serve's sigwait
@@ -425,8 +470,8 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
     if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
         signal(SIGPIPE, SIG_IGN);
     if ((rc = create_workers(s)) < 0 || (rc = open_listeners(s, address)) < 0 ||
-        (rc = hand_out_listeners(s)) < 0 || (rc = start_offload(s)) < 0 ||
-        (rc = chopin__access_open(&s->cfg)) < 0) {
+        (rc = start_tls(s)) < 0 || (rc = hand_out_listeners(s)) < 0 ||
+        (rc = start_offload(s)) < 0 || (rc = chopin__access_open(&s->cfg)) < 0) {
         free_server(s);
         return rc;
     }

@@ -29,6 +29,14 @@ run_one() { # label, command...
   fi
 }
 
+has_tls() { # the tree was built with TLS (issue 16)
+  nm "$1/libchopin.a" 2>/dev/null | grep -qE ' T chopin__tls_transport_install$'
+}
+
+plain_only() { # the reason a suite does not run over TLS (tests/tls/plain_only), or nothing
+  sed -n "s/^$1 \{1,\}//p" tests/tls/plain_only 2>/dev/null
+}
+
 backends() { # the backends a build tree was compiled with
   local b=epoll
   nm "$1/libchopin.a" 2>/dev/null | grep -qE ' [TDR] chopin__uring_backend$' && b="$b io_uring"
@@ -54,6 +62,18 @@ for tree in "$@"; do
     for t in "$tree"/itests/test_*; do
       [ -x "$t" ] && run_one "$t [$be]" env CHOPIN_BACKEND=$be "$t"
     done
+    # The same suites over TLS (issue 16): cl_start listens on https:// and the client
+    # handshakes; the suites built on raw sockets stay plain (tests/tls/plain_only).
+    if has_tls "$tree"; then
+      for t in "$tree"/itests/test_*; do
+        [ -x "$t" ] || continue
+        why=$(plain_only "$(basename "$t")")
+        if [ -n "$why" ]; then
+          echo "skip $t [$be, tls]: $why"; skipped=$((skipped + 1)); continue
+        fi
+        run_one "$t [$be, tls]" env CHOPIN_BACKEND=$be CHOPIN_TEST_TLS=1 "$t"
+      done
+    fi
     case $tree in */tsan) continue ;; esac # only the threaded tests: no demo there
     for s in tests/integration/*.sh; do
       [ -f "$s" ] && run_one "$s $tree [$be]" env CHOPIN_BACKEND=$be bash "$s" "$tree"

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -14,7 +15,166 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-static struct cl_conn *open_addr(const struct sockaddr *sa, socklen_t len) {
+#ifdef CHOPIN_HAVE_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
+
+/* ----- TLS (CHOPIN_TEST_TLS=1) -------------------------------------------------------- */
+
+int cl_tls(void) {
+    const char *v = getenv("CHOPIN_TEST_TLS");
+    return v && strcmp(v, "1") == 0;
+}
+
+/* The ports of the TLS servers cl_start started: a test's own chopin_server_start stays
+ * plain, and so do the connections to it. */
+static int tls_ports[256];
+static int ntls_ports;
+
+void cl_mark_tls(int port) {
+    if (ntls_ports < (int)(sizeof tls_ports / sizeof *tls_ports))
+        tls_ports[ntls_ports++] = port;
+}
+
+static int port_is_tls(int port) {
+    for (int i = 0; i < ntls_ports; i++)
+        if (tls_ports[i] == port)
+            return 1;
+    return 0;
+}
+
+#ifdef CHOPIN_HAVE_TLS
+static char cert_dir[64];
+
+static void remove_certs(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cert_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", cert_dir);
+}
+
+/* The directory of the test certificates, made at the first call. */
+static pthread_once_t certs_once = PTHREAD_ONCE_INIT;
+
+static void make_certs(void) {
+    char cmd[256];
+    snprintf(cert_dir, sizeof cert_dir, "/tmp/chopin-itest-tls-XXXXXX");
+    snprintf(cmd, sizeof cmd, "tests/tls/mkcerts.sh %s", mkdtemp(cert_dir) ? cert_dir : "/nonexistent");
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cl: cannot make test certificates (tests/tls/mkcerts.sh)\n");
+        exit(1);
+    }
+    atexit(remove_certs);
+}
+
+const char *cl_certs(void) {
+    pthread_once(&certs_once, make_certs);
+    return cert_dir;
+}
+
+/* The clients' context, made once for every thread of the test. */
+static SSL_CTX *client_ctx;
+static pthread_once_t client_ctx_once = PTHREAD_ONCE_INIT;
+
+static void make_client_ctx(void) {
+    char ca[128];
+    snprintf(ca, sizeof ca, "%s/ca.pem", cl_certs());
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx || SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1) {
+        SSL_CTX_free(ctx);
+        return;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* A server closing an idle connection sends no close_notify (nor does nginx's
+     * keep-alive timeout): that EOF is a close, as on a plain socket. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    client_ctx = ctx;
+}
+
+/* The TLS session of each connection, by descriptor, kept beside struct cl_conn rather
+ * than in it: suites that make a cl_conn of their own (malloc, fd, len) stay plain. */
+#define MAX_FDS 65536
+static SSL *tls_of[MAX_FDS];
+
+static SSL *ssl_of(const struct cl_conn *c) {
+    return c->fd >= 0 && c->fd < MAX_FDS ? __atomic_load_n(&tls_of[c->fd], __ATOMIC_ACQUIRE) : NULL;
+}
+
+static int tls_handshake(struct cl_conn *c) {
+    pthread_once(&client_ctx_once, make_client_ctx);
+    if (!client_ctx)
+        return -1;
+    SSL *ssl = SSL_new(client_ctx);
+    if (!ssl)
+        return -1;
+    SSL_set_fd(ssl, c->fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    SSL_set1_host(ssl, "localhost");
+    if (c->fd >= MAX_FDS) {
+        SSL_free(ssl);
+        return -1;
+    }
+    __atomic_store_n(&tls_of[c->fd], ssl, __ATOMIC_RELEASE);
+    if (SSL_connect(ssl) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}
+
+static ssize_t tls_recv(struct cl_conn *c, char *buf, size_t cap) {
+    size_t got = 0;
+    SSL *ssl = ssl_of(c);
+    if (SSL_read_ex(ssl, buf, cap, &got) == 1)
+        return (ssize_t)got;
+    int err = SSL_get_error(ssl, 0);
+    ERR_clear_error();
+    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && (errno == 0 || errno == ECONNRESET)))
+        return 0; /* close_notify, a bare EOF or a reset: closed */
+    return -1;
+}
+
+static ssize_t tls_send(struct cl_conn *c, const char *s, size_t n) {
+    size_t put = 0;
+    if (SSL_write_ex(ssl_of(c), s, n, &put) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    return (ssize_t)put;
+}
+
+static int is_tls(const struct cl_conn *c) { return ssl_of(c) != NULL; }
+
+static void tls_free(struct cl_conn *c) {
+    SSL_free(ssl_of(c));
+    __atomic_store_n(&tls_of[c->fd], NULL, __ATOMIC_RELEASE);
+}
+#else
+const char *cl_certs(void) { return NULL; }
+/* The TLS session of each connection, by descriptor, kept beside struct cl_conn rather
+ * than in it: suites that make a cl_conn of their own (malloc, fd, len) stay plain. */
+#define MAX_FDS 65536
+static SSL *tls_of[MAX_FDS];
+
+static SSL *ssl_of(const struct cl_conn *c) {
+    return c->fd >= 0 && c->fd < MAX_FDS ? __atomic_load_n(&tls_of[c->fd], __ATOMIC_ACQUIRE) : NULL;
+}
+
+static int tls_handshake(struct cl_conn *c) { return -1; }
+static ssize_t tls_recv(struct cl_conn *c, char *buf, size_t cap) { return -1; }
+static ssize_t tls_send(struct cl_conn *c, const char *s, size_t n) { return -1; }
+static int is_tls(const struct cl_conn *c) { return 0; }
+static void tls_free(struct cl_conn *c) {}
+#endif
+
+static ssize_t conn_recv(struct cl_conn *c, char *buf, size_t cap) {
+    return is_tls(c) ? tls_recv(c, buf, cap) : recv(c->fd, buf, cap, 0);
+}
+
+/* ----- connections ------------------------------------------------------------------- */
+
+static struct cl_conn *open_addr(const struct sockaddr *sa, socklen_t len, int port) {
     struct cl_conn *c = malloc(sizeof *c);
     if (!c)
         return NULL;
@@ -30,24 +190,30 @@ static struct cl_conn *open_addr(const struct sockaddr *sa, socklen_t len) {
         free(c);
         return NULL;
     }
+    if (port_is_tls(port) && tls_handshake(c) < 0) {
+        cl_close(c);
+        return NULL;
+    }
     return c;
 }
 
 struct cl_conn *cl_open(int port) {
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return open_addr((struct sockaddr *)&sin, sizeof sin);
+    return open_addr((struct sockaddr *)&sin, sizeof sin, port);
 }
 
 struct cl_conn *cl_open6(int port) {
     struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
     sin6.sin6_addr = in6addr_loopback;
-    return open_addr((struct sockaddr *)&sin6, sizeof sin6);
+    return open_addr((struct sockaddr *)&sin6, sizeof sin6, port);
 }
 
 void cl_close(struct cl_conn *c) {
     if (!c)
         return;
+    if (is_tls(c))
+        tls_free(c);
     close(c->fd);
     free(c);
 }
@@ -56,7 +222,7 @@ int cl_send(struct cl_conn *c, const char *s, size_t n) {
     if (n == 0)
         n = strlen(s);
     while (n > 0) {
-        ssize_t k = send(c->fd, s, n, MSG_NOSIGNAL);
+        ssize_t k = is_tls(c) ? tls_send(c, s, n) : send(c->fd, s, n, MSG_NOSIGNAL);
         if (k <= 0)
             return -1;
         s += k;
@@ -71,7 +237,7 @@ static ssize_t fill(struct cl_conn *c) {
         return -1;
     ssize_t n;
     do
-        n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+        n = conn_recv(c, c->buf + c->len, sizeof c->buf - c->len);
     while (n < 0 && errno == EINTR);
     if (n > 0)
         c->len += (size_t)n;
@@ -215,7 +381,7 @@ int cl_closed(struct cl_conn *c) {
     char b[256];
     ssize_t n;
     do
-        n = recv(c->fd, b, sizeof b, 0);
+        n = conn_recv(c, b, sizeof b);
     while (n < 0 && errno == EINTR);
     return n == 0 || (n < 0 && errno == ECONNRESET);
 }
@@ -241,17 +407,36 @@ chopin_server *cl_start(chopin_router *r, chopin_options *opt) {
     if (!opt || !opt->workers)
         o.workers = 1;
     chopin_server *s;
-    int rc = chopin_server_start(r, "127.0.0.1:0", &o, &s);
+    const char *address = "127.0.0.1:0";
+    char cert[128], key[128];
+#ifdef CHOPIN_HAVE_TLS
+    if (cl_tls()) {
+        address = "https://127.0.0.1:0";
+        snprintf(cert, sizeof cert, "%s/a.pem", cl_certs());
+        snprintf(key, sizeof key, "%s/a.key", cl_certs());
+        if (!o.tls_cert)
+            o.tls_cert = cert, o.tls_key = key;
+    }
+#else
+    (void)cert, (void)key; /* no TLS in this build: CHOPIN_TEST_TLS runs plain */
+#endif
+    int rc = chopin_server_start(r, address, &o, &s);
     if (rc < 0) {
         fprintf(stderr, "cl_start: %s\n", chopin_strerror(rc));
         return NULL;
     }
+    if (cl_tls())
+        cl_mark_tls(chopin_server_port(s));
     return s;
 }
 
 void cl_stop(chopin_server *s) {
     if (!s)
         return;
+    int port = chopin_server_port(s); /* the port may serve a plain server next */
+    for (int i = 0; i < ntls_ports; i++)
+        if (tls_ports[i] == port)
+            tls_ports[i] = tls_ports[--ntls_ports];
     chopin_server_stop(s);
     chopin_server_wait(s);
 }

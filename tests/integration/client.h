@@ -47,6 +47,21 @@ int cl_closed(struct cl_conn *c);
 int cl_get(int port, const char *target, struct cl_resp *r);
 
 /** Starts a server on 127.0.0.1:0 (backend from CHOPIN_BACKEND as usual); NULL on failure. */
+/* Over TLS (issue 16): when CHOPIN_TEST_TLS=1 (tests/run.sh sets it for the TLS pass),
+ * cl_start listens on https://127.0.0.1:0 with certificates made by tests/tls/mkcerts.sh
+ * in a temporary directory (removed at exit), and cl_open/cl_open6 to such a server's
+ * port handshake TLS before returning; cl_send, cl_read and cl_closed then speak through
+ * it. A server a test starts itself (chopin_server_start) stays plain. cl_connect_fd and
+ * cl_send_fd stay raw sockets: the suites built on them run in the plain pass only
+ * (tests/tls/plain_only). */
+/** Nonzero when the suite runs over TLS. */
+int cl_tls(void);
+/** cl_open to `port` handshakes TLS from now on (a TLS server the test started itself).
+ *  The test certificates' CA is trusted; the name checked is "localhost". */
+void cl_mark_tls(int port);
+/** The directory of the test certificates (tests/tls/mkcerts.sh), made at the first call
+ *  and removed at exit; NULL in a build without TLS. */
+const char *cl_certs(void);
 chopin_server *cl_start(chopin_router *r, chopin_options *opt);
 void cl_stop(chopin_server *s);
 
