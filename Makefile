@@ -28,6 +28,14 @@ ifeq ($(CHOPIN_URING),1)
   LDLIBS   += -luring
 endif
 
+# WebSocket permessage-deflate (issue 17, src/ws/deflate.c) when pkg-config knows zlib
+# (zlib1g-dev); without it WebSockets run uncompressed and no offer is accepted.
+ZLIB_LIBS := $(shell pkg-config --libs zlib 2>/dev/null)
+ifneq ($(ZLIB_LIBS),)
+  CPPFLAGS += -DCHOPIN_HAVE_ZLIB
+  LDLIBS   += $(ZLIB_LIBS)
+endif
+
 LIB_SRC  := $(wildcard src/*.c src/*/*.c)
 # Programs of one file each; the others are built by their own rules below.
 EXAMPLE_PARTS := examples/demo.c examples/todo_app.c examples/todo.c examples/todo_pg.c \

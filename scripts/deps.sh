@@ -10,17 +10,23 @@
 set -euo pipefail
 level=${1:-build}
 
-pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev)
+pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev
+      # WebSocket permessage-deflate (issue 17)
+      zlib1g-dev)
 case $level in
   test|bench|fuzz|attack) pkgs+=(curl procps postgresql libpq-dev
                                  # a real server-sent events client (tests/integration/sse.sh)
-                                 nodejs node-eventsource) ;;&
+                                 nodejs node-eventsource
+                                 # real WebSocket clients and a browser (issue 17: tests/integration/ws*.sh)
+                                 python3-websockets node-ws chromium) ;;&
   bench) pkgs+=(wrk nginx-light h2o strace
                 # the hyper and fasthttp peers, built offline by bench/peers/build_*.sh
                 cargo rustc librust-hyper-dev librust-tokio-dev librust-serde-json-dev
                 librust-serde-derive-dev golang-go golang-github-valyala-fasthttp-dev
                 # the Go net/http + database/sql peer of bench/todo_pg.sh
-                golang-github-lib-pq-dev) ;;
+                golang-github-lib-pq-dev
+                # the gorilla/websocket peer of bench/ws.sh (issue 17)
+                golang-github-gorilla-websocket-dev) ;;
   fuzz) pkgs+=(clang libclang-rt-14-dev llvm) ;;
   attack) pkgs+=(nginx-light) ;;
 esac
