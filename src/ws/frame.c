@@ -133,16 +133,19 @@ static int text_check(struct chopin__ws_reader *r, const char *p, size_t n) {
 static int data_append(struct chopin__ws_reader *r, const char *p, size_t n) {
     size_t before = r->msg.len;
     if (r->msg_deflated) {
+        /* What inflated before a failure is checked first: the verdict must not depend on
+         * how the input was split (a bad byte seen in one piece, or the limit reached in
+         * one call over the whole). */
         int rc = chopin__ws_inflate(&r->zin, r->pmd, p, n, 0, &r->msg, r->max_message);
-        if (rc)
-            return rc;
+        int text = r->msg.len > before ? text_check(r, r->msg.ptr + before, r->msg.len - before) : 0;
+        return text ? text : rc;
     } else if (n) {
         if (chopin__ws_buf_reserve(&r->msg, r->msg.len + n, r->max_message) != 0)
             return -CHOPIN__WS_INTERNAL;
         memcpy(r->msg.ptr + r->msg.len, p, n);
         r->msg.len += n;
     }
-    return text_check(r, r->msg.ptr + before, r->msg.len - before);
+    return r->msg.len > before ? text_check(r, r->msg.ptr + before, r->msg.len - before) : 0;
 }
 
 /* A close frame's payload: a code and a UTF-8 reason, or nothing (RFC 6455 §5.5.1). */
@@ -180,10 +183,9 @@ static int frame_end(struct chopin__ws_reader *r, struct chopin__ws_event *ev) {
     if (r->msg_deflated) {
         size_t before = r->msg.len;
         int rc = chopin__ws_inflate(&r->zin, r->pmd, NULL, 0, 1, &r->msg, r->max_message);
-        if (rc == 0)
-            rc = text_check(r, r->msg.ptr + before, r->msg.len - before);
-        if (rc)
-            return rc;
+        int text = r->msg.len > before ? text_check(r, r->msg.ptr + before, r->msg.len - before) : 0;
+        if (text || rc)
+            return text ? text : rc;
     }
     if (r->msg_opcode == CHOPIN__WS_TEXT && !chopin__utf8_complete(&r->utf8))
         return -CHOPIN__WS_INVALID_DATA;
