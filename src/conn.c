@@ -43,6 +43,7 @@ struct chopin__inbuf {
 static void after_progress(struct chopin__conn *c);
 static void process_stash(struct chopin__conn *c);
 static void drop_exchanges(struct chopin__conn *c);
+static void switch_protocol(struct chopin__conn *c, struct chopin__exchange *x);
 
 static uint64_t now_ms(const struct chopin__conn *c) { return c->engine->now_ms; }
 static const chopin_options *options(const struct chopin__conn *c) { return &c->engine->cfg->opt; }
@@ -144,6 +145,15 @@ static void unlist(struct chopin__conn *c) {
 void chopin__conn_release(struct chopin__conn *c) {
     struct chopin__engine *e = c->engine;
     drop_exchanges(c);
+    if (c->proto) {
+        c->proto->release(c);
+        c->proto = NULL;
+        c->proto_state = NULL;
+    }
+    if (c->transport) {
+        c->transport->ops->release(c);
+        c->transport = NULL;
+    }
     unlist(c);
     chopin__wheel_del(&e->wheel, &c->timer);
     inbuf_free(e, c->in);
@@ -157,6 +167,18 @@ void chopin__conn_release(struct chopin__conn *c) {
 static void fail(struct chopin__conn *c) {
     c->ask |= CHOPIN__CONN_CLOSE;
     c->keep_open = 0;
+}
+
+void chopin__conn_close(struct chopin__conn *c) { fail(c); }
+
+void chopin__conn_set_transport(struct chopin__conn *c, struct chopin__transport *t) {
+    c->transport = t;
+    after_progress(c); /* its deadline (a handshake's) may come before keep-alive's */
+}
+
+/* The phase in which conn->proto has the connection. */
+static int protocol_runs(const struct chopin__conn *c) {
+    return __builtin_expect(c->phase == CHOPIN__PHASE_PROTOCOL, 0);
 }
 
 /* ----- input buffer ----------------------------------------------------------------- */
@@ -218,6 +240,8 @@ static struct chopin__outq *output(struct chopin__conn *c) {
         c->out = chopin__outq_new(&c->engine->pool);
     return c->out;
 }
+
+struct chopin__outq *chopin__conn_output(struct chopin__conn *c) { return output(c); }
 
 __attribute__((always_inline)) static inline int has_room(const struct chopin__conn *c) {
     return !c->out || chopin__outq_has_room(c->out);
@@ -546,6 +570,21 @@ static void drop_exchanges(struct chopin__conn *c) {
     }
 }
 
+/* The answer of `x`, which asked to switch protocols, is queued: the connection switches
+ * if it was the 101 on a connection that stays open (a handler may still have answered
+ * otherwise, or the server started draining). The new protocol starts, with the bytes
+ * that followed the request, at the end of this event (after_progress), once the caller
+ * has kept them. */
+static void switch_protocol(struct chopin__conn *c, struct chopin__exchange *x) {
+    if (x->res.status != 101 || !c->keep_open || (c->ask & CHOPIN__CONN_CLOSE)) {
+        c->keep_open = 0; /* the bytes after the request were never meant as requests */
+        return;
+    }
+    c->proto = x->upgrade;
+    c->proto_state = x->upgrade_state;
+    x->upgrade = NULL;
+}
+
 /* Queues the answers at the head of the queue that are ready, in request order, while
  * output has room. An answer that closes the connection ends the queue: the requests
  * after it are never answered (their client reads up to the close). */
@@ -554,11 +593,16 @@ static void queue_ready_answers(struct chopin__conn *c) {
            !(c->ask & CHOPIN__CONN_CLOSE)) {
         struct chopin__exchange *x = xq_pop(c);
         send_answer_queued(c, x);
+        int upgrade = x->upgrade != NULL;
+        if (upgrade)
+            switch_protocol(c, x);
         chopin__exchange_free(c->engine, x);
         if (!c->keep_open) {
             drop_exchanges(c);
             c->phase = CHOPIN__PHASE_LINGER;
         }
+        if (upgrade)
+            break;
     }
 }
 
@@ -574,6 +618,8 @@ static void answer_later(struct chopin__conn *c, struct chopin__exchange *x) {
     }
     if (x->state == CHOPIN__X_RUNNING)
         x->state = CHOPIN__X_READY;
+    if (x->upgrade)
+        c->phase = CHOPIN__PHASE_UPGRADE; /* no request after it is read as HTTP/1.1 */
     xq_push(c, x);
     queue_ready_answers(c);
 }
@@ -592,6 +638,10 @@ __attribute__((always_inline)) static inline void answer(struct chopin__conn *c,
 void chopin__conn_flush_answers(struct chopin__conn *c) {
     if (c->ask & CHOPIN__CONN_CLOSE)
         return;
+    if (protocol_runs(c)) { /* (its output was queued by the application: chopin__conn_wake) */
+        after_progress(c);
+        return;
+    }
     queue_ready_answers(c);
     /* Requests that waited for the queue to shrink (max_pending) are read now. */
     if (c->backpressure && has_room(c) && c->pending < options(c)->max_pending) {
@@ -793,7 +843,7 @@ static size_t serve_one(struct chopin__conn *c, char *p, size_t n) {
  * used; sets c->backpressure when it stopped because output must drain first. */
 static size_t serve(struct chopin__conn *c, char *buf, size_t len) {
     size_t pos = 0;
-    while (pos < len && c->phase != CHOPIN__PHASE_LINGER && !(c->ask & CHOPIN__CONN_CLOSE)) {
+    while (pos < len && c->phase < CHOPIN__PHASE_LINGER && !(c->ask & CHOPIN__CONN_CLOSE)) {
         if (!has_room(c) || (c->pending && c->pending >= options(c)->max_pending)) {
             c->backpressure = 1;
             break;
@@ -863,7 +913,8 @@ static int head_may_progress(struct chopin__conn *c, const char *data, size_t n)
     return c->in->len > (c->head_lf ? lim->max_header_bytes : lim->max_request_line);
 }
 
-void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n) {
+/* HTTP/1.1's input. */
+static void h1_on_data(struct chopin__conn *c, char *data, size_t n) {
     if (c->ask & CHOPIN__CONN_CLOSE)
         return;
     idle_unlist(c);
@@ -889,6 +940,24 @@ void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n) {
     after_progress(c);
 }
 
+void chopin__conn_deliver(struct chopin__conn *c, char *data, size_t n) {
+    if (protocol_runs(c)) {
+        if (!(c->ask & CHOPIN__CONN_CLOSE))
+            c->proto->on_data(c, data, n);
+        after_progress(c);
+        return;
+    }
+    h1_on_data(c, data, n);
+}
+
+void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n) {
+    if (__builtin_expect(c->transport != NULL, 0)) {
+        c->transport->ops->on_input(c, data, n);
+        return;
+    }
+    chopin__conn_deliver(c, data, n);
+}
+
 void chopin__conn_on_eof(struct chopin__conn *c) {
     /* The peer is done sending, not done reading: complete requests still waiting behind
      * backpressure are answered (a backend may see the EOF before serving them, as
@@ -896,6 +965,11 @@ void chopin__conn_on_eof(struct chopin__conn *c) {
      * Clearing keep_open here would answer one more request, then drop the rest. */
     c->eof = 1;
     idle_unlist(c);
+    if (protocol_runs(c)) {
+        c->proto->on_eof(c);
+        after_progress(c);
+        return;
+    }
     if (c->xq_head) {
         /* A client that stops sending while answers are still to come has left, as far
          * as a server can tell (nginx and Go read it so too): its open exchanges are
@@ -922,6 +996,11 @@ int chopin__conn_stream_waiting(const struct chopin__conn *c) {
 }
 
 void chopin__conn_on_drain(struct chopin__conn *c) {
+    if (protocol_runs(c)) {
+        c->proto->on_drain(c);
+        after_progress(c);
+        return;
+    }
     if (chopin__conn_stream_waiting(c)) {
         chopin__conn_on_error(c); /* an endless stream: its client reconnects elsewhere */
         return;
@@ -947,7 +1026,9 @@ int chopin__conn_on_timeout(struct chopin__conn *c) {
         chopin__wheel_add(&c->engine->wheel, &c->timer, c->expire);
         return 0;
     }
-    if (c->out || c->phase == CHOPIN__PHASE_LINGER || c->phase == CHOPIN__PHASE_IDLE) {
+    if (protocol_runs(c) && !c->out) {
+        c->proto->on_timeout(c);
+    } else if (c->out || c->phase == CHOPIN__PHASE_LINGER || c->phase == CHOPIN__PHASE_IDLE) {
         /* Write deadline (the peer stopped reading), end of lingering, or idle keep-alive. */
         fail(c);
     } else {
@@ -968,6 +1049,21 @@ void chopin__conn_evict(struct chopin__conn *c) {
 /* ----- output ----------------------------------------------------------------------- */
 
 size_t chopin__conn_out_plan(struct chopin__conn *c, struct chopin__plan *p) {
+    if (__builtin_expect(c->transport != NULL, 0))
+        return c->transport->ops->out_plan(c, p);
+    return chopin__conn_plain_plan(c, p);
+}
+
+void chopin__conn_on_sent(struct chopin__conn *c, size_t n) {
+    chopin__count(&c->engine->counters.bytes_sent, (int64_t)n);
+    if (__builtin_expect(c->transport != NULL, 0)) {
+        c->transport->ops->on_sent(c, n);
+        return;
+    }
+    chopin__conn_plain_sent(c, n);
+}
+
+size_t chopin__conn_plain_plan(struct chopin__conn *c, struct chopin__plan *p) {
     p->iovcnt = 0;
     p->file_len = 0;
     p->bytes = 0;
@@ -981,21 +1077,22 @@ size_t chopin__conn_out_plan(struct chopin__conn *c, struct chopin__plan *p) {
         return 0;
     }
     if (n == 0 && c->out->head == c->out->count)
-        chopin__conn_on_sent(c, 0);
+        chopin__conn_plain_sent(c, 0);
     else if (n == 0 && chopin__outq_waiting(c->out))
         after_progress(c); /* its producer just said "nothing yet" */
     return (size_t)n;
 }
 
-void chopin__conn_on_sent(struct chopin__conn *c, size_t n) {
+void chopin__conn_plain_sent(struct chopin__conn *c, size_t n) {
     struct chopin__engine *e = c->engine;
-    chopin__count(&e->counters.bytes_sent, (int64_t)n);
     if (!c->out)
         return;
     if (chopin__outq_sent(c->out, n)) {
         chopin__outq_free(c->out, &e->pool);
         c->out = NULL;
-        if (c->xq_head)
+        if (protocol_runs(c))
+            c->proto->on_sent(c);
+        else if (c->xq_head)
             queue_ready_answers(c);
         if (c->backpressure && c->pending < options(c)->max_pending) {
             c->backpressure = 0;
@@ -1030,6 +1127,35 @@ static void arm(struct chopin__conn *c, uint64_t expire) {
         chopin__wheel_add(&c->engine->wheel, &c->timer, expire);
 }
 
+void chopin__conn_arm(struct chopin__conn *c, uint64_t expire) { arm(c, expire); }
+
+void chopin__conn_wake(struct chopin__conn *c) { chopin__engine_list_ready(c->engine, c); }
+
+/* The 101 is queued: the new protocol takes the connection, starting with the bytes that
+ * followed the request (kept in `in`, which it does not inherit). */
+static void start_protocol(struct chopin__conn *c) {
+    struct chopin__inbuf *b = c->in;
+    c->in = NULL;
+    c->phase = CHOPIN__PHASE_PROTOCOL;
+    c->backpressure = 0;
+    unlist(c);
+    if (b && b->len && !(c->ask & CHOPIN__CONN_CLOSE))
+        c->proto->on_data(c, b->data, b->len);
+    inbuf_free(c->engine, b);
+}
+
+/* An idle connection's deadline: the keep-alive timeout, or its transport's (a handshake
+ * still under way) when that comes first. */
+static uint64_t idle_deadline(const struct chopin__conn *c) {
+    uint64_t expire = now_ms(c) + options(c)->keepalive_timeout_ms;
+    if (__builtin_expect(c->transport != NULL, 0) && c->transport->ops->deadline) {
+        uint64_t t = c->transport->ops->deadline(c);
+        if (t && t < expire)
+            expire = t;
+    }
+    return expire;
+}
+
 /* Everything queued is sent and a stream waits for its application (chopin_stream_resume).
  * The write deadline is for a peer that stops reading, and this one owes nothing: no
  * deadline guards the wait. The client leaving ends it (its EOF here, a reset at the next
@@ -1048,6 +1174,8 @@ static void stream_waits(struct chopin__conn *c) {
 static void after_progress(struct chopin__conn *c) {
     if (c->engine->draining)
         c->keep_open = 0;
+    if (__builtin_expect(c->phase == CHOPIN__PHASE_UPGRADE, 0) && c->proto)
+        start_protocol(c);
     if (c->ask & CHOPIN__CONN_CLOSE) {
         unlist(c);
         chopin__wheel_del(&c->engine->wheel, &c->timer);
@@ -1058,6 +1186,10 @@ static void after_progress(struct chopin__conn *c) {
             stream_waits(c);
         else
             arm(c, now_ms(c) + options(c)->write_timeout_ms);
+        return;
+    }
+    if (protocol_runs(c)) {
+        c->proto->settle(c);
         return;
     }
     if (c->xq_head) {
@@ -1095,7 +1227,7 @@ static void after_progress(struct chopin__conn *c) {
         return;
     }
     idle_list(c);
-    arm(c, now_ms(c) + options(c)->keepalive_timeout_ms);
+    arm(c, idle_deadline(c));
 }
 
 /* ----- queries ---------------------------------------------------------------------- */
@@ -1104,6 +1236,9 @@ int chopin__conn_wants_read(const struct chopin__conn *c) {
     return !(c->ask & CHOPIN__CONN_CLOSE) && !c->backpressure && !c->eof;
 }
 
-int chopin__conn_has_output(const struct chopin__conn *c) { return c->out != NULL; }
+int chopin__conn_has_output(const struct chopin__conn *c) {
+    return c->out != NULL ||
+           (__builtin_expect(c->transport != NULL, 0) && c->transport->ops->has_output(c));
+}
 
 int chopin__conn_fd(const struct chopin__conn *c) { return c->fd; }

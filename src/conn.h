@@ -5,6 +5,13 @@
  * backend reports what it sent (chopin__conn_on_sent). It never calls read, write or any
  * event-loop function, so every backend shares it and tests drive it without sockets.
  *
+ * Layers (docs/design.md, "Transports and protocols"): the backend's bytes pass through the
+ * connection's transport (NULL: plain, the bytes as they are; TLS decrypts and encrypts)
+ * to its protocol (NULL: HTTP/1.1, the code in conn.c; WebSocket and HTTP/2 install a
+ * table of their own, once, when a handler's 101 answer has been queued). The backend
+ * calls the same functions whatever the layers: they cost the plain HTTP/1.1 path one
+ * predictable branch each.
+ *
  * After every call the backend looks at the connection and does what it asks:
  *   - chopin__conn_out_plan() non-empty: send it (writev / sendfile / SQEs);
  *   - chopin__conn_wants_read(): willing to take more input (false under backpressure:
@@ -26,6 +33,7 @@
 #include "plan.h"
 #include "timer/wheel.h"
 
+struct chopin__conn;
 struct chopin__engine;
 struct chopin__exchange;
 struct chopin__inbuf;
@@ -36,6 +44,9 @@ enum chopin__conn_phase {
     CHOPIN__PHASE_HEAD,     /* part of a request head is buffered */
     CHOPIN__PHASE_BODY,     /* head parsed, body incomplete */
     CHOPIN__PHASE_LINGER,   /* no more requests: flush, half-close, drain input */
+    /* (the phases from here on read no HTTP/1.1 request: conn.c tests `< LINGER`) */
+    CHOPIN__PHASE_UPGRADE,  /* a request switches protocols: the bytes after it wait */
+    CHOPIN__PHASE_PROTOCOL, /* conn->proto has the connection */
 };
 
 /* The engine's lists a connection may be on, at most one at a time (conn->listed): the
@@ -50,6 +61,64 @@ enum chopin__conn_list {
 #define CHOPIN__CONN_SHUTDOWN 0x01u
 #define CHOPIN__CONN_CLOSE 0x02u
 
+/*
+ * A protocol other than HTTP/1.1 (WebSocket, HTTP/2): what a connection that switched to it
+ * calls instead of conn.c's own HTTP/1.1 code. Its state hangs off conn->proto_state.
+ * The functions around it do what every protocol shares: after each call they decide
+ * what the connection asks of its backend (close, output under the write deadline), so a
+ * protocol only queues output (chopin__conn_output), arms its own deadline
+ * (chopin__conn_arm), pauses reading (conn->backpressure = 1; cleared by itself), or
+ * closes (chopin__conn_close, or CHOPIN__CONN_SHUTDOWN in conn->ask to half-close once
+ * everything is sent).
+ */
+struct chopin__protocol {
+    const char *name;
+    /** Plaintext input. `data` is writable and reused after the call: copy what is kept. */
+    void (*on_data)(struct chopin__conn *c, char *data, size_t n);
+    /** The peer closed its write side (conn->eof is set). */
+    void (*on_eof)(struct chopin__conn *c);
+    /** The deadline the protocol armed passed (nothing was waiting to be sent). */
+    void (*on_timeout)(struct chopin__conn *c);
+    /** Everything queued has been sent (conn->out is NULL again). */
+    void (*on_sent)(struct chopin__conn *c);
+    /** The server drains: end politely (a close frame, GOAWAY) and close. */
+    void (*on_drain)(struct chopin__conn *c);
+    /** After every event, when the connection stays open and owes no output: arm the
+     *  protocol's deadline (idle timeout, ping) with chopin__conn_arm, or none. */
+    void (*settle)(struct chopin__conn *c);
+    /** The connection is being freed, for whatever reason: release conn->proto_state. */
+    void (*release)(struct chopin__conn *c);
+    /** An upgrade that never happened (the connection ended before its 101 was queued,
+     *  or the answer was not a 101): release the state it would have had. */
+    void (*discard)(void *state);
+};
+
+/*
+ * A transport (TLS): conn->transport points at its per-connection state, whose first
+ * member is its table. It takes the socket's bytes (on_input) and hands the plaintext to
+ * the protocol with chopin__conn_deliver; it fills the backend's plan with its own bytes
+ * (out_plan), pulling the plaintext to send with chopin__conn_plain_plan and reporting
+ * what it consumed with chopin__conn_plain_sent. Plain connections have none.
+ */
+struct chopin__transport_ops {
+    const char *name;
+    void (*on_input)(struct chopin__conn *c, char *data, size_t n);
+    /** Fills `p` with bytes for the socket (they stay where they are until on_sent). */
+    size_t (*out_plan)(struct chopin__conn *c, struct chopin__plan *p);
+    /** `n` bytes of its last plan reached the socket. */
+    void (*on_sent)(struct chopin__conn *c, size_t n);
+    /** Nonzero when it has bytes of its own to send (handshake, records, alerts). */
+    int (*has_output)(const struct chopin__conn *c);
+    /** 0, or the time (engine clock, ms) by which an idle connection must have moved on
+     *  (a handshake's deadline): the idle connection's deadline is the earlier one. */
+    uint64_t (*deadline)(const struct chopin__conn *c);
+    /** The connection is being freed: release the transport's state. */
+    void (*release)(struct chopin__conn *c);
+};
+struct chopin__transport {
+    const struct chopin__transport_ops *ops;
+};
+
 struct chopin__conn {
     struct chopin__timer timer;
     struct chopin__conn *list_prev, *list_next; /* the engine's list named by `listed` */
@@ -59,6 +128,9 @@ struct chopin__conn {
     /* Requests in progress (exchange.h), in request order: deferred ones, and answers
      * waiting behind them. Empty on the plain path. */
     struct chopin__exchange *xq_head, *xq_tail;
+    struct chopin__transport *transport; /* NULL: plain */
+    const struct chopin__protocol *proto; /* NULL: HTTP/1.1 */
+    void *proto_state;                    /* the protocol's own, from its upgrade */
     struct chopin__chunked chunked;
     uint64_t deadline;   /* header or body deadline of the request in progress */
     uint64_t expire;     /* the deadline in force (the wheel entry may be earlier) */
@@ -136,6 +208,29 @@ void chopin__conn_on_sent(struct chopin__conn *c, size_t n);
 void chopin__conn_stream_resume(struct chopin__conn *c);
 /** A file range ended early (sendfile returned 0: the file shrank): abort the connection. */
 void chopin__conn_on_file_short(struct chopin__conn *c);
+
+/* ----- for transports and protocols -------------------------------------------------- */
+
+/** Plaintext for the protocol (a transport's output upward; chopin__conn_on_data's when
+ *  the connection has no transport). */
+void chopin__conn_deliver(struct chopin__conn *c, char *data, size_t n);
+/** The plaintext output pending now (chopin__conn_out_plan without a transport). */
+size_t chopin__conn_plain_plan(struct chopin__conn *c, struct chopin__plan *p);
+/** `n` bytes of the last plaintext plan were consumed (sent, or taken by the transport). */
+void chopin__conn_plain_sent(struct chopin__conn *c, size_t n);
+/** The connection's output queue, created when it has none; NULL when out of memory. */
+struct chopin__outq *chopin__conn_output(struct chopin__conn *c);
+/** Ends the connection now (its backend closes it): the peer is gone or misbehaved. */
+void chopin__conn_close(struct chopin__conn *c);
+/** Arms the connection's timer for `expire` (engine clock, ms): its protocol's on_timeout
+ *  runs then unless output is pending (whose write deadline comes first). */
+void chopin__conn_arm(struct chopin__conn *c, uint64_t expire);
+/** Output was queued, or the connection closed, outside the connection's own events (a
+ *  timer of the application, a posted function): the backend looks at it before the
+ *  worker next waits. */
+void chopin__conn_wake(struct chopin__conn *c);
+/** Installs a transport on a fresh connection (before its first byte). */
+void chopin__conn_set_transport(struct chopin__conn *c, struct chopin__transport *t);
 
 /** Nonzero when the connection takes more input now. */
 int chopin__conn_wants_read(const struct chopin__conn *c);

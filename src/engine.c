@@ -221,10 +221,11 @@ void chopin__engine_drain(struct chopin__engine *e) {
         chopin__engine_notify(e, c);
     }
     /* A stream waiting for its application (server-sent events) has no next event to see
-     * the drain by, and would hold the stop to its bound: it ends now too. */
+     * the drain by, and would hold the stop to its bound: it ends now too. So do the
+     * connections another protocol has (WebSocket, HTTP/2), which end politely. */
     for (uint32_t i = 0; i < e->slab.never_used; i++) {
         struct chopin__conn *c = chopin__slab_at(&e->slab, i);
-        if (c->live && chopin__conn_stream_waiting(c)) {
+        if (c->live && (chopin__conn_stream_waiting(c) || c->phase == CHOPIN__PHASE_PROTOCOL)) {
             chopin__conn_on_drain(c);
             chopin__engine_notify(e, c);
         }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "api/exchange.h"
 #include "conn.h"
 
@@ -157,6 +158,10 @@ static int keep_spare(struct chopin__engine *e) {
 void chopin__exchange_free(struct chopin__engine *e, struct chopin__exchange *x) {
     if (x->state == CHOPIN__X_OPEN)
         close_open(e, x);
+    if (x->upgrade) { /* its connection never switched */
+        x->upgrade->discard(x->upgrade_state);
+        x->upgrade = NULL;
+    }
     chopin__arena_reset(&x->arena);
     if (!keep_spare(e)) {
         exchange_destroy(x);
@@ -188,6 +193,23 @@ void chopin__exchange_cancel(struct chopin__engine *e, struct chopin__exchange *
     chopin_exchange h = handle_of(e, x);
     close_open(e, x);
     run_cancel(e, x, h);
+}
+
+/* Detached at once, like a deferred exchange, so that the answer goes through the
+ * connection's queue (conn.c answer_later), where the switch happens: the plain path
+ * never looks for an upgrade. */
+int chopin__exchange_upgrade(struct chopin__engine *e, struct chopin__exchange *x,
+                             const struct chopin__protocol *p, void *state) {
+    if (!x || x != e->dispatching || x->state != CHOPIN__X_RUNNING || x->upgrade || !p)
+        return -EINVAL;
+    int rc = chopin__exchange_detach(e, x);
+    if (rc < 0)
+        return rc;
+    x->upgrade = p;
+    x->upgrade_state = state;
+    x->state = CHOPIN__X_READY;
+    chopin__res_replace_body(&x->res, 101, CHOPIN__RES_EMPTY, NULL, 0);
+    return 0;
 }
 
 void chopin__exchange_destroy_all(struct chopin__engine *e) {

@@ -24,6 +24,7 @@
 #include "mem/arena.h"
 
 struct chopin__conn;
+struct chopin__protocol;
 
 enum chopin__exchange_state {
     CHOPIN__X_RUNNING = 0, /* its handler runs (or it is the engine's current, idle) */
@@ -43,6 +44,9 @@ struct chopin__exchange {
     struct chopin__exchange *next; /* its connection's queue, or the engine's spares */
     chopin_exchange_fn on_cancel;
     void *cancel_arg;
+    /* The protocol its connection switches to once this answer (a 101) is queued. */
+    const struct chopin__protocol *upgrade;
+    void *upgrade_state;
     uint32_t slot;    /* its handle's slot in the engine's table, or CHOPIN__NO_SLOT */
     uint8_t state;    /* enum chopin__exchange_state */
 };
@@ -73,6 +77,16 @@ void chopin__exchange_free(struct chopin__engine *e, struct chopin__exchange *x)
 /** Cancels an open exchange (client gone, server stopping): its handle goes stale and
  *  its cancel callback runs. It stays where it is (the caller frees it). */
 void chopin__exchange_cancel(struct chopin__engine *e, struct chopin__exchange *x);
+/** The handler running `x` switches its connection to protocol `p` (with `state`, given
+ *  to p once the switch happens or to p->discard if it never does) after its answer is
+ *  queued. The answer becomes a 101 without a body, to which the caller adds its headers
+ *  (Upgrade, Connection, ...); should the handler answer otherwise after all, there is no
+ *  switch and the connection closes after that answer. The bytes after the request go to
+ *  p->on_data. Returns 0; -EINVAL when `x` is not the exchange whose handler runs now, or
+ *  it deferred or already upgrades; -ENOMEM. On failure nothing changed: `state` stays
+ *  the caller's. */
+int chopin__exchange_upgrade(struct chopin__engine *e, struct chopin__exchange *x,
+                             const struct chopin__protocol *p, void *state);
 /** Frees the spares, the current exchange and the handle table (engine destroy). */
 void chopin__exchange_destroy_all(struct chopin__engine *e);
 
