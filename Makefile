@@ -93,7 +93,7 @@ $(1)/regress/%: fuzz/%.c fuzz/regress.c $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) -Wno-missing-prototypes $$< fuzz/regress.c $(1)/libchopin.a -o $$@ $$(LDLIBS)
 
-$(1)/examples/demo: examples/demo.c $(TODO_SRC) $(1)/libchopin.a $(1)/flags
+$(1)/examples/demo: examples/demo.c examples/chat_page.h $(TODO_SRC) $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/demo.c $(filter %.c,$(TODO_SRC)) $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 

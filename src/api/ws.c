@@ -17,7 +17,7 @@
 #include "chopin.h"
 #include "conn.h"
 #include "engine.h"
-#include "exchange.h"
+#include "../exchange.h" /* the core's (api/exchange.h is another) */
 #include "http/message.h"
 #include "outq.h"
 #include "ws/deflate.h"
@@ -199,10 +199,6 @@ static int control_frame(chopin_ws *ws, unsigned opcode, const void *payload, si
 
 /* ----- closing ------------------------------------------------------------------------ */
 
-static void arm(chopin_ws *ws, uint64_t after_ms) {
-    chopin__conn_arm(ws->conn, now_ms(ws) + after_ms);
-}
-
 /* Queues our close frame (once) and stops sending anything else. */
 static void send_close(chopin_ws *ws, int code, const char *reason, size_t len) {
     if (ws->close_sent)
@@ -222,6 +218,7 @@ static void send_close(chopin_ws *ws, int code, const char *reason, size_t len) 
     }
     control_frame(ws, CHOPIN__WS_CLOSE, p, n);
     ws->close_sent = 1;
+    ws->close_at = now_ms(ws);
     ws->frag = 0;
 }
 
@@ -234,21 +231,14 @@ static void end(chopin_ws *ws, int code, const char *reason, size_t len) {
         ws->cfg.on_close(ws, code, reason ? reason : "", len);
 }
 
-/* Our side is done once our close frame is sent: RFC 6455 §7.1.1 lets the server close
- * TCP first; a half-close (shutdown) lets the client read the close frame before the
- * FIN, and the backend then drains its input until EOF. */
-static void finish(chopin_ws *ws) {
-    ws->conn->ask |= CHOPIN__CONN_SHUTDOWN;
-}
-
 /* Fails the connection (RFC 6455 §7.1.7): a close frame with `code`, then the end. */
 static void fail(chopin_ws *ws, int code) {
     if (ws->close_sent)
         return;
     send_close(ws, code, NULL, 0);
     ws->close_code = (uint16_t)code;
+    ws->failed = 1;
     end(ws, code, NULL, 0);
-    finish(ws);
     chopin__ws_flush(ws);
 }
 
@@ -260,8 +250,6 @@ int chopin_ws_close(chopin_ws *ws, int code, const char *reason) {
         return CHOPIN_ESTALE;
     send_close(ws, code, reason, len);
     ws->close_code = (uint16_t)code;
-    /* The client's close should come back; idle_ms bounds the wait. */
-    arm(ws, ws->cfg.idle_ms);
     chopin__ws_flush(ws);
     return 0;
 }
@@ -341,18 +329,30 @@ static void on_event(chopin_ws *ws, const struct chopin__ws_event *ev) {
             ws->close_code = ev->code;
         }
         end(ws, ev->code, ev->data, ev->len);
-        finish(ws);
         break;
     }
 }
 
-static void ws_on_data(struct chopin__conn *c, char *data, size_t n) {
+/* The connection switched (its 101 is queued): on_open runs before anything else of it,
+ * at the first of its events (the bytes behind the request, the 101 sent, a deadline). */
+static chopin_ws *opened(struct chopin__conn *c) {
     chopin_ws *ws = c->proto_state;
+    if (!ws->opened) {
+        ws->opened = 1;
+        ws->last_input_ms = now_ms(ws);
+        if (ws->cfg.on_open)
+            ws->cfg.on_open(ws);
+    }
+    return ws;
+}
+
+static void ws_on_data(struct chopin__conn *c, char *data, size_t n) {
+    chopin_ws *ws = opened(c);
     ws->in_input = 1;
     ws->last_input_ms = now_ms(ws);
     ws->ping_out = 0; /* anything that arrives shows the peer is there */
     size_t used = 0;
-    while (!ws->close_rcvd) {
+    while (!ws->close_rcvd && !ws->close_sent) {
         struct chopin__ws_event ev;
         int rc = chopin__ws_read(&ws->rx, data, n, &used, &ev);
         if (rc == 0)
@@ -363,38 +363,53 @@ static void ws_on_data(struct chopin__conn *c, char *data, size_t n) {
         }
         on_event(ws, &ev);
     }
+    /* After our close, only the client's close matters (§7.1.1: we read until it comes). */
+    while (ws->close_sent && !ws->close_rcvd) {
+        struct chopin__ws_event ev;
+        int rc = chopin__ws_read(&ws->rx, data, n, &used, &ev);
+        if (rc <= 0)
+            break;
+        if (ev.opcode == CHOPIN__WS_CLOSE)
+            ws->close_rcvd = 1;
+    }
     ws->in_input = 0;
 }
 
 static void ws_on_eof(struct chopin__conn *c) {
-    chopin_ws *ws = c->proto_state;
-    /* The peer closed without a close frame (or after its own, answered already). */
-    end(ws, ws->close_rcvd ? ws->close_code : CHOPIN_WS_ABNORMAL, NULL, 0);
-    c->ask |= CHOPIN__CONN_CLOSE;
+    chopin_ws *ws = opened(c);
+    /* The peer closed without a close frame, or after the close handshake. */
+    end(ws, ws->close_rcvd || ws->close_sent ? ws->close_code : CHOPIN_WS_ABNORMAL, NULL, 0);
+    chopin__conn_close(c);
 }
 
-static int ws_on_timeout(struct chopin__conn *c) {
-    chopin_ws *ws = c->proto_state;
-    uint64_t now = now_ms(ws), idle = ws->cfg.idle_ms;
+/* When the connection's timer should fire: the close handshake's bound, our ping's, or
+ * the next ping of an idle connection. */
+static uint64_t deadline(const chopin_ws *ws) {
+    if (ws->close_sent)
+        return ws->close_at + ws->cfg.idle_ms;
+    if (ws->ping_out)
+        return ws->ping_at + ws->cfg.idle_ms;
+    return ws->last_input_ms + ws->cfg.idle_ms;
+}
+
+static void ws_on_timeout(struct chopin__conn *c) {
+    chopin_ws *ws = opened(c);
+    if (now_ms(ws) < deadline(ws))
+        return; /* input came meanwhile: settle arms the new deadline */
     if (ws->close_sent || ws->ping_out) {
         /* The client did not finish the close handshake, or did not answer our ping. */
         end(ws, ws->close_sent ? ws->close_code : CHOPIN_WS_ABNORMAL, NULL, 0);
-        c->ask |= CHOPIN__CONN_CLOSE;
-        return 1;
-    }
-    if (now < ws->last_input_ms + idle) {
-        arm(ws, ws->last_input_ms + idle - now);
-        return 0;
+        chopin__conn_close(c);
+        return;
     }
     /* Idle: a ping finds a peer that vanished, and keeps intermediaries from timing out. */
     control_frame(ws, CHOPIN__WS_PING, NULL, 0);
     ws->ping_out = 1;
-    arm(ws, idle);
-    return 1;
+    ws->ping_at = now_ms(ws);
 }
 
 static void ws_on_sent(struct chopin__conn *c) {
-    chopin_ws *ws = c->proto_state;
+    chopin_ws *ws = opened(c);
     queue_refill(ws);
     if (ws->high && chopin_ws_queued(ws) == 0) {
         ws->high = 0;
@@ -404,41 +419,60 @@ static void ws_on_sent(struct chopin__conn *c) {
 }
 
 static void ws_on_drain(struct chopin__conn *c) {
-    chopin_ws *ws = c->proto_state;
-    /* The server stops: RFC 6455 §7.4.1's 1001, and the usual close handshake, bounded by
-     * the server's drain. */
+    chopin_ws *ws = opened(c);
+    /* The server stops: §7.4.1's 1001, and the usual close handshake, bounded by the
+     * server's drain. */
     if (!ws->close_sent) {
         send_close(ws, CHOPIN_WS_GOING_AWAY, NULL, 0);
         ws->close_code = CHOPIN_WS_GOING_AWAY;
-        arm(ws, ws->cfg.idle_ms);
     }
 }
 
-static int ws_wants_read(const struct chopin__conn *c) {
-    const chopin_ws *ws = c->proto_state;
-    return !ws->close_rcvd;
+/* Nothing is owed: once our close frame is out and the client's has come (or we failed
+ * the connection), half-close (§7.1.1: the server closes TCP first) and wait for the
+ * client's EOF; otherwise arm the next deadline. */
+static void ws_settle(struct chopin__conn *c) {
+    chopin_ws *ws = opened(c);
+    if (ws->close_sent && (ws->close_rcvd || ws->failed) && !c->shut)
+        c->ask |= CHOPIN__CONN_SHUTDOWN;
+    chopin__conn_arm(c, deadline(ws));
 }
 
-static void ws_release(struct chopin__conn *c) {
-    chopin_ws *ws = c->proto_state;
-    end(ws, ws->close_code ? ws->close_code : CHOPIN_WS_ABNORMAL, NULL, 0);
+static void ws_free(chopin_ws *ws) {
     chopin__ws_unsubscribe_all(ws);
     queue_drop_all(ws);
     chopin__ws_reader_free(&ws->rx);
     chopin__ws_zout_free(ws->zout);
     free(ws->protocol);
     free(ws);
+}
+
+static void ws_release(struct chopin__conn *c) {
+    chopin_ws *ws = c->proto_state;
+    end(ws, ws->close_code ? ws->close_code : CHOPIN_WS_ABNORMAL, NULL, 0);
+    ws_free(ws);
     c->proto_state = NULL;
 }
 
+/* The switch never happened (the handler answered otherwise after all, or the client
+ * left first): on_close still runs, once, so the application frees its data. */
+static void ws_discard(void *state) {
+    chopin_ws *ws = state;
+    ws->conn = NULL;
+    end(ws, CHOPIN_WS_ABNORMAL, NULL, 0);
+    ws_free(ws);
+}
+
 static const struct chopin__protocol ws_protocol = {
+    .name = "websocket",
     .on_data = ws_on_data,
     .on_eof = ws_on_eof,
     .on_timeout = ws_on_timeout,
     .on_sent = ws_on_sent,
     .on_drain = ws_on_drain,
-    .wants_read = ws_wants_read,
+    .settle = ws_settle,
     .release = ws_release,
+    .discard = ws_discard,
 };
 
 /* ----- the upgrade --------------------------------------------------------------------- */
@@ -479,8 +513,9 @@ static int answer_101(chopin_res *res, const struct chopin__ws_offer *offer, con
                       const char *extension) {
     char accept[29];
     chopin__ws_accept_key(offer->key, accept);
-    chopin__res_replace_body(res, 101, CHOPIN__RES_EMPTY, NULL, 0);
     int err = chopin_res_header_set(res, "Upgrade", "websocket");
+    if (!err)
+        err = chopin_res_header_set(res, "Connection", "Upgrade");
     if (!err)
         err = chopin_res_header_set(res, "Sec-WebSocket-Accept", accept);
     if (!err && ws->protocol)
@@ -533,23 +568,19 @@ int chopin_ws_upgrade(chopin_req *req, chopin_res *res, const chopin_ws_config *
                                                           ws->cfg.deflate_bits, &ws->pmd, ext,
                                                           sizeof ext);
     chopin__ws_reader_init(&ws->rx, ws->cfg.max_message, ws->deflate ? &ws->pmd : NULL);
-    struct chopin__exchange *x = (struct chopin__exchange *)req; /* req is its first member */
-    if (answer_101(res, &offer, ws, ws->deflate ? ext : NULL) != 0 ||
-        chopin__exchange_upgrade(x, &ws_protocol, ws) != 0) {
+    if (chopin__exchange_upgrade(req->engine, req->engine->dispatching, &ws_protocol, ws) != 0) {
+        chopin__ws_reader_free(&ws->rx);
         free(ws->protocol);
         free(ws);
         chopin_res_error(res, 503, NULL);
         return CHOPIN_ENOMEM;
     }
+    /* From here the state is the connection's: its discard frees it if no switch comes. */
+    if (answer_101(res, &offer, ws, ws->deflate ? ext : NULL) != 0) {
+        chopin_res_error(res, 500, NULL); /* no 101: no switch, the state is discarded */
+        return CHOPIN_ENOMEM;
+    }
     return 0;
-}
-
-/* Called by the connection once the 101 is queued and the protocol installed. */
-static void opened(chopin_ws *ws) {
-    ws->last_input_ms = now_ms(ws);
-    arm(ws, ws->cfg.idle_ms);
-    if (ws->cfg.on_open)
-        ws->cfg.on_open(ws);
 }
 
 /* ----- accessors, handles ---------------------------------------------------------------- */

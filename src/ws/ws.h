@@ -31,6 +31,7 @@ struct chopin_ws {
     struct chopin__ws_qnode *q_head, *q_tail;
     uint64_t q_bytes;              /* bytes of the frames on that list */
     uint64_t last_input_ms;
+    uint64_t ping_at, close_at;    /* when our ping, our close frame went out */
     uint16_t close_code;           /* what on_close will be told */
     uint8_t deflate;
     uint8_t in_input;   /* inside on_data: the backend looks at the connection after it */
@@ -39,6 +40,8 @@ struct chopin_ws {
     uint8_t ping_out;   /* our ping waits for its pong */
     uint8_t close_sent; /* our close frame is queued: nothing more is sent */
     uint8_t close_rcvd; /* the peer's close frame came: nothing more is read */
+    uint8_t failed;     /* we failed the connection: no close frame will be waited for */
+    uint8_t opened;     /* on_open has run */
     uint8_t ended;      /* on_close has run */
 };
 
