@@ -73,7 +73,8 @@ static int outq_put(chopin_ws *ws, const uint8_t *head, size_t hlen, const char 
         char *dst = chopin__outq_reserve(q, hlen + len);
         if (!dst)
             return -ENOSPC;
-        memcpy(dst, head, hlen);
+        if (hlen)
+            memcpy(dst, head, hlen);
         if (len)
             memcpy(dst + hlen, payload, len);
         chopin__outq_commit(q, hlen + len);
@@ -161,7 +162,8 @@ static int queue_frame(chopin_ws *ws, const uint8_t *head, size_t hlen, const ch
         }
         *n = (struct chopin__ws_qnode){.payload = payload, .len = len, .free_fn = free_fn,
                                        .free_arg = arg, .head_len = (uint8_t)hlen};
-        memcpy(n->head, head, hlen);
+        if (hlen)
+            memcpy(n->head, head, hlen);
         if (ws->q_tail)
             ws->q_tail->next = n;
         else
@@ -369,8 +371,10 @@ static void ws_on_data(struct chopin__conn *c, char *data, size_t n) {
         int rc = chopin__ws_read(&ws->rx, data, n, &used, &ev);
         if (rc <= 0)
             break;
-        if (ev.opcode == CHOPIN__WS_CLOSE)
+        if (ev.opcode == CHOPIN__WS_CLOSE) {
             ws->close_rcvd = 1;
+            end(ws, ws->close_code, NULL, 0); /* the handshake is complete */
+        }
     }
     ws->in_input = 0;
 }
