@@ -223,6 +223,15 @@ else
 	done; exit $$fail
 endif
 
+# The demo's chat page in headless Chromium (issue 17, tests/integration/ws_browser.sh;
+# `make test` runs it too, per backend). Installs chromium and node-ws with the test
+# packages; skipped, saying why, when chromium cannot start.
+.PHONY: test-browser
+test-browser:
+	@scripts/deps.sh test
+	@$(ENV_FLAGS) $(MAKE) --no-print-directory $(BUILD)/examples/demo
+	@bash tests/integration/ws_browser.sh $(BUILD)
+
 bench-micro:
 	@$(MAKE) --no-print-directory $(BUILD)/libchopin.a
 	bench/micro.sh $(BUILD)
