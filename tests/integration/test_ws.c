@@ -709,6 +709,87 @@ static void test_disconnect_every_byte(void) {
     ws_free(c);
 }
 
+/* ----- memory: idle connections (issue 17: at most 2 KiB each without deflate) ---------- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+#define IDLE_CONNS 3000
+#define IDLE_BYTES_MAX 2048
+
+static long rss_kib(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, resident = -1;
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+        resident = -1;
+    fclose(f);
+    return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* An upgraded connection that keeps nothing on the client's side but its socket (the
+ * process's resident set is the server's growth). -1 on failure. */
+static int idle_ws(void) {
+    int fd = cl_connect_fd(port);
+    char req[256], head[512];
+    snprintf(req, sizeof req, "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                              "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                              "Sec-WebSocket-Version: 13\r\n\r\n", KEY);
+    if (!cl_send_fd(fd, req))
+        return -1;
+    size_t len = 0;
+    while (len < 4 || memcmp(head + len - 4, "\r\n\r\n", 4)) {
+        if (len == sizeof head || read(fd, head + len, 1) != 1) {
+            close(fd);
+            return -1;
+        }
+        len++;
+    }
+    if (strncmp(head, "HTTP/1.1 101", 12) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* IDLE_CONNS idle WebSocket connections: the server's memory per connection, reported,
+ * and at most IDLE_BYTES_MAX (measured: about 680 bytes, bench/ws.sh part C). */
+static void test_idle_memory(void) {
+    if (UNDER_ASAN) {
+        printf("skipped the RSS check under AddressSanitizer (its allocator is not ours)\n");
+        return;
+    }
+    static int fds[IDLE_CONNS];
+    struct wsc *warm = ws_open("/echo"); /* the worker's first connection: its buffers */
+    echo_case(warm, 1, 10);
+    long before = rss_kib();
+    int opened = 0;
+    for (int i = 0; i < IDLE_CONNS; i++)
+        opened += (fds[i] = idle_ws()) >= 0;
+    CHECK_INT(opened, IDLE_CONNS);
+    echo_case(warm, 1, 10); /* every upgrade before it is done */
+    long after = rss_kib();
+    long per = (after - before) * 1024 / IDLE_CONNS;
+    printf("idle WebSocket connections: %d, RSS %ld -> %ld KiB, %ld bytes each\n", IDLE_CONNS,
+           before, after, per);
+    CHECK(per <= IDLE_BYTES_MAX);
+    int before_closes = atomic_load(&closes);
+    for (int i = 0; i < IDLE_CONNS; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    ws_free(warm);
+    CHECK(wait_closes(before_closes + IDLE_CONNS + 1));
+}
+
 /* ----- real clients ---------------------------------------------------------------------- */
 
 /* Runs `argv` with the port as its last argument; counts its PASS and FAIL lines. A client
@@ -806,6 +887,7 @@ int main(void) {
     RUN(test_deflate_bomb);
 #endif
     RUN(test_disconnect_every_byte);
+    RUN(test_idle_memory);
     RUN(test_python_websockets);
     RUN(test_node_ws);
     RUN(test_drain_going_away);
