@@ -70,8 +70,8 @@ stop() {
 # server_cmd NAME: the command that serves /echo on FREE_PORT.
 server_cmd() {
     case $1 in
-        chopin-epoll) echo "PORT=$FREE_PORT CHOPIN_WORKERS=1 CHOPIN_PIN=-1 CHOPIN_QUIET=1 CHOPIN_BACKEND=epoll taskset -c $SERVER_CPU $SERVER" ;;
-        chopin-io_uring) echo "PORT=$FREE_PORT CHOPIN_WORKERS=1 CHOPIN_PIN=-1 CHOPIN_QUIET=1 CHOPIN_BACKEND=io_uring taskset -c $SERVER_CPU $SERVER" ;;
+        chopin-epoll) echo "PORT=$FREE_PORT CHOPIN_WORKERS=1 CHOPIN_PIN=0 CHOPIN_QUIET=1 CHOPIN_BACKEND=epoll taskset -c $SERVER_CPU $SERVER" ;;
+        chopin-io_uring) echo "PORT=$FREE_PORT CHOPIN_WORKERS=1 CHOPIN_PIN=0 CHOPIN_QUIET=1 CHOPIN_BACKEND=io_uring taskset -c $SERVER_CPU $SERVER" ;;
         gorilla) echo "PORT=$FREE_PORT GOMAXPROCS=1 taskset -c $SERVER_CPU $OUT/ws_gorilla-bench" ;;
         node-ws) echo "PORT=$FREE_PORT taskset -c $SERVER_CPU node $BENCH_DIR/peers/ws_node.js" ;;
     esac

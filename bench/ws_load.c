@@ -292,6 +292,7 @@ static int run_broadcast(int conns, size_t size, int rounds) {
         await_all(ep, fds, got, conns, want);
         us[r] = now_us() - t0;
         printf("round %d us %llu\n", r, (unsigned long long)us[r]);
+        fflush(stdout); /* bench/ws.sh starts its CPU count at round 0 */
     }
     qsort(us, (size_t)rounds, sizeof *us, cmp_u64);
     printf("median_us %llu\n", (unsigned long long)us[rounds / 2]);
