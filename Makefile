@@ -122,7 +122,8 @@ $(eval $(call tree,$(BUILD)/asan))
 # worker's post queue and loop); `make test` runs them after the other two trees.
 EXTRA_$(BUILD)/tsan := -O1 -fsanitize=thread -fno-omit-frame-pointer
 TSAN_TESTS := $(BUILD)/tsan/tests/test_loop $(BUILD)/tsan/itests/test_loop $(BUILD)/tsan/itests/test_defer \
-              $(BUILD)/tsan/itests/test_offload
+              $(BUILD)/tsan/itests/test_offload \
+              $(BUILD)/tsan/itests/test_ws # WebSocket: chopin_ws_post and publish from other threads (issue 17)
 $(eval $(call tree,$(BUILD)/tsan))
 
 .PHONY: all deps run test test-fast soak attack bench bench-micro fuzz fuzz-build install clean FORCE
