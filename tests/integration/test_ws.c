@@ -414,6 +414,33 @@ static void test_echo_sizes(void) {
     ws_free(c);
 }
 
+/* A client that sends its first frame in the same write as its upgrade request: the bytes
+ * behind the request are the protocol's (they wait while the 101 is queued). */
+static void test_frame_behind_request(void) {
+    struct wsc *c = calloc(1, sizeof *c);
+    c->fd = cl_connect_fd(port);
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n", KEY);
+    /* "hi", masked with 00 00 00 00 */
+    memcpy(req + n, "\x81\x82\x00\x00\x00\x00hi", 8);
+    CHECK(write(c->fd, req, (size_t)n + 8) == n + 8);
+    while (!memmem(c->buf, c->len, "\r\n\r\n", 4) && fill(c)) {
+    }
+    char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
+    CHECK(end && !strncmp(c->buf, "HTTP/1.1 101", 12));
+    if (end)
+        consume(c, (size_t)(end + 4 - c->buf));
+    int b0;
+    char *p;
+    CHECK_INT(read_frame(c, &b0, &p), 2);
+    CHECK_STR(p ? p : "", "hi");
+    free(p);
+    ws_free(c);
+}
+
 /* Autobahn 5: fragments, with a ping between them answered first. */
 static void test_fragments_and_ping(void) {
     struct wsc *c = ws_open("/echo");
@@ -878,6 +905,7 @@ int main(void) {
     RUN(test_handshake_refused);
     RUN(test_subprotocol);
     RUN(test_echo_sizes);
+    RUN(test_frame_behind_request);
     RUN(test_fragments_and_ping);
     RUN(test_breaches);
     RUN(test_utf8_fails_fast);
