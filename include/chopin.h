@@ -1022,7 +1022,9 @@ typedef struct chopin_ws_config {
      *  code (CHOPIN_WS_NO_STATUS when it gave none), the code we failed or closed it with,
      *  or CHOPIN_WS_ABNORMAL when it vanished; `reason` borrows the peer's reason for the
      *  call. `ws` and its user data are valid until on_close returns; free the user data
-     *  here. */
+     *  here. Sends from it return CHOPIN_ESTALE. When the switch never happened (the
+     *  handler answered otherwise after upgrading, or the client left before the 101:
+     *  code CHOPIN_WS_ABNORMAL, on_open never ran), only chopin_ws_user may be used. */
     void (*on_close)(chopin_ws *ws, int code, const char *reason, size_t len);
     /** Checked before the upgrade: nonzero lets the request's Origin in (its `ptr` NULL
      *  when the request has none, as non-browser clients send). NULL: every origin. A

@@ -59,8 +59,8 @@ static void free_heap(void *ptr, void *arg) {
 /* ----- the send queue --------------------------------------------------------------- */
 
 size_t chopin_ws_queued(const chopin_ws *ws) {
-    const struct chopin__conn *c = ws->conn;
-    return (size_t)((c->out ? c->out->pending : 0) + ws->q_bytes);
+    const struct chopin__conn *c = ws->conn; /* NULL in a switch that never happened */
+    return (size_t)((c && c->out ? c->out->pending : 0) + ws->q_bytes);
 }
 
 /* Puts a frame straight on the output queue; 0, or -ENOSPC when it has no room now. */
@@ -248,7 +248,7 @@ int chopin_ws_close(chopin_ws *ws, int code, const char *reason) {
     size_t len = reason ? strlen(reason) : 0;
     if (!chopin__ws_close_code_valid((unsigned)code) || len > 123)
         return CHOPIN_EINVAL;
-    if (ws->close_sent)
+    if (ws->close_sent || ws->ended)
         return CHOPIN_ESTALE;
     send_close(ws, code, reason, len);
     ws->close_code = (uint16_t)code;
@@ -261,7 +261,7 @@ int chopin_ws_close(chopin_ws *ws, int code, const char *reason) {
 static int send_check(const chopin_ws *ws, chopin_ws_kind kind, const void *data, size_t len) {
     if (!ws || (kind != CHOPIN_WS_TEXT && kind != CHOPIN_WS_BINARY) || (!data && len))
         return CHOPIN_EINVAL;
-    if (ws->close_sent)
+    if (ws->close_sent || ws->ended) /* (also from on_close: the connection is over) */
         return CHOPIN_ESTALE;
     return 0;
 }

@@ -51,7 +51,10 @@ static void echo_message(chopin_ws *ws, chopin_ws_kind kind, const void *data, s
 
 static void counted_open(chopin_ws *ws) { atomic_fetch_add(&opens, 1); }
 
+static atomic_int send_in_close; /* what chopin_ws_send returned from on_close */
+
 static void counted_close(chopin_ws *ws, int code, const char *reason, size_t len) {
+    atomic_store(&send_in_close, chopin_ws_send(ws, CHOPIN_WS_TEXT, "late", 4));
     atomic_store(&last_close_code, code);
     atomic_fetch_add(&closes, 1);
 }
@@ -519,6 +522,7 @@ static void test_client_closes(void) {
     CHECK(tcp_closed(c)); /* §7.1.1: the server closes TCP first */
     CHECK(wait_closes(before + 1));
     CHECK_INT(atomic_load(&last_close_code), 1000);
+    CHECK_INT(atomic_load(&send_in_close), CHOPIN_ESTALE); /* nothing is sent after on_close */
     ws_free(c);
 }
 
