@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # A real WebSocket client against tests/integration/test_ws.c's server: Python's
 # websockets (Debian python3-websockets). Prints PASS/FAIL lines, or one SKIP line when the
-# module is missing. Usage: ws_client.py PORT
+# module is missing. Usage: ws_client.py PORT [deflate|nodeflate]
 import asyncio
 import sys
 
@@ -14,6 +14,7 @@ except ImportError:
     sys.exit(0)
 
 URL = "ws://127.0.0.1:%s" % sys.argv[1]
+DEFLATE = len(sys.argv) < 3 or sys.argv[2] == "deflate"  # "nodeflate": a build without zlib
 
 
 def report(name, ok, detail=""):
@@ -24,7 +25,10 @@ async def echo():
     # websockets offers permessage-deflate by default: the echo is compressed both ways
     async with websockets.connect(URL + "/echo") as ws:
         ext = ws.response_headers.get("Sec-WebSocket-Extensions", "")
-        report("deflate negotiated", ext.startswith("permessage-deflate"), ext)
+        if DEFLATE:
+            report("deflate negotiated", ext.startswith("permessage-deflate"), ext)
+        else:
+            report("no deflate without zlib", ext == "", ext)
         for msg in ["hello", "κόσμε " * 50, b"\x00\xff" * 400, ""]:
             await ws.send(msg)
             got = await ws.recv()
