@@ -28,12 +28,29 @@ ifeq ($(CHOPIN_URING),1)
   LDLIBS   += -luring
 endif
 
-# WebSocket permessage-deflate (issue 17, src/ws/deflate.c) when pkg-config knows zlib
-# (zlib1g-dev); without it WebSockets run uncompressed and no offer is accepted.
-ZLIB_LIBS := $(shell pkg-config --libs zlib 2>/dev/null)
-ifneq ($(ZLIB_LIBS),)
-  CPPFLAGS += -DCHOPIN_HAVE_ZLIB
-  LDLIBS   += $(ZLIB_LIBS)
+# On-the-fly compression (issue 15, src/api/compress*.c): each library built in when
+# pkg-config finds it (scripts/deps.sh installs them): libdeflate (whole gzip bodies), zlib
+# (gzip streams; whole bodies too without libdeflate), libbrotlienc, libzstd. A coding whose
+# library is missing is left out (chopin_compress_supported); CHOPIN_COMPRESS=0 leaves out
+# all of them. The tests decode brotli with libbrotlidec (COMPRESS_TEST_LIBS).
+CHOPIN_COMPRESS ?= 1
+compress_pkg = $(if $(filter 1,$(CHOPIN_COMPRESS)),$(shell pkg-config --exists $(1) 2>/dev/null && echo $(1)))
+COMPRESS_ZLIB := $(call compress_pkg,zlib)
+COMPRESS_PKGS := $(COMPRESS_ZLIB) $(if $(COMPRESS_ZLIB),$(call compress_pkg,libdeflate)) \
+                 $(call compress_pkg,libbrotlienc) $(call compress_pkg,libzstd)
+COMPRESS_DEFS := $(addprefix -DCHOPIN_HAVE_,$(patsubst zlib,ZLIB,$(patsubst libdeflate,LIBDEFLATE,\
+                   $(patsubst libbrotlienc,BROTLI,$(patsubst libzstd,ZSTD,$(COMPRESS_PKGS))))))
+COMPRESS_TEST_LIBS := $(if $(call compress_pkg,libbrotlidec),$(shell pkg-config --libs libbrotlidec))
+CPPFLAGS += $(COMPRESS_DEFS) $(if $(COMPRESS_TEST_LIBS),-DCHOPIN_HAVE_BROTLIDEC)
+LDLIBS   += $(if $(strip $(COMPRESS_PKGS)),$(shell pkg-config --libs $(COMPRESS_PKGS)))
+
+# WebSocket permessage-deflate (issue 17, src/ws/deflate.c): zlib when pkg-config knows it,
+# whatever CHOPIN_COMPRESS says (CHOPIN_WS_DEFLATE; linked here unless compression already
+# links it). Without it WebSockets run uncompressed and no offer is accepted.
+WS_ZLIB_LIBS := $(shell pkg-config --libs zlib 2>/dev/null)
+ifneq ($(WS_ZLIB_LIBS),)
+  CPPFLAGS += -DCHOPIN_WS_DEFLATE
+  LDLIBS   += $(if $(COMPRESS_ZLIB),,$(WS_ZLIB_LIBS))
 endif
 
 LIB_SRC  := $(wildcard src/*.c src/*/*.c)
@@ -81,13 +98,13 @@ $(1)/libchopin.a: $$(patsubst src/%.c,$(1)/obj/%.o,$$(LIB_SRC))
 	@rm -f $$@
 	ar rcs $$@ $$^
 
-$(1)/tests/%: tests/unit/%.c $(1)/libchopin.a tests/test.h tests/unit/fake.h $(1)/flags
+$(1)/tests/%: tests/unit/%.c $(1)/libchopin.a tests/test.h tests/unit/fake.h tests/compress_decode.h $(1)/flags
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) -Itests $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
+	$$(CC) $$(CPPFLAGS) -Itests $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS) $$(COMPRESS_TEST_LIBS)
 
-$(1)/itests/%: tests/integration/%.c tests/integration/client.c tests/integration/client.h $(1)/libchopin.a tests/test.h $(1)/flags
+$(1)/itests/%: tests/integration/%.c tests/integration/client.c tests/integration/client.h $(1)/libchopin.a tests/test.h tests/compress_decode.h $(1)/flags
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) -Itests -Itests/integration $$(CFLAGS) $$(EXTRA_$(1)) $$< tests/integration/client.c $(1)/libchopin.a -o $$@ $$(LDLIBS)
+	$$(CC) $$(CPPFLAGS) -Itests -Itests/integration $$(CFLAGS) $$(EXTRA_$(1)) $$< tests/integration/client.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(COMPRESS_TEST_LIBS)
 
 $(1)/regress/%: fuzz/%.c fuzz/regress.c $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)

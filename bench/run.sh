@@ -20,6 +20,8 @@
 #   BENCH_EXTRA="plaintext-1024 latency-64"                     (appended to the scenarios)
 #   BENCH_QUIET_WAIT=20 BENCH_QUIET_MAX=20   (wait for other jobs to leave the CPUs)
 #   BENCH_SYSCALLS=1 BENCH_MEMORY=1          (then run bench/syscalls.sh and bench/memory.sh)
+#   BENCH_COMPRESS=1                         (then bench/compress.sh: gzip against nginx's
+#                                            gzip module, brotli and zstd; 0 skips it)
 #   BENCH_WS=0                               (skip bench/ws.sh, the WebSocket benchmarks)
 #   BENCH_REPORT=build/bench/results-….txt   (print an earlier run's tables again, from its
 #                                            raw lines; nothing is run)
@@ -316,6 +318,7 @@ main() {
     for s in "${SKIPPED[@]}"; do say "skipped $s"; done
     extra_script BENCH_SYSCALLS syscalls.sh
     extra_script BENCH_MEMORY memory.sh
+    extra_script BENCH_COMPRESS compress.sh # issue 15: on-the-fly compression against nginx
     extra_script BENCH_WS ws.sh # WebSocket echo, broadcast and idle memory (issue 17)
     say "raw results and these tables: ${RESULTS#"$ROOT"/}"
     [ "$FAILURES" -eq 0 ] || { log "bench: $FAILURES server start(s) or run(s) failed: see above"; exit 1; }

@@ -310,8 +310,15 @@ static int add_ws_routes(chopin_router *r) {
     return rc;
 }
 
+/* Compression (issue 15): every answer of the router, the static files of /static/
+ * included, is compressed for the clients that accept it (docs/compression.md). */
+static int compression_setup(chopin_router *r) {
+    return chopin_router_use(r, NULL, chopin_compress, NULL);
+}
+
 static int add_routes(chopin_router *r) {
-    int rc = chopin_router_get(r, "/", index_page, NULL);
+    int rc = compression_setup(r);
+    if (!rc) rc = chopin_router_get(r, "/", index_page, NULL);
     if (!rc) rc = chopin_router_get(r, "/plaintext", plaintext, NULL);
     if (!rc) rc = chopin_router_get(r, "/json", json, NULL);
     if (!rc) rc = chopin_router_post(r, "/echo", echo, NULL);

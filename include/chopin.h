@@ -969,6 +969,65 @@ CHOPIN_API void chopin_server_stats(const chopin_server *s, chopin_stats *out);
  *  chopin_server_stop from a handler. Valid for the server's lifetime. */
 CHOPIN_API chopin_server *chopin_req_server(const chopin_req *req);
 
+/* ===== Compression (issue 15) ===== */
+
+/**
+ * On-the-fly compression of answers (docs/compression.md). A middleware:
+ *
+ *     static const chopin_compress_options zip = {.min_size = 512};
+ *     chopin_router_use(r, NULL, chopin_compress, (void *)&zip);  // or NULL: the defaults
+ *
+ * It compresses the answers of every request it covers (a prefix limits it like any
+ * middleware) once they are final, deferred answers included, when all of these hold:
+ *   - the client accepts a coding this build has (Accept-Encoding, RFC 9110 §12.5.3, with
+ *     q-values, "*" and "identity;q=0"), ties going to the order of `prefer`;
+ *   - the request is not HEAD and the status is not 1xx, 204, 206 or 304;
+ *   - the answer has no Content-Encoding and no Content-Range yet;
+ *   - its Content-Type is in `types`;
+ *   - a body in memory (copied, static, owned, JSON) has at least `min_size` bytes and
+ *     shrinks; so does a file body (chopin_res_fd, chopin_res_file*) of at most 1 MiB,
+ *     read with pread on the worker (a larger file keeps sendfile and goes out as it is);
+ *     a stream (chopin_res_stream, server-sent events) is compressed as it goes, each
+ *     piece the producer returns flushed, so it can be decoded on arrival.
+ * Every answer that qualifies but for the coding the client accepts gets "Vary:
+ * Accept-Encoding" (added to a Vary already there), compressed or not, HEAD included; a
+ * body under min_size is identity for every client and gets none. A compressed answer gets
+ * Content-Encoding, and its ETag, if it has one, becomes that coding's own: "x" turns into
+ * "x-gzip" (W/"x" into W/"x-gzip"), and a GET whose If-None-Match names that tag is
+ * answered 304 without compressing.
+ *
+ * The options are read, never copied: they must stay valid while the router serves (a
+ * static const, as above). When compressing fails (out of memory) the answer goes out
+ * uncompressed. Thread-safe: each worker keeps its own compression contexts.
+ */
+typedef struct chopin_compress_options {
+    /** Media types to compress, NULL-terminated: "text/html"; a whole top-level type as
+     *  "text/" followed by a star; a structured suffix as "application/" followed by a star
+     *  and "+json"; "*" (everything). Parameters (charset) of the answer's type are
+     *  ignored; case does not matter. NULL: text/html, text/plain, text/css,
+     *  text/javascript, text/csv, text/xml, text/markdown, text/event-stream,
+     *  application/json, application/javascript, application/xml, application/wasm,
+     *  image/svg+xml, and the application types with a +json or +xml suffix. */
+    const char *const *types;
+    /** The codings offered, best first, comma-separated: "zstd,br,gzip" (NULL: that).
+     *  Names this build lacks (chopin_compress_supported) are skipped. */
+    const char *prefer;
+    uint32_t min_size; /* bytes; 0: 256. Smaller bodies go out as they are */
+    int gzip_level;    /* 0: 6; 1..9 */
+    int br_level;      /* 0: 4; 1..11 */
+    int zstd_level;    /* 0: 3; 1..19 */
+    int no_streams;    /* nonzero: streams go out uncompressed */
+    int no_files;      /* nonzero: file bodies go out uncompressed (with sendfile) */
+} chopin_compress_options;
+
+/** The middleware (see chopin_compress_options); `opts` is a const chopin_compress_options
+ *  pointer or NULL for the defaults. */
+CHOPIN_API void chopin_compress(chopin_req *req, chopin_res *res, chopin_next *next, void *opts);
+
+/** Nonzero when this build can produce content coding `name` ("gzip", "br", "zstd"): each
+ *  is built when its library was found (libdeflate and zlib, libbrotlienc, libzstd). */
+CHOPIN_API int chopin_compress_supported(const char *name);
+
 /* ===== WebSocket (issue 17) =====
  *
  * WebSocket (RFC 6455) as a protocol beside HTTP/1.1, with permessage-deflate (RFC 7692)

@@ -11,8 +11,11 @@ set -euo pipefail
 level=${1:-build}
 
 pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev
-      # WebSocket permessage-deflate (issue 17)
-      zlib1g-dev)
+      # on-the-fly compression (issue 15): each coding is left out when its library is missing;
+      # libbrotli-dev also brings the brotli decoder the tests check with
+      libdeflate-dev zlib1g-dev libbrotli-dev libzstd-dev
+      # (zlib1g-dev is also WebSocket permessage-deflate's, issue 17)
+      )
 case $level in
   test|bench|fuzz|attack) pkgs+=(curl procps postgresql libpq-dev
                                  # a real server-sent events client (tests/integration/sse.sh)

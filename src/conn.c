@@ -531,6 +531,8 @@ __attribute__((always_inline)) static inline void send_answer(struct chopin__con
     struct chopin_res *res = &x->res;
     if (res->body_kind == CHOPIN__RES_UNSET || chopin__json_unfinished(res))
         set_internal_error(res); /* no answer, or half a JSON document */
+    else if (res->finalize)
+        chopin__res_finalize(&x->req, res); /* compression (issue 15) */
     const struct chopin__head *head = &x->req.head;
     queue_response(c, res, head->minor, head->method_id == CHOPIN_METHOD_HEAD);
 }

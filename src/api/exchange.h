@@ -19,5 +19,8 @@ void chopin__res_init(struct chopin_res *res, struct chopin__arena *arena);
 int chopin__json_unfinished(const struct chopin_res *res);
 /** Releases what a response owns when it will never be sent (owned body, fd, stream). */
 void chopin__res_discard(struct chopin_res *res);
+/** Runs the response's finalize hook (compression, issue 15), if one was set, once: the
+ *  answer is complete and about to be serialized. */
+void chopin__res_finalize(struct chopin_req *req, struct chopin_res *res);
 
 #endif

@@ -51,6 +51,7 @@ void chopin__res_init(struct chopin_res *res, struct chopin__arena *arena)
     res->headers_cap = 0;
     res->json = NULL;
     res->arena = arena;
+    res->finalize = NULL;
 }
 
 /* Gives back what the body owns. The other body fields are left as they are: every setter
@@ -80,6 +81,15 @@ void chopin__res_discard(struct chopin_res *res)
 {
     release_body(res);
     res->body_kind = CHOPIN__RES_UNSET;
+}
+
+void chopin__res_finalize(struct chopin_req *req, struct chopin_res *res)
+{
+    void (*fn)(struct chopin_req *, struct chopin_res *, void *) = res->finalize;
+    if (!fn)
+        return;
+    res->finalize = NULL;
+    fn(req, res, res->finalize_arg);
 }
 
 int chopin__res_status_valid(int status)

@@ -78,6 +78,10 @@ struct chopin_res {
     uint32_t headers_cap;
     struct chopin_json *json; /* the JSON writer in use, in the arena */
     struct chopin__arena *arena;
+    /* Compression (issue 15): runs once on the final answer, just before it is serialized
+     * (deferred answers too), to rewrite it; set by a middleware, NULL: none. */
+    void (*finalize)(struct chopin_req *req, struct chopin_res *res, void *arg);
+    void *finalize_arg;
 };
 
 #endif

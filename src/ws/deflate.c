@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#ifdef CHOPIN_HAVE_ZLIB
+#ifdef CHOPIN_WS_DEFLATE
 #include <zlib.h>
 #endif
 
@@ -153,7 +153,7 @@ int chopin__ws_pmd_negotiate(const chopin_str *lines, size_t n, unsigned max_bit
 
 /* ----- compression ------------------------------------------------------------------- */
 
-#ifdef CHOPIN_HAVE_ZLIB
+#ifdef CHOPIN_WS_DEFLATE
 
 struct chopin__ws_zin {
     z_stream zs;

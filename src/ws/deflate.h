@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * permessage-deflate (RFC 7692): the negotiation of its parameters, and the compression
- * and decompression of messages with zlib. Built only when zlib is (CHOPIN_HAVE_ZLIB, from
+ * and decompression of messages with zlib. Built only when zlib is (CHOPIN_WS_DEFLATE, from
  * the Makefile's pkg-config check); without it no offer is ever accepted.
  *
  * Memory per connection is bounded by the window sizes: the server compresses with

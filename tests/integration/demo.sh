@@ -39,6 +39,9 @@ check "POST /echo" bash -c "[ \"\$(curl -s --max-time 5 -H 'Content-Type: text/x
 check "POST /echo content type" bash -c "curl -s -D - -o /dev/null --max-time 5 -H 'Content-Type: text/x-test' --data-binary x $url/echo | grep -qi '^content-type: text/x-test'"
 check "404" status_is 404 "$url/nothing-here"
 check "405 on GET /echo" status_is 405 "$url/echo"
+# (only when the library was built with an encoder: each one is left out without its library)
+nm "$build/libchopin.a" 2>/dev/null | grep -qE ' U (deflateInit2_|BrotliEncoderCompress|ZSTD_compressCCtx)$' &&
+check "/ compressed for curl --compressed (issue 15)" bash -c "curl -s --compressed -D $tmp/h --max-time 5 $url/ | grep -q '/plaintext' && grep -qi '^content-encoding: ' $tmp/h && grep -qi '^vary: accept-encoding' $tmp/h"
 check "keep-alive reuses one connection" bash -c "curl -sv --max-time 5 $url/plaintext $url/json 2>&1 | grep -q 'Re-using existing connection'"
 
 kill -TERM "$pid"

@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#ifdef CHOPIN_HAVE_ZLIB
+#ifdef CHOPIN_WS_DEFLATE
 #include <zlib.h>
 #endif
 
@@ -647,7 +647,7 @@ static void test_publish(void) {
 
 /* ----- permessage-deflate (RFC 7692) --------------------------------------------------- */
 
-#ifdef CHOPIN_HAVE_ZLIB
+#ifdef CHOPIN_WS_DEFLATE
 static void test_deflate(void) {
     struct wsc *c = ws_open_with("/echo", "Sec-WebSocket-Version: 13\r\n"
                                           "Sec-WebSocket-Extensions: permessage-deflate; "
@@ -874,7 +874,7 @@ static void run_client(char *const argv[]) {
 static char port_arg[16];
 
 /* Whether this build accepts permessage-deflate: the clients check it is agreed, or not. */
-#ifdef CHOPIN_HAVE_ZLIB
+#ifdef CHOPIN_WS_DEFLATE
 static char deflate_arg[] = "deflate";
 #else
 static char deflate_arg[] = "nodeflate";
@@ -928,7 +928,7 @@ int main(void) {
     RUN(test_slow_reader);
     RUN(test_post_from_thread);
     RUN(test_publish);
-#ifdef CHOPIN_HAVE_ZLIB
+#ifdef CHOPIN_WS_DEFLATE
     RUN(test_deflate);
     RUN(test_deflate_bomb);
 #else
