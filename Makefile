@@ -43,6 +43,13 @@ COMPRESS_DEFS := $(addprefix -DCHOPIN_HAVE_,$(patsubst zlib,ZLIB,$(patsubst libd
 COMPRESS_TEST_LIBS := $(if $(call compress_pkg,libbrotlidec),$(shell pkg-config --libs libbrotlidec))
 CPPFLAGS += $(COMPRESS_DEFS) $(if $(COMPRESS_TEST_LIBS),-DCHOPIN_HAVE_BROTLIDEC)
 LDLIBS   += $(if $(strip $(COMPRESS_PKGS)),$(shell pkg-config --libs $(COMPRESS_PKGS)))
+# HTTP/2 (issue 20, src/h2) when pkg-config finds libnghttp2 (libnghttp2-dev); without it
+# the library has no HTTP/2 and its tests skip. CHOPIN_H2=0 leaves it out.
+CHOPIN_H2 ?= $(shell pkg-config --exists libnghttp2 2>/dev/null && echo 1 || echo 0)
+ifeq ($(CHOPIN_H2),1)
+  CPPFLAGS += -DCHOPIN_HAVE_NGHTTP2 $(shell pkg-config --cflags libnghttp2)
+  LDLIBS   += $(shell pkg-config --libs libnghttp2)
+endif
 
 # WebSocket permessage-deflate (issue 17, src/ws/deflate.c): zlib when pkg-config knows it,
 # whatever CHOPIN_COMPRESS says (CHOPIN_WS_DEFLATE; linked here unless compression already
@@ -56,9 +63,11 @@ endif
 LIB_SRC  := $(wildcard src/*.c src/*/*.c)
 # Programs of one file each; the others are built by their own rules below.
 EXAMPLE_PARTS := examples/demo.c examples/todo_app.c examples/todo.c examples/todo_pg.c \
-                 examples/pg_client.c examples/todo_input.c
+                 examples/pg_client.c examples/todo_input.c examples/upload.c examples/sha256.c
 # The SQLite todo service and the input rules it shares with the PostgreSQL one.
 TODO_SRC := examples/todo.c examples/todo.h examples/todo_input.c examples/todo_input.h
+# The demo's /upload (issue 18): multipart uploads streamed to disk, hashed with SHA-256.
+UPLOAD_SRC := examples/upload.c examples/upload.h examples/sha256.c examples/sha256.h
 EXAMPLES := demo $(patsubst examples/%.c,%,$(filter-out $(EXAMPLE_PARTS),$(wildcard examples/*.c)))
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 INTEG    := $(patsubst tests/integration/%.c,%,$(wildcard tests/integration/test_*.c))
@@ -110,9 +119,9 @@ $(1)/regress/%: fuzz/%.c fuzz/regress.c $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) -Wno-missing-prototypes $$< fuzz/regress.c $(1)/libchopin.a -o $$@ $$(LDLIBS)
 
-$(1)/examples/demo: examples/demo.c examples/chat_page.h $(TODO_SRC) $(1)/libchopin.a $(1)/flags
+$(1)/examples/demo: examples/demo.c examples/chat_page.h $(TODO_SRC) $(UPLOAD_SRC) $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/demo.c $(filter %.c,$(TODO_SRC)) $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
+	$$(CC) $$(CPPFLAGS) -Iexamples $$(CFLAGS) $$(EXTRA_$(1)) examples/demo.c $(filter %.c,$(TODO_SRC) $(UPLOAD_SRC)) $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 
 $(1)/examples/todo_app: examples/todo_app.c $(TODO_SRC) $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
@@ -174,6 +183,8 @@ test-fast: $(BUILD)-all
 
 bench: all
 	bench/run.sh
+	@# HTTP/2 (issue 20): h2load against nginx and h2o over h2c
+	bench/h2.sh
 endif
 
 deps:
@@ -249,6 +260,18 @@ test-browser:
 	@scripts/deps.sh test
 	@$(ENV_FLAGS) $(MAKE) --no-print-directory $(BUILD)/examples/demo
 	@bash tests/integration/ws_browser.sh $(BUILD)
+
+# h2spec (issue 20), the public HTTP/2 conformance suite, built outside the repository
+# (not in Debian; never committed): `make h2spec H2SPEC=/path/to/h2spec` (docs/http2.md).
+.PHONY: h2spec
+H2SPEC ?=
+h2spec:
+ifeq ($(H2SPEC),)
+	@echo "h2spec: skipped: give H2SPEC=<path to the h2spec binary> (github.com/summerwind/h2spec, built outside the repository; docs/http2.md)"
+else
+	@$(MAKE) --no-print-directory $(BUILD)/examples/demo
+	tests/h2spec.sh $(BUILD) $(H2SPEC)
+endif
 
 bench-micro:
 	@$(MAKE) --no-print-directory $(BUILD)/libchopin.a

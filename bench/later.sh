@@ -37,7 +37,7 @@ uring_libs=
 have_liburing && uring_libs=-luring
 log "bench: cc -O2 -o ${SERVER#"$ROOT"/} bench/later_server.c ${LIB#"$ROOT"/}"
 cc -O2 -Wall -Wextra -Wno-unused-parameter -I"$ROOT/include" -o "$SERVER" \
-    "$BENCH_DIR/later_server.c" "$LIB" $uring_libs -lsqlite3 -pthread || die "could not build later_server"
+    "$BENCH_DIR/later_server.c" "$LIB" $uring_libs $(h2_libs "$LIB") -lsqlite3 -pthread || die "could not build later_server"
 
 # start CMD...: starts a server pinned to SERVER_CPU on FREE_PORT (already in CMD), waits
 # until it listens. Sets PID.

@@ -76,6 +76,8 @@ raise_fd_limit() {
 
 # ----- tools built from bench/*.c --------------------------------------------------------
 have_liburing() { [ -e /usr/include/liburing.h ]; }
+# h2_libs LIB: the link flags HTTP/2 adds when the library LIB was built with it (issue 20).
+h2_libs() { grep -q ' U nghttp2_' <(nm "$1" 2>/dev/null) && echo -lnghttp2; }
 
 # build_tool NAME [LIBS]: cc -O2 bench/NAME.c into build/bench/NAME when missing or stale.
 build_tool() {

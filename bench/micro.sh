@@ -17,6 +17,8 @@ mkdir -p "$build/bench"
 
 libs=(-pthread)
 [ -e /usr/include/liburing.h ] && libs+=(-luring)
+# HTTP/2 (issue 20): a library built with nghttp2 needs it
+grep -q ' U nghttp2_' <(nm "$lib" 2>/dev/null) && libs+=(-lnghttp2)
 
 pin=()
 if command -v taskset >/dev/null 2>&1 && taskset -c 1 true 2>/dev/null; then

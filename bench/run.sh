@@ -22,6 +22,8 @@
 #   BENCH_SYSCALLS=1 BENCH_MEMORY=1          (then run bench/syscalls.sh and bench/memory.sh)
 #   BENCH_COMPRESS=1                         (then bench/compress.sh: gzip against nginx's
 #                                            gzip module, brotli and zstd; 0 skips it)
+#   BENCH_STATIC=1                           (then bench/static.sh: static files against nginx,
+#                                            issue 15)
 #   BENCH_WS=0                               (skip bench/ws.sh, the WebSocket benchmarks)
 #   BENCH_REPORT=build/bench/results-….txt   (print an earlier run's tables again, from its
 #                                            raw lines; nothing is run)
@@ -319,6 +321,7 @@ main() {
     extra_script BENCH_SYSCALLS syscalls.sh
     extra_script BENCH_MEMORY memory.sh
     extra_script BENCH_COMPRESS compress.sh # issue 15: on-the-fly compression against nginx
+    extra_script BENCH_STATIC static.sh
     extra_script BENCH_WS ws.sh # WebSocket echo, broadcast and idle memory (issue 17)
     say "raw results and these tables: ${RESULTS#"$ROOT"/}"
     [ "$FAILURES" -eq 0 ] || { log "bench: $FAILURES server start(s) or run(s) failed: see above"; exit 1; }

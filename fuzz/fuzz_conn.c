@@ -5,6 +5,9 @@
  * fuzzer-chosen sizes; the clock jumps now and then so timeouts fire mid-request.
  * Requests to /later are deferred and finished later, oldest first, between reads (or
  * left to their deadline, or to the connection's end), reading their request back then.
+ * POST /stream takes its body as it arrives (chopin_router_stream, issue 18): its reader
+ * pauses after a piece now and then (resumed between reads), answers early when a piece
+ * starts with 'F', else answers at the end; its handler refuses a request carrying X-R.
  * Invariants: nothing crashes or leaks, and once a connection is closed and freed every
  * pooled buffer is back and no exchange is open.
  *
@@ -64,6 +67,50 @@ static void finish_oldest(void) {
     chopin_exchange_finish(x);
 }
 
+/* The streamed body's reader: its handle while paused, and every reader's state. */
+static chopin_exchange paused;
+static int is_paused;
+static unsigned pieces;
+
+static void stream_data(chopin_exchange x, const char *p, size_t n, void *arg) {
+    pieces++;
+    if (p[0] == 'F') {
+        chopin_res_error(chopin_exchange_res(x), 400, NULL);
+        chopin_exchange_finish(x);
+        return;
+    }
+    if (pieces % 3 == 0 && chopin_body_pause(x) == 0) {
+        paused = x;
+        is_paused = 1;
+    }
+}
+
+static void stream_end(chopin_exchange x, void *arg) {
+    chopin_res_text(chopin_exchange_res(x), 200, "streamed");
+    chopin_exchange_finish(x);
+}
+
+static void stream_error(chopin_exchange x, int err, void *arg) {
+    if (err >= 0 || chopin_exchange_open(x))
+        abort(); /* an error, and the exchange is over */
+}
+
+static void stream(chopin_req *req, chopin_res *res, void *data) {
+    static const chopin_body_handler h = {stream_data, stream_end, stream_error};
+    chopin_exchange x;
+    if (chopin_req_header(req, "x-r").ptr)
+        chopin_res_error(res, 401, NULL);
+    else
+        chopin_body_read(req, res, &h, NULL, &x);
+}
+
+static void resume_paused(void) {
+    if (is_paused) {
+        is_paused = 0;
+        chopin_body_resume(paused);
+    }
+}
+
 static chopin_router *router;
 static struct chopin__config cfg;
 
@@ -73,6 +120,7 @@ static void init(void) {
     chopin_router_route(router, CHOPIN_METHOD_ANY, "/echo/:id", echo, NULL);
     chopin_router_get(router, "/files/*rest", params, NULL);
     chopin_router_route(router, CHOPIN_METHOD_ANY, "/later", later, NULL);
+    chopin_router_stream(router, CHOPIN_METHOD_POST, "/stream", stream, NULL, 3000);
     chopin__router_freeze(router);
     chopin_options o = chopin_options_default();
     o.slab_capacity = 2;
@@ -110,6 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     chopin__engine_set_clock(&e, 1000, 784111777);
     struct chopin__conn *c = chopin__engine_conn_new(&e, -1);
     nheld = 0;
+    is_paused = 0;
     size_t pos = 0, step = 0;
     while (pos < size && !(c->ask & CHOPIN__CONN_CLOSE)) {
         size_t n = 1 + (size_t)((shape * 31u + step * 7u) % 97u);
@@ -122,10 +171,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             pos += n;
         } else {
             finish_oldest(); /* requests waiting for answers: let one leave */
+            resume_paused();
+            chopin__engine_run_ready(&e);
         }
         free(buf);
         if ((wshape >> (step % 8)) & 1) {
             finish_oldest();
+            resume_paused();
             chopin__engine_run_ready(&e);
         }
         drain(c, 1 + (size_t)((wshape + step) % 4096u));
@@ -135,8 +187,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         step++;
     }
-    while (nheld && !(c->ask & CHOPIN__CONN_CLOSE)) {
+    while ((nheld || is_paused) && !(c->ask & CHOPIN__CONN_CLOSE)) {
         finish_oldest();
+        resume_paused();
+        chopin__engine_run_ready(&e);
         drain(c, 1 << 20);
     }
     if (!(c->ask & CHOPIN__CONN_CLOSE))

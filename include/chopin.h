@@ -865,6 +865,12 @@ typedef struct chopin_options {
                                      beyond them chopin_offload answers 503 */
     uint32_t sse_heartbeat_ms;    /* CHOPIN_SSE_HEARTBEAT_MS; 0: 15000; the comment line an
                                      idle server-sent event stream sends to stay open */
+    /* HTTP/2 (issue 20, docs/http2.md; only in a library built with nghttp2) */
+    uint32_t h2c;                 /* CHOPIN_H2C; 0: off, 1: a plain connection that starts with
+                                     the HTTP/2 preface speaks h2c (prior knowledge) */
+    uint32_t h2c_upgrade;         /* CHOPIN_H2C_UPGRADE; 0: off, 1: a request with
+                                     "Upgrade: h2c" switches its connection to h2c (RFC 7540
+                                     §3.2) and is answered as stream 1 */
 } chopin_options;
 
 /** Options with every field zero (the defaults) and `size` set: `chopin_options o =
@@ -1027,6 +1033,259 @@ CHOPIN_API void chopin_compress(chopin_req *req, chopin_res *res, chopin_next *n
 /** Nonzero when this build can produce content coding `name` ("gzip", "br", "zstd"): each
  *  is built when its library was found (libdeflate and zlib, libbrotlienc, libzstd). */
 CHOPIN_API int chopin_compress_supported(const char *name);
+/* ===== Request bodies as streams, forms and multipart (issue 18) =====
+ *
+ * By default a body is read whole (up to max_body_bytes) before the handler runs. A route
+ * registered with chopin_router_stream runs its middleware and handler as soon as the
+ * request's head has arrived; the handler takes the body as it arrives with
+ * chopin_body_read (which defers the exchange: the answer comes after the body, through
+ * chopin_exchange_res and chopin_exchange_finish), or answers without it (401, 415...):
+ * the body is then never read, no "100 Continue" is sent, and the connection closes
+ * after the answer. Memory stays bounded whatever the body's size: one read's bytes at a
+ * time, handed over in place. See docs/uploads.md.
+ */
+
+#define CHOPIN_ECANCELED (-ECANCELED) /* the exchange was cancelled (client left, server stopped) */
+#define CHOPIN_ETIMEDOUT (-ETIMEDOUT) /* a deadline passed */
+
+/**
+ * Registers a route like chopin_router_route whose handler runs when the head arrives,
+ * before the body (requests without a body run it as usual). `max_body` bounds its body
+ * instead of max_body_bytes (0: max_body_bytes): a larger Content-Length is answered 413
+ * before the handler runs, a chunked body is cut with 413 when it passes the bound.
+ * Same errors as chopin_router_route.
+ */
+CHOPIN_API int chopin_router_stream(chopin_router *r, chopin_method method, const char *pattern,
+                                    chopin_handler handler, void *data, uint64_t max_body);
+
+/** What a streamed body is handed to. Every callback runs on the exchange's worker. */
+typedef struct chopin_body_handler {
+    /** A piece of the body (chunked framing removed), borrowed for the call only. */
+    void (*on_data)(chopin_exchange x, const char *data, size_t len, void *arg);
+    /** The body ended whole: answer now or later (chopin_exchange_res, then
+     *  chopin_exchange_finish); handler_timeout_ms runs from here. */
+    void (*on_end)(chopin_exchange x, void *arg);
+    /** The body will not end (may be NULL): CHOPIN_EFBIG (past the route's bound: the
+     *  client got 413), CHOPIN_EINVAL (malformed chunked framing: 400), CHOPIN_ETIMEDOUT
+     *  (body_timeout_ms passed without a byte: 408), CHOPIN_ECANCELED (the client left, or
+     *  the server stopped). The exchange is over and `x` stale: free what `arg` holds. The
+     *  exchange's on_cancel callback, when set, runs too (after this one). */
+    void (*on_error)(chopin_exchange x, int err, void *arg);
+} chopin_body_handler;
+
+/**
+ * From a handler or middleware on the worker's thread: takes the request's body as it
+ * arrives. Defers the exchange (chopin_defer; *out receives its handle), sends "100
+ * Continue" when the client asked for it, then calls h->on_data per piece and h->on_end,
+ * or h->on_error. `h` is copied; `arg` must stay valid until on_end or on_error. The
+ * handler deadline (handler_timeout_ms) starts when the body ends; while it arrives,
+ * body_timeout_ms bounds each wait for more bytes. An answer finished before the body
+ * ended is sent at once, and the connection closes after it (the rest is not read).
+ *
+ * When the body is already whole (a route not registered with chopin_router_stream, or
+ * a request without a body) on_data and on_end run before this returns.
+ *
+ * Returns 0; CHOPIN_EINVAL (NULL argument, on_data or on_end NULL, or not inside a
+ * handler); chopin_defer's errors (then `res` holds a 503 and no callback ever runs).
+ */
+CHOPIN_API int chopin_body_read(chopin_req *req, chopin_res *res, const chopin_body_handler *h,
+                                void *arg, chopin_exchange *out);
+/**
+ * Backpressure: on the exchange's worker, stops reading the body (no on_data after this
+ * call returns, until resumed); the client is throttled by TCP, not by memory. Resume
+ * with chopin_body_resume from anything on the worker (a timer, an offload's done, a
+ * watched descriptor): the bytes already read are handed over once that caller returns.
+ * body_timeout_ms still bounds a pause. Returns 0, or CHOPIN_ESTALE (the exchange ended,
+ * or its body has: nothing happens).
+ */
+CHOPIN_API int chopin_body_pause(chopin_exchange x);
+CHOPIN_API int chopin_body_resume(chopin_exchange x);
+
+/** A spooled body: in memory (`data`, `fd` -1) or in an unnamed temporary file (`fd`,
+ *  `data` NULL; read it with pread from offset 0). `len` bytes either way. */
+typedef struct chopin_spooled {
+    const char *data;
+    int fd;
+    uint64_t len;
+} chopin_spooled;
+
+/** Runs once: with the body (err 0) or without (body NULL, err as chopin_body_handler's
+ *  on_error). The body, memory or descriptor, is the server's: valid during the call only
+ *  (dup the descriptor to keep the file). After an error, `x` is stale. */
+typedef void (*chopin_spool_fn)(chopin_exchange x, const chopin_spooled *body, int err,
+                                void *arg);
+
+/**
+ * A ready-made body reader: keeps the body in memory up to `in_memory` bytes (0: 64 KiB)
+ * and past that moves it to an unnamed temporary file in `dir` (NULL: $TMPDIR, else /tmp;
+ * O_TMPFILE where the kernel has it, else a file unlinked at once), so memory stays
+ * bounded whatever the upload's size. Then runs done(x, body, 0, arg), which answers as
+ * on_end would. A write error on the file answers 500 and runs done with CHOPIN_EIO or the
+ * write's error. Returns as chopin_body_read (CHOPIN_ENOMEM too: a 503).
+ */
+CHOPIN_API int chopin_body_spool(chopin_req *req, chopin_res *res, uint64_t in_memory,
+                                 const char *dir, chopin_spool_fn done, void *arg,
+                                 chopin_exchange *out);
+
+/** One field of an application/x-www-form-urlencoded body, decoded. */
+typedef struct chopin_form_field {
+    chopin_str name, value;
+} chopin_form_field;
+
+/**
+ * Parses `data[0..len)` as application/x-www-form-urlencoded ('&'-separated
+ * "name=value", '+' a space, %XX decoded; a bad escape is kept as text, as browsers do;
+ * a field without '=' has an empty value): a copy is decoded in the request arena and
+ * *out receives an array of the fields in order (NULL when none). `data` is usually
+ * chopin_req_body(req) or a spooled body; it is only read. At most `max_fields` fields
+ * (0: 1000) of at most `max_field_bytes` each as sent (0: 64 KiB). Returns the number of
+ * fields, CHOPIN_EFBIG past a limit (answer 413), CHOPIN_EFBIG/CHOPIN_ENOMEM when the
+ * arena is full.
+ */
+CHOPIN_API int chopin_form_parse(chopin_req *req, const char *data, size_t len,
+                                 uint32_t max_fields, size_t max_field_bytes,
+                                 const chopin_form_field **out);
+/** The value of the first field named `name` among fields[0..n) (ptr NULL when absent). */
+CHOPIN_API chopin_str chopin_form_value(const chopin_form_field *fields, size_t n,
+                                        const char *name);
+
+/** A streaming multipart/form-data parser (RFC 7578): feed it the body in pieces of any
+ *  size; it hands each part's headers, then the part's data in pieces. */
+typedef struct chopin_multipart chopin_multipart;
+
+/** One part's headers, borrowed for the on_part call. name is the field name (always
+ *  there); filename is NULL for a plain field, set (possibly empty) for a file: it is the
+ *  client's text (filename* per RFC 8187 wins), NEVER a safe path: do not open it.
+ *  content_type is NULL when the part has none (text/plain by RFC 7578). headers is the
+ *  raw block ("Name: value\r\n" lines). */
+typedef struct chopin_part {
+    chopin_str name, filename, content_type, headers;
+} chopin_part;
+
+/** Each returns 0 to go on, or a negative code that stops the parser and is returned by
+ *  chopin_multipart_feed. Data pieces are borrowed for the call. */
+typedef struct chopin_multipart_handler {
+    int (*on_part)(const chopin_part *part, void *arg);
+    int (*on_data)(const char *data, size_t len, void *arg);
+    int (*on_part_end)(void *arg); /* may be NULL */
+} chopin_multipart_handler;
+
+/**
+ * A parser for the body whose Content-Type value is `content_type` (its boundary
+ * parameter is read from it). At most `max_parts` parts (0: 1000) and `max_header_bytes`
+ * of headers per part (0: 8 KiB). `h` is copied, `arg` kept. Returns 0 with *out set
+ * (free it with chopin_multipart_free), CHOPIN_EINVAL (not multipart/form-data or a bad
+ * boundary: answer 400 or 415), CHOPIN_ENOMEM.
+ */
+CHOPIN_API int chopin_multipart_new(chopin_str content_type, uint32_t max_parts,
+                                    uint32_t max_header_bytes, const chopin_multipart_handler *h,
+                                    void *arg, chopin_multipart **out);
+/** Parses the next `len` bytes. Returns 0, CHOPIN_EINVAL (malformed), CHOPIN_EFBIG (a
+ *  limit), or a callback's code; errors stick. */
+CHOPIN_API int chopin_multipart_feed(chopin_multipart *mp, const char *data, size_t len);
+/** The body ended: 0 when its closing boundary was seen, else CHOPIN_EINVAL (cut short)
+ *  or the sticky error. */
+CHOPIN_API int chopin_multipart_finish(const chopin_multipart *mp);
+CHOPIN_API void chopin_multipart_free(chopin_multipart *mp);
+/** The status that answers a parser error: 413 for CHOPIN_EFBIG, 400 otherwise. */
+CHOPIN_API int chopin_multipart_status(int err);
+/* ===== Static files (issue 15) =====
+ *
+ * Serves a directory tree under a route prefix, the way a dedicated static server does:
+ *
+ *     chopin_static_options so = CHOPIN_STATIC_OPTIONS_INIT;
+ *     so.cache_control = "public, max-age=3600";
+ *     chopin_static *st;
+ *     if (chopin_static_new("./public", &so, &st) == 0)
+ *         chopin_router_static(router, "/static", st);   // GET /static/app.js
+ *     ...                                                 // after chopin_serve returns:
+ *     chopin_static_free(st);
+ *
+ * What it does (docs/static.md has the whole story and the comparison with nginx):
+ * - Confinement: the kernel resolves every path beneath the root (openat2 with
+ *   RESOLVE_BENEATH and, unless CHOPIN_STATIC_SYMLINKS, RESOLVE_NO_SYMLINKS; else one
+ *   O_NOFOLLOW openat per component, which refuses every link). The path is the route's
+ *   percent-decoded path (decoded once); a backslash, a NUL or a ".." answers 404, and
+ *   so does a name starting with '.' (unless CHOPIN_STATIC_DOTFILES).
+ * - Directories: the index file; "/static/dir" redirects (301) to "/static/dir/";
+ *   without an index, 403, or a sorted, HTML-escaped listing with CHOPIN_STATIC_LISTING.
+ * - Files leave with sendfile (every backend); a file that shrinks while it is sent ends
+ *   the connection. Small files are kept in memory by the cache below.
+ * - Validators and conditionals (RFC 9110 §8.8, §13): a strong ETag from inode, size and
+ *   modification time, Last-Modified; If-Match, If-Unmodified-Since (412), If-None-Match,
+ *   If-Modified-Since (304) in the order of §13.2.2.
+ * - Ranges (§14): Accept-Ranges: bytes; one range 206, several multipart/byteranges
+ *   (more than max_ranges, or overlapping ones: 200 with the whole file), unsatisfiable
+ *   416 (its Content-Range names the length); If-Range with an ETag or a date. GET only.
+ * - Content types from the file's extension (text types with charset=utf-8), extended
+ *   per directory with chopin_static_mime; X-Content-Type-Options: nosniff.
+ * - With CHOPIN_STATIC_PRECOMPRESSED, "app.js.br", ".zst" or ".gz" beside "app.js" is
+ *   sent instead when the request's Accept-Encoding takes that coding, with
+ *   Content-Encoding, its own ETag and length, and Vary: Accept-Encoding.
+ * - An open-file cache per worker thread: descriptor, stat and validators of up to
+ *   cache_entries paths (and the bytes of files up to memory_max), each checked again at
+ *   most once a second; a hot small file costs no open, fstat or read.
+ */
+typedef struct chopin_static chopin_static;
+
+#define CHOPIN_STATIC_LISTING 0x1u        /* list directories without an index file */
+#define CHOPIN_STATIC_DOTFILES 0x2u       /* serve names starting with '.' */
+#define CHOPIN_STATIC_SYMLINKS 0x4u       /* follow links that stay beneath the root
+                                             (openat2 only: the fallback refuses them) */
+#define CHOPIN_STATIC_NO_NOSNIFF 0x8u     /* no X-Content-Type-Options: nosniff */
+#define CHOPIN_STATIC_PRECOMPRESSED 0x10u /* serve .br, .zst, .gz siblings */
+
+/** cache_entries: no cache (every request opens and stats its file). */
+#define CHOPIN_STATIC_NO_CACHE UINT32_MAX
+
+/** Options of a static directory; zero means the default for every field. */
+typedef struct chopin_static_options {
+    size_t size;               /* sizeof(chopin_static_options), as compiled */
+    const char *index;         /* NULL: "index.html"; "": none */
+    const char *cache_control; /* Cache-Control of every answer (200, 206, 304); NULL:
+                                  none. E.g. "public, max-age=31536000, immutable" for
+                                  hashed asset names */
+    uint32_t flags;            /* CHOPIN_STATIC_* */
+    uint32_t cache_entries;    /* 0: 1024 paths per worker; CHOPIN_STATIC_NO_CACHE */
+    uint32_t max_ranges;       /* 0: 16; more ranges in one request: 200, whole file */
+    uint32_t memory_max;       /* 0: 16384; files up to this many bytes are kept in
+                                  memory by the cache */
+} chopin_static_options;
+
+#define CHOPIN_STATIC_OPTIONS_INIT {.size = sizeof(chopin_static_options)}
+
+/**
+ * Opens the directory `root` for serving. `opts` (NULL: the defaults) is read during the
+ * call and copied. On success *out receives the handle (free it with chopin_static_free
+ * after every server using it has stopped) and 0 is returned; else *out is NULL and the
+ * return is CHOPIN_EINVAL (NULL argument, a size of 0 or larger than this library knows,
+ * an index with '/' or a control byte, a cache_control that is not a field value), the
+ * open's error (CHOPIN_ENOENT, CHOPIN_ENOTDIR, CHOPIN_EACCES...), or CHOPIN_ENOMEM.
+ */
+CHOPIN_API int chopin_static_new(const char *root, const chopin_static_options *opts,
+                                 chopin_static **out);
+
+/**
+ * Maps extension `ext` ("webp", no dot; case-insensitive) to the content type `type`
+ * for this directory, before the built-in table; a "text/" type without parameters
+ * gets "; charset=utf-8". Both are copied. Before the server starts. Returns 0,
+ * CHOPIN_EINVAL (an extension that is not a token, a type that is not a field value),
+ * CHOPIN_ENOMEM.
+ */
+CHOPIN_API int chopin_static_mime(chopin_static *st, const char *ext, const char *type);
+
+/**
+ * Serves `st` under `prefix` ("/static"; "/" for the whole site): GET and HEAD of
+ * prefix + "/" + path, and a redirect of prefix itself to prefix + "/". Other methods
+ * get the router's 405. `st` is borrowed: it must outlive the router's serving. The
+ * same handle may be mounted on several prefixes (they share its caches). Returns
+ * chopin_router_route's codes (CHOPIN_EINVAL for a malformed prefix, CHOPIN_EEXIST...).
+ */
+CHOPIN_API int chopin_router_static(chopin_router *r, const char *prefix, chopin_static *st);
+
+/** Closes the directory and frees `st` (NULL: nothing). Only after the servers that used
+ *  it have stopped (chopin_serve returned, chopin_server_wait). */
+CHOPIN_API void chopin_static_free(chopin_static *st);
 
 /* ===== WebSocket (issue 17) =====
  *

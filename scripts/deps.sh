@@ -14,12 +14,20 @@ pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev
       # on-the-fly compression (issue 15): each coding is left out when its library is missing;
       # libbrotli-dev also brings the brotli decoder the tests check with
       libdeflate-dev zlib1g-dev libbrotli-dev libzstd-dev
+      # HTTP/2 (issue 20; built in when pkg-config finds it)
+      libnghttp2-dev
       # (zlib1g-dev is also WebSocket permessage-deflate's, issue 17)
       )
 case $level in
   test|bench|fuzz|attack) pkgs+=(curl procps postgresql libpq-dev
                                  # a real server-sent events client (tests/integration/sse.sh)
                                  nodejs node-eventsource
+                                 # uploads from Python's requests (tests/integration/upload.sh)
+                                 python3 python3-requests
+                                 # static files side by side with nginx (static_nginx.sh)
+                                 nginx-light
+                                 # HTTP/2 clients: nghttp and h2load (tests/integration/h2.sh, bench)
+                                 nghttp2-client
                                  # real WebSocket clients and a browser (issue 17: tests/integration/ws*.sh)
                                  python3-websockets node-ws chromium) ;;&
   bench) pkgs+=(wrk nginx-light h2o strace

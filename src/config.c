@@ -26,7 +26,7 @@
  * appended into the tail padding of an older struct would lie within an older program's
  * size and be read from its padding bytes: keep the struct free of tail padding. Whoever
  * appends a field names it here. */
-_Static_assert(sizeof(chopin_options) == offsetof(chopin_options, sse_heartbeat_ms) + sizeof(uint32_t),
+_Static_assert(sizeof(chopin_options) == offsetof(chopin_options, h2c_upgrade) + sizeof(uint32_t),
                "chopin_options must end without padding: append fields so that it does");
 
 #define FIELD_SPAN(f) offsetof(chopin_options, f), sizeof(((chopin_options *)0)->f)
@@ -70,6 +70,9 @@ static const struct numeric numerics[] = {
     NUM(offload_threads, "CHOPIN_OFFLOAD_THREADS", 0, 0, 1024, false, false),
     NUM(offload_queue, "CHOPIN_OFFLOAD_QUEUE", 1024, 1, 1u << 20, false, false),
     NUM(sse_heartbeat_ms, "CHOPIN_SSE_HEARTBEAT_MS", 15000, 100, 86400000, false, false),
+    /* HTTP/2 (issue 20) */
+    NUM(h2c, "CHOPIN_H2C", 0, 0, 1, false, false),
+    NUM(h2c_upgrade, "CHOPIN_H2C_UPGRADE", 0, 0, 1, false, false),
 };
 
 /* The fields that are not numbers, for the size rule. */

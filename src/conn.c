@@ -22,6 +22,7 @@
 #include "http/parser.h"
 #include "http/serialize.h"
 #include "http/status.h"
+#include "h2/h2.h"
 #include "mem/large.h"
 #include "outq.h"
 #include "router/router.h"
@@ -43,6 +44,11 @@ struct chopin__inbuf {
 static void after_progress(struct chopin__conn *c);
 static void process_stash(struct chopin__conn *c);
 static void drop_exchanges(struct chopin__conn *c);
+static size_t stream_body(struct chopin__conn *c, char *p, size_t n);
+static int stream_route(struct chopin__conn *c, char *p, size_t n, struct chopin__head *head,
+                        size_t *used);
+static void stream_answered(struct chopin__conn *c, struct chopin__exchange *x);
+static void stream_timeout(struct chopin__conn *c);
 static void switch_protocol(struct chopin__conn *c, struct chopin__exchange *x);
 
 static uint64_t now_ms(const struct chopin__conn *c) { return c->engine->now_ms; }
@@ -272,6 +278,8 @@ static void set_framing(struct chopin__head_ctx *ctx, const struct chopin_res *r
             ctx->body_len = res->body_len;
     }
     ctx->connection = !*keep ? 1 : minor == 0 ? 2 : 0;
+    if (__builtin_expect(res->status == 101, 0) && *keep)
+        ctx->connection = 3;
 }
 
 /* gcc turns a memcpy whose size it can bound (an inline body is at most 4 KiB) into
@@ -594,6 +602,8 @@ static void queue_ready_answers(struct chopin__conn *c) {
     while (c->xq_head && c->xq_head->state == CHOPIN__X_READY && has_room(c) &&
            !(c->ask & CHOPIN__CONN_CLOSE)) {
         struct chopin__exchange *x = xq_pop(c);
+        if (__builtin_expect(x->sink != NULL, 0))
+            stream_answered(c, x);
         send_answer_queued(c, x);
         int upgrade = x->upgrade != NULL;
         if (upgrade)
@@ -641,10 +651,14 @@ void chopin__conn_flush_answers(struct chopin__conn *c) {
     if (c->ask & CHOPIN__CONN_CLOSE)
         return;
     if (protocol_runs(c)) { /* (its output was queued by the application: chopin__conn_wake) */
+        if (c->proto->on_ready)
+            c->proto->on_ready(c);
         after_progress(c);
         return;
     }
     queue_ready_answers(c);
+    if (c->body_stream && !c->body_paused && c->in && !(c->ask & CHOPIN__CONN_CLOSE))
+        process_stash(c); /* a resumed body: the bytes read before its pause */
     /* Requests that waited for the queue to shrink (max_pending) are read now. */
     if (c->backpressure && has_room(c) && c->pending < options(c)->max_pending) {
         c->backpressure = 0;
@@ -665,6 +679,18 @@ void chopin__conn_answer_ready(struct chopin__conn *c) {
     chopin__engine_notify(e, c);
 }
 
+/* Upgrade: h2c (issue 20, option h2c_upgrade): the request becomes stream 1 of HTTP/2,
+ * answered there; here it is answered with the 101 that switches the connection. Returns
+ * 1 when the request was taken (or the connection must close), 0 for HTTP/1.1 to answer. */
+static int h2c_upgrade(struct chopin__conn *c, struct chopin__exchange *x) {
+    if (!options(c)->h2c_upgrade || !c->keep_open || c->xq_head || c->transport)
+        return 0;
+    struct chopin__exchange *up = chopin__h2_upgrade(c, x);
+    if (up)
+        answer(c, up);
+    return up != NULL || (c->ask & CHOPIN__CONN_CLOSE);
+}
+
 /* Runs the handler for the request in `x`, whose head the parser filled from raw[0..
  * head_len) and whose body (decoded) follows it, and answers it. What only a deferred
  * exchange needs (its connection, its bytes' extent) is found when it defers. */
@@ -681,6 +707,8 @@ static void dispatch(struct chopin__conn *c, struct chopin__exchange *x, const c
     req->ndata = 0;
     if (!head->keep_alive || e->draining)
         c->keep_open = 0;
+    if (__builtin_expect(head->upgrade, 0) && h2c_upgrade(c, x))
+        return;
 
     chopin__res_init(&x->res, &x->arena);
     e->dispatching = x;
@@ -791,6 +819,8 @@ static int request_arrived(struct chopin__conn *c, char *p, size_t n, struct cho
     }
     r->head_len = r->used = (size_t)len;
     r->body_len = 0;
+    if (head->body_kind != CHOPIN__BODY_NONE && stream_route(c, p, n, head, &r->used))
+        return 0;
     if (head->body_kind == CHOPIN__BODY_CHUNKED) {
         start_body(c, head, r->head_len);
         return await_body(c, p, n, &r->body_len, &r->used);
@@ -819,6 +849,8 @@ static int request_arrived(struct chopin__conn *c, char *p, size_t n, struct cho
  * start_body kept, and the head parsed once more (its bytes unchanged, only moved) when
  * the body is complete, to fill the request for the handler. */
 static size_t serve_one(struct chopin__conn *c, char *p, size_t n) {
+    if (c->body_stream)
+        return stream_body(c, p, n);
     struct chopin__exchange *x = chopin__exchange_current(c->engine);
     if (!x) {
         fail(c);
@@ -861,7 +893,7 @@ static size_t serve(struct chopin__conn *c, char *buf, size_t len) {
 /* Reserves room for the rest of a Content-Length body in one step, so a large upload is
  * copied once instead of being reallocated as it arrives. */
 static void reserve_body(struct chopin__conn *c) {
-    if (c->phase == CHOPIN__PHASE_BODY && c->body_need && c->in &&
+    if (c->phase == CHOPIN__PHASE_BODY && c->body_need && c->in && !c->body_stream &&
         inbuf_reserve(c, c->head_len + c->body_need) < 0)
         fail(c);
 }
@@ -915,11 +947,45 @@ static int head_may_progress(struct chopin__conn *c, const char *data, size_t n)
     return c->in->len > (c->head_lf ? lim->max_header_bytes : lim->max_request_line);
 }
 
+/* h2c with prior knowledge (issue 20, option h2c): a plain connection that starts with
+ * the HTTP/2 preface is HTTP/2. Returns 1 when the bytes were taken: the preface (or the
+ * start of it) is kept, or HTTP/2 has the connection with them; 0 when this is HTTP/1.1. */
+static int h2_preface(struct chopin__conn *c, char *data, size_t n) {
+    size_t have = c->in ? c->in->len : 0, want = CHOPIN__H2_PREFACE_LEN;
+    if (c->transport || c->phase > CHOPIN__PHASE_HEAD || !options(c)->h2c ||
+        !chopin__h2_available())
+        return 0;
+    if (have && (have >= want || memcmp(c->in->data, CHOPIN__H2_PREFACE, have) != 0))
+        return 0;
+    size_t cmp = have + n < want ? n : want - have;
+    if (memcmp(data, CHOPIN__H2_PREFACE + have, cmp) != 0)
+        return 0;
+    if (have + n < want)
+        return stash(c, data, n) < 0 ? (fail(c), 1) : 1; /* the preface comes in pieces */
+    struct chopin__inbuf *b = c->in;
+    c->in = NULL;
+    if (chopin__h2_start(c) < 0) {
+        c->in = b;
+        fail(c);
+        return 1;
+    }
+    if (b)
+        c->proto->on_data(c, b->data, b->len);
+    inbuf_free(c->engine, b);
+    if (!(c->ask & CHOPIN__CONN_CLOSE))
+        c->proto->on_data(c, data, n);
+    return 1;
+}
+
 /* HTTP/1.1's input. */
 static void h1_on_data(struct chopin__conn *c, char *data, size_t n) {
     if (c->ask & CHOPIN__CONN_CLOSE)
         return;
     idle_unlist(c);
+    if (__builtin_expect(c->requests == 0, 0) && h2_preface(c, data, n)) {
+        after_progress(c);
+        return;
+    }
     if (c->phase == CHOPIN__PHASE_LINGER) {
         /* Discarding: but linger only while output is still owed; the timer bounds it. */
     } else if (c->in) {
@@ -1033,6 +1099,8 @@ int chopin__conn_on_timeout(struct chopin__conn *c) {
     } else if (c->out || c->phase == CHOPIN__PHASE_LINGER || c->phase == CHOPIN__PHASE_IDLE) {
         /* Write deadline (the peer stopped reading), end of lingering, or idle keep-alive. */
         fail(c);
+    } else if (c->body_stream) {
+        stream_timeout(c); /* a streamed body's idle deadline */
     } else {
         answer_timeout(c); /* head or body deadline: a slow client */
     }
@@ -1096,8 +1164,8 @@ void chopin__conn_plain_sent(struct chopin__conn *c, size_t n) {
             c->proto->on_sent(c);
         else if (c->xq_head)
             queue_ready_answers(c);
-        if (c->backpressure && c->pending < options(c)->max_pending) {
-            c->backpressure = 0;
+        if (c->backpressure && c->pending < options(c)->max_pending && !protocol_runs(c)) {
+            c->backpressure = 0; /* (a protocol clears its own: conn.h) */
             if (c->in)
                 process_stash(c);
         }
@@ -1112,8 +1180,176 @@ void chopin__conn_on_file_short(struct chopin__conn *c) { chopin__conn_on_error(
  * must not find its own callbacks (this stream's done(), when the send fails) run inside
  * the call, nor one connection served inside another's events. */
 void chopin__conn_stream_resume(struct chopin__conn *c) {
+    if (protocol_runs(c) && c->proto->on_ready) { /* (its streams are its own: on_ready) */
+        chopin__engine_list_ready(c->engine, c);
+        return;
+    }
     if (!c->out || (c->ask & CHOPIN__CONN_CLOSE) || !chopin__outq_resume(c->out))
         return;
+    chopin__engine_list_ready(c->engine, c);
+}
+
+/* ----- streamed bodies (issue 18) ----------------------------------------------------
+ *
+ * A route registered with chopin_router_stream runs when its head arrives. When its
+ * handler takes the body (chopin_body_read: the exchange is deferred, with a sink), the
+ * exchange goes on the queue like any deferred one and the connection hands it the body's
+ * bytes as they arrive, in place, from whichever buffer they were read into: nothing of
+ * the body is kept, so memory stays at one read whatever the body's size. The exchange is
+ * always the queue's tail: no later request is read before its body has ended. */
+
+/* The body stops being read: ended, refused or abandoned. */
+static void stream_stop(struct chopin__conn *c) {
+    c->body_stream = 0;
+    c->body_paused = 0;
+    c->body_need = 0;
+}
+
+/* The rest of the body will not be read (its answer left first, or refused it): the
+ * connection discards its input and closes after the answers owed. */
+static void stream_abandon(struct chopin__conn *c) {
+    stream_stop(c);
+    c->keep_open = 0;
+    c->phase = CHOPIN__PHASE_LINGER;
+}
+
+/* An answer of an exchange that read its body as a stream is about to leave: if it
+ * leaves before the body ended, the body is abandoned and the answer says so. */
+static void stream_answered(struct chopin__conn *c, struct chopin__exchange *x) {
+    if (x->sink->ended)
+        return;
+    x->sink->ended = 1;
+    x->res.close = 1;
+    if (c->body_stream && x == c->xq_tail)
+        stream_abandon(c);
+}
+
+/* The body cannot end: 400 (framing), 413 (too large), 408 (idle). */
+static void stream_refuse(struct chopin__conn *c, int status) {
+    struct chopin__exchange *x = c->xq_tail;
+    int err = status == 413 ? CHOPIN_EFBIG : status == 408 ? CHOPIN_ETIMEDOUT : CHOPIN_EINVAL;
+    chopin__exchange_body_fail(c->engine, x, status, err);
+    stream_abandon(c);
+    queue_ready_answers(c);
+}
+
+static void stream_timeout(struct chopin__conn *c) { stream_refuse(c, 408); }
+
+/* Hands the body bytes at p[0..n) to the exchange at the queue's tail. Returns the bytes
+ * used: 0 while it is paused (they wait in `in`), n once the body is abandoned. */
+static size_t stream_body(struct chopin__conn *c, char *p, size_t n) {
+    struct chopin__engine *e = c->engine;
+    struct chopin__exchange *x = c->xq_tail;
+    if (x->state != CHOPIN__X_OPEN || x->sink->ended) {
+        stream_abandon(c); /* answered (or cancelled) before its body ended */
+        return n;
+    }
+    if (c->body_paused)
+        return 0;
+    c->deadline = now_ms(c) + options(c)->body_timeout_ms; /* an idle deadline: see below */
+    size_t used, out;
+    int rc;
+    if (c->body_kind == CHOPIN__BODY_LENGTH) {
+        used = out = n < c->body_need ? n : (size_t)c->body_need;
+        c->body_need -= used;
+        rc = c->body_need == 0;
+    } else {
+        used = out = 0; /* decoded in place: the payload moves down to p[0..out) */
+        rc = chopin__chunked_decode(&c->chunked, p, n, &used, &out, x->sink->max);
+    }
+    chopin__exchange_body_data(e, x, p, out);
+    if (rc < 0) {
+        stream_refuse(c, -rc);
+        return n;
+    }
+    if (rc == 1) {
+        stream_stop(c);
+        c->phase = CHOPIN__PHASE_IDLE;
+        chopin__exchange_body_end(e, x);
+    }
+    return used;
+}
+
+/* Starts reading the body of `x`, whose handler took it: a deadline per wait for bytes
+ * (an upload of several GiB takes as long as it takes, a client that stops sending does
+ * not), then the answer's place on the queue. */
+static void stream_begin(struct chopin__conn *c, struct chopin__exchange *x,
+                         const struct chopin__head *head, uint64_t max) {
+    x->sink->max = max;
+    c->body_stream = 1;
+    c->body_paused = 0;
+    c->body_kind = head->body_kind;
+    c->body_need = head->body_kind == CHOPIN__BODY_LENGTH ? head->content_length : 0;
+    c->body_in = c->body_out = 0;
+    c->head_len = 0;
+    if (head->body_kind == CHOPIN__BODY_CHUNKED)
+        chopin__chunked_init(&c->chunked);
+    partial_unlist(c);
+    c->phase = CHOPIN__PHASE_BODY;
+    c->deadline = now_ms(c) + options(c)->body_timeout_ms;
+    c->expect_continue = head->expect_continue;
+    c->continue_sent = 0;
+    send_continue(c); /* before the exchange is queued: it answers this request */
+    answer(c, x);
+}
+
+/* A request with a body at p (its head parsed into `head`): when it reaches a route that
+ * streams, runs the handler now and returns 1 with *used the bytes taken; else 0. */
+static int stream_route(struct chopin__conn *c, char *p, size_t n, struct chopin__head *head,
+                        size_t *used) {
+    struct chopin__engine *e = c->engine;
+    struct chopin__exchange *x = e->cur;
+    struct chopin_req *req = &x->req;
+    req->arena = &x->arena;
+    req->engine = e;
+    req->conn = c;
+    const struct chopin__endpoint *ep = chopin__router_streaming(e->router, req);
+    if (!ep)
+        return 0;
+    uint64_t max = chopin__endpoint_max_body(ep);
+    if (!max)
+        max = options(c)->max_body_bytes;
+    size_t head_len = *used;
+    if (head->body_kind == CHOPIN__BODY_LENGTH && head->content_length > max) {
+        respond_error(c, 413);
+        *used = n;
+        return 1;
+    }
+    req->body = NULL;
+    req->body_len = 0;
+    req->ndata = 0;
+    if (!head->keep_alive || e->draining)
+        c->keep_open = 0;
+    chopin__res_init(&x->res, &x->arena);
+    x->body_to_come = 1;
+    e->dispatching = x;
+    chopin__router_run(e->router, ep, req, &x->res);
+    e->dispatching = NULL;
+    x->body_to_come = 0;
+    c->requests++;
+    chopin__count(&e->counters.requests, 1);
+    if (x->sink && x->state == CHOPIN__X_OPEN) {
+        stream_begin(c, x, head, max);
+        *used = head_len + stream_body(c, p + head_len, n - head_len);
+        return 1;
+    }
+    /* Answered without its body, which is never read: the connection closes after it. */
+    c->keep_open = 0;
+    answer(c, x);
+    c->phase = CHOPIN__PHASE_LINGER;
+    *used = n;
+    return 1;
+}
+
+void chopin__conn_body_pause(struct chopin__conn *c) {
+    if (c->body_stream)
+        c->body_paused = 1;
+}
+
+void chopin__conn_body_resume(struct chopin__conn *c) {
+    if (!c->body_stream || !c->body_paused)
+        return;
+    c->body_paused = 0;
     chopin__engine_list_ready(c->engine, c);
 }
 
@@ -1133,14 +1369,21 @@ void chopin__conn_arm(struct chopin__conn *c, uint64_t expire) { arm(c, expire);
 
 void chopin__conn_wake(struct chopin__conn *c) { chopin__engine_list_ready(c->engine, c); }
 
+void chopin__conn_set_protocol(struct chopin__conn *c, const struct chopin__protocol *p,
+                               void *state) {
+    c->proto = p;
+    c->proto_state = state;
+    c->phase = CHOPIN__PHASE_PROTOCOL;
+    c->backpressure = 0;
+    unlist(c);
+}
+
 /* The 101 is queued: the new protocol takes the connection, starting with the bytes that
  * followed the request (kept in `in`, which it does not inherit). */
 static void start_protocol(struct chopin__conn *c) {
     struct chopin__inbuf *b = c->in;
     c->in = NULL;
-    c->phase = CHOPIN__PHASE_PROTOCOL;
-    c->backpressure = 0;
-    unlist(c);
+    chopin__conn_set_protocol(c, c->proto, c->proto_state);
     if (b && b->len && !(c->ask & CHOPIN__CONN_CLOSE))
         c->proto->on_data(c, b->data, b->len);
     inbuf_free(c->engine, b);
@@ -1235,7 +1478,7 @@ static void after_progress(struct chopin__conn *c) {
 /* ----- queries ---------------------------------------------------------------------- */
 
 int chopin__conn_wants_read(const struct chopin__conn *c) {
-    return !(c->ask & CHOPIN__CONN_CLOSE) && !c->backpressure && !c->eof;
+    return !(c->ask & CHOPIN__CONN_CLOSE) && !c->backpressure && !c->eof && !c->body_paused;
 }
 
 int chopin__conn_has_output(const struct chopin__conn *c) {

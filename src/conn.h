@@ -91,6 +91,11 @@ struct chopin__protocol {
     /** An upgrade that never happened (the connection ended before its 101 was queued,
      *  or the answer was not a 101): release the state it would have had. */
     void (*discard)(void *state);
+    /** The application has something for the protocol outside its events: one of its
+     *  exchanges was finished or timed out (chopin_exchange_finish, handler_timeout_ms),
+     *  or a stream was resumed (chopin_stream_resume). Runs from the engine's ready list,
+     *  never inside a handler. NULL: nothing to do (the protocol has no exchanges). */
+    void (*on_ready)(struct chopin__conn *c);
 };
 
 /*
@@ -155,6 +160,8 @@ struct chopin__conn {
     uint8_t backpressure; /* stopped serving until output drains */
     uint8_t head_lf;     /* the buffered part of a head holds a line end */
     uint8_t ready_listed; /* on the engine's list of connections with answers to send */
+    uint8_t body_stream;  /* the body is handed to the exchange at xq_tail as it arrives */
+    uint8_t body_paused;  /* ...which asked for no more for now (chopin_body_pause) */
     uint16_t pending;    /* exchanges on xq: at max_pending no further request is read */
     uint16_t backend_flags; /* the backend's own per-connection state */
     uint32_t backend_ops;   /* the backend's own count of operations in flight */
@@ -209,6 +216,11 @@ void chopin__conn_stream_resume(struct chopin__conn *c);
 /** A file range ended early (sendfile returned 0: the file shrank): abort the connection. */
 void chopin__conn_on_file_short(struct chopin__conn *c);
 
+/** Issue 18: the body streamed to the exchange at the tail of c's queue is not read for
+ *  now (its bytes wait in the kernel: TCP throttles the client), or again: the bytes
+ *  already here are handed over once the caller has returned (through the ready list). */
+void chopin__conn_body_pause(struct chopin__conn *c);
+void chopin__conn_body_resume(struct chopin__conn *c);
 /* ----- for transports and protocols -------------------------------------------------- */
 
 /** Plaintext for the protocol (a transport's output upward; chopin__conn_on_data's when
@@ -229,6 +241,10 @@ void chopin__conn_arm(struct chopin__conn *c, uint64_t expire);
  *  timer of the application, a posted function): the backend looks at it before the
  *  worker next waits. */
 void chopin__conn_wake(struct chopin__conn *c);
+/** Switches a connection that has read no request yet to protocol `p` with `state` (HTTP/2
+ *  by ALPN or by its preface): from now on its bytes go to p->on_data. */
+void chopin__conn_set_protocol(struct chopin__conn *c, const struct chopin__protocol *p,
+                               void *state);
 /** Installs a transport on a fresh connection (before its first byte). */
 void chopin__conn_set_transport(struct chopin__conn *c, struct chopin__transport *t);
 

@@ -48,6 +48,9 @@ static struct chopin__exchange *exchange_new(struct chopin__engine *e) {
     x->cancel_arg = NULL;
     x->slot = CHOPIN__NO_SLOT;
     x->state = CHOPIN__X_RUNNING;
+    x->sink = NULL;
+    x->body_to_come = 0;
+    x->kept = 0;
     return x;
 }
 
@@ -127,6 +130,8 @@ static void deadline_list(struct chopin__engine *e, struct chopin__exchange *x) 
 }
 
 static void deadline_unlist(struct chopin__engine *e, struct chopin__exchange *x) {
+    if (!x->dl_prev && e->dl_head != x)
+        return; /* not listed: its body is still to come (issue 18) */
     if (x->dl_prev)
         x->dl_prev->dl_next = x->dl_next;
     else
@@ -187,11 +192,16 @@ static void run_cancel(struct chopin__engine *e, struct chopin__exchange *x, cho
     e->nested--;
 }
 
+static void body_error(struct chopin__engine *e, struct chopin__exchange *x, chopin_exchange h,
+                       int err);
+static struct chopin__exchange *lookup(chopin_exchange h);
+
 void chopin__exchange_cancel(struct chopin__engine *e, struct chopin__exchange *x) {
     if (x->state != CHOPIN__X_OPEN)
         return;
     chopin_exchange h = handle_of(e, x);
     close_open(e, x);
+    body_error(e, x, h, CHOPIN_ECANCELED);
     run_cancel(e, x, h);
 }
 
@@ -325,6 +335,14 @@ static int keep_request(struct chopin__exchange *x) {
     return 0;
 }
 
+int chopin__exchange_keep(struct chopin__exchange *x) {
+    if (x->kept)
+        return 0;
+    int rc = keep_request(x);
+    x->kept = rc == 0;
+    return rc;
+}
+
 static int refuse_defer(chopin_res *res, int err) {
     chopin__res_discard(res);
     chopin__res_init(res, res->arena);
@@ -347,7 +365,9 @@ int chopin_defer(chopin_req *req, chopin_res *res, chopin_exchange *out) {
     if (e->xopen >= e->cfg->opt.max_deferred)
         return refuse_defer(res, CHOPIN_EBUSY);
     int rc = slot_take(e, x);
-    if (rc == 0 && (rc = keep_request(x)) == 0)
+    if (rc == 0)
+        rc = chopin__exchange_keep(x);
+    if (rc == 0)
         rc = chopin__exchange_detach(e, x);
     if (rc < 0) {
         slot_release(e, x);
@@ -403,6 +423,69 @@ int chopin_exchange_finish(chopin_exchange h) {
         chopin__conn_answer_ready(x->conn);
     return 0;
 }
+/* ----- streamed bodies (issue 18) --------------------------------------------------------- */
+
+struct chopin__exchange *chopin__exchange_lookup(chopin_exchange h) { return lookup(h); }
+
+chopin_exchange chopin__exchange_handle(struct chopin__engine *e, const struct chopin__exchange *x) {
+    return handle_of(e, x);
+}
+
+void chopin__exchange_deadline_hold(struct chopin__engine *e, struct chopin__exchange *x) {
+    deadline_unlist(e, x);
+}
+
+/* The body's callbacks run as a cancel callback does (e->nested): an answer they finish
+ * waits for the ready list, never sent inside the connection's own input handling. */
+void chopin__exchange_body_data(struct chopin__engine *e, struct chopin__exchange *x,
+                                const char *p, size_t n) {
+    struct chopin__body_sink *s = x->sink;
+    if (x->state != CHOPIN__X_OPEN || s->ended || !n)
+        return;
+    e->nested++;
+    s->h.on_data(handle_of(e, x), p, n, s->arg);
+    e->nested--;
+}
+
+void chopin__exchange_body_end(struct chopin__engine *e, struct chopin__exchange *x) {
+    struct chopin__body_sink *s = x->sink;
+    if (s->ended)
+        return;
+    s->ended = 1;
+    if (x->state != CHOPIN__X_OPEN)
+        return;
+    deadline_list(e, x);
+    e->nested++;
+    s->h.on_end(handle_of(e, x), s->arg);
+    e->nested--;
+}
+
+static void body_error(struct chopin__engine *e, struct chopin__exchange *x, chopin_exchange h,
+                       int err) {
+    struct chopin__body_sink *s = x->sink;
+    if (!s || s->ended)
+        return;
+    s->ended = 1;
+    if (!s->h.on_error)
+        return;
+    e->nested++;
+    s->h.on_error(h, err, s->arg);
+    e->nested--;
+}
+
+void chopin__exchange_body_fail(struct chopin__engine *e, struct chopin__exchange *x,
+                                int status, int err) {
+    if (x->state != CHOPIN__X_OPEN)
+        return;
+    chopin_exchange h = handle_of(e, x);
+    close_open(e, x);
+    chopin__res_discard(&x->res);
+    chopin__res_init(&x->res, &x->arena);
+    chopin_res_error(&x->res, status, NULL);
+    x->res.close = 1;
+    body_error(e, x, h, err);
+}
+
 /* A function posted to an exchange's worker, with the handle it is for. */
 struct posted {
     chopin_exchange h;

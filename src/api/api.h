@@ -21,6 +21,10 @@ int chopin__res_status_valid(int status);
 void chopin__res_replace_body(chopin_res *res, int status, enum chopin__res_body kind,
                               const char *content_type, size_t content_type_len);
 
+/** Appends `len` bytes of complete header lines ("Name: value\r\n"...), which the caller
+ *  has validated, to the response's extra headers. 0, -ENOSPC, or the arena's error. */
+int chopin__res_header_lines(chopin_res *res, const char *lines, size_t len);
+
 /** The Content-Type for a file name, from its extension (case-insensitive);
  *  "application/octet-stream" when unknown. */
 const char *chopin__mime_type(const char *path);

@@ -333,6 +333,16 @@ static int header_append(chopin_res *res, const char *name, const char *value)
     return 0;
 }
 
+int chopin__res_header_lines(chopin_res *res, const char *lines, size_t len)
+{
+    int err = headers_reserve(res, len);
+    if (err)
+        return err;
+    memcpy(res->headers + res->headers_len, lines, len);
+    res->headers_len += (uint32_t)len;
+    return 0;
+}
+
 /* Whether the header line at `line` (`len` bytes, "\r\n" included) is named `name`. */
 static int line_named(const char *line, size_t len, const char *name, size_t nlen)
 {

@@ -167,6 +167,8 @@ size_t chopin__serialize_head(char *dst, const struct chopin_res *res,
         p = PUT_LIT(p, "Connection: close\r\n");
     else if (ctx->connection == 2)
         p = PUT_LIT(p, "Connection: keep-alive\r\n");
+    else if (ctx->connection == 3)
+        p = PUT_LIT(p, "Connection: Upgrade\r\n");
     if (res->headers_len)
         p = put(p, res->headers, res->headers_len);
     p = PUT_LIT(p, "\r\n");

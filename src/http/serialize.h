@@ -46,7 +46,8 @@ struct chopin__head_ctx {
     uint32_t server_line_len;
     struct chopin__head_cache *cache; /* NULL to build every head in full */
     uint8_t framing;           /* enum chopin__framing */
-    uint8_t connection;        /* 0: no header, 1: "close", 2: "keep-alive" (HTTP/1.0) */
+    uint8_t connection;        /* 0: no header, 1: "close", 2: "keep-alive" (HTTP/1.0),
+                                  3: "Upgrade" (a 101: Upgrade is hop-by-hop, RFC 9110 §7.6.1) */
     uint64_t body_len;         /* for CHOPIN__FRAME_LENGTH */
     /* Filled by chopin__serialize_head_size for chopin__serialize_head. */
     uint8_t cached;            /* the cache's last head is this response's */

@@ -32,6 +32,8 @@ struct chopin__endpoint {
     const struct chopin__mw_call *chain; /* composed at freeze */
     uint32_t nchain;
     uint8_t checks; /* some layer of chain has a prefix to check: chopin__chain_run_for_path */
+    uint8_t streams;   /* chopin_router_stream: runs when the head arrives (issue 18) */
+    uint64_t max_body; /* its body limit; 0: the server's max_body_bytes */
 };
 
 enum chopin__node_kind { CHOPIN__NODE_STATIC, CHOPIN__NODE_PARAM, CHOPIN__NODE_WILDCARD };
@@ -67,6 +69,8 @@ struct chopin__route {
     chopin_handler handler;
     void *data;
     struct chopin__endpoint *endpoint;
+    uint8_t streams;   /* registered with chopin_router_stream, with max_body */
+    uint64_t max_body;
 };
 
 struct chopin__mw {
@@ -100,6 +104,7 @@ struct chopin_router {
     uint32_t nfallback;
     uint8_t fallback_checks;
     uint32_t methods; /* bit per chopin_method routed anywhere (ANY: every one): OPTIONS * */
+    uint32_t nstreaming; /* routes registered with chopin_router_stream */
     char error[256];
 };
 

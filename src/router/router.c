@@ -283,10 +283,25 @@ int chopin_router_route(chopin_router *r, chopin_method method, const char *patt
         free(copy);
         return fail(r, -ENOMEM, "%s %s: out of memory", mname, pattern);
     }
-    n->slots[slot] = (struct chopin__endpoint){handler, data, NULL, 0, 0};
+    n->slots[slot] = (struct chopin__endpoint){.handler = handler, .data = data};
     n->has_endpoint = 1;
-    r->routes[r->nroutes++] = (struct chopin__route){copy, method, handler, data, &n->slots[slot]};
+    r->routes[r->nroutes++] = (struct chopin__route){
+        .pattern = copy, .method = method, .handler = handler, .data = data, .endpoint = &n->slots[slot]};
     r->error[0] = '\0';
+    return 0;
+}
+
+/* A route like any other, marked so the connection runs it when the head arrives. */
+int chopin_router_stream(chopin_router *r, chopin_method method, const char *pattern,
+                         chopin_handler handler, void *data, uint64_t max_body)
+{
+    int err = chopin_router_route(r, method, pattern, handler, data);
+    if (err)
+        return err;
+    struct chopin__route *rt = &r->routes[r->nroutes - 1];
+    rt->streams = rt->endpoint->streams = 1;
+    rt->max_body = rt->endpoint->max_body = max_body;
+    r->nstreaming++;
     return 0;
 }
 
@@ -378,7 +393,9 @@ static int replay(chopin_router *r, const char *prefix, size_t plen, const chopi
         char *pattern = join(prefix, plen, rt.pattern);
         if (!pattern)
             return fail(r, -ENOMEM, "nest: out of memory");
-        int err = chopin_router_route(r, rt.method, pattern, rt.handler, rt.data);
+        int err = rt.streams ? chopin_router_stream(r, rt.method, pattern, rt.handler, rt.data,
+                                                    rt.max_body)
+                             : chopin_router_route(r, rt.method, pattern, rt.handler, rt.data);
         free(pattern);
         if (err)
             return err;
@@ -737,6 +754,58 @@ void chopin__router_dispatch(const chopin_router *r, chopin_req *req, chopin_res
         return;
     }
     dispatch_tree(r, req, res, memchr(req->path, '%', req->path_len) != NULL);
+}
+
+/* The endpoint a request reaches, without running it: dispatch's lookup, with no answer
+ * for a path that reaches none (its dispatch answers once the body is in). */
+static const struct chopin__endpoint *lookup(const chopin_router *r, chopin_req *req)
+{
+    req->path = req->head.path;
+    req->path_len = req->head.path_len;
+    req->nparams = 0;
+    if (!req->path || req->path_len == 0 || req->path[0] != '/')
+        return NULL;
+    const struct chopin__node *n = chopin__statics_find(r, req->path, req->path_len);
+    const struct chopin__endpoint *ep =
+        n ? chopin__node_pick(n, (chopin_method)req->head.method_id) : NULL;
+    if (ep)
+        return ep;
+    size_t nsegs = count_slashes(req->path, req->path_len);
+    struct chopin__seg stack_segs[STACK_SEGS];
+    struct chopin__seg *segs =
+        nsegs > STACK_SEGS ? chopin__arena_alloc(req->arena, nsegs * sizeof(*segs)) : stack_segs;
+    if (!segs)
+        return NULL;
+    ssize_t kept = prepare_path(req, segs, nsegs, memchr(req->path, '%', req->path_len) != NULL);
+    if (kept < 0)
+        return NULL;
+    struct chopin__match m = {
+        .segs = segs,
+        .nsegs = (size_t)kept,
+        .path_end = req->path + req->path_len,
+        .method = (chopin_method)req->head.method_id,
+        .params = req->params,
+    };
+    ep = chopin__tree_match(r->root, &m);
+    if (ep)
+        req->nparams = m.nparams;
+    return ep;
+}
+
+const struct chopin__endpoint *chopin__router_streaming(const chopin_router *r, chopin_req *req)
+{
+    if (!r || !r->frozen || !r->nstreaming)
+        return NULL;
+    const struct chopin__endpoint *ep = lookup(r, req);
+    return ep && ep->streams ? ep : NULL;
+}
+
+uint64_t chopin__endpoint_max_body(const struct chopin__endpoint *ep) { return ep->max_body; }
+
+void chopin__router_run(const chopin_router *r, const struct chopin__endpoint *ep, chopin_req *req,
+                        chopin_res *res)
+{
+    run_endpoint(r, ep, req, res);
 }
 
 /* The request seen by middleware for bytes the connection refused: nothing in them is

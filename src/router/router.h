@@ -31,4 +31,19 @@ void chopin__router_dispatch(const chopin_router *r, chopin_req *req, chopin_res
 void chopin__router_refuse(const chopin_router *r, chopin_req *req, chopin_res *res,
                            int status);
 
+struct chopin__endpoint;
+
+/**
+ * Issue 18: for a request whose body is still to come, the route registered with
+ * chopin_router_stream that it reaches, or NULL (then nothing changed but req->path and
+ * req->params, which dispatch sets again once the body is in). Sets req->path and
+ * req->params as dispatch does. Costs nothing when no route streams.
+ */
+const struct chopin__endpoint *chopin__router_streaming(const chopin_router *r, chopin_req *req);
+/** That route's body limit (0: the server's). */
+uint64_t chopin__endpoint_max_body(const struct chopin__endpoint *ep);
+/** Runs that route's middleware chain and handler on `req`. */
+void chopin__router_run(const chopin_router *r, const struct chopin__endpoint *ep, chopin_req *req,
+                        chopin_res *res);
+
 #endif

@@ -20,7 +20,8 @@ check() { # name, command...
 body_is() { [ "$(curl -s --max-time 5 "$1")" = "$2" ]; }
 status_is() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${@:2}")" = "$1" ]; }
 
-PORT=0 CHOPIN_WORKERS=2 CHOPIN_TODO_DB=$tmp/todo.db "$bin" 2>"$tmp/err" &
+public=$(cd "$(dirname "$0")/../../examples/public" && pwd) # /static/ (issue 15)
+PORT=0 CHOPIN_WORKERS=2 CHOPIN_TODO_DB=$tmp/todo.db DEMO_PUBLIC=$public "$bin" 2>"$tmp/err" &
 pid=$!
 port=
 for _ in $(seq 100); do
@@ -38,10 +39,13 @@ check "/ lists routes" bash -c "curl -s --max-time 5 $url/ | grep -q '/plaintext
 check "POST /echo" bash -c "[ \"\$(curl -s --max-time 5 -H 'Content-Type: text/x-test' --data-binary 'ping pong' $url/echo)\" = 'ping pong' ]"
 check "POST /echo content type" bash -c "curl -s -D - -o /dev/null --max-time 5 -H 'Content-Type: text/x-test' --data-binary x $url/echo | grep -qi '^content-type: text/x-test'"
 check "404" status_is 404 "$url/nothing-here"
+# examples/public under /static/ (issue 15): the page, byte for byte, and a 304 on its ETag
+check "/static/ serves examples/public" bash -c "curl -s --max-time 5 $url/static/ | cmp -s - $public/index.html"
+check "/static/ revalidates" bash -c "e=\$(curl -s -D - -o /dev/null --max-time 5 $url/static/style.css | tr -d '\r' | sed -n 's/^ETag: //p'); [ \"\$(curl -s -o /dev/null -w '%{http_code}' -H \"If-None-Match: \$e\" --max-time 5 $url/static/style.css)\" = 304 ]"
 check "405 on GET /echo" status_is 405 "$url/echo"
 # (only when the library was built with an encoder: each one is left out without its library)
 nm "$build/libchopin.a" 2>/dev/null | grep -qE ' U (deflateInit2_|BrotliEncoderCompress|ZSTD_compressCCtx)$' &&
-check "/ compressed for curl --compressed (issue 15)" bash -c "curl -s --compressed -D $tmp/h --max-time 5 $url/ | grep -q '/plaintext' && grep -qi '^content-encoding: ' $tmp/h && grep -qi '^vary: accept-encoding' $tmp/h"
+check "/static/ compressed for curl --compressed (issue 15)" bash -c "curl -s --compressed -D $tmp/h --max-time 5 $url/static/ | grep -q 'static files' && grep -qi '^content-encoding: ' $tmp/h && grep -qi '^vary: accept-encoding' $tmp/h"
 check "keep-alive reuses one connection" bash -c "curl -sv --max-time 5 $url/plaintext $url/json 2>&1 | grep -q 'Re-using existing connection'"
 
 kill -TERM "$pid"
