@@ -384,7 +384,7 @@ static void client_leaves_mid_body(void) {
     send_body(c, 5000, 5000, 0);
     usleep(50000);
     cl_close(c);
-    for (int i = 0; i < 200 && atomic_load(&errors_seen) == before; i++)
+    for (int i = 0; i < 1500 && atomic_load(&errors_seen) == before; i++)
         usleep(10000);
     CHECK_INT(atomic_load(&errors_seen), before + 1);
     CHECK_INT(atomic_load(&last_error), CHOPIN_ECANCELED);
@@ -429,7 +429,7 @@ static void paused_reader_throttles_client(void) {
     struct linger hard = {1, 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
     cl_close(c);
-    for (int i = 0; i < 300 && atomic_load(&errors_seen) == before; i++)
+    for (int i = 0; i < 1500 && atomic_load(&errors_seen) == before; i++)
         usleep(10000);
     CHECK_INT(atomic_load(&errors_seen), before + 1);
 }
