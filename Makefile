@@ -149,7 +149,9 @@ $(eval $(call tree,$(BUILD)/asan))
 EXTRA_$(BUILD)/tsan := -O1 -fsanitize=thread -fno-omit-frame-pointer
 TSAN_TESTS := $(BUILD)/tsan/tests/test_loop $(BUILD)/tsan/itests/test_loop $(BUILD)/tsan/itests/test_defer \
               $(BUILD)/tsan/itests/test_offload \
-              $(BUILD)/tsan/itests/test_ws # WebSocket: chopin_ws_post and publish from other threads (issue 17)
+              $(BUILD)/tsan/itests/test_metrics # workers' counters read by a scrape (issue 19)
+# WebSocket: chopin_ws_post and publish from other threads (issue 17)
+TSAN_TESTS += $(BUILD)/tsan/itests/test_ws
 $(eval $(call tree,$(BUILD)/tsan))
 
 .PHONY: all deps run test test-fast soak attack bench bench-micro fuzz fuzz-build install clean FORCE

@@ -499,3 +499,44 @@ wrk_parse() {
                 p50 == "" ? "-" : p50, p90 == "" ? "-" : p90, p99 == "" ? "-" : p99
         }' "$1"
 }
+
+# ----- one server at a time (later.sh, ops.sh) -----------------------------------------
+
+# start CMD...: starts a server pinned to SERVER_CPU on FREE_PORT (already in CMD), waits
+# until it listens. Sets PID.
+start() {
+    env "$@" > "$BENCH_TMP/server.log" 2>&1 &
+    PID=$!
+    track_pid "$PID"
+    local i
+    for ((i = 0; i < 100; i++)); do
+        port_listening "$FREE_PORT" && return 0
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    log "bench: server did not start: $*"
+    cat "$BENCH_TMP/server.log" >&2
+    exit 1
+}
+
+stop() {
+    kill -TERM "$PID" 2>/dev/null
+    proc_wait_exit "$PID" 50 || kill -KILL "$PID" 2>/dev/null
+    wait "$PID" 2>/dev/null
+    untrack_pid "$PID"
+}
+
+# run_wrk CONNS SECONDS URL: sets REQS, RPS, BAD (non-2xx + socket errors), TICKS (server).
+run_wrk() {
+    local t0 t1 r
+    t0=$(proc_ticks "$PID")
+    taskset -c "$CLIENT_CPU" wrk -t1 -c"$1" -d"$2"s --timeout 5s "$3" > "$BENCH_TMP/wrk.out" 2>&1
+    t1=$(proc_ticks "$PID")
+    read -r REQS RPS r BAD _ < <(wrk_parse "$BENCH_TMP/wrk.out")
+    BAD=$((BAD + r))
+    TICKS=$((t1 - t0))
+}
+
+us_per_req() { awk -v t="$1" -v n="$2" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", n ? t * 1e6 / hz / n : 0 }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+spread() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "[%s-%s]", lo, hi }'; }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The demo server: TechEmpower's /plaintext and /json, an echo, the todo REST API, answers
- * that come later (/sleep from a timer, /offload from the blocking pool), and a page
- * listing them. `make run` starts it on port 8080 (PORT overrides).
+ * that come later (/sleep from a timer, /offload from the blocking pool), metrics and
+ * health (/metrics, /healthz, /readyz), and a page listing them. `make run` starts it on port 8080 (PORT overrides).
  *
  * An invalid PORT or CHOPIN_* variable stops it before it creates anything; the
  * temporary directory of the database (without CHOPIN_TODO_DB) is removed at exit.
@@ -37,6 +37,9 @@ static const char INDEX[] =
     "streamed to disk and answered with each file's size and SHA-256 (up to 4 GiB)</li>\n"
     "<li><a href=\"/static/\">/static/</a>: the files of examples/public/ (DEMO_PUBLIC "
     "overrides), with validators, ranges and an open-file cache</li>\n"
+    "<li><a href=\"/metrics\">GET /metrics</a>: Prometheus metrics; "
+    "<a href=\"/healthz\">/healthz</a>, <a href=\"/readyz\">/readyz</a>: liveness and "
+    "readiness (CHOPIN_ACCESS_LOG=- logs every answer on stderr)</li>\n"
     "<li>/ws/echo: a WebSocket that echoes every message (permessage-deflate offered); "
     "<a href=\"/chat\">/chat</a>: a chat room for every visitor, on every worker "
     "(WebSocket and publish/subscribe)</li>\n"
@@ -253,6 +256,18 @@ static void events_open_route(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_copy(res, 200, "text/plain", n, (size_t)len);
 }
 
+/* Operations (issue 19): metrics, health, and request ids when answers are logged (the
+ * access log itself is the library's: CHOPIN_ACCESS_LOG). */
+static const chopin_health_options health = {.live_path = "/healthz", .ready_path = "/readyz"};
+
+static int add_ops_routes(chopin_router *r) {
+    int rc = chopin_metrics_route(r, "/metrics");
+    if (!rc) rc = chopin_health_routes(r, &health);
+    const char *log = getenv("CHOPIN_ACCESS_LOG");
+    if (!rc && log && *log) rc = chopin_router_use(r, NULL, chopin_request_id, NULL);
+    return rc;
+}
+
 /* Every problem of the configuration (PORT and each CHOPIN_* variable) is printed before
  * anything is created, so a bad start leaves nothing behind. */
 static int configure(chopin_options *opt, char *address, size_t cap) {
@@ -353,6 +368,7 @@ static int add_routes(chopin_router *r) {
     if (!rc) rc = todo_mount(r, "/todos");
     if (!rc) rc = upload_mount(r, "/upload");
     if (!rc) rc = static_routes(r);
+    if (!rc) rc = add_ops_routes(r);
     if (rc < 0)
         fprintf(stderr, "demo: %s: %s\n", chopin_strerror(rc), chopin_router_error(r));
     return rc;

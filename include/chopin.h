@@ -871,6 +871,15 @@ typedef struct chopin_options {
     uint32_t h2c_upgrade;         /* CHOPIN_H2C_UPGRADE; 0: off, 1: a request with
                                      "Upgrade: h2c" switches its connection to h2c (RFC 7540
                                      §3.2) and is answered as stream 1 */
+    /* Logs (issue 19, docs/operations.md) */
+    uint32_t log_level;           /* CHOPIN_LOG_LEVEL=error|warn|info|debug (chopin_log_level
+                                     1..4); 0: info. What
+                                     the library prints (chopin_log) below it is dropped */
+    uint32_t access_log_format;   /* CHOPIN_ACCESS_LOG_FORMAT=combined|json; 0: combined
+                                     (CHOPIN_ACCESS_LOG_COMBINED 1, CHOPIN_ACCESS_LOG_JSON 2) */
+    const char *access_log;       /* CHOPIN_ACCESS_LOG; NULL or "": off; "-": stderr; else a
+                                     file, appended to, reopened by chopin_server_reopen_logs
+                                     (SIGUSR1 under chopin_serve). Copied at start */
 } chopin_options;
 
 /** Options with every field zero (the defaults) and `size` set: `chopin_options o =
@@ -1286,6 +1295,150 @@ CHOPIN_API int chopin_router_static(chopin_router *r, const char *prefix, chopin
 /** Closes the directory and frees `st` (NULL: nothing). Only after the servers that used
  *  it have stopped (chopin_serve returned, chopin_server_wait). */
 CHOPIN_API void chopin_static_free(chopin_static *st);
+
+/* ===== Operations: logs, metrics, health, ready-made middleware (issue 19) =====
+ * docs/operations.md tells the whole story; the options are in chopin_options (log_level,
+ * access_log_format, access_log). */
+
+/** Levels of the error log, for chopin_options.log_level and chopin_log. */
+typedef enum chopin_log_level {
+    CHOPIN_LOG_ERROR = 1, /* the server cannot do what it was asked (start, listen, a worker) */
+    CHOPIN_LOG_WARN,      /* it does something else than asked (a fallback, no pinning) */
+    CHOPIN_LOG_INFO,      /* the start banner, a drain beginning (the default level) */
+    CHOPIN_LOG_DEBUG,
+} chopin_log_level;
+
+/** Values of chopin_options.access_log_format. */
+#define CHOPIN_ACCESS_LOG_COMBINED 1u /* Apache/nginx "combined", plus the request id */
+#define CHOPIN_ACCESS_LOG_JSON 2u     /* one JSON object per line */
+
+/**
+ * Writes one line (a newline is added) to the error log, stderr, when `level` is at or
+ * above the level in force: every message the library prints goes through here, each in
+ * one write, so lines of several threads never mix. The level in force is the last
+ * started server's log_level (CHOPIN_LOG_LEVEL), CHOPIN_LOG_INFO before any, or what
+ * chopin_log_set_level set. Any thread; not async-signal-safe.
+ */
+CHOPIN_API void chopin_log(chopin_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/** Sets the level in force for the whole process (a server's start sets it too). */
+CHOPIN_API void chopin_log_set_level(chopin_log_level level);
+
+/**
+ * Reopens the access log file (after logrotate renamed it): the next lines go to a new
+ * file at the configured path, and no line is lost or split (each worker writes whole
+ * lines, and the descriptor is switched in one step). chopin_serve calls it on SIGUSR1.
+ * Async-signal-safe (open, dup3, close), so an application running chopin_server_start
+ * may call it from its own SIGUSR1 handler. Returns 0 (also without a log file), or the
+ * open's error (the old file is kept then).
+ */
+CHOPIN_API int chopin_server_reopen_logs(chopin_server *s);
+
+/**
+ * Serves Prometheus metrics (text format 0.0.4) on GET `path` of `r`: the sums of every
+ * worker's counters, read without locks (approximate while serving): requests by method
+ * and status class, bytes in and out, open, idle and evicted connections, requests
+ * refused before routing by kind, timeouts by kind, accept errors, and two latency
+ * histograms with log-linear buckets, handler time and time to last byte. Registering it
+ * turns the histograms on (three clock reads per request); docs/operations.md lists every
+ * series. The answers of /metrics itself are counted too. Returns as chopin_router_get.
+ */
+CHOPIN_API int chopin_metrics_route(chopin_router *r, const char *path);
+
+/**
+ * Liveness and readiness answers for load balancers and orchestrators, on GET
+ * `h->live_path` and GET `h->ready_path` (either may be NULL). `h` is the caller's and
+ * must live as long as the router. Liveness answers 200 "ok" while the worker runs, also
+ * during a drain. Readiness answers 200 "ready"; 503 "draining" as soon as the server was
+ * asked to stop (before the drain closes anything); 503 "not ready" when `h->check(arg)`
+ * (may be NULL) returns 0: the application's own condition (a database reachable, a cache
+ * warm), called on the worker's thread, where it must not block. Neither is cached
+ * (Cache-Control: no-store). Returns CHOPIN_EINVAL (NULL, or no path), else as
+ * chopin_router_get.
+ */
+typedef struct chopin_health_options {
+    const char *live_path;  /* "/healthz" */
+    const char *ready_path; /* "/readyz" */
+    int (*check)(void *arg);
+    void *arg;
+} chopin_health_options;
+CHOPIN_API int chopin_health_routes(chopin_router *r, const chopin_health_options *h);
+
+/**
+ * CORS (the Fetch standard's CORS protocol), as middleware: chopin_router_use(r, "/api",
+ * chopin_cors, &opts) with `opts` living as long as the router. A request whose Origin is
+ * allowed gets Access-Control-Allow-Origin (the origin itself, or "*" when every origin
+ * is allowed and credentials are off), Vary: Origin, and the exposed headers; a preflight
+ * (OPTIONS with Origin and Access-Control-Request-Method) is answered 204 at once with
+ * the allowed methods, headers and max age, without running the handler. A request from
+ * an origin not allowed runs unchanged, without CORS headers (the browser then refuses
+ * the answer to the page); its preflight gets 204 without them.
+ */
+typedef struct chopin_cors_options {
+    const char *origins;  /* "https://a.example, https://b.example" or "*"; NULL: "*" */
+    const char *methods;  /* Access-Control-Allow-Methods; NULL: "GET, HEAD, POST, PUT,
+                             PATCH, DELETE" */
+    const char *headers;  /* Access-Control-Allow-Headers; NULL: the headers the
+                             preflight asks for (Access-Control-Request-Headers) */
+    const char *expose;   /* Access-Control-Expose-Headers; NULL: none */
+    int credentials;      /* nonzero: Access-Control-Allow-Credentials: true */
+    uint32_t max_age;     /* Access-Control-Max-Age in seconds; 0: not sent */
+} chopin_cors_options;
+CHOPIN_API void chopin_cors(chopin_req *req, chopin_res *res, chopin_next *next, void *opts);
+
+/**
+ * HTTP Basic authentication (RFC 7617), as middleware: chopin_router_use(r, "/admin",
+ * chopin_basic_auth, &opts). A request without valid credentials gets 401 with
+ * WWW-Authenticate: Basic realm="<realm>", charset="UTF-8", and the handler does not run.
+ * With `user` and `password`, the credentials are compared in constant time (the time
+ * does not depend on where they differ); with `check`, the application decides (it
+ * should compare in constant time too). The user name of an accepted request is
+ * chopin_req_user and goes to the access log. Send it over TLS only.
+ */
+typedef struct chopin_basic_auth_options {
+    const char *realm;    /* NULL: "chopin"; no '"' or '\\' */
+    const char *user, *password; /* the one account, when check is NULL */
+    /** Nonzero to accept `user` (ulen bytes) with `password` (plen bytes); not
+     *  NUL-terminated. On the worker's thread; must not block. */
+    int (*check)(const char *user, size_t ulen, const char *password, size_t plen, void *arg);
+    void *arg;
+} chopin_basic_auth_options;
+CHOPIN_API void chopin_basic_auth(chopin_req *req, chopin_res *res, chopin_next *next,
+                                  void *opts);
+/** The user chopin_basic_auth accepted for this request; ptr NULL when none. */
+CHOPIN_API chopin_str chopin_req_user(const chopin_req *req);
+
+/**
+ * A rate limit per client address (chopin_req_remote_addr without its port), as
+ * middleware: chopin_router_use(r, "/api", chopin_rate_limit_mw, limit). A token bucket
+ * per client, `per_second` tokens a second up to `burst`, one token per request; a request
+ * finding the bucket empty is answered 429 with Retry-After (whole seconds until a token),
+ * and the handler does not run. Each worker keeps its own buckets (no lock on the request
+ * path): a client whose connections land on several workers gets up to that many times
+ * the rate. Each worker remembers up to 4096 clients; past that the one seen longest ago
+ * is forgotten (starting full again).
+ * Returns NULL for a rate or burst of 0 (or not finite), or out of memory. Free it with
+ * chopin_rate_limit_free after the server using it has stopped.
+ */
+typedef struct chopin_rate_limit chopin_rate_limit;
+CHOPIN_API chopin_rate_limit *chopin_rate_limit_new(double per_second, uint32_t burst);
+CHOPIN_API void chopin_rate_limit_free(chopin_rate_limit *limit);
+CHOPIN_API void chopin_rate_limit_mw(chopin_req *req, chopin_res *res, chopin_next *next,
+                                     void *limit);
+
+/**
+ * Request ids, as middleware (global: chopin_router_use(r, NULL, chopin_request_id,
+ * NULL)): a request's X-Request-Id is kept when it is 1 to 128 visible ASCII characters
+ * without '"' or '\\', else a new one is made (32 hex digits: a random prefix per worker
+ * thread and a scrambled counter, so unique within the process and not guessable). The
+ * answer carries it in X-Request-Id, the access log writes it, and chopin_req_id gives it
+ * to the handler.
+ */
+CHOPIN_API void chopin_request_id(chopin_req *req, chopin_res *res, chopin_next *next,
+                                  void *unused);
+/** This request's id (chopin_request_id); ptr NULL when the middleware did not run.
+ *  Valid as the request's other views. */
+CHOPIN_API chopin_str chopin_req_id(const chopin_req *req);
 
 /* ===== WebSocket (issue 17) =====
  *

@@ -28,6 +28,8 @@ case $level in
                                  nginx-light
                                  # HTTP/2 clients: nghttp and h2load (tests/integration/h2.sh, bench)
                                  nghttp2-client
+                                 # promtool checks the metrics' exposition (issue 19)
+                                 prometheus
                                  # real WebSocket clients and a browser (issue 17: tests/integration/ws*.sh)
                                  python3-websockets node-ws chromium) ;;&
   bench) pkgs+=(wrk nginx-light h2o strace

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+
 /* No chopin.h will ever have a chopin_options this large: a bigger `size` is a field that
  * was never set (an uninitialised struct), not a newer program. */
 #define OPTIONS_SIZE_MAX 4096
@@ -26,7 +27,7 @@
  * appended into the tail padding of an older struct would lie within an older program's
  * size and be read from its padding bytes: keep the struct free of tail padding. Whoever
  * appends a field names it here. */
-_Static_assert(sizeof(chopin_options) == offsetof(chopin_options, h2c_upgrade) + sizeof(uint32_t),
+_Static_assert(sizeof(chopin_options) == offsetof(chopin_options, access_log) + sizeof(const char *),
                "chopin_options must end without padding: append fields so that it does");
 
 #define FIELD_SPAN(f) offsetof(chopin_options, f), sizeof(((chopin_options *)0)->f)
@@ -81,6 +82,8 @@ static const struct {
 } others[] = {
     {FIELD_SPAN(backend)},     {FIELD_SPAN(server_name)}, {FIELD_SPAN(worker_init)},
     {FIELD_SPAN(worker_fini)}, {FIELD_SPAN(worker_arg)},
+    /* logs (issue 19): named values and a path */
+    {FIELD_SPAN(log_level)},   {FIELD_SPAN(access_log_format)}, {FIELD_SPAN(access_log)},
 };
 
 static const char *const backend_names[] = {"auto", "epoll", "io_uring", "kqueue"};
@@ -93,7 +96,7 @@ __attribute__((format(printf, 2, 3))) static void report(int *errors, const char
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "chopin: %s\n", line);
+    chopin_log(CHOPIN_LOG_ERROR, "chopin: %s", line);
     (*errors)++;
 }
 
@@ -276,6 +279,54 @@ static void resolve_server_name(struct chopin__config *cfg, int *errors) {
     cfg->server_header_len = (uint32_t)n;
 }
 
+/* A field spelled as one of `names` (index 1.. in code; 0: `def`) or by `env`. */
+static void resolve_named(uint32_t *field, const char *env, const char *what,
+                          const char *const *names, uint32_t count, uint32_t def, int *errors) {
+    const char *s = env_value(env);
+    if (!s) {
+        if (*field == 0)
+            *field = def;
+        else if (*field >= count) {
+            report(errors, "options.%s = %u: expected 1 to %u, or 0 for the default (%s "
+                           "overrides it)", what, *field, count - 1, env);
+            *field = def;
+        }
+        return;
+    }
+    for (uint32_t i = 1; i < count; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *field = i;
+            return;
+        }
+    }
+    char list[128] = "";
+    for (uint32_t i = 1; i < count; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i > 1 ? ", " : "",
+                 names[i]);
+    report(errors, "%s=\"%s\": expected one of %s", env, s, list);
+    *field = def;
+}
+
+/* Levels and formats (chopin.h numbers them from 1; 0 in code is the default). */
+static void resolve_logs(struct chopin__config *cfg, int *errors) {
+    static const char *const levels[] = {"", "error", "warn", "info", "debug"};
+    static const char *const formats[] = {"", "combined", "json"};
+    resolve_named(&cfg->opt.log_level, "CHOPIN_LOG_LEVEL", "log_level", levels, NELEM(levels),
+                  CHOPIN_LOG_INFO, errors);
+    resolve_named(&cfg->opt.access_log_format, "CHOPIN_ACCESS_LOG_FORMAT", "access_log_format",
+                  formats, NELEM(formats), CHOPIN_ACCESS_LOG_COMBINED, errors);
+    const char *path = env_value("CHOPIN_ACCESS_LOG");
+    if (!path)
+        path = cfg->opt.access_log ? cfg->opt.access_log : "";
+    if (strlen(path) >= sizeof cfg->access_path) {
+        report(errors, "access log path (CHOPIN_ACCESS_LOG, options.access_log): longer than "
+                       "%zu bytes", sizeof cfg->access_path - 1);
+        path = "";
+    }
+    strcpy(cfg->access_path, path);
+    cfg->opt.access_log = cfg->access_path[0] ? cfg->access_path : NULL;
+}
+
 /* Rules between fields (a field that was invalid on its own holds its default here). */
 static void check_relations(const chopin_options *o, int *errors) {
     if (o->max_request_line > o->max_header_bytes)
@@ -287,6 +338,7 @@ static void check_relations(const chopin_options *o, int *errors) {
 
 int chopin__config_resolve(struct chopin__config *cfg, const chopin_options *in) {
     memset(cfg, 0, sizeof *cfg);
+    cfg->access_fd = -1;
     int rc = copy_options(&cfg->opt, in);
     if (rc < 0)
         return rc;
@@ -296,6 +348,7 @@ int chopin__config_resolve(struct chopin__config *cfg, const chopin_options *in)
     resolve_backend(cfg, &errors);
     resolve_simd(&cfg->simd, &errors);
     resolve_server_name(cfg, &errors);
+    resolve_logs(cfg, &errors);
     check_relations(&cfg->opt, &errors);
     if (errors)
         return -EINVAL;

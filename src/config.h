@@ -17,6 +17,10 @@ struct chopin__config {
     uint32_t server_header_len;
     enum chopin__simd simd;      /* CHOPIN_SIMD=auto|scalar|sse2|avx2 */
     int backend_from_env;        /* opt.backend came from CHOPIN_BACKEND (for messages) */
+    /* The access log (issue 19): the path copied from opt.access_log (opt.access_log then
+     * points here), "" when off; the descriptor the server opened for it, -1 until then. */
+    char access_path[1024];
+    int access_fd;
 };
 
 /** Copies the fields of `in` (NULL: the defaults) that lie within in->size, applies the

@@ -24,6 +24,7 @@
 #include "http/status.h"
 #include "h2/h2.h"
 #include "mem/large.h"
+#include "ops/observe.h"
 #include "outq.h"
 #include "router/router.h"
 
@@ -93,6 +94,7 @@ static void idle_unlist(struct chopin__conn *c) {
         e->idle_tail = c->list_prev;
     c->list_prev = c->list_next = NULL;
     c->listed = CHOPIN__LIST_NONE;
+    chopin__count(&e->counters.idle, -1);
 }
 
 static void idle_list(struct chopin__conn *c) {
@@ -107,6 +109,7 @@ static void idle_list(struct chopin__conn *c) {
         e->idle_head = c;
     e->idle_tail = c;
     c->listed = CHOPIN__LIST_IDLE;
+    chopin__count(&e->counters.idle, 1);
 }
 
 /* A connection whose head arrives in pieces is listed when its phase HEAD starts, and
@@ -258,6 +261,24 @@ static void count_status(struct chopin__engine *e, int status) {
         chopin__count(&e->counters.errors_5xx, 1);
     else if (status >= 400)
         chopin__count(&e->counters.errors_4xx, 1);
+}
+
+/* Requests refused before routing, by kind, for the metrics. A 408 is counted as the
+ * timeout it is (count_timeout). */
+static void count_refusal(struct chopin__engine *e, int status) {
+    enum chopin__refused_kind k;
+    switch (status) {
+    case 408:
+        return;
+    case 400: k = CHOPIN__REFUSED_BAD_REQUEST; break;
+    case 413: k = CHOPIN__REFUSED_BODY_TOO_LARGE; break;
+    case 414: k = CHOPIN__REFUSED_URI_TOO_LONG; break;
+    case 431: k = CHOPIN__REFUSED_HEADERS_TOO_LARGE; break;
+    case 501: k = CHOPIN__REFUSED_NOT_IMPLEMENTED; break;
+    case 505: k = CHOPIN__REFUSED_VERSION; break;
+    default: k = CHOPIN__REFUSED_OTHER; break;
+    }
+    chopin__count(&e->counters.refused[k], 1);
 }
 
 static int no_body_status(int status) { return status < 200 || status == 204 || status == 304; }
@@ -483,6 +504,7 @@ static void respond_error(struct chopin__conn *c, int status) {
     struct chopin__engine *e = c->engine;
     struct chopin__exchange *x = chopin__exchange_current(e);
     c->phase = CHOPIN__PHASE_LINGER;
+    count_refusal(e, status);
     if (!x) {
         fail(c);
         return;
@@ -531,6 +553,14 @@ static void send_continue(struct chopin__conn *c) {
 
 /* ----- exchanges: answers in request order ------------------------------------------- */
 
+/* The access log and the metrics see every answer here, refusals included (those have
+ * no method, and no dispatch time). */
+__attribute__((noinline)) static void observe_answer(struct chopin__conn *c,
+                                                     struct chopin__exchange *x) {
+    uint64_t started = x->req.head.method_len ? x->started_ns : 0;
+    chopin__observe_answer(c->engine, c, &x->req, &x->res, started, NULL);
+}
+
 /* Queues the answer of `x`, which is complete (a 500 when the handler set none). Inline
  * for the plain path (answer): as a call it cost 9 instructions per request (callgrind,
  * bench/micro_conn.c); the other paths share one copy, send_answer_queued. */
@@ -543,6 +573,8 @@ __attribute__((always_inline)) static inline void send_answer(struct chopin__con
         chopin__res_finalize(&x->req, res); /* compression (issue 15) */
     const struct chopin__head *head = &x->req.head;
     queue_response(c, res, head->minor, head->method_id == CHOPIN_METHOD_HEAD);
+    if (__builtin_expect(c->engine->obs != NULL, 0))
+        observe_answer(c, x);
 }
 
 static void send_answer_queued(struct chopin__conn *c, struct chopin__exchange *x) {
@@ -711,6 +743,8 @@ static void dispatch(struct chopin__conn *c, struct chopin__exchange *x, const c
         return;
 
     chopin__res_init(&x->res, &x->arena);
+    if (__builtin_expect(e->obs != NULL, 0))
+        x->started_ns = chopin__observe_start(e);
     e->dispatching = x;
     chopin__router_dispatch(e->router, req, &x->res);
     e->dispatching = NULL;
@@ -1019,6 +1053,7 @@ void chopin__conn_deliver(struct chopin__conn *c, char *data, size_t n) {
 }
 
 void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n) {
+    chopin__count(&c->engine->counters.bytes_in, (int64_t)n);
     if (__builtin_expect(c->transport != NULL, 0)) {
         c->transport->ops->on_input(c, data, n);
         return;
@@ -1089,11 +1124,29 @@ static void answer_timeout(struct chopin__conn *c) {
     respond_error(c, 408);
 }
 
+/* A deadline passed (chopin__conn_on_timeout decides what it means), for the metrics;
+ * the end of lingering is no timeout, only the end of a goodbye. */
+static void count_timeout(struct chopin__conn *c) {
+    enum chopin__timeout_kind k;
+    if (!c->out && protocol_runs(c))
+        return; /* its protocol's own deadline (a WebSocket ping, say) */
+    if (c->out)
+        k = CHOPIN__TIMEOUT_WRITE;
+    else if (c->phase == CHOPIN__PHASE_LINGER)
+        return;
+    else if (c->phase == CHOPIN__PHASE_IDLE)
+        k = CHOPIN__TIMEOUT_KEEPALIVE;
+    else
+        k = c->phase == CHOPIN__PHASE_HEAD ? CHOPIN__TIMEOUT_HEADER : CHOPIN__TIMEOUT_BODY;
+    chopin__count(&c->engine->counters.timeouts[k], 1);
+}
+
 int chopin__conn_on_timeout(struct chopin__conn *c) {
     if (c->expire > now_ms(c)) { /* a stale entry: the deadline moved later (see arm) */
         chopin__wheel_add(&c->engine->wheel, &c->timer, c->expire);
         return 0;
     }
+    count_timeout(c);
     if (protocol_runs(c) && !c->out) {
         c->proto->on_timeout(c);
     } else if (c->out || c->phase == CHOPIN__PHASE_LINGER || c->phase == CHOPIN__PHASE_IDLE) {
@@ -1109,6 +1162,7 @@ int chopin__conn_on_timeout(struct chopin__conn *c) {
 }
 
 void chopin__conn_evict(struct chopin__conn *c) {
+    chopin__count(&c->engine->counters.evicted, 1);
     if (c->phase == CHOPIN__PHASE_HEAD) {
         answer_timeout(c);
         c->farewell = 1;
@@ -1160,6 +1214,8 @@ void chopin__conn_plain_sent(struct chopin__conn *c, size_t n) {
     if (chopin__outq_sent(c->out, n)) {
         chopin__outq_free(c->out, &e->pool);
         c->out = NULL;
+        if (__builtin_expect(e->obs != NULL, 0))
+            chopin__observe_sent_all(e, c);
         if (protocol_runs(c))
             c->proto->on_sent(c);
         else if (c->xq_head)

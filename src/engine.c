@@ -11,6 +11,8 @@
 #include "conn.h"
 #include "exchange.h"
 #include "http/serialize.h"
+#include "ops/observe.h"
+#include "router/router.h"
 
 /* Cached buffers kept per worker beyond those in use: enough to absorb bursts without
  * going back to malloc, small enough not to pin memory after them. */
@@ -30,6 +32,11 @@ int chopin__engine_init(struct chopin__engine *e, const struct chopin__config *c
         chopin__engine_destroy(e);
         return -ENOMEM;
     }
+    rc = chopin__observer_init(e, router && chopin__router_metrics_wanted(router));
+    if (rc < 0) {
+        chopin__engine_destroy(e);
+        return rc;
+    }
     chopin__pool_init(&e->pool, o->buffer_size, POOL_MAX_CACHED);
     chopin__wheel_init(&e->wheel, now_ms);
     chopin__wheel_init(&e->app_wheel, now_ms);
@@ -37,6 +44,7 @@ int chopin__engine_init(struct chopin__engine *e, const struct chopin__config *c
 }
 
 void chopin__engine_destroy(struct chopin__engine *e) {
+    chopin__observer_destroy(e);
     chopin__exchange_destroy_all(e);
     chopin__pool_destroy(&e->pool);
     chopin__slab_destroy(&e->slab);

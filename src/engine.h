@@ -20,17 +20,23 @@
 #include "mem/arena.h"
 #include "mem/pool.h"
 #include "mem/slab.h"
+#include "ops/kinds.h"
 #include "timer/wheel.h"
 
 struct chopin__conn;
 struct chopin__exchange;
 struct chopin__offload;
+struct chopin__observer;
 struct chopin__xslot;
 
 /* Per-worker counters: written only by their worker, read by chopin_server_stats. */
 struct chopin__counters {
     uint64_t requests, accepted, open, bytes_sent, errors_4xx, errors_5xx, slab_full,
         accept_errors;
+    /* For the metrics (issue 19; ops/kinds.h names the kinds). */
+    uint64_t bytes_in, idle, evicted;
+    uint64_t timeouts[CHOPIN__TIMEOUT_KINDS];
+    uint64_t refused[CHOPIN__REFUSED_KINDS];
 } __attribute__((aligned(64)));
 
 /* Adds to a counter. Its worker is the only writer, so a relaxed load and store suffice
@@ -69,6 +75,8 @@ struct chopin__engine {
     void *notify_ctx;
     struct chopin_server *server; /* the server of this worker (chopin_req_server); NULL in tests */
     struct chopin__offload *offload; /* the server's blocking pool (chopin_offload); NULL in tests */
+    /* Access log and metrics' histograms (ops/observe.h); NULL when neither is on. */
+    struct chopin__observer *obs;
     int worker_id;
     int draining; /* stop taking requests: answer in-flight ones with Connection: close */
     /* The server's stop request, set by another thread (NULL in tests): a response queued
@@ -107,6 +115,7 @@ struct chopin__engine {
     int trim_wanted;
     uint64_t trimmed_ms;
     struct chopin__counters counters;
+    struct chopin__metrics metrics; /* ops/kinds.h: counted only with e->obs */
 };
 
 /** 0, or -ENOMEM / -EINVAL. `now_ms` is the monotonic clock in ms. */

@@ -244,6 +244,7 @@ void chopin__exchange_destroy_all(struct chopin__engine *e) {
 static void deadline_passed(struct chopin__engine *e, struct chopin__exchange *x) {
     struct chopin__conn *c = x->conn;
     chopin_exchange h = handle_of(e, x);
+    chopin__count(&e->counters.timeouts[CHOPIN__TIMEOUT_HANDLER], 1);
     close_open(e, x);
     chopin__res_discard(&x->res);
     chopin__res_init(&x->res, &x->arena);

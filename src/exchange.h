@@ -48,6 +48,7 @@ struct chopin__exchange {
     struct chopin__arena arena;
     struct chopin__exchange *dl_prev, *dl_next; /* the engine's deadline list, while OPEN */
     uint64_t deadline_ms; /* when handler_timeout_ms passes */
+    uint64_t started_ns;  /* its dispatch, for the metrics' histograms (ops/observe.h) */
     struct chopin__conn *conn;
     struct chopin__exchange *next; /* its connection's queue, or the engine's spares */
     chopin_exchange_fn on_cancel;

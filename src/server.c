@@ -21,6 +21,7 @@
 #include "config.h"
 #include "http/message.h"
 #include "loop/offload.h"
+#include "ops/observe.h"
 #include "platform.h"
 #include "router/router.h"
 #include "worker.h"
@@ -61,7 +62,7 @@ const char *chopin_strerror(int err) {
 /* ----- addresses and listeners -------------------------------------------------------- */
 
 static void bad_address(const char *address, const char *why) {
-    fprintf(stderr, "chopin: bad address '%s': %s\n", address, why);
+    chopin_log(CHOPIN_LOG_ERROR, "chopin: bad address '%s': %s\n", address, why);
 }
 
 /* Splits "host:port", "[v6]:port", ":port" or "port" into host (NULL: any) and port,
@@ -187,11 +188,11 @@ static int wants_own_port(const struct chopin_server *s, const struct sockaddr *
 
 static void listen_failed(const char *address, int err) {
     if (err == -EADDRINUSE)
-        fprintf(stderr, "chopin: cannot listen on %s: address in use by another socket (to "
-                        "join SO_REUSEPORT listeners there on purpose: share_port, "
-                        "CHOPIN_SHARE_PORT=1)\n", address);
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot listen on %s: address in use by another "
+                   "socket (to join SO_REUSEPORT listeners there on purpose: share_port, "
+                   "CHOPIN_SHARE_PORT=1)", address);
     else
-        fprintf(stderr, "chopin: cannot listen on %s: %s\n", address, strerror(-err));
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot listen on %s: %s", address, strerror(-err));
 }
 
 /* Opens one listener per worker on the first address of `address` that binds. */
@@ -204,7 +205,7 @@ static int open_listeners(struct chopin_server *s, const char *address) {
     struct addrinfo *res;
     int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
     if (gai != 0) {
-        fprintf(stderr, "chopin: cannot resolve '%s': %s\n", address, gai_strerror(gai));
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot resolve '%s': %s", address, gai_strerror(gai));
         return -EINVAL;
     }
     int err = -EADDRNOTAVAIL;
@@ -282,14 +283,14 @@ static const struct chopin__backend *choose_backend(const struct chopin__config 
     backend_source(cfg, asked, sizeof asked);
     const struct chopin__backend *b = backend_named(want);
     if (!b) {
-        fprintf(stderr, "chopin: %s: this backend is not compiled into this build (only "
-                        "auto chooses another)\n", asked);
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: %s: this backend is not compiled into this build "
+                   "(only auto chooses another)", asked);
         return NULL;
     }
     int rc = b->probe(cfg);
     if (rc < 0) {
-        fprintf(stderr, "chopin: %s: %s is not available here: %s (only auto chooses "
-                        "another)\n", asked, b->name, strerror(-rc));
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: %s: %s is not available here: %s (only auto "
+                   "chooses another)", asked, b->name, strerror(-rc));
         return NULL;
     }
     return b;
@@ -366,7 +367,8 @@ static void *worker_main(void *arg) {
             o->worker_fini(w->id, w->engine.worker_data, o->worker_arg);
         chopin__loop_enter(NULL);
     } else {
-        chopin__worker_log(w, "cannot start: %s", strerror(-w->result));
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: worker %d: cannot start: %s", w->id,
+                   strerror(-w->result));
     }
     if (w->listen_fd >= 0)
         close(w->listen_fd);
@@ -410,6 +412,7 @@ static void free_server(struct chopin_server *s) {
     }
     /* After the workers: a result that could not reach its ended worker is delivered here. */
     chopin__offload_destroy(s->offload);
+    chopin__access_close(&s->cfg); /* after the workers: each wrote its last lines */
     free(s->workers);
     free(s);
 }
@@ -467,6 +470,7 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
         return rc;
     }
     s->router = router;
+    chopin_log_set_level((chopin_log_level)s->cfg.opt.log_level);
     chopin__parser_set_simd(s->cfg.simd);
     /* A peer that vanished must be an EPIPE, never a process-killing SIGPIPE (sendfile
      * has no MSG_NOSIGNAL). Only the default action is replaced. */
@@ -474,7 +478,7 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
     if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
         signal(SIGPIPE, SIG_IGN);
     if ((rc = create_workers(s)) < 0 || (rc = open_listeners(s, address)) < 0 ||
-        (rc = start_offload(s)) < 0) {
+        (rc = start_offload(s)) < 0 || (rc = chopin__access_open(&s->cfg)) < 0) {
         free_server(s);
         return rc;
     }
@@ -484,8 +488,8 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
         return rc;
     }
     if (!s->cfg.opt.quiet)
-        fprintf(stderr, "chopin %s: %d worker%s, %s, %u connections per worker, listening on %s\n",
-                CHOPIN_VERSION, s->nworkers, s->nworkers == 1 ? "" : "s", s->backend->name,
+        chopin_log(CHOPIN_LOG_INFO, "chopin %s: %d worker%s, %s, %u connections per worker, "
+                   "listening on %s", CHOPIN_VERSION, s->nworkers, s->nworkers == 1 ? "" : "s", s->backend->name,
                 s->cfg.opt.slab_capacity, s->address);
     *out = s;
     return 0;
@@ -498,6 +502,8 @@ int chopin_options_check(const chopin_options *opt) {
 }
 
 int chopin_server_port(const chopin_server *s) { return s->port; }
+
+int chopin_server_reopen_logs(chopin_server *s) { return chopin__access_reopen(&s->cfg); }
 
 const char *chopin_server_backend(const chopin_server *s) { return s->backend->name; }
 
@@ -563,6 +569,7 @@ int chopin_serve(chopin_router *router, const char *address, const chopin_option
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1); /* logrotate: reopen the access log */
     pthread_sigmask(SIG_BLOCK, &set, &old);
     chopin_server *s;
     int rc = chopin_server_start(router, address, opt, &s);
@@ -571,11 +578,14 @@ int chopin_serve(chopin_router *router, const char *address, const chopin_option
         return rc;
     }
     while (!atomic_load(&s->stop_requested)) {
-        int sig = chopin__signal_wait(&set, 200);
+        int sig = chopin__signal_wait(&set, 200), err;
+        if (sig == SIGUSR1 && (err = chopin_server_reopen_logs(s)) < 0)
+            chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot reopen the access log %s: %s",
+                       s->cfg.access_path, strerror(-err));
         if (sig == SIGINT || sig == SIGTERM) {
             if (!s->cfg.opt.quiet)
-                fprintf(stderr, "chopin: %s: draining (at most %u ms)\n", strsignal(sig),
-                        s->cfg.opt.shutdown_timeout_ms);
+                chopin_log(CHOPIN_LOG_INFO, "chopin: %s: draining (at most %u ms)", strsignal(sig),
+                           s->cfg.opt.shutdown_timeout_ms);
             chopin_server_stop(s);
         }
     }

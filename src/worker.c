@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "ops/observe.h"
 #include "platform.h"
 
 /* After EMFILE/ENFILE/ENOBUFS/ENOMEM: how long to leave the backlog alone. Long enough
@@ -44,6 +45,8 @@ int chopin__worker_turn(struct chopin__worker *w) {
         chopin__loop_run_posted(&w->engine);
     chopin__engine_run_ready(&w->engine);
     chopin__engine_run_timers(&w->engine);
+    if (w->engine.obs)
+        chopin__observe_turn(&w->engine);
     return drained(w);
 }
 
@@ -187,5 +190,5 @@ void chopin__worker_log(const struct chopin__worker *w, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "chopin: worker %d: %s\n", w->id, line);
+    chopin_log(CHOPIN_LOG_WARN, "chopin: worker %d: %s", w->id, line);
 }

@@ -53,6 +53,7 @@ struct chopin__exchange *chopin__h2_upgrade(struct chopin__conn *c, struct chopi
 #include "http/date.h"
 #include "http/message.h"
 #include "mem/arena.h"
+#include "ops/observe.h"
 #include "outq.h"
 #include "router/router.h"
 
@@ -636,6 +637,9 @@ static void submit(struct h2 *h, struct h2_stream *s) {
     if (res->body_kind == CHOPIN__RES_UNSET || chopin__json_unfinished(res))
         set_error(res, 500);
     count_status(e, res->status);
+    if (e->obs) /* the access log and the metrics (issue 19), as HTTP/1.1's send_answer */
+        chopin__observe_answer(e, h->c, &x->req, res,
+                               x->req.head.method_len ? x->started_ns : 0, "HTTP/2.0");
     int head_only = x->req.head.method_id == CHOPIN_METHOD_HEAD || no_body_status(res->status);
     nghttp2_nv *nv;
     int n = build_fields(s, &nv,
@@ -693,6 +697,8 @@ static void dispatch(struct h2 *h, struct h2_stream *s) {
         refuse(h, s);
         return;
     }
+    if (e->obs)
+        x->started_ns = chopin__observe_start(e);
     e->dispatching = x;
     chopin__router_dispatch(e->router, req, &x->res);
     e->dispatching = NULL;

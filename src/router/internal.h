@@ -104,6 +104,7 @@ struct chopin_router {
     uint32_t nfallback;
     uint8_t fallback_checks;
     uint32_t methods; /* bit per chopin_method routed anywhere (ANY: every one): OPTIONS * */
+    uint8_t metrics;  /* chopin_metrics_route was called: the workers time requests */
     uint32_t nstreaming; /* routes registered with chopin_router_stream */
     char error[256];
 };

@@ -421,8 +421,13 @@ int chopin_router_nest(chopin_router *r, const char *prefix, const chopin_router
         return fail(r, -EBUSY, "nest %s: the router is already serving", prefix ? prefix : "/");
     if (prefix && prefix[0] && prefix[0] != '/')
         return fail(r, -EINVAL, "nest %s: a prefix starts with '/'", prefix);
+    r->metrics |= sub->metrics;
     return replay(r, prefix, prefix_length(prefix), sub);
 }
+
+void chopin__router_want_metrics(chopin_router *r) { r->metrics = 1; }
+
+int chopin__router_metrics_wanted(const chopin_router *r) { return r->metrics; }
 
 int chopin_router_merge(chopin_router *r, const chopin_router *other)
 {

@@ -31,6 +31,10 @@ void chopin__router_dispatch(const chopin_router *r, chopin_req *req, chopin_res
 void chopin__router_refuse(const chopin_router *r, chopin_req *req, chopin_res *res,
                            int status);
 
+/** Marks `r` as serving metrics (chopin_metrics_route): its workers then time every
+ * request for the histograms. Copied by chopin_router_nest and chopin_router_merge. */
+void chopin__router_want_metrics(chopin_router *r);
+int chopin__router_metrics_wanted(const chopin_router *r);
 struct chopin__endpoint;
 
 /**

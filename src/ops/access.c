@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The access log: one line per answer, formatted on the worker into its own buffer (no
+ * lock, no stdio, no syscall per request) and written in batches from the loop turn
+ * (chopin__observe_turn), so a request pays for formatting a line only.
+ *
+ * Every worker writes whole lines with one write(2) per batch to the same descriptor,
+ * opened with O_APPEND: batches of several workers never interleave inside a line. A
+ * reopen (logrotate) replaces the file under that descriptor number with dup3, so a
+ * batch goes whole to the old file or whole to the new one: no line is lost or split.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#include "config.h"
+#include "conn.h"
+#include "engine.h"
+#include "http/chars.h"
+#include "http/message.h"
+#include "ops/observe.h"
+
+#define BUF_SIZE (64u << 10)
+/* Written from the loop turn once this much has gathered, or once the oldest line has
+ * waited FLUSH_MS: few writes under load, lines soon in the file when quiet (the loop
+ * turns at least once a second). */
+#define FLUSH_BYTES (16u << 10)
+#define FLUSH_MS 100
+/* The longest a line may be: the target and at most six other fields (address, method,
+ * user, referer, agent, id), each cut to its share, escaping quadrupling every byte, and
+ * the fixed text. The buffer always has room for one more line after a flush. */
+#define TARGET_MAX 2048
+#define FIELD_MAX 512
+#define LINE_MAX (4 * (TARGET_MAX + 6 * FIELD_MAX) + 512)
+
+/* The peer's address per connection slot: one getpeername per connection, not per line. */
+struct peer {
+    uint32_t gen;
+    uint8_t len; /* 0: not looked up yet for this gen */
+    char text[51];
+};
+
+struct chopin__access {
+    int fd;
+    uint32_t format;
+    size_t len;
+    uint64_t first_ms; /* when the oldest line in the buffer was written */
+    time_t stamp_sec;  /* the second `stamp` shows, in the format's spelling */
+    char stamp[32];
+    size_t stamp_len;
+    struct peer *peers;
+    uint32_t npeers;
+    char buf[];
+};
+
+/* ----- the file ------------------------------------------------------------------------ */
+
+static int open_log(const char *path) {
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    return fd < 0 ? -errno : fd;
+}
+
+int chopin__access_open(struct chopin__config *cfg) {
+    if (!cfg->access_path[0])
+        return 0;
+    if (strcmp(cfg->access_path, "-") == 0) {
+        cfg->access_fd = STDERR_FILENO;
+        return 0;
+    }
+    int fd = open_log(cfg->access_path);
+    if (fd < 0) {
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot open the access log %s: %s",
+                   cfg->access_path, strerror(-fd));
+        return fd;
+    }
+    cfg->access_fd = fd;
+    return 0;
+}
+
+int chopin__access_reopen(const struct chopin__config *cfg) {
+    if (cfg->access_fd < 0 || cfg->access_fd == STDERR_FILENO)
+        return 0;
+    int fd = open_log(cfg->access_path);
+    if (fd < 0)
+        return fd;
+    int rc = dup3(fd, cfg->access_fd, O_CLOEXEC) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+void chopin__access_close(struct chopin__config *cfg) {
+    if (cfg->access_fd > STDERR_FILENO)
+        close(cfg->access_fd);
+    cfg->access_fd = -1;
+}
+
+struct chopin__access *chopin__access_new(int fd, uint32_t format, uint32_t nslots) {
+    struct chopin__access *a = malloc(sizeof *a + BUF_SIZE);
+    if (!a)
+        return NULL;
+    *a = (struct chopin__access){.fd = fd, .format = format, .stamp_sec = -1, .npeers = nslots};
+    a->peers = calloc(nslots, sizeof *a->peers);
+    if (!a->peers) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void chopin__access_free(struct chopin__access *a) {
+    free(a->peers);
+    free(a);
+}
+
+void chopin__access_flush(struct chopin__access *a, uint64_t now_ms, int force) {
+    if (!a->len || (!force && a->len < FLUSH_BYTES && now_ms - a->first_ms < FLUSH_MS))
+        return;
+    size_t off = 0;
+    while (off < a->len) {
+        ssize_t n = write(a->fd, a->buf + off, a->len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* a full disk or a closed stderr: these lines are lost, the next may not be */
+        off += (size_t)n;
+    }
+    a->len = 0;
+}
+
+/* ----- formatting ---------------------------------------------------------------------- */
+
+static const char hex[] = "0123456789abcdef";
+
+static char *put(char *p, const char *s, size_t n) {
+    memcpy(p, s, n);
+    return p + n;
+}
+
+#define PUT_LIT(p, s) put((p), (s), sizeof(s) - 1)
+
+static char *put_u64(char *p, uint64_t v) {
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* Bytes that go into a log line as they are: printable ASCII but the quote and the
+ * backslash, which would end or bend a quoted field. A table: one load and a test per
+ * byte where four comparisons were. (Ranges do not overlap: -Woverride-init.) */
+static const uint8_t verbatim[256] = {
+    [0x20 ... 0x21] = 1, /* '"' is 0x22 */
+    [0x23 ... 0x5b] = 1, /* '\\' is 0x5c */
+    [0x5d ... 0x7e] = 1,
+};
+
+/* How many bytes of s[0..n) go verbatim before the first that must be escaped. Sixteen
+ * at a time where SSE2 is there (every x86-64): a User-Agent and a Referer are a few
+ * hundred bytes per line. Tested a byte at a time, a line cost 3,317 instructions; 16 at a
+ * time (the tail through the table), 1,409 (callgrind, bench/micro_ops.c, a browser's
+ * request). Only whole blocks inside the field are loaded: nothing is read past its end. */
+static size_t verbatim_prefix(const char *s, size_t n) {
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        /* signed: bytes 0x80-0xff are negative, so "below a space" takes them too */
+        __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)),
+                                   _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+        unsigned mask = (unsigned)_mm_movemask_epi8(bad);
+        if (mask)
+            return i + (size_t)__builtin_ctz(mask);
+    }
+#endif
+    while (i < n && verbatim[(unsigned char)s[i]])
+        i++;
+    return i;
+}
+
+static char *put_escaped(char *p, const char *s, size_t n, size_t max, int json) {
+    if (n > max)
+        n = max;
+    size_t i = 0;
+    while (i < n) {
+        size_t run = i + verbatim_prefix(s + i, n - i);
+        memcpy(p, s + i, run - i);
+        p += run - i;
+        if (run == n)
+            break;
+        unsigned char ch = (unsigned char)s[run];
+        if (json && (ch == '"' || ch == '\\')) {
+            *p++ = '\\';
+            *p++ = (char)ch;
+        } else {
+            p = json ? PUT_LIT(p, "\\u00") : PUT_LIT(p, "\\x");
+            *p++ = hex[ch >> 4];
+            *p++ = hex[ch & 15];
+        }
+        i = run + 1;
+    }
+    return p;
+}
+
+/* A status is three digits (200..599, or a 1xx: chopin.h). */
+static char *put_status(char *p, int status) {
+    p[0] = (char)('0' + status / 100 % 10);
+    p[1] = (char)('0' + status / 10 % 10);
+    p[2] = (char)('0' + status % 10);
+    return p + 3;
+}
+
+static void two(char *p, int v) {
+    p[0] = (char)('0' + v / 10 % 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+/* "03/Dec/2026:15:14:30 +0000" (combined) or "2026-12-03T15:14:30Z" (JSON), once a second. */
+static void refresh_stamp(struct chopin__access *a, time_t sec) {
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    struct tm tm;
+    if (sec == a->stamp_sec || !gmtime_r(&sec, &tm))
+        return;
+    a->stamp_sec = sec;
+    char *p = a->stamp;
+    int year = tm.tm_year + 1900;
+    if (a->format == CHOPIN_ACCESS_LOG_JSON) {
+        two(p, year / 100), two(p + 2, year), p[4] = '-';
+        two(p + 5, tm.tm_mon + 1), p[7] = '-', two(p + 8, tm.tm_mday), p[10] = 'T';
+        two(p + 11, tm.tm_hour), p[13] = ':', two(p + 14, tm.tm_min), p[16] = ':';
+        two(p + 17, tm.tm_sec), p[19] = 'Z';
+        a->stamp_len = 20;
+        return;
+    }
+    two(p, tm.tm_mday), p[2] = '/', memcpy(p + 3, months + 3 * tm.tm_mon, 3), p[6] = '/';
+    two(p + 7, year / 100), two(p + 9, year), p[11] = ':', two(p + 12, tm.tm_hour);
+    p[14] = ':', two(p + 15, tm.tm_min), p[17] = ':', two(p + 18, tm.tm_sec);
+    memcpy(p + 20, " +0000", 6);
+    a->stamp_len = 26;
+}
+
+/* The client's address without its port ("127.0.0.1", "::1"), looked up once per
+ * connection, not with a getpeername system call per line (the rest of a line is some
+ * hundred instructions: bench/ops.sh part C). This holds while
+ * chopin_req_remote_addr answers per connection (the socket's peer, or the address a
+ * PROXY protocol header gave); an address taken per request from a trusted proxy's
+ * Forwarded header would have to be read here for every line instead. */
+static chopin_str peer_of(struct chopin__engine *e, struct chopin__access *a,
+                          struct chopin__conn *c, const chopin_req *req) {
+    uint32_t i = chopin__slab_index(&e->slab, c);
+    struct peer *pe = i < a->npeers ? &a->peers[i] : NULL;
+    if (pe && pe->len && pe->gen == c->gen)
+        return (chopin_str){pe->text, pe->len};
+    chopin_str s = chopin_req_remote_addr((chopin_req *)req);
+    const char *colon = memrchr(s.ptr, ':', s.len);
+    if (colon && s.ptr[0] == '[' && colon > s.ptr && colon[-1] == ']')
+        s = (chopin_str){s.ptr + 1, (size_t)(colon - s.ptr) - 2};
+    else if (colon && !memchr(s.ptr, ':', (size_t)(colon - s.ptr)))
+        s.len = (size_t)(colon - s.ptr);
+    if (!pe)
+        return s;
+    if (s.len > sizeof pe->text)
+        s.len = sizeof pe->text;
+    memcpy(pe->text, s.ptr, s.len);
+    pe->len = (uint8_t)s.len;
+    pe->gen = c->gen;
+    return (chopin_str){pe->text, pe->len};
+}
+
+static chopin_str data_str(const chopin_req *req, const void *key) {
+    const chopin_str *s = chopin_req_data(req, key);
+    return s && s->ptr ? *s : (chopin_str){NULL, 0};
+}
+
+/* Body bytes of the answer as far as they are known when it is queued ("-" in the
+ * combined format when none or unknown: a stream). */
+static uint64_t body_bytes(const chopin_req *req, const chopin_res *res) {
+    if (req->head.method_id == CHOPIN_METHOD_HEAD && req->head.method_len)
+        return 0;
+    if (res->status < 200 || res->status == 204 || res->status == 304)
+        return 0;
+    return res->body_len;
+}
+
+struct fields {
+    chopin_str peer, user, id, referer, agent, protocol;
+    uint64_t bytes;
+};
+
+static int name_is(const struct chopin__header *h, const char *lower, size_t len) {
+    if (h->name_len != len)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (chopin__ascii_lower((unsigned char)h->name[i]) != (unsigned char)lower[i])
+            return 0;
+    return 1;
+}
+
+/* The first Referer and User-Agent, in one pass over the headers (the lengths sort out
+ * nearly every other header at once). */
+static void find_referer_agent(const chopin_req *req, struct fields *f) {
+    for (uint32_t i = 0; i < req->head.nheaders; i++) {
+        const struct chopin__header *h = &req->head.headers[i];
+        if (!f->referer.ptr && name_is(h, "referer", 7))
+            f->referer = (chopin_str){h->value, h->value_len};
+        else if (!f->agent.ptr && name_is(h, "user-agent", 10))
+            f->agent = (chopin_str){h->value, h->value_len};
+    }
+}
+
+static char *combined_line(char *p, const struct chopin__access *a, const chopin_req *req,
+                           const chopin_res *res, const struct fields *f) {
+    const struct chopin__head *h = &req->head;
+    p = put_escaped(p, f->peer.ptr, f->peer.len, FIELD_MAX, 0);
+    p = PUT_LIT(p, " - ");
+    p = f->user.len ? put_escaped(p, f->user.ptr, f->user.len, FIELD_MAX, 0) : PUT_LIT(p, "-");
+    p = PUT_LIT(p, " [");
+    p = put(p, a->stamp, a->stamp_len);
+    p = PUT_LIT(p, "] \"");
+    if (h->method_len) {
+        p = put_escaped(p, h->method, h->method_len, FIELD_MAX, 0);
+        *p++ = ' ';
+        p = put_escaped(p, h->target, h->target_len, TARGET_MAX, 0);
+        *p++ = ' ';
+        p = put(p, f->protocol.ptr, f->protocol.len);
+    } else {
+        *p++ = '-'; /* refused before it was a request */
+    }
+    p = PUT_LIT(p, "\" ");
+    p = put_status(p, res->status);
+    *p++ = ' ';
+    p = f->bytes ? put_u64(p, f->bytes) : PUT_LIT(p, "-");
+    p = PUT_LIT(p, " \"");
+    p = f->referer.ptr ? put_escaped(p, f->referer.ptr, f->referer.len, FIELD_MAX, 0) : PUT_LIT(p, "-");
+    p = PUT_LIT(p, "\" \"");
+    p = f->agent.ptr ? put_escaped(p, f->agent.ptr, f->agent.len, FIELD_MAX, 0) : PUT_LIT(p, "-");
+    *p++ = '"';
+    if (f->id.len) {
+        p = PUT_LIT(p, " \"");
+        p = put_escaped(p, f->id.ptr, f->id.len, FIELD_MAX, 0);
+        *p++ = '"';
+    }
+    return p;
+}
+
+static char *json_field(char *p, const char *name, size_t name_len, chopin_str v, size_t max) {
+    p = put(p, name, name_len);
+    p = put_escaped(p, v.ptr, v.len, max, 1);
+    *p++ = '"';
+    return p;
+}
+
+#define JSON_FIELD(p, lit, v, max) json_field((p), (lit), sizeof(lit) - 1, (v), (max))
+
+static char *json_line(char *p, const struct chopin__access *a, struct chopin__engine *e,
+                       const chopin_req *req, const chopin_res *res, const struct fields *f,
+                       uint64_t duration_ns) {
+    const struct chopin__head *h = &req->head;
+    p = PUT_LIT(p, "{\"time\":\"");
+    p = put(p, a->stamp, a->stamp_len);
+    p = JSON_FIELD(p, "\",\"remote\":\"", f->peer, FIELD_MAX);
+    if (h->method_len) {
+        p = JSON_FIELD(p, ",\"method\":\"", ((chopin_str){h->method, h->method_len}), FIELD_MAX);
+        p = JSON_FIELD(p, ",\"target\":\"", ((chopin_str){h->target, h->target_len}), TARGET_MAX);
+        p = PUT_LIT(p, ",\"protocol\":\"");
+        p = put(p, f->protocol.ptr, f->protocol.len);
+        *p++ = '"';
+    }
+    p = PUT_LIT(p, ",\"status\":");
+    p = put_status(p, res->status);
+    p = PUT_LIT(p, ",\"bytes\":");
+    p = put_u64(p, f->bytes);
+    if (f->referer.ptr)
+        p = JSON_FIELD(p, ",\"referer\":\"", f->referer, FIELD_MAX);
+    if (f->agent.ptr)
+        p = JSON_FIELD(p, ",\"user_agent\":\"", f->agent, FIELD_MAX);
+    if (f->user.len)
+        p = JSON_FIELD(p, ",\"user\":\"", f->user, FIELD_MAX);
+    if (f->id.len)
+        p = JSON_FIELD(p, ",\"request_id\":\"", f->id, FIELD_MAX);
+    if (duration_ns) {
+        p = PUT_LIT(p, ",\"duration_us\":");
+        p = put_u64(p, duration_ns / 1000);
+    }
+    p = PUT_LIT(p, ",\"worker\":");
+    p = put_u64(p, (uint64_t)e->worker_id);
+    *p++ = '}';
+    return p;
+}
+
+void chopin__access_line(struct chopin__engine *e, struct chopin__access *a,
+                         struct chopin__conn *c, const chopin_req *req, const chopin_res *res,
+                         uint64_t duration_ns, const char *protocol) {
+    if (BUF_SIZE - a->len < LINE_MAX)
+        chopin__access_flush(a, e->now_ms, 1);
+    if (!a->len)
+        a->first_ms = e->now_ms;
+    refresh_stamp(a, e->date.second);
+    struct fields f = {
+        .peer = peer_of(e, a, c, req),
+        .user = data_str(req, &chopin__user_key),
+        .id = data_str(req, &chopin__request_id_key),
+        .bytes = body_bytes(req, res),
+        .protocol = protocol ? (chopin_str){protocol, strlen(protocol)}
+                    : req->head.minor ? (chopin_str){"HTTP/1.1", 8} : (chopin_str){"HTTP/1.0", 8},
+    };
+    find_referer_agent(req, &f);
+    char *start = a->buf + a->len, *p;
+    if (a->format == CHOPIN_ACCESS_LOG_JSON)
+        p = json_line(start, a, e, req, res, &f, duration_ns);
+    else
+        p = combined_line(start, a, req, res, &f);
+    *p++ = '\n';
+    a->len += (size_t)(p - start);
+}
