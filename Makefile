@@ -138,7 +138,8 @@ $(1)/examples/%: examples/%.c $(1)/libchopin.a $(1)/flags
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) $$< $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(APP_LIBS)
 
 $(1)-all: $(1)/libchopin.a $(addprefix $(1)/examples/,$(EXAMPLES) $(PG_EXAMPLES)) $(if $(wildcard examples/todo_app.c),$(1)/examples/todo_app) \
-          $(addprefix $(1)/tests/,$(UNIT)) $(addprefix $(1)/itests/,$(INTEG)) $(addprefix $(1)/regress/,$(FUZZERS))
+          $(addprefix $(1)/tests/,$(UNIT)) $(addprefix $(1)/itests/,$(INTEG)) $(addprefix $(1)/regress/,$(FUZZERS)) \
+          $(1)/itests/loadgen # the load generator of tests/integration/restart.sh (issue 19)
 endef
 
 EXTRA_$(BUILD)/asan := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -20,6 +20,7 @@
 #   BENCH_EXTRA="plaintext-1024 latency-64"                     (appended to the scenarios)
 #   BENCH_QUIET_WAIT=20 BENCH_QUIET_MAX=20   (wait for other jobs to leave the CPUs)
 #   BENCH_SYSCALLS=1 BENCH_MEMORY=1          (then run bench/syscalls.sh and bench/memory.sh)
+#   BENCH_LATENCY=1                          (then bench/latency.sh: latency at a fixed rate)
 #   BENCH_COMPRESS=1                         (then bench/compress.sh: gzip against nginx's
 #                                            gzip module, brotli and zstd; 0 skips it)
 #   BENCH_STATIC=1                           (then bench/static.sh: static files against nginx,
@@ -320,6 +321,8 @@ main() {
     for s in "${SKIPPED[@]}"; do say "skipped $s"; done
     extra_script BENCH_SYSCALLS syscalls.sh
     extra_script BENCH_MEMORY memory.sh
+    # latency at 25/50/75 % of each server's capacity, open loop (issue 19)
+    extra_script BENCH_LATENCY latency.sh
     extra_script BENCH_COMPRESS compress.sh # issue 15: on-the-fly compression against nginx
     extra_script BENCH_STATIC static.sh
     extra_script BENCH_WS ws.sh # WebSocket echo, broadcast and idle memory (issue 17)

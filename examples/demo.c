@@ -256,6 +256,20 @@ static void events_open_route(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_copy(res, 200, "text/plain", n, (size_t)len);
 }
 
+/* GET /whoami: the client as the connection and the trusted proxies tell it (issue 19;
+ * tests/integration/lb.sh puts HAProxy and nginx in front). */
+static void whoami(chopin_req *req, chopin_res *res, void *data) {
+    chopin_str remote = chopin_req_remote_addr(req), client = chopin_req_client_addr(req),
+               scheme = chopin_req_client_scheme(req);
+    char text[256];
+    int n = snprintf(text, sizeof text, "remote=%.*s client=%.*s scheme=%.*s\n",
+                     (int)remote.len, remote.ptr, (int)client.len, client.ptr,
+                     (int)scheme.len, scheme.ptr);
+    chopin_res_copy(res, 200, "text/plain", text, (size_t)n);
+}
+
+static int add_lb_routes(chopin_router *r) { return chopin_router_get(r, "/whoami", whoami, NULL); }
+
 /* Operations (issue 19): metrics, health, and request ids when answers are logged (the
  * access log itself is the library's: CHOPIN_ACCESS_LOG). */
 static const chopin_health_options health = {.live_path = "/healthz", .ready_path = "/readyz"};
@@ -365,6 +379,7 @@ static int add_routes(chopin_router *r) {
     if (!rc) rc = chopin_router_get(r, "/events", events_route, NULL);
     if (!rc) rc = chopin_router_get(r, "/events/open", events_open_route, NULL);
     if (!rc) rc = add_ws_routes(r);
+    if (!rc) rc = add_lb_routes(r);
     if (!rc) rc = todo_mount(r, "/todos");
     if (!rc) rc = upload_mount(r, "/upload");
     if (!rc) rc = static_routes(r);

@@ -880,6 +880,18 @@ typedef struct chopin_options {
     const char *access_log;       /* CHOPIN_ACCESS_LOG; NULL or "": off; "-": stderr; else a
                                      file, appended to, reopened by chopin_server_reopen_logs
                                      (SIGUSR1 under chopin_serve). Copied at start */
+    /* Behind a load balancer, restarts (issue 19; docs/operations.md) */
+    const char *trusted_proxies;  /* CHOPIN_TRUSTED_PROXIES; NULL: none; the proxies whose
+                                     word about the client is believed: addresses and CIDR
+                                     blocks ("10.0.0.0/8, 127.0.0.1, ::1"), for the PROXY
+                                     protocol (a ?proxy listener needs them) and Forwarded /
+                                     X-Forwarded-*. Parsed at start */
+    uint32_t proxy_timeout_ms;    /* CHOPIN_PROXY_TIMEOUT_MS; 0: 5000; a ?proxy listener's
+                                     connection is closed when its PROXY header is not whole
+                                     by then */
+    int restart;                  /* CHOPIN_RESTART; 0: default (on), 1: on, -1: off;
+                                     chopin_serve re-executes the program on SIGUSR2, handing
+                                     it the listening sockets, and drains ("Restarts") */
 } chopin_options;
 
 /** Options with every field zero (the defaults) and `size` set: `chopin_options o =
@@ -958,7 +970,8 @@ CHOPIN_API int chopin_serve(chopin_router *router, const char *address,
  */
 CHOPIN_API int chopin_server_start(chopin_router *router, const char *address,
                                    const chopin_options *opt, chopin_server **out);
-/** The bound port (useful with port 0). `s` is a started, not yet waited-for server. */
+/** The bound port of the first TCP listener (useful with port 0), 0 when every listener
+ *  is a Unix socket. `s` is a started, not yet waited-for server. */
 CHOPIN_API int chopin_server_port(const chopin_server *s);
 /** The name of the backend the workers run ("epoll", "io_uring", "kqueue"). */
 CHOPIN_API const char *chopin_server_backend(const chopin_server *s);
@@ -984,6 +997,64 @@ CHOPIN_API void chopin_server_stats(const chopin_server *s, chopin_stats *out);
  *  chopin_server_stop from a handler. Valid for the server's lifetime. */
 CHOPIN_API chopin_server *chopin_req_server(const chopin_req *req);
 
+/* ===== Listeners and load balancers (issue 19) =====
+ *
+ * The `address` of chopin_serve and chopin_server_start (or CHOPIN_LISTEN, which replaces
+ * it) is a comma-separated list of listeners, served at once by every worker:
+ *
+ *     "0.0.0.0:8080, unix:/run/app/http.sock?mode=0660, 127.0.0.1:8081?proxy"
+ *
+ * Each item is `[http://|https://]host:port[?options]` (a TCP listener: one SO_REUSEPORT
+ * socket per worker) or `unix:/path[?options]` (one Unix socket the workers share; a
+ * stale socket file nobody listens on is replaced, a live one or a file that is not a
+ * socket refused with CHOPIN_EADDRINUSE; the file is removed when the server ends).
+ * Options, joined by '&': `proxy` (every connection starts with a PROXY protocol header,
+ * v1 or v2) and, for a Unix socket, `mode=0NNN` (its permission bits, set before it
+ * listens). `https://` marks a TLS listener. At most 16 listeners.
+ *
+ * Sockets inherited through LISTEN_FDS (systemd socket activation, or the process this
+ * one replaced) are taken over by the item with their address, with its options; those no
+ * item names are served as given, plain HTTP (docs/operations.md, "systemd").
+ */
+/**
+ * The client's address as the trusted proxies (options.trusted_proxies) report it: from
+ * Forwarded (RFC 7239), else X-Forwarded-For, read from the right, past every hop that is
+ * a trusted proxy, to the first that is not ("192.0.2.60", "2001:db8::17"; no port; as the
+ * proxy wrote it, which may be "unknown" or an obfuscated "_name"). When the connection's
+ * peer is not a trusted proxy, or the headers are absent or malformed: the peer's own
+ * address without its port (the client a PROXY header relayed, or the socket's; "unix"
+ * for a Unix socket's peer). Borrows the request (valid until the response is sent).
+ */
+CHOPIN_API chopin_str chopin_req_client_addr(chopin_req *req);
+/**
+ * "https" or "http": the scheme the client used, as the trusted proxies report it
+ * (Forwarded proto= of the client's hop, else X-Forwarded-Proto), else https when the
+ * connection came through TLS (an https:// listener, or a PROXY v2 header saying the
+ * client spoke TLS to the proxy). Static text.
+ */
+CHOPIN_API chopin_str chopin_req_client_scheme(chopin_req *req);
+
+/**
+ * Restarts without a dropped request (docs/operations.md, "Restarts"): starts the
+ * program again from its file (a new build installed over it is what runs) with the same
+ * arguments and environment, hands it every listening socket (LISTEN_FDS, as systemd
+ * does; each address item takes its own sockets back, so ports, modes and ?proxy stay),
+ * waits up to 30 s for it to listen, then drains this server as chopin_server_stop does:
+ * connections it accepted are answered, new ones go to the new process, and no socket
+ * ever stops listening. chopin_serve calls it on SIGUSR2 (options.restart, CHOPIN_RESTART;
+ * on by default). Callable from any thread but a worker. Returns 0 once the new process
+ * listens (this server then stops: wait for it as usual); CHOPIN_EBUSY when stopping or
+ * already restarting; else -errno after printing why, and this server goes on serving
+ * (the new process, if any, is killed). Linux only (CHOPIN_ENOTSUP elsewhere).
+ */
+CHOPIN_API int chopin_server_restart(chopin_server *s);
+
+/** How many listeners `s` serves (inherited ones included), in the order of `address`
+ *  first, then the inherited sockets no item named. */
+CHOPIN_API int chopin_server_listeners(const chopin_server *s);
+/** The bound port of listener `i` (0 for a Unix socket), or CHOPIN_EINVAL when there is
+ *  no listener `i`. */
+CHOPIN_API int chopin_server_listener_port(const chopin_server *s, int i);
 /* ===== Compression (issue 15) ===== */
 
 /**

@@ -30,9 +30,14 @@ case $level in
                                  nghttp2-client
                                  # promtool checks the metrics' exposition (issue 19)
                                  prometheus
+                                 # load balancers in front of the demo (tests/integration/lb.sh),
+                                 # socket activation (systemd-socket-activate)
+                                 haproxy systemd
                                  # real WebSocket clients and a browser (issue 17: tests/integration/ws*.sh)
                                  python3-websockets node-ws chromium) ;;&
   bench) pkgs+=(wrk nginx-light h2o strace
+                # the plot of bench/latency.sh (docs/latency.png)
+                gnuplot-nox
                 # the hyper and fasthttp peers, built offline by bench/peers/build_*.sh
                 cargo rustc librust-hyper-dev librust-tokio-dev librust-serde-json-dev
                 librust-serde-derive-dev golang-go golang-github-valyala-fasthttp-dev

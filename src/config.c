@@ -27,7 +27,7 @@
  * appended into the tail padding of an older struct would lie within an older program's
  * size and be read from its padding bytes: keep the struct free of tail padding. Whoever
  * appends a field names it here. */
-_Static_assert(sizeof(chopin_options) == offsetof(chopin_options, access_log) + sizeof(const char *),
+_Static_assert(sizeof(chopin_options) == offsetof(chopin_options, restart) + sizeof(int),
                "chopin_options must end without padding: append fields so that it does");
 
 #define FIELD_SPAN(f) offsetof(chopin_options, f), sizeof(((chopin_options *)0)->f)
@@ -74,6 +74,9 @@ static const struct numeric numerics[] = {
     /* HTTP/2 (issue 20) */
     NUM(h2c, "CHOPIN_H2C", 0, 0, 1, false, false),
     NUM(h2c_upgrade, "CHOPIN_H2C_UPGRADE", 0, 0, 1, false, false),
+    /* Behind a load balancer, restarts (issue 19) */
+    NUM(proxy_timeout_ms, "CHOPIN_PROXY_TIMEOUT_MS", 5000, 1, 86400000, false, false),
+    NUM(restart, "CHOPIN_RESTART", 1, 0, 1, true, true),
 };
 
 /* The fields that are not numbers, for the size rule. */
@@ -84,6 +87,8 @@ static const struct {
     {FIELD_SPAN(worker_fini)}, {FIELD_SPAN(worker_arg)},
     /* logs (issue 19): named values and a path */
     {FIELD_SPAN(log_level)},   {FIELD_SPAN(access_log_format)}, {FIELD_SPAN(access_log)},
+    /* behind a load balancer (issue 19) */
+    {FIELD_SPAN(trusted_proxies)},
 };
 
 static const char *const backend_names[] = {"auto", "epoll", "io_uring", "kqueue"};
@@ -327,6 +332,18 @@ static void resolve_logs(struct chopin__config *cfg, int *errors) {
     cfg->opt.access_log = cfg->access_path[0] ? cfg->access_path : NULL;
 }
 
+/* The trusted proxies, from CHOPIN_TRUSTED_PROXIES or the code; copied at start. */
+static void resolve_trusted_proxies(struct chopin__config *cfg, int *errors) {
+    const char *env = env_value("CHOPIN_TRUSTED_PROXIES");
+    const char *list = env ? env : cfg->opt.trusted_proxies;
+    char why[64];
+    cfg->opt.trusted_proxies = NULL;
+    if (chopin__trust_parse(&cfg->trusted, list, why, sizeof why) < 0)
+        report(errors, "%s: \"%s\" is not an address or CIDR block (10.0.0.0/8, ::1; at "
+                       "most %d)", env ? "CHOPIN_TRUSTED_PROXIES" : "options.trusted_proxies",
+               why, CHOPIN__TRUST_MAX);
+}
+
 /* Rules between fields (a field that was invalid on its own holds its default here). */
 static void check_relations(const chopin_options *o, int *errors) {
     if (o->max_request_line > o->max_header_bytes)
@@ -349,6 +366,7 @@ int chopin__config_resolve(struct chopin__config *cfg, const chopin_options *in)
     resolve_simd(&cfg->simd, &errors);
     resolve_server_name(cfg, &errors);
     resolve_logs(cfg, &errors);
+    resolve_trusted_proxies(cfg, &errors);
     check_relations(&cfg->opt, &errors);
     if (errors)
         return -EINVAL;

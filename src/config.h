@@ -5,6 +5,7 @@
 
 #include "chopin.h"
 #include "http/parser.h"
+#include "trust.h"
 
 struct chopin__config {
     /* The options in effect, every field resolved: no "0 means default" is left. pin is
@@ -17,6 +18,7 @@ struct chopin__config {
     uint32_t server_header_len;
     enum chopin__simd simd;      /* CHOPIN_SIMD=auto|scalar|sse2|avx2 */
     int backend_from_env;        /* opt.backend came from CHOPIN_BACKEND (for messages) */
+    struct chopin__trust trusted; /* opt.trusted_proxies, parsed (opt's pointer is NULL) */
     /* The access log (issue 19): the path copied from opt.access_log (opt.access_log then
      * points here), "" when off; the descriptor the server opened for it, -1 until then. */
     char access_path[1024];

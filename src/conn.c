@@ -23,9 +23,11 @@
 #include "http/serialize.h"
 #include "http/status.h"
 #include "h2/h2.h"
+#include "listen.h"
 #include "mem/large.h"
 #include "ops/observe.h"
 #include "outq.h"
+#include "peer.h"
 #include "router/router.h"
 
 /* How long a closing connection keeps draining input after its last response, so the
@@ -43,6 +45,7 @@ struct chopin__inbuf {
 };
 
 static void after_progress(struct chopin__conn *c);
+static uint64_t idle_deadline(const struct chopin__conn *c);
 static void process_stash(struct chopin__conn *c);
 static void drop_exchanges(struct chopin__conn *c);
 static size_t stream_body(struct chopin__conn *c, char *p, size_t n);
@@ -1054,6 +1057,17 @@ void chopin__conn_deliver(struct chopin__conn *c, char *data, size_t n) {
 
 void chopin__conn_on_data(struct chopin__conn *c, char *data, size_t n) {
     chopin__count(&c->engine->counters.bytes_in, (int64_t)n);
+    /* On a ?proxy listener a PROXY header precedes everything, a TLS ClientHello
+     * included (peer.h); the flag goes once it is taken. With nothing after it yet, the
+     * deadline becomes the idle one (the header's was shorter). */
+    if (__builtin_expect(c->listen_flags & CHOPIN__LISTEN_PROXY, 0)) {
+        if (!chopin__peer_proxy_input(c, &data, &n))
+            return;
+        if (n == 0) {
+            chopin__conn_arm(c, idle_deadline(c));
+            return;
+        }
+    }
     if (__builtin_expect(c->transport != NULL, 0)) {
         c->transport->ops->on_input(c, data, n);
         return;
@@ -1445,10 +1459,13 @@ static void start_protocol(struct chopin__conn *c) {
     inbuf_free(c->engine, b);
 }
 
-/* An idle connection's deadline: the keep-alive timeout, or its transport's (a handshake
- * still under way) when that comes first. */
+/* An idle connection's deadline: the keep-alive timeout (the PROXY header's, before it),
+ * or its transport's (a handshake still under way) when that comes first. */
 static uint64_t idle_deadline(const struct chopin__conn *c) {
-    uint64_t expire = now_ms(c) + options(c)->keepalive_timeout_ms;
+    /* A ?proxy listener's connection gets proxy_timeout_ms for its PROXY header. */
+    uint64_t expire = now_ms(c) + (c->listen_flags & CHOPIN__LISTEN_PROXY
+                                       ? options(c)->proxy_timeout_ms
+                                       : options(c)->keepalive_timeout_ms);
     if (__builtin_expect(c->transport != NULL, 0) && c->transport->ops->deadline) {
         uint64_t t = c->transport->ops->deadline(c);
         if (t && t < expire)
@@ -1543,3 +1560,5 @@ int chopin__conn_has_output(const struct chopin__conn *c) {
 }
 
 int chopin__conn_fd(const struct chopin__conn *c) { return c->fd; }
+
+const struct chopin__peer *chopin__conn_peer(const struct chopin__conn *c) { return c->peer; }

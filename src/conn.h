@@ -38,6 +38,7 @@ struct chopin__engine;
 struct chopin__exchange;
 struct chopin__inbuf;
 struct chopin__outq;
+struct chopin__peer;
 
 enum chopin__conn_phase {
     CHOPIN__PHASE_IDLE = 0, /* between requests, nothing buffered */
@@ -130,6 +131,7 @@ struct chopin__conn {
     struct chopin__engine *engine;
     struct chopin__inbuf *in;  /* unprocessed input, held only while some is pending */
     struct chopin__outq *out;  /* unsent output, held only while some is pending */
+    struct chopin__peer *peer; /* ?proxy listeners: the PROXY header's state and client (peer.h) */
     /* Requests in progress (exchange.h), in request order: deferred ones, and answers
      * waiting behind them. Empty on the plain path. */
     struct chopin__exchange *xq_head, *xq_tail;
@@ -160,6 +162,7 @@ struct chopin__conn {
     uint8_t backpressure; /* stopped serving until output drains */
     uint8_t head_lf;     /* the buffered part of a head holds a line end */
     uint8_t ready_listed; /* on the engine's list of connections with answers to send */
+    uint8_t listen_flags; /* CHOPIN__LISTEN_* of the listener that accepted it (listen.h) */
     uint8_t body_stream;  /* the body is handed to the exchange at xq_tail as it arrives */
     uint8_t body_paused;  /* ...which asked for no more for now (chopin_body_pause) */
     uint16_t pending;    /* exchanges on xq: at max_pending no further request is read */
@@ -254,5 +257,7 @@ int chopin__conn_wants_read(const struct chopin__conn *c);
 int chopin__conn_has_output(const struct chopin__conn *c);
 /** The socket, or -1 (used by chopin_req_remote_addr). */
 int chopin__conn_fd(const struct chopin__conn *c);
+/** What a PROXY header said about the client (peer.h), or NULL (chopin_req_remote_addr). */
+const struct chopin__peer *chopin__conn_peer(const struct chopin__conn *c);
 
 #endif

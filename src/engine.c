@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "exchange.h"
 #include "http/serialize.h"
+#include "peer.h"
 #include "ops/observe.h"
 #include "router/router.h"
 
@@ -158,6 +159,11 @@ int chopin__engine_timeout(const struct chopin__engine *e) {
 }
 
 struct chopin__conn *chopin__engine_conn_new(struct chopin__engine *e, int fd) {
+    return chopin__engine_conn_accepted(e, fd, 0);
+}
+
+struct chopin__conn *chopin__engine_conn_accepted(struct chopin__engine *e, int fd,
+                                                  uint8_t listen_flags) {
     struct chopin__conn *c = chopin__slab_take(&e->slab);
     if (!c && chopin__engine_evict_idle(e))
         c = chopin__slab_take(&e->slab);
@@ -166,6 +172,7 @@ struct chopin__conn *chopin__engine_conn_new(struct chopin__engine *e, int fd) {
         return NULL;
     }
     uint32_t idx = chopin__slab_index(&e->slab, c);
+    c->listen_flags = listen_flags; /* before init: it chooses the first deadline */
     chopin__conn_init(c, e, fd);
     c->gen = ++e->gens[idx];
     chopin__count(&e->counters.accepted, 1);
@@ -177,6 +184,7 @@ struct chopin__conn *chopin__engine_conn_new(struct chopin__engine *e, int fd) {
 
 void chopin__engine_conn_free(struct chopin__engine *e, struct chopin__conn *c) {
     chopin__conn_release(c);
+    chopin__peer_release(c);
     e->gens[chopin__slab_index(&e->slab, c)]++;
     chopin__count(&e->counters.open, -1);
     chopin__slab_give(&e->slab, c);

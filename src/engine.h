@@ -148,6 +148,10 @@ int chopin__engine_timeout(const struct chopin__engine *e);
 /** A slot for a new connection on socket `fd` (-1 when there is none, as in tests), or
  *  NULL when the slab is full and no idle connection could be evicted. */
 struct chopin__conn *chopin__engine_conn_new(struct chopin__engine *e, int fd);
+/** chopin__engine_conn_new for a socket accepted on a listener with `listen_flags`
+ *  (CHOPIN__LISTEN_*, listen.h), which the connection keeps. */
+struct chopin__conn *chopin__engine_conn_accepted(struct chopin__engine *e, int fd,
+                                                  uint8_t listen_flags);
 /** Returns a closed connection's slot (its socket is already closed). */
 void chopin__engine_conn_free(struct chopin__engine *e, struct chopin__conn *c);
 /** The slab is full and a newcomer waits: closes (through notify) the connection that

@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The server: address resolution, listener sockets and their options, worker threads and
- * their CPUs, backend choice, signals and graceful shutdown.
+ * The server: its listeners (listen.h) handed to the workers, worker threads and their
+ * CPUs, backend choice, signals and graceful shutdown.
  */
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -15,22 +13,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/backend.h"
 #include "config.h"
 #include "http/message.h"
+#include "listen.h"
 #include "loop/offload.h"
 #include "ops/observe.h"
 #include "platform.h"
 #include "router/router.h"
+#include "service.h"
 #include "worker.h"
 
 /* Read scratch per worker: a read larger than this is split in several reads, each
  * parsed as it lands. */
 #define SCRATCH_SIZE 65536
-/* Pending TCP Fast Open requests per listener. */
-#define FASTOPEN_QUEUE 256
 
 struct chopin_server {
     struct chopin__config cfg;
@@ -39,10 +38,14 @@ struct chopin_server {
     struct chopin__worker *workers;
     int nworkers;
     struct chopin__offload *offload; /* blocking work: chopin_offload */
-    int port;
     atomic_int stop_requested;
     atomic_int workers_running;
-    char address[128];
+    int nlisteners;
+    struct chopin__listener listeners[CHOPIN__MAX_LISTENERS];
+    struct chopin__service *service; /* systemd notifications (service.h); NULL: none */
+    atomic_int restarting;           /* chopin_server_restart under way */
+    int handed_over;                 /* the listeners went to a new process */
+    sigset_t exec_mask;              /* the signal mask a restarted program starts with */
 };
 
 /* ----- errors ------------------------------------------------------------------------ */
@@ -59,186 +62,123 @@ const char *chopin_strerror(int err) {
     return "unknown error";
 }
 
-/* ----- addresses and listeners -------------------------------------------------------- */
+/* ----- listeners ------------------------------------------------------------------------ */
 
-static void bad_address(const char *address, const char *why) {
-    chopin_log(CHOPIN_LOG_ERROR, "chopin: bad address '%s': %s\n", address, why);
+/* Sockets inherited by this process (LISTEN_FDS) go to the first server that starts: the
+ * variables are gone afterwards (chopin__listen_inherited). */
+static pthread_mutex_t inherited_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int take_inherited(struct chopin__inherited *in, int cap) {
+    pthread_mutex_lock(&inherited_lock);
+    int n = chopin__listen_inherited(in, cap);
+    pthread_mutex_unlock(&inherited_lock);
+    return n;
 }
 
-/* Splits "host:port", "[v6]:port", ":port" or "port" into host (NULL: any) and port,
- * after printing what is wrong when it cannot. */
-static int split_address(const char *address, char *host, size_t host_cap, char *port,
-                         size_t port_cap) {
-    static const char form[] = "expected host:port, [ipv6]:port or :port";
-    const char *colon;
-    host[0] = '\0';
-    if (address[0] == '[') {
-        const char *close = strchr(address, ']');
-        if (!close || close[1] != ':' || (size_t)(close - address - 1) >= host_cap) {
-            bad_address(address, form);
-            return -EINVAL;
+static struct chopin__listener *listener_add(struct chopin_server *s) {
+    if (s->nlisteners == CHOPIN__MAX_LISTENERS) {
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: too many listeners (at most %d)", CHOPIN__MAX_LISTENERS);
+        return NULL;
+    }
+    return &s->listeners[s->nlisteners++];
+}
+
+/* The listeners of the inherited sockets an item of the address claims (as many entries
+ * as it takes to keep every inherited socket, one per worker each), and those of the
+ * inherited sockets no item claims: a service manager's are taken over as given (plain
+ * HTTP); a restart's, named for an item that is no longer in the list, are closed. */
+static int adopt_inherited(struct chopin_server *s, const struct chopin__listen_spec *specs,
+                           int nspecs, int *claimed, struct chopin__inherited *in, int n) {
+    for (int i = 0; i < nspecs; i++) {
+        struct chopin__listener ln;
+        while (chopin__listener_adopt(&ln, &specs[i], i, in, n, s->nworkers)) {
+            struct chopin__listener *slot = listener_add(s);
+            if (!slot) {
+                chopin__listener_close(&ln);
+                return -EINVAL;
+            }
+            *slot = ln;
+            claimed[i] = 1;
         }
-        memcpy(host, address + 1, (size_t)(close - address - 1));
-        host[close - address - 1] = '\0';
-        colon = close + 1;
-    } else if ((colon = strrchr(address, ':'))) {
-        if ((size_t)(colon - address) >= host_cap) {
-            bad_address(address, "host name too long");
+    }
+    for (int i = 0; i < n; i++) {
+        if (in[i].fd < 0 || in[i].listener >= 0)
+            continue;
+        struct chopin__listener *slot = listener_add(s);
+        if (!slot)
             return -EINVAL;
-        }
-        memcpy(host, address, (size_t)(colon - address));
-        host[colon - address] = '\0';
-    } else {
-        colon = address - 1; /* just a port */
+        chopin__listener_adopt_any(slot, in[i].fd);
+        in[i].fd = -1;
     }
-    const char *p = colon + 1;
-    if (!*p || strspn(p, "0123456789") != strlen(p)) {
-        bad_address(address, form);
-        return -EINVAL;
-    }
-    p += strspn(p, "0") == strlen(p) ? strlen(p) - 1 : strspn(p, "0"); /* "08080" is 8080 */
-    if (strlen(p) >= port_cap || strtoul(p, NULL, 10) > 65535) {
-        bad_address(address, "the port is out of range (0 to 65535)");
-        return -EINVAL;
-    }
-    strcpy(port, p);
     return 0;
 }
 
-static int somaxconn(void) {
-    int v = 4096;
-    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
-    if (f) {
-        if (fscanf(f, "%d", &v) != 1 || v <= 0)
-            v = 4096;
-        fclose(f);
+/* Opens every listener of `address` (CHOPIN_LISTEN replaces it), after taking over the
+ * sockets this process inherited. */
+static int open_listeners(struct chopin_server *s, const char *address) {
+    const char *env = getenv("CHOPIN_LISTEN");
+    if (env && *env)
+        address = env;
+    struct chopin__listen_spec specs[CHOPIN__MAX_LISTENERS];
+    int nspecs = chopin__listen_parse(address, specs, CHOPIN__MAX_LISTENERS);
+    if (nspecs < 0)
+        return nspecs;
+    for (int i = 0; i < nspecs; i++) {
+        if ((specs[i].flags & (CHOPIN__LISTEN_PROXY | CHOPIN__LISTEN_UNIX)) ==
+                CHOPIN__LISTEN_PROXY && s->cfg.trusted.n == 0) {
+            chopin_log(CHOPIN_LOG_ERROR, "chopin: %s: a ?proxy listener believes only the proxies named in "
+                            "trusted_proxies (CHOPIN_TRUSTED_PROXIES), and none is",
+                    specs[i].text);
+            return -EINVAL;
+        }
     }
-    return v;
-}
-
-static void set_opt(int fd, int level, int name, int value) {
-    /* Best effort: an option the kernel lacks costs performance, not correctness. */
-    (void)setsockopt(fd, level, name, &value, sizeof value);
-}
-
-/* One SO_REUSEPORT listener; returns the fd or -errno. */
-static int open_listener(const struct sockaddr *sa, socklen_t len) {
-    int fd = chopin__socket_stream(sa->sa_family);
-    if (fd < 0)
-        return fd;
-    set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-    if (setsockopt(fd, SOL_SOCKET, CHOPIN__SO_REUSEPORT, &(int){1}, sizeof(int)) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
+    struct chopin__inherited in[CHOPIN__HANDOVER_MAX];
+    int n = take_inherited(in, CHOPIN__HANDOVER_MAX);
+    int claimed[CHOPIN__MAX_LISTENERS] = {0};
+    int rc = adopt_inherited(s, specs, nspecs, claimed, in, n);
+    for (int i = 0; rc == 0 && i < nspecs; i++) {
+        if (claimed[i])
+            continue;
+        struct chopin__listener *ln = listener_add(s);
+        if (!ln)
+            return -EINVAL;
+        rc = chopin__listener_open(ln, &specs[i], s->nworkers, s->cfg.opt.share_port);
+        if (rc < 0)
+            s->nlisteners--;
     }
-    /* Accepted sockets inherit TCP_NODELAY: no setsockopt per connection. */
-    set_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-    /* TCP_DEFER_ACCEPT (Linux), TCP_FASTOPEN, SO_NOSIGPIPE where the platform has them. */
-    chopin__listener_options(fd, FASTOPEN_QUEUE);
-    if (bind(fd, sa, len) < 0 || listen(fd, somaxconn()) < 0) {
-        int err = -errno;
-        close(fd);
-        return err;
-    }
-    chopin__listener_listening(fd); /* FreeBSD's accept filter needs a listening socket */
-    return fd;
-}
-
-static int bound_port(int fd) {
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -1;
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
-
-static void set_port(struct sockaddr *sa, int port) {
-    if (sa->sa_family == AF_INET6)
-        ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
-    else
-        ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
-}
-
-/* SO_REUSEPORT gives every worker its own listener, but it would also let this server
- * join the listeners another process (another chopin server of the same user) has on the
- * address and silently split its traffic. A socket bound without SO_REUSEPORT conflicts
- * with every other socket bound to the address, listening or not, SO_REUSEPORT or not
- * (Linux inet_bind_conflict; the BSDs alike): binding one first tells whether anything
- * else holds it. SO_REUSEADDR keeps an earlier run's connections in TIME_WAIT from
- * counting, as for any server. Returns 0 or -errno (-EADDRINUSE). */
-static int address_free(const struct sockaddr *sa, socklen_t len) {
-    int fd = chopin__socket_stream(sa->sa_family);
-    if (fd < 0)
-        return fd;
-    set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-    int rc = bind(fd, sa, len) < 0 ? -errno : 0;
-    close(fd);
+    for (int i = 0; i < n; i++)
+        if (in[i].fd >= 0)
+            close(in[i].fd);
     return rc;
 }
 
-/* Port 0 needs no check: the kernel picks a port nothing holds, SO_REUSEPORT or not. */
-static int wants_own_port(const struct chopin_server *s, const struct sockaddr *sa) {
-    in_port_t port = sa->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
-                                               : ((const struct sockaddr_in *)sa)->sin_port;
-    return !s->cfg.opt.share_port && port != 0;
+/* Worker i takes socket i of each listener, or a duplicate of one when the listener has
+ * fewer (a Unix socket, an inherited one): each worker closes its own when it drains, and
+ * the socket stops listening once the last worker closed its descriptor. */
+static int hand_out_listeners(struct chopin_server *s) {
+    for (int l = 0; l < s->nlisteners; l++) {
+        struct chopin__listener *ln = &s->listeners[l];
+        for (int i = s->nworkers - 1; i >= 0; i--) {
+            struct chopin__worker *w = &s->workers[i];
+            int fd = i < ln->nfds ? ln->fds[i] : fcntl(ln->fds[i % ln->nfds], F_DUPFD_CLOEXEC, 0);
+            if (fd < 0)
+                return -errno;
+            if (i < ln->nfds)
+                ln->fds[i] = -1;
+            w->listen[l] = (struct chopin__worker_listen){.fd = fd, .flags = ln->flags};
+            w->nlisten = l + 1;
+        }
+        ln->nfds = 0;
+    }
+    return 0;
 }
 
-static void listen_failed(const char *address, int err) {
-    if (err == -EADDRINUSE)
-        chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot listen on %s: address in use by another "
-                   "socket (to join SO_REUSEPORT listeners there on purpose: share_port, "
-                   "CHOPIN_SHARE_PORT=1)", address);
-    else
-        chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot listen on %s: %s", address, strerror(-err));
-}
-
-/* Opens one listener per worker on the first address of `address` that binds. */
-static int open_listeners(struct chopin_server *s, const char *address) {
-    char host[256], port[8];
-    if (split_address(address, host, sizeof host, port, sizeof port) < 0)
-        return -EINVAL;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res;
-    int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-    if (gai != 0) {
-        chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot resolve '%s': %s", address, gai_strerror(gai));
-        return -EINVAL;
-    }
-    int err = -EADDRNOTAVAIL;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        if (wants_own_port(s, ai->ai_addr) && (err = address_free(ai->ai_addr, ai->ai_addrlen)) < 0)
-            continue;
-        int i = 0;
-        for (; i < s->nworkers; i++) {
-            int fd = open_listener(ai->ai_addr, ai->ai_addrlen);
-            if (fd < 0) {
-                err = fd;
-                break;
-            }
-            s->workers[i].listen_fd = fd;
-            if (i == 0) { /* port 0: the others share the port the kernel chose */
-                s->port = bound_port(fd);
-                set_port(ai->ai_addr, s->port);
-            }
-        }
-        if (i == s->nworkers) {
-            snprintf(s->address, sizeof s->address, ai->ai_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
-                     host[0] ? host : (ai->ai_family == AF_INET6 ? "::" : "0.0.0.0"), s->port);
-            freeaddrinfo(res);
-            return 0;
-        }
-        while (i-- > 0) {
-            close(s->workers[i].listen_fd);
-            s->workers[i].listen_fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    listen_failed(address, err);
-    return err;
+static void describe_listeners(const struct chopin_server *s, char *buf, size_t cap) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int l = 0; l < s->nlisteners && used < cap; l++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s", l ? ", " : "",
+                                 s->listeners[l].name);
 }
 
 /* ----- backend choice ------------------------------------------------------------------ */
@@ -370,9 +310,10 @@ static void *worker_main(void *arg) {
         chopin_log(CHOPIN_LOG_ERROR, "chopin: worker %d: cannot start: %s", w->id,
                    strerror(-w->result));
     }
-    if (w->listen_fd >= 0)
-        close(w->listen_fd);
-    w->listen_fd = -1;
+    for (int l = 0; l < w->nlisten; l++)
+        if (w->listen[l].fd >= 0)
+            close(w->listen[l].fd);
+    w->nlisten = 0;
     free(w->scratch);
     chopin__engine_destroy(&w->engine);
     w->done = 1;
@@ -394,7 +335,6 @@ static int create_workers(struct chopin_server *s) {
         w->id = i;
         w->server = s;
         w->backend = s->backend;
-        w->listen_fd = -1;
         w->cpu = s->cfg.opt.pin && ncpus > 0 ? cpus[i % ncpus] : -1;
         w->wake_fd = chopin__wake_open();
         if (w->wake_fd < 0)
@@ -405,10 +345,17 @@ static int create_workers(struct chopin_server *s) {
 
 static void free_server(struct chopin_server *s) {
     for (int i = 0; s->workers && i < s->nworkers; i++) {
-        if (s->workers[i].listen_fd >= 0)
-            close(s->workers[i].listen_fd);
+        for (int l = 0; l < s->workers[i].nlisten; l++)
+            if (s->workers[i].listen[l].fd >= 0)
+                close(s->workers[i].listen[l].fd);
         if (s->workers[i].wake_fd >= 0)
             close(s->workers[i].wake_fd);
+    }
+    chopin__service_end(s->service);
+    for (int l = 0; l < s->nlisteners; l++) {
+        if (s->handed_over) /* the new process serves the socket file now */
+            s->listeners[l].unlink_path[0] = '\0';
+        chopin__listener_close(&s->listeners[l]);
     }
     /* After the workers: a result that could not reach its ended worker is delivered here. */
     chopin__offload_destroy(s->offload);
@@ -478,7 +425,8 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
     if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
         signal(SIGPIPE, SIG_IGN);
     if ((rc = create_workers(s)) < 0 || (rc = open_listeners(s, address)) < 0 ||
-        (rc = start_offload(s)) < 0 || (rc = chopin__access_open(&s->cfg)) < 0) {
+        (rc = hand_out_listeners(s)) < 0 || (rc = start_offload(s)) < 0 ||
+        (rc = chopin__access_open(&s->cfg)) < 0) {
         free_server(s);
         return rc;
     }
@@ -487,10 +435,16 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
         chopin_server_wait(s);
         return rc;
     }
+    char names[1024];
+    describe_listeners(s, names, sizeof names);
     if (!s->cfg.opt.quiet)
         chopin_log(CHOPIN_LOG_INFO, "chopin %s: %d worker%s, %s, %u connections per worker, "
-                   "listening on %s", CHOPIN_VERSION, s->nworkers, s->nworkers == 1 ? "" : "s", s->backend->name,
-                s->cfg.opt.slab_capacity, s->address);
+                   "listening on %s",
+                CHOPIN_VERSION, s->nworkers, s->nworkers == 1 ? "" : "s", s->backend->name,
+                s->cfg.opt.slab_capacity, names);
+    pthread_sigmask(SIG_SETMASK, NULL, &s->exec_mask);
+    if ((rc = chopin__service_start(&s->service, s, &s->stop_requested, names)) < 0)
+        chopin_log(CHOPIN_LOG_ERROR, "chopin: systemd notifications: %s", strerror(-rc));
     *out = s;
     return 0;
 }
@@ -501,7 +455,20 @@ int chopin_options_check(const chopin_options *opt) {
     return resolve_options(&cfg, opt, &backend);
 }
 
-int chopin_server_port(const chopin_server *s) { return s->port; }
+int chopin_server_port(const chopin_server *s) {
+    for (int l = 0; l < s->nlisteners; l++)
+        if (!(s->listeners[l].flags & CHOPIN__LISTEN_UNIX))
+            return s->listeners[l].port;
+    return 0;
+}
+
+int chopin_server_listeners(const chopin_server *s) { return s->nlisteners; }
+
+int chopin_server_listener_port(const chopin_server *s, int i) {
+    if (i < 0 || i >= s->nlisteners)
+        return CHOPIN_EINVAL;
+    return s->listeners[i].port;
+}
 
 int chopin_server_reopen_logs(chopin_server *s) { return chopin__access_reopen(&s->cfg); }
 
@@ -544,6 +511,54 @@ void chopin_server_stats(const chopin_server *s, chopin_stats *out) {
 
 chopin_server *chopin_req_server(const chopin_req *req) { return req->engine->server; }
 
+/* Every listening socket the workers hold, once each (a Unix socket's duplicates are one
+ * socket), with its listener's index. */
+static int handover_fds(const chopin_server *s, struct chopin__handover *out, int cap) {
+    int n = 0;
+    ino_t seen[CHOPIN__HANDOVER_MAX];
+    for (int l = 0; l < s->nlisteners; l++) {
+        for (int i = 0; i < s->nworkers && n < cap; i++) {
+            int fd = s->workers[i].listen[l].fd;
+            struct stat st;
+            if (fd < 0 || fstat(fd, &st) < 0)
+                continue;
+            int dup = 0;
+            for (int k = 0; k < n && !dup; k++)
+                dup = seen[k] == st.st_ino;
+            if (!dup) {
+                seen[n] = st.st_ino;
+                out[n++] = (struct chopin__handover){fd, l};
+            }
+        }
+    }
+    return n;
+}
+
+/* How long a restarted program may take to listen before this one gives up on it. */
+#define RESTART_WAIT_MS 30000
+
+int chopin_server_restart(chopin_server *s) {
+    if (atomic_load(&s->stop_requested) || atomic_exchange(&s->restarting, 1))
+        return CHOPIN_EBUSY;
+    struct chopin__handover fds[CHOPIN__HANDOVER_MAX];
+    int n = handover_fds(s, fds, CHOPIN__HANDOVER_MAX);
+    pid_t child;
+    if (!s->cfg.opt.quiet)
+        chopin_log(CHOPIN_LOG_INFO, "chopin: restart: starting a new process with %d listening socket%s",
+                n, n == 1 ? "" : "s");
+    int rc = chopin__restart_exec(fds, n, &s->exec_mask, RESTART_WAIT_MS, &child);
+    if (rc == 0) {
+        s->handed_over = 1;
+        chopin__service_handed_over(s->service);
+        if (!s->cfg.opt.quiet)
+            chopin_log(CHOPIN_LOG_INFO, "chopin: restart: pid %ld listens; draining (at most %u ms)",
+                    (long)child, s->cfg.opt.shutdown_timeout_ms);
+        chopin_server_stop(s);
+    }
+    atomic_store(&s->restarting, 0);
+    return rc;
+}
+
 int chopin_server_workers(const chopin_server *s) { return s->nworkers; }
 
 chopin_worker *chopin_server_worker(chopin_server *s, int i) {
@@ -564,25 +579,45 @@ int chopin_server_post_all(chopin_server *s, chopin_task_fn fn, void *arg) {
     return took;
 }
 
+/* With restarts on, SIGUSR2 stays blocked (workers included: they inherit the mask) and
+ * chopin_serve waits for it; off, it is unblocked again and keeps its default action. */
+static void restart_signal(chopin_server *s, sigset_t *set, const sigset_t *old) {
+    s->exec_mask = *old;
+    if (s->cfg.opt.restart) {
+        sigaddset(set, SIGUSR2);
+        return;
+    }
+    sigset_t usr2;
+    sigemptyset(&usr2);
+    sigaddset(&usr2, SIGUSR2);
+    if (!sigismember(old, SIGUSR2))
+        pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+}
+
 int chopin_serve(chopin_router *router, const char *address, const chopin_options *opt) {
-    sigset_t set, old;
+    sigset_t set, old, block;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGUSR1); /* logrotate: reopen the access log */
-    pthread_sigmask(SIG_BLOCK, &set, &old);
+    block = set;
+    sigaddset(&block, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
     chopin_server *s;
     int rc = chopin_server_start(router, address, opt, &s);
     if (rc < 0) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return rc;
     }
+    restart_signal(s, &set, &old);
     while (!atomic_load(&s->stop_requested)) {
         int sig = chopin__signal_wait(&set, 200), err;
         if (sig == SIGUSR1 && (err = chopin_server_reopen_logs(s)) < 0)
             chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot reopen the access log %s: %s",
                        s->cfg.access_path, strerror(-err));
-        if (sig == SIGINT || sig == SIGTERM) {
+        if (sig == SIGUSR2) {
+            chopin_server_restart(s);
+        } else if (sig == SIGINT || sig == SIGTERM) {
             if (!s->cfg.opt.quiet)
                 chopin_log(CHOPIN_LOG_INFO, "chopin: %s: draining (at most %u ms)", strsignal(sig),
                            s->cfg.opt.shutdown_timeout_ms);

@@ -92,11 +92,15 @@ void chopin__worker_accept_backoff(struct chopin__worker *w) {
     w->accept_retry_ms = w->engine.now_ms + ACCEPT_BACKOFF_MS;
 }
 
-/* A connection waits in the listener's accept queue (with a deferred accept, one that
- * has sent its first bytes). */
+/* A connection waits in the accept queue of one of the worker's listeners (with a
+ * deferred accept, one that has sent its first bytes). */
 static int listener_has_pending(const struct chopin__worker *w) {
-    struct pollfd p = {.fd = w->listen_fd, .events = POLLIN};
-    return w->listen_fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+    struct pollfd p[CHOPIN__MAX_LISTENERS];
+    int n = 0;
+    for (int i = 0; i < w->nlisten; i++)
+        if (w->listen[i].fd >= 0)
+            p[n++] = (struct pollfd){.fd = w->listen[i].fd, .events = POLLIN};
+    return n > 0 && poll(p, (nfds_t)n, 0) > 0;
 }
 
 int chopin__worker_accept_failed(struct chopin__worker *w, int err) {

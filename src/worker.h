@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A worker: one thread, pinned to one CPU, with its own listener, engine and backend
+ * A worker: one thread, pinned to one CPU, with its own listener sockets, engine and backend
  * loop. Nothing here is shared with other workers except the read-only router and
  * configuration, and the stop request.
  */
@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "listen.h"
 
 struct chopin__backend;
 struct chopin_server;
@@ -22,6 +23,12 @@ enum chopin__accept_state {
     CHOPIN__ACCEPT_CLOSED, /* draining: the listener is closed */
 };
 
+/* A worker's socket of one of the server's listeners (-1 once closed: draining). */
+struct chopin__worker_listen {
+    int fd;
+    uint8_t flags; /* CHOPIN__LISTEN_*: given to every connection accepted on it */
+};
+
 struct chopin__worker {
     struct chopin__engine engine;
     struct chopin_server *server;
@@ -29,7 +36,8 @@ struct chopin__worker {
     pthread_t thread;
     int id;
     int cpu;        /* CPU to pin to, -1 for none */
-    int listen_fd;
+    int nlisten;
+    struct chopin__worker_listen listen[CHOPIN__MAX_LISTENERS]; /* the server's, in order */
     int wake_fd;    /* eventfd: written by chopin_server_stop, and by a post to an empty
                        queue (loop/postq.h) */
     int draining;

@@ -16,6 +16,7 @@
 #include "http/message.h"
 #include "http/url.h"
 #include "mem/arena.h"
+#include "peer.h"
 
 static chopin_str str_of(const char *p, size_t len)
 {
@@ -316,7 +317,9 @@ chopin_str chopin_req_remote_addr(chopin_req *req)
     int fd = req->conn ? chopin__conn_fd(req->conn) : -1;
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
-    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sslen) < 0)
+    /* The client a PROXY header relayed (peer.h), else the socket's peer. */
+    if (!(req->conn && chopin__peer_sockaddr(chopin__conn_peer(req->conn), &ss)) &&
+        (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sslen) < 0))
         return str_of(unknown, sizeof(unknown) - 1);
     if (ss.ss_family == AF_UNIX)
         return str_of("unix", 4);

@@ -3,8 +3,10 @@
  * The backend contract: a backend moves bytes between sockets and the engine and
  * reports what happened; it knows nothing of HTTP. It owns its worker's event loop:
  *
- *   - accept on w->listen_fd while chopin__worker_may_accept(w), handing each socket to
- *     chopin__engine_conn_new; on EMFILE and friends, chopin__worker_accept_failed;
+ *   - accept on every socket of w->listen[] while chopin__worker_may_accept(w), handing
+ *     each connection to chopin__engine_conn_accepted with its listener's flags; on EMFILE
+ *     and friends, chopin__worker_accept_failed; when draining, close each listener
+ *     socket (set its fd to -1), after forgetting it in the kernel's interest set;
  *   - feed received bytes to chopin__conn_on_data (or on_eof / on_error), send what
  *     chopin__conn_out_plan returns and report it with chopin__conn_on_sent, and obey
  *     conn->ask (SHUTDOWN, CLOSE) after every call (see conn.h);

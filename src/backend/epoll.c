@@ -3,7 +3,7 @@
  * The epoll poller for the readiness loop (readiness.h): edge-triggered. A connection is
  * registered once for EPOLLIN|EPOLLRDHUP; EPOLLOUT is added only while output waits for
  * the socket to drain, and removed once it did, so an idle connection's ACKs never wake
- * the loop. The listener is edge-triggered too (accept until EAGAIN); the wake eventfd is
+ * the loop. The listeners are edge-triggered too (accept until EAGAIN); the wake eventfd is
  * level-triggered (chopin__worker_woken reads it empty), and so are the application's
  * descriptors (chopin_worker_watch promises level-triggered readiness).
  */
@@ -18,9 +18,9 @@
 #include "conn.h"
 #include "worker.h"
 
-/* epoll_event.data.u64 for the two non-connection descriptors; connections use the
- * pointer to their slot, which is never this small. */
-#define TAG_LISTENER 1u
+/* epoll_event.data.u64 of the wake descriptor; listeners have theirs
+ * (chopin__readiness_listener_tag), connections the pointer to their slot, which is never
+ * this small. */
 #define TAG_WAKE 2u
 
 #define CONN_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
@@ -72,8 +72,8 @@ static unsigned app_ready(uint32_t e) {
 /* Marks the connection of one event ready as it says and reports it; the listener and the
  * wake only set their flag, an application descriptor goes to its own list. */
 static int take_event(struct chopin__readiness_loop *l, const struct epoll_event *ev, int fired) {
-    if (ev->data.u64 == TAG_LISTENER) {
-        l->accept_now = 1;
+    if (chopin__readiness_is_listener(ev->data.u64)) {
+        chopin__readiness_listener_event(l, ev->data.u64);
         return fired;
     }
     if (ev->data.u64 == TAG_WAKE) {
@@ -107,21 +107,37 @@ static int epoll_wait_events(struct chopin__readiness_loop *l, int timeout_ms) {
     return fired;
 }
 
-/* close() removes a descriptor from the epoll set: nothing to forget. */
+/* close() removes a descriptor from the epoll set only once no other descriptor refers to
+ * its file: a Unix listener's socket is shared by every worker (each has a duplicate), so
+ * a draining worker would still hear of its connections. */
+static void epoll_forget_listener(struct chopin__readiness_loop *l, int fd) {
+    (void)interest(epoll_of(l)->epfd, EPOLL_CTL_DEL, fd, 0, 0);
+}
+
+/* close() removes a connection's socket from the epoll set (its only descriptor). */
 static const struct chopin__poller epoll_poller = {
     .wait_name = "epoll_wait",
     .wait = epoll_wait_events,
     .watch = epoll_watch,
     .watch_output = epoll_watch_output,
+    .forget_listener = epoll_forget_listener,
     .watch_app = epoll_watch_app,
 };
+
+static int watch_listeners(int epfd, const struct chopin__worker *w) {
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < w->nlisten; i++)
+        rc = interest(epfd, EPOLL_CTL_ADD, w->listen[i].fd, EPOLLIN | EPOLLET,
+                      chopin__readiness_listener_tag(i));
+    return rc;
+}
 
 static int epoll_run(struct chopin__worker *w) {
     struct epoll_loop el = {.base = {.poller = &epoll_poller, .w = w}};
     el.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (el.epfd < 0)
         return -errno;
-    int rc = interest(el.epfd, EPOLL_CTL_ADD, w->listen_fd, EPOLLIN | EPOLLET, TAG_LISTENER);
+    int rc = watch_listeners(el.epfd, w);
     if (rc == 0)
         rc = interest(el.epfd, EPOLL_CTL_ADD, w->wake_fd, EPOLLIN, TAG_WAKE);
     if (rc == 0)

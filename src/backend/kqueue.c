@@ -50,9 +50,9 @@
 /* conn->backend_flags: the loop's (readiness.h), and: */
 #define CHANGE_QUEUED 0x20u /* a change for this connection waits in the change list */
 
-/* kevent.udata of the two descriptors that are not connections; connections use the
- * pointer to their slot, which is never this small. */
-#define TAG_LISTENER ((void *)1)
+/* kevent.udata of the wake descriptor; listeners have theirs
+ * (chopin__readiness_listener_tag), connections the pointer to their slot, which is never
+ * this small. */
 #define TAG_WAKE ((void *)2)
 
 struct kqueue_loop {
@@ -169,8 +169,8 @@ static void delete_filters(struct kqueue_loop *k, int fd, int nfilters) {
     (void)kevent(k->kq, del, nfilters, receipts, nfilters, &zero);
 }
 
-static void kqueue_forget_listener(struct chopin__readiness_loop *l) {
-    delete_filters(kqueue_of(l), l->w->listen_fd, 1);
+static void kqueue_forget_listener(struct chopin__readiness_loop *l, int fd) {
+    delete_filters(kqueue_of(l), fd, 1);
 }
 #endif
 
@@ -249,8 +249,8 @@ static int take_event(struct kqueue_loop *k, const struct kevent *ev, int fired)
         l->woken = 1;
         return fired;
     }
-    if (conn_of(ev) == TAG_LISTENER) {
-        l->accept_now = 1;
+    if (chopin__readiness_is_listener((uintptr_t)ev->udata)) {
+        chopin__readiness_listener_event(l, (uintptr_t)ev->udata);
         return fired;
     }
     if (chopin__readiness_is_app((uintptr_t)ev->udata)) {
@@ -314,7 +314,7 @@ static int register_fd(int kq, int fd, unsigned flags, void *tag) {
     return kevent(kq, &ev, 1, NULL, 0, NULL) < 0 ? -errno : 0;
 }
 
-/* Opens the loop's kqueue and watches the listener (EV_CLEAR: accept until EAGAIN, as
+/* Opens the loop's kqueue and watches the listeners (EV_CLEAR: accept until EAGAIN, as
  * with epoll's edge) and, on Linux, the wake eventfd (level: chopin__worker_woken reads
  * it). */
 static int loop_open(struct kqueue_loop *k) {
@@ -334,7 +334,10 @@ static int loop_open(struct kqueue_loop *k) {
         return rc;
     }
 #endif
-    int err = register_fd(k->kq, w->listen_fd, EV_CLEAR, TAG_LISTENER);
+    int err = 0;
+    for (int i = 0; err == 0 && i < w->nlisten; i++)
+        err = register_fd(k->kq, w->listen[i].fd, EV_CLEAR,
+                          (void *)(uintptr_t)chopin__readiness_listener_tag(i));
     if (err < 0 && k->own_kq)
         close(k->kq);
     return err;

@@ -171,20 +171,20 @@ static void serve_ready(loop *l) {
     memmove(l->ready, l->ready + n, l->nready * sizeof *l->ready);
 }
 
-/* The next waiting socket in a connection slot, as the worker's accept policy allows (an
- * idle connection evicted when the slab is full, a back-off on EMFILE); NULL when none
- * waits or accepting must pause. It is marked readable and writable: with a deferred
- * accept (TCP_DEFER_ACCEPT, accf_data) its request is usually there already, so the loop
- * serves it at once instead of after another wait. */
-static struct chopin__conn *accept_next(struct chopin__worker *w) {
-    while (chopin__worker_may_accept(w)) {
-        int fd = chopin__accept(w->listen_fd);
+/* The next waiting socket of listener `i` in a connection slot, as the worker's accept
+ * policy allows (an idle connection evicted when the slab is full, a back-off on EMFILE);
+ * NULL when none waits or accepting must pause. It is marked readable and writable: with
+ * a deferred accept (TCP_DEFER_ACCEPT, accf_data) its request is usually there already,
+ * so the loop serves it at once instead of after another wait. */
+static struct chopin__conn *accept_next(struct chopin__worker *w, int i) {
+    while (w->listen[i].fd >= 0 && chopin__worker_may_accept(w)) {
+        int fd = chopin__accept(w->listen[i].fd);
         if (fd < 0) {
             if (errno == EAGAIN || !chopin__worker_accept_failed(w, errno))
                 return NULL;
             continue;
         }
-        struct chopin__conn *c = chopin__engine_conn_new(&w->engine, fd);
+        struct chopin__conn *c = chopin__engine_conn_accepted(&w->engine, fd, w->listen[i].flags);
         if (c) {
             c->backend_flags = CHOPIN__READABLE | CHOPIN__WRITABLE;
             return c;
@@ -202,10 +202,14 @@ static void start_conn(loop *l, struct chopin__conn *c) {
     service(l, c);
 }
 
-static void accept_connections(loop *l) {
+/* Each listener of `which` (a bit per listener) until its backlog is empty or accepting
+ * must pause. */
+static void accept_connections(loop *l, uint32_t which) {
     struct chopin__conn *c;
-    while ((c = accept_next(l->w)))
-        start_conn(l, c);
+    for (int i = 0; i < l->w->nlisten; i++)
+        if (which & (1u << i))
+            while ((c = accept_next(l->w, i)))
+                start_conn(l, c);
 }
 
 /* Draining: a connection the kernel accepted before the listener closes is in flight (its
@@ -214,31 +218,35 @@ static void accept_connections(loop *l) {
  * answered with Connection: close. */
 static void accept_backlog(loop *l) {
     struct chopin__worker *w = l->w;
-    while (w->listen_fd >= 0 && w->engine.slab.used < w->engine.slab.capacity) {
-        int fd = chopin__accept(w->listen_fd);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            return;
+    for (int i = 0; i < w->nlisten; i++) {
+        while (w->listen[i].fd >= 0 && w->engine.slab.used < w->engine.slab.capacity) {
+            int fd = chopin__accept(w->listen[i].fd);
+            if (fd < 0) {
+                if (errno == EINTR || errno == ECONNABORTED)
+                    continue;
+                break;
+            }
+            struct chopin__conn *c = chopin__engine_conn_accepted(&w->engine, fd, w->listen[i].flags);
+            if (!c) {
+                close(fd); /* unreachable: a slot is free */
+                return;
+            }
+            c->backend_flags = CHOPIN__READABLE | CHOPIN__WRITABLE;
+            start_conn(l, c);
         }
-        struct chopin__conn *c = chopin__engine_conn_new(&w->engine, fd);
-        if (!c) {
-            close(fd); /* unreachable: a slot is free */
-            return;
-        }
-        c->backend_flags = CHOPIN__READABLE | CHOPIN__WRITABLE;
-        start_conn(l, c);
     }
 }
 
 static void stop_accepting(loop *l) {
     struct chopin__worker *w = l->w;
-    if (w->listen_fd < 0)
-        return;
-    if (l->poller->forget_listener)
-        l->poller->forget_listener(l);
-    close(w->listen_fd);
-    w->listen_fd = -1;
+    for (int i = 0; i < w->nlisten; i++) {
+        if (w->listen[i].fd < 0)
+            continue;
+        if (l->poller->forget_listener)
+            l->poller->forget_listener(l, w->listen[i].fd);
+        close(w->listen[i].fd);
+        w->listen[i].fd = -1;
+    }
 }
 
 /* Accepting waits until the whole batch is served, because it may evict an idle
@@ -262,9 +270,10 @@ static void serve_events(loop *l, int n) {
         }
     }
     serve_ready(l);
-    if (chopin__worker_accept_due(l->w) || l->accept_now) {
+    uint32_t which = chopin__worker_accept_due(l->w) ? ~0u : l->accept_now;
+    if (which) {
         l->accept_now = 0;
-        accept_connections(l);
+        accept_connections(l, which);
     }
 }
 
@@ -285,7 +294,7 @@ int chopin__readiness_run(loop *l) {
     w->engine.notify_ctx = l;
     chopin__loop_attach(&w->engine, watch_app, l);
     chopin__worker_clock(w);
-    accept_connections(l); /* connections may have queued before the loop started */
+    accept_connections(l, ~0u); /* connections may have queued before the loop started */
     do {
         int n = l->poller->wait(l, l->nready ? 0 : chopin__worker_timeout(w));
         if (n < 0) {

@@ -48,8 +48,8 @@ struct chopin__poller {
     int (*watch_output)(struct chopin__readiness_loop *l, struct chopin__conn *c, int on);
     /** The connection's socket is about to be closed. NULL when close() is enough. */
     void (*forget)(struct chopin__readiness_loop *l, struct chopin__conn *c);
-    /** The listener is about to be closed. NULL when close() is enough. */
-    void (*forget_listener)(struct chopin__readiness_loop *l);
+    /** Listener socket `fd` is about to be closed. NULL when close() is enough. */
+    void (*forget_listener)(struct chopin__readiness_loop *l, int fd);
     /** An application descriptor (chopin_worker_watch): register `events` (CHOPIN_READABLE,
      *  CHOPIN_WRITABLE), level-triggered, reported with `tag`, in place of `old_events`;
      *  `events` 0: stop. Applied at once (the application hears of a failure). 0 or a
@@ -57,6 +57,16 @@ struct chopin__poller {
     int (*watch_app)(struct chopin__readiness_loop *l, int fd, unsigned events,
                      unsigned old_events, uint64_t tag);
 };
+
+/* The tag (epoll data, kevent udata) of the worker's listener socket `i` (w->listen[i]):
+ * low bits 1, which no connection slot (64-byte aligned) has. */
+#define CHOPIN__LISTENER_TAG 1u
+static inline uint64_t chopin__readiness_listener_tag(int i) {
+    return (uint64_t)i << 3 | CHOPIN__LISTENER_TAG;
+}
+static inline int chopin__readiness_is_listener(uint64_t tag) {
+    return (tag & 7u) == CHOPIN__LISTENER_TAG;
+}
 
 /* The tag (epoll data, kevent udata) of an application descriptor's watch: its
  * descriptor and the watch's generation, with low bits no connection slot (64-byte
@@ -85,7 +95,7 @@ struct chopin__ready {
 struct chopin__readiness_loop {
     const struct chopin__poller *poller;
     struct chopin__worker *w;
-    int accept_now; /* the listener reported connections (set by wait) */
+    uint32_t accept_now; /* bit i: listener i reported connections (set by wait) */
     int woken;      /* the wake descriptor fired: a stop or a post (set by wait) */
     struct chopin__ready *ready;
     uint32_t nready, ready_cap;
@@ -93,6 +103,12 @@ struct chopin__readiness_loop {
     struct chopin__app_event app[CHOPIN__LOOP_EVENTS];
     int napp;
 };
+
+/** A poller's wait saw the listener socket of `tag` ready. */
+static inline void chopin__readiness_listener_event(struct chopin__readiness_loop *l,
+                                                    uint64_t tag) {
+    l->accept_now |= 1u << (tag >> 3);
+}
 
 /** A poller's wait saw the application descriptor of `tag` ready (served after the
  *  connections of the same wait). */

@@ -2,9 +2,11 @@
 /*
  * The io_uring backend: a ring per worker, completion-driven.
  *
- *   - accept: one multishot accept on the worker's listener (single-shot where the kernel
- *     lacks it); sockets wait in a small queue while the slab is full, and the accept is
- *     cancelled until a slot frees, so the rest wait in the kernel's backlog as with epoll;
+ *   - accept: one multishot accept on each of the worker's listeners (single-shot where
+ *     the kernel lacks it); sockets wait in a small queue while the slab is full, and the
+ *     accepts are cancelled until a slot frees, so the rest wait in the kernel's backlog as
+ *     with epoll. A Unix listener's socket is shared by the workers (each has a duplicate
+ *     descriptor): each ring's accept waits on it, and the kernel gives a connection to one;
  *   - input: a multishot receive per connection into a ring of provided buffers (group 0),
  *     so an idle connection holds no buffer (uring_conn.c);
  *   - output: one send / sendmsg of the output plan in flight per connection; files by
@@ -495,62 +497,75 @@ struct io_uring_sqe *chopin__uring_sqe(struct chopin__uring *l) {
 
 /* ----- accept --------------------------------------------------------------------------- */
 
-static int pending_push(struct chopin__uring *l, int fd) {
+static int pending_push(struct chopin__uring *l, int fd, uint8_t listen_flags) {
     if (l->npending == l->pending_cap) {
         unsigned cap = l->pending_cap ? l->pending_cap * 2 : 16;
-        int *p = realloc(l->pending, cap * sizeof *p);
+        struct chopin__uring_pending *p = realloc(l->pending, cap * sizeof *p);
         if (!p)
             return -ENOMEM;
         l->pending = p;
         l->pending_cap = cap;
     }
-    l->pending[l->npending++] = fd;
+    l->pending[l->npending++] = (struct chopin__uring_pending){fd, listen_flags};
     return 0;
 }
 
-static int pending_pop(struct chopin__uring *l) {
-    int fd = l->pending[0];
+static struct chopin__uring_pending pending_pop(struct chopin__uring *l) {
+    struct chopin__uring_pending p = l->pending[0];
     memmove(l->pending, l->pending + 1, --l->npending * sizeof *l->pending);
-    return fd;
+    return p;
 }
 
 static void pending_close_all(struct chopin__uring *l) {
     while (l->npending)
-        close(l->pending[--l->npending]);
+        close(l->pending[--l->npending].fd);
 }
 
-static void arm_accept(struct chopin__uring *l) {
+/* The accept of listener `i`: its user_data names the listener in the slot field. */
+static uint64_t accept_udata(int i) { return chopin__udata_make(CHOPIN__UOP_ACCEPT, (uint32_t)i, 0); }
+
+static void arm_accept(struct chopin__uring *l, int i) {
     struct io_uring_sqe *sqe = chopin__uring_sqe(l);
     if (!sqe)
         return; /* tried again next turn */
     /* Accepted sockets are non-blocking: files are sent with a synchronous sendfile. */
     int flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
     if (l->multishot_accept)
-        io_uring_prep_multishot_accept(sqe, l->w->listen_fd, NULL, NULL, flags);
+        io_uring_prep_multishot_accept(sqe, l->w->listen[i].fd, NULL, NULL, flags);
     else
-        io_uring_prep_accept(sqe, l->w->listen_fd, NULL, NULL, flags);
-    io_uring_sqe_set_data64(sqe, chopin__udata_make(CHOPIN__UOP_ACCEPT, 0, 0));
-    l->accept_armed = 1;
+        io_uring_prep_accept(sqe, l->w->listen[i].fd, NULL, NULL, flags);
+    io_uring_sqe_set_data64(sqe, accept_udata(i));
+    l->accept_armed |= 1u << i;
 }
 
-static void cancel_accept(struct chopin__uring *l) {
+static void cancel_accept(struct chopin__uring *l, int i) {
     struct io_uring_sqe *sqe = chopin__uring_sqe(l);
     if (!sqe)
         return;
-    io_uring_prep_cancel64(sqe, chopin__udata_make(CHOPIN__UOP_ACCEPT, 0, 0), 0);
+    io_uring_prep_cancel64(sqe, accept_udata(i), 0);
     io_uring_sqe_set_data64(sqe, chopin__udata_make(CHOPIN__UOP_CANCEL, 0, 0));
-    l->accept_cancelled = 1;
+    l->accept_cancelled |= 1u << i;
 }
 
-/* Keeps the accept armed exactly while new connections can be taken. */
+/* Cancels every accept armed and not cancelled yet. */
+static void cancel_accepts(struct chopin__uring *l) {
+    for (int i = 0; i < l->w->nlisten; i++)
+        if ((l->accept_armed & ~l->accept_cancelled) & (1u << i))
+            cancel_accept(l, i);
+}
+
+/* Keeps each listener's accept armed exactly while new connections can be taken. */
 static void sync_accept(struct chopin__uring *l) {
     struct chopin__worker *w = l->w;
-    int want = w->accept_state == CHOPIN__ACCEPT_ON && w->listen_fd >= 0 && !l->npending &&
-               !l->accept_broken && !l->accept_after_closes;
-    if (want && !l->accept_armed)
-        arm_accept(l);
-    else if (!want && l->accept_armed && !l->accept_cancelled)
-        cancel_accept(l);
+    int want = w->accept_state == CHOPIN__ACCEPT_ON && !l->npending && !l->accept_broken &&
+               !l->accept_after_closes;
+    for (int i = 0; i < w->nlisten; i++) {
+        uint32_t bit = 1u << i;
+        if (want && w->listen[i].fd >= 0 && !(l->accept_armed & bit))
+            arm_accept(l, i);
+        else if (!want && (l->accept_armed & bit) && !(l->accept_cancelled & bit))
+            cancel_accept(l, i);
+    }
 }
 
 /* Whether the oldest idle connection, the one an eviction closes, may be closed now: not
@@ -589,10 +604,10 @@ static void take_pending(struct chopin__uring *l) {
             chopin__engine_evict_idle(e); /* may_accept saw one; closing grows, or a slot frees */
             continue;
         }
-        int fd = pending_pop(l);
-        struct chopin__conn *c = chopin__engine_conn_new(e, fd);
+        struct chopin__uring_pending p = pending_pop(l);
+        struct chopin__conn *c = chopin__engine_conn_accepted(e, p.fd, p.listen_flags);
         if (!c) {
-            close(fd); /* unreachable: a slot is free */
+            close(p.fd); /* unreachable: a slot is free */
             continue;
         }
         l->started++;
@@ -604,27 +619,31 @@ static void take_pending(struct chopin__uring *l) {
  * client has sent its request and waits), and closing the listener would reset it. So
  * the backlog joins the queue first (take_pending serves it as slots free). */
 static void accept_backlog(struct chopin__uring *l) {
-    while (l->w->listen_fd >= 0) {
-        int fd = chopin__accept(l->w->listen_fd);
-        if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
-            continue;
-        if (fd < 0)
-            return;
-        if (pending_push(l, fd) < 0) {
-            close(fd);
-            return;
+    struct chopin__worker *w = l->w;
+    for (int i = 0; i < w->nlisten; i++) {
+        while (w->listen[i].fd >= 0) {
+            int fd = chopin__accept(w->listen[i].fd);
+            if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
+                continue;
+            if (fd < 0)
+                break;
+            if (pending_push(l, fd, w->listen[i].flags) < 0) {
+                close(fd);
+                return;
+            }
         }
     }
 }
 
 static void stop_accepting(struct chopin__uring *l) {
     struct chopin__worker *w = l->w;
-    if (l->accept_armed && !l->accept_cancelled)
-        cancel_accept(l);
-    if (w->listen_fd >= 0) {
-        /* The accept operation holds its own reference until its cancel completes. */
-        close(w->listen_fd);
-        w->listen_fd = -1;
+    cancel_accepts(l);
+    for (int i = 0; i < w->nlisten; i++) {
+        if (w->listen[i].fd >= 0) {
+            /* The accept operation holds its own reference until its cancel completes. */
+            close(w->listen[i].fd);
+            w->listen[i].fd = -1;
+        }
     }
 }
 
@@ -656,15 +675,23 @@ static void accept_error(struct chopin__uring *l, int err) {
 }
 
 static void on_accept(struct chopin__uring *l, const struct io_uring_cqe *cqe) {
-    if (!(cqe->flags & IORING_CQE_F_MORE))
-        l->accept_armed = l->accept_cancelled = 0;
+    uint32_t i = chopin__udata_slot(cqe->user_data);
+    if (i >= (uint32_t)l->w->nlisten) {
+        if (cqe->res >= 0)
+            close(cqe->res); /* unreachable: no accept names another listener */
+        return;
+    }
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        l->accept_armed &= ~(1u << i);
+        l->accept_cancelled &= ~(1u << i);
+    }
     if (cqe->res < 0) {
         accept_error(l, -cqe->res);
         return;
     }
     /* A socket the kernel accepted after we stopped wanting any: keep it for later (when
      * draining too: it was accepted before the listener closed, and is served). */
-    if (l->exiting || pending_push(l, cqe->res) < 0)
+    if (l->exiting || pending_push(l, cqe->res, l->w->listen[i].flags) < 0)
         close(cqe->res);
 }
 
@@ -879,8 +906,7 @@ static void close_everything(struct chopin__uring *l) {
         wait_turn(l, 10);
         reap(l);
         chopin__uring_run_retries(l);
-        if (l->accept_armed && !l->accept_cancelled)
-            cancel_accept(l);
+        cancel_accepts(l);
     }
     if (busy(l))
         chopin__worker_log(w, "io_uring: %u connections still had operations in flight at exit",

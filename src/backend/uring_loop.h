@@ -18,6 +18,12 @@ struct chopin__worker;
 struct chopin__conn;
 struct chopin__uring_sendctx;
 
+/* An accepted socket waiting for a slot, with its listener's CHOPIN__LISTEN_* flags. */
+struct chopin__uring_pending {
+    int fd;
+    uint8_t listen_flags;
+};
+
 struct chopin__uring {
     struct io_uring ring;
     struct chopin__worker *w;
@@ -50,11 +56,13 @@ struct chopin__uring {
     unsigned buf_resident; /* bits set in buf_touched */
     unsigned buf_reported; /* buf_resident as last added to the process-wide count */
 
-    /* Accept: the multishot accept, and sockets it delivered that wait for a slot. */
-    int accept_armed, accept_cancelled, accept_broken;
+    /* Accept: a multishot accept per listener (bit i: w->listen[i]), and sockets they
+     * delivered that wait for a slot. */
+    uint32_t accept_armed, accept_cancelled;
+    int accept_broken;
     int accept_after_closes; /* out of descriptors: re-armed after the next close */
     int accept_err;          /* EMFILE and the like, handled after the turn's completions */
-    int *pending;
+    struct chopin__uring_pending *pending;
     unsigned npending, pending_cap;
     int wake_armed;
 

@@ -27,6 +27,11 @@ __attribute__((weak)) int chopin__conn_fd(const struct chopin__conn *c)
     return *(const int *)c;
 }
 
+__attribute__((weak)) const struct chopin__peer *chopin__conn_peer(const struct chopin__conn *c)
+{
+    return NULL; /* no PROXY header */
+}
+
 static int fake_worker_data = 1234;
 
 __attribute__((weak)) void *chopin__engine_worker_data(const struct chopin__engine *e)

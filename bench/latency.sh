@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Latency at a fixed rate (issue 19, "Latency, the way the seed measures it"): for each
+# server and path, its capacity first (wrk, closed loop, LAT_CONNS connections, the median
+# of LAT_CAP_ROUNDS runs), then p50, p99, p99.9 and max at 25 %, 50 % and 75 % of that
+# capacity, measured open loop by bench/ratelat.c (why not wrk or h2load: see its header
+# and docs/PERFORMANCE.md). Same machine split as bench/run.sh: the server on CPU 1, the
+# load on CPU 0. Writes a table, the data (build/bench/latency-*.dat) and, with gnuplot,
+# a plot (LAT_PLOT, default docs/latency.png).
+#
+# Usage: bench/latency.sh
+#   LAT_SERVERS="chopin nginx h2o hyper fasthttp"   LAT_PATHS="plaintext json"
+#   LAT_LOADS="25 50 75"   LAT_SECONDS=5   LAT_WARMUP=1   LAT_CONNS=64   LAT_CAP_ROUNDS=3
+#   LAT_DATA=build/bench/latency-….dat      (the table and plot of an earlier run; nothing is run)
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+
+SECONDS_RUN=${LAT_SECONDS:-5}
+WARM=${LAT_WARMUP:-1}
+CONNS=${LAT_CONNS:-64}
+LOADS=${LAT_LOADS:-25 50 75}
+PATHS=${LAT_PATHS:-plaintext json}
+CAP_ROUNDS=${LAT_CAP_ROUNDS:-3}
+SERVERS=$(expand_servers "${LAT_SERVERS:-chopin nginx h2o hyper fasthttp}")
+STAMP=$(date +%Y-%m-%d-%H%M%S)
+DATA=$OUT/latency-$STAMP.dat
+PLOT=${LAT_PLOT:-$ROOT/docs/latency.png}
+
+# capacity PATH: the median req/s of CAP_ROUNDS closed-loop wrk runs against SERVER_PORT.
+capacity() {
+    local i out rates=()
+    for ((i = 0; i < CAP_ROUNDS; i++)); do
+        out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNS" -d"${SECONDS_RUN}s" --timeout 2s \
+              "http://127.0.0.1:$SERVER_PORT/$1" 2>&1)
+        rates+=("$(awk '/^Requests\/sec:/ { printf "%d", $2 }' <<<"$out")")
+    done
+    printf '%s\n' "${rates[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+measure_server() { # NAME
+    local name=$1 path cap load rate out
+    server_start "$name" || return 1
+    for path in $PATHS; do
+        wait_quiet
+        cap=$(capacity "$path")
+        [ -n "$cap" ] && [ "$cap" -gt 0 ] || { log "bench: $name /$path: no capacity"; continue; }
+        for load in $LOADS; do
+            rate=$((cap * load / 100))
+            out=$(taskset -c "$CLIENT_CPU" "$OUT/ratelat" "$SERVER_PORT" "/$path" "$rate" \
+                  "$SECONDS_RUN" "$CONNS" "$WARM" 2>&1)
+            # name path load capacity rate p50 p99 p999 max errors
+            awk -v n="$name" -v p="$path" -v l="$load" -v c="$cap" '
+                /^sent / { print n, p, l, c, $8, $10, $12, $14, $16, $6 }' <<<"$out" |
+                tee -a "$DATA" >&2
+        done
+    done
+    server_alive || log "bench: $name died during the run"
+    server_stop
+}
+
+report() {
+    local path
+    for path in $PATHS; do
+        printf '\n/%s, %s connections, open loop at a fixed rate, latencies in microseconds\n' \
+            "$path" "$CONNS"
+        printf '%-16s %9s %5s %9s %9s %9s %9s %9s %6s\n' server capacity load rate p50 p99 \
+            p99.9 max errors
+        awk -v p="$path" '$2 == p { printf "%-16s %9d %4d%% %9d %9.1f %9.1f %9.1f %9.1f %6d\n",
+                                    $1, $4, $3, $5, $6, $7, $8, $9, $10 }' "$DATA"
+    done
+}
+
+plot() {
+    command -v gnuplot > /dev/null || { log "bench: no gnuplot: no plot (apt-get install gnuplot-nox)"; return 0; }
+    local path cmds="" i=0 s
+    cmds="set terminal pngcairo size 1200,520 font ',10' noenhanced; set output '$PLOT';"
+    cmds+="set multiplot layout 1,2 title 'p99 latency at a fixed rate (open loop, $CONNS connections; server on one core)';"
+    cmds+="set logscale y; set ylabel 'p99 (µs)'; set xlabel 'load (% of each server''s capacity)';"
+    cmds+="set xrange [20:80]; set xtics ('25' 25, '50' 50, '75' 75); set key top left; set grid;"
+    for path in $PATHS; do
+        cmds+="set title '/$path'; plot "
+        i=0
+        for s in $SERVERS; do
+            [ $i -gt 0 ] && cmds+=", "
+            cmds+="'< awk \"\\\$1==\\\"$s\\\" && \\\$2==\\\"$path\\\"\" $DATA' using 3:7 with linespoints lw 2 title '$s'"
+            i=$((i + 1))
+        done
+        cmds+=";"
+    done
+    cmds+="unset multiplot"
+    gnuplot -e "$cmds" && log "bench: plot: ${PLOT#"$ROOT"/}"
+}
+
+main() {
+    command -v wrk > /dev/null || die "wrk is not installed (scripts/deps.sh bench)"
+    build_tool ratelat -D_GNU_SOURCE
+    chopin_snapshot
+    mkdir -p "$OUT"
+    : > "$DATA"
+    local s why
+    log "bench: latency at 25/50/75 % of capacity: $(echo $SERVERS), paths $PATHS"
+    for s in $SERVERS; do
+        why=$(server_missing "$s")
+        if [ -n "$why" ]; then log "bench: skipped $s: $why"; continue; fi
+        measure_server "$s"
+    done
+    report
+    plot
+    echo "data: ${DATA#"$ROOT"/}"
+}
+
+if [ -n "${LAT_DATA:-}" ]; then
+    DATA=$LAT_DATA
+    [ -f "$DATA" ] || die "LAT_DATA: no file $DATA"
+    SERVERS=$(awk '!seen[$1]++ { printf "%s ", $1 }' "$DATA")
+    PATHS=$(awk '!seen[$2]++ { printf "%s ", $2 }' "$DATA")
+    report
+    plot
+else
+    main "$@"
+fi
