@@ -26,6 +26,7 @@
 #                                            gzip module, brotli and zstd; 0 skips it)
 #   BENCH_STATIC=1                           (then bench/static.sh: static files against nginx,
 #                                            issue 15)
+#   BENCH_WS=0                               (skip bench/ws.sh, the WebSocket benchmarks)
 #   BENCH_REPORT=build/bench/results-….txt   (print an earlier run's tables again, from its
 #                                            raw lines; nothing is run)
 #   BENCH_EXTERNAL="libreactor=/opt/lr/server @PORT@"   (servers built outside the repository,
@@ -327,6 +328,7 @@ main() {
     extra_script BENCH_LATENCY latency.sh
     extra_script BENCH_COMPRESS compress.sh # issue 15: on-the-fly compression against nginx
     extra_script BENCH_STATIC static.sh
+    extra_script BENCH_WS ws.sh # WebSocket echo, broadcast and idle memory (issue 17)
     say "raw results and these tables: ${RESULTS#"$ROOT"/}"
     [ "$FAILURES" -eq 0 ] || { log "bench: $FAILURES server start(s) or run(s) failed: see above"; exit 1; }
 }

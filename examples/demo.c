@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chat_page.h"
 #include "todo.h"
 #include "upload.h"
 
@@ -40,6 +41,9 @@ static const char INDEX[] =
     "<li><a href=\"/metrics\">GET /metrics</a>: Prometheus metrics; "
     "<a href=\"/healthz\">/healthz</a>, <a href=\"/readyz\">/readyz</a>: liveness and "
     "readiness (CHOPIN_ACCESS_LOG=- logs every answer on stderr)</li>\n"
+    "<li>/ws/echo: a WebSocket that echoes every message (permessage-deflate offered); "
+    "<a href=\"/chat\">/chat</a>: a chat room for every visitor, on every worker "
+    "(WebSocket and publish/subscribe)</li>\n"
     "</ul>\n</body></html>\n";
 
 static void index_page(chopin_req *req, chopin_res *res, void *data) {
@@ -354,6 +358,54 @@ static int configure(chopin_options *opt, char *address, size_t cap) {
     return 0;
 }
 
+/* ----- WebSocket: /ws/echo, and the chat room of /chat (issue 17) ----------------------- */
+
+static void ws_echo_message(chopin_ws *ws, chopin_ws_kind kind, const void *data, size_t len) {
+    chopin_ws_send(ws, kind, data, len);
+}
+
+static void ws_echo_route(chopin_req *req, chopin_res *res, void *data) {
+    static const chopin_ws_config echo = {
+        .on_message = ws_echo_message,
+        .max_message = 16u << 20, /* as large as an HTTP body may be */
+        .max_queued = 32u << 20,
+        .deflate = 1,
+    };
+    chopin_ws_upgrade(req, res, &echo, NULL);
+}
+
+#define CHAT_TOPIC "chat"
+
+static void chat_open(chopin_ws *ws) { chopin_ws_subscribe(ws, CHAT_TOPIC); }
+
+/* Every line goes to everyone in the room, this sender included, on every worker. The
+ * page sends JSON and shows it as text; what it sends is passed on as it came. */
+static void chat_message(chopin_ws *ws, chopin_ws_kind kind, const void *data, size_t len) {
+    if (kind == CHOPIN_WS_TEXT)
+        chopin_ws_publish(chopin_ws_server(ws), CHAT_TOPIC, kind, data, len);
+}
+
+static void ws_chat_route(chopin_req *req, chopin_res *res, void *data) {
+    static const chopin_ws_config chat = {
+        .on_open = chat_open,
+        .on_message = chat_message,
+        .max_message = 4096,
+        .max_queued = 1u << 20,
+    };
+    chopin_ws_upgrade(req, res, &chat, NULL);
+}
+
+static void chat_page(chopin_req *req, chopin_res *res, void *data) {
+    chopin_res_static(res, 200, "text/html; charset=utf-8", CHAT_PAGE, sizeof CHAT_PAGE - 1);
+}
+
+static int add_ws_routes(chopin_router *r) {
+    int rc = chopin_router_get(r, "/ws/echo", ws_echo_route, NULL);
+    if (!rc) rc = chopin_router_get(r, "/ws/chat", ws_chat_route, NULL);
+    if (!rc) rc = chopin_router_get(r, "/chat", chat_page, NULL);
+    return rc;
+}
+
 /* Compression (issue 15): the files of /static/ are compressed for the clients that
  * accept it (docs/compression.md). Only there: /plaintext and /json are what `make bench`
  * measures against servers that do not compress them. */
@@ -388,6 +440,7 @@ static int add_routes(chopin_router *r) {
     if (!rc) rc = chopin_router_get(r, "/offload", offload_route, NULL);
     if (!rc) rc = chopin_router_get(r, "/events", events_route, NULL);
     if (!rc) rc = chopin_router_get(r, "/events/open", events_open_route, NULL);
+    if (!rc) rc = add_ws_routes(r);
     if (!rc) rc = add_lb_routes(r);
     if (!rc) rc = todo_mount(r, "/todos");
     if (!rc) rc = upload_mount(r, "/upload");

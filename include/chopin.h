@@ -1583,6 +1583,163 @@ CHOPIN_API void chopin_request_id(chopin_req *req, chopin_res *res, chopin_next 
  *  Valid as the request's other views. */
 CHOPIN_API chopin_str chopin_req_id(const chopin_req *req);
 
+/* ===== WebSocket (issue 17) =====
+ *
+ * WebSocket (RFC 6455) as a protocol beside HTTP/1.1, with permessage-deflate (RFC 7692)
+ * and publish/subscribe across workers. A route's handler upgrades its request:
+ *
+ *     static void on_message(chopin_ws *ws, chopin_ws_kind kind, const void *data,
+ *                            size_t len) {
+ *         chopin_ws_send(ws, kind, data, len);            // echo
+ *     }
+ *     static const chopin_ws_config echo = {.on_message = on_message};
+ *     static void upgrade(chopin_req *req, chopin_res *res, void *data) {
+ *         chopin_ws_upgrade(req, res, &echo, NULL);       // sets 101, or 400/426/403
+ *     }
+ *
+ * Everything of a connection runs on its worker (callbacks, sends, subscriptions); other
+ * threads send through a handle (chopin_ws_ref) and publish to topics. docs/websocket.md
+ * has the whole picture: limits, the close handshake, memory, what a slow reader gets.
+ * ------------------------------------------------------------------------------------- */
+
+typedef struct chopin_ws chopin_ws;
+
+typedef enum chopin_ws_kind {
+    CHOPIN_WS_TEXT = 1,   /* UTF-8 text (received text is checked: invalid closes 1007) */
+    CHOPIN_WS_BINARY = 2,
+} chopin_ws_kind;
+
+/** Close codes (RFC 6455 §7.4.1) the library sends; an application may send any code of
+ *  1000-1003, 1007-1014 or 3000-4999. */
+#define CHOPIN_WS_NORMAL 1000
+#define CHOPIN_WS_GOING_AWAY 1001     /* the server stops */
+#define CHOPIN_WS_PROTOCOL_ERROR 1002 /* the client broke a framing rule */
+#define CHOPIN_WS_INVALID_DATA 1007   /* text that is not UTF-8 */
+#define CHOPIN_WS_POLICY 1008         /* a slow reader past max_queued */
+#define CHOPIN_WS_TOO_BIG 1009        /* a message over max_message */
+#define CHOPIN_WS_NO_STATUS 1005      /* on_close: the peer's close frame had no code */
+#define CHOPIN_WS_ABNORMAL 1006       /* on_close: the connection ended without a close frame */
+
+/**
+ * How an upgraded connection behaves. Zero means the default for every number. The
+ * struct is copied by chopin_ws_upgrade: it may live on the stack.
+ */
+typedef struct chopin_ws_config {
+    /** The connection is open (the 101 is queued); sends and subscriptions may start. */
+    void (*on_open)(chopin_ws *ws);
+    /** A whole message (reassembled from its fragments, inflated). `data` is valid during
+     *  the call only. */
+    void (*on_message)(chopin_ws *ws, chopin_ws_kind kind, const void *data, size_t len);
+    /** The send queue, which held more than max_queued / 2 bytes, is empty again. */
+    void (*on_drain)(chopin_ws *ws);
+    /** Runs once when the connection ends, whatever ended it: `code` is the peer's close
+     *  code (CHOPIN_WS_NO_STATUS when it gave none), the code we failed or closed it with,
+     *  or CHOPIN_WS_ABNORMAL when it vanished; `reason` borrows the peer's reason for the
+     *  call. `ws` and its user data are valid until on_close returns; free the user data
+     *  here. Sends from it return CHOPIN_ESTALE. When the switch never happened (the
+     *  handler answered otherwise after upgrading, or the client left before the 101:
+     *  code CHOPIN_WS_ABNORMAL, on_open never ran), only chopin_ws_user may be used. */
+    void (*on_close)(chopin_ws *ws, int code, const char *reason, size_t len);
+    /** Checked before the upgrade: nonzero lets the request's Origin in (its `ptr` NULL
+     *  when the request has none, as non-browser clients send). NULL: every origin. A
+     *  refusal answers 403. */
+    int (*allow_origin)(chopin_str origin, void *user);
+    /** The subprotocol to answer with (Sec-WebSocket-Protocol); NULL: none. It must be one
+     *  the client offered (chopin_ws_offers). */
+    const char *protocol;
+    uint64_t max_message;  /* 0: 1 MiB; a larger message (after inflating) closes 1009 */
+    uint32_t max_queued;   /* 0: 1 MiB; unsent bytes beyond it close the connection 1008 */
+    uint32_t idle_ms;      /* 0: 30000; a ping after this long without input, and the
+                              connection closes when nothing comes back within as long */
+    uint32_t deflate;      /* 0: off; 1: accept permessage-deflate when the client offers it */
+    uint32_t deflate_bits; /* 0: 12; our windows, 9..15: memory per connection (docs) */
+} chopin_ws_config;
+
+/**
+ * Upgrades the request to a WebSocket, in a handler (or middleware) on the worker: checks
+ * the handshake (GET, HTTP/1.1, Upgrade and Connection, version 13, the key), the origin
+ * (cfg->allow_origin) and the subprotocol, then sets `res` to the 101 answer; once it is
+ * queued, the connection speaks WebSocket and on_open runs. `user` is the connection's
+ * data (chopin_ws_user), the application's; on_close is where it is freed.
+ *
+ * Returns 0, or, with `res` set to the refusal (which the handler may replace): -EINVAL
+ * (400: a malformed handshake, or cfg->protocol not offered; 426 with
+ * Sec-WebSocket-Version: 13: no WebSocket asked for, or another version), -EPERM (403:
+ * origin refused), -ENOMEM (503). On failure no callback ever runs and `user` stays the
+ * caller's. To refuse for reasons of its own, a handler answers as usual instead.
+ */
+CHOPIN_API int chopin_ws_upgrade(chopin_req *req, chopin_res *res, const chopin_ws_config *cfg,
+                                 void *user);
+/** Nonzero when the request offers subprotocol `name` (Sec-WebSocket-Protocol; names are
+ *  case-sensitive). */
+CHOPIN_API int chopin_ws_offers(const chopin_req *req, const char *name);
+
+/** The user data given to chopin_ws_upgrade. */
+CHOPIN_API void *chopin_ws_user(const chopin_ws *ws);
+/** The subprotocol agreed ("" for none). */
+CHOPIN_API const char *chopin_ws_protocol(const chopin_ws *ws);
+/** The connection's worker, and its server (for chopin_ws_publish). */
+CHOPIN_API chopin_worker *chopin_ws_worker(const chopin_ws *ws);
+CHOPIN_API chopin_server *chopin_ws_server(const chopin_ws *ws);
+/** Bytes queued and not yet taken by the socket. */
+CHOPIN_API size_t chopin_ws_queued(const chopin_ws *ws);
+
+/**
+ * Sends a whole message (copied; compressed when permessage-deflate is agreed and it is
+ * worth it), on the connection's worker. Returns 0; CHOPIN_EINVAL (a bad kind); CHOPIN_EBUSY
+ * (a fragmented message is in progress); CHOPIN_ESTALE (the connection is closing: nothing
+ * is sent any more); CHOPIN_ENOMEM; CHOPIN_ENOSPC when the message would take the queue
+ * past max_queued: it is not sent and the connection is closed with 1008 (a reader that
+ * far behind is not coming back; docs/websocket.md).
+ */
+CHOPIN_API int chopin_ws_send(chopin_ws *ws, chopin_ws_kind kind, const void *data, size_t len);
+/**
+ * Sends one fragment of a message (never compressed): the first call gives the kind and
+ * starts the message, later ones continue it (kind ignored), the one with `last` nonzero
+ * ends it. Whole messages wait (CHOPIN_EBUSY) until it ends. Returns as chopin_ws_send.
+ */
+CHOPIN_API int chopin_ws_send_fragment(chopin_ws *ws, chopin_ws_kind kind, const void *data,
+                                       size_t len, int last);
+/**
+ * Starts the close handshake: sends a close frame with `code` (1000-1003, 1007-1014,
+ * 3000-4999, else CHOPIN_EINVAL) and `reason` (NUL-terminated, at most 123 bytes, may be
+ * NULL), reads and drops messages until the client's close comes back (or idle_ms), then
+ * closes; on_close runs then with `code`. Returns 0, CHOPIN_ESTALE when already closing.
+ */
+CHOPIN_API int chopin_ws_close(chopin_ws *ws, int code, const char *reason);
+
+/** A connection named from anywhere (worker, slot, generation): a handle that outlives
+ *  the connection harmlessly. Copy it freely, to any thread. */
+typedef struct chopin_ws_ref {
+    chopin_worker *worker; /* NULL: none */
+    uint32_t slot, gen;    /* (private) */
+} chopin_ws_ref;
+CHOPIN_API chopin_ws_ref chopin_ws_handle(const chopin_ws *ws);
+/** On the connection's worker: the connection `r` names, or NULL when it has ended. */
+CHOPIN_API chopin_ws *chopin_ws_lookup(chopin_ws_ref r);
+/**
+ * From any thread: sends a message (copied now) on the connection `r` names, on its worker
+ * (messages posted by one thread arrive in the order posted). Returns 0 once posted (a
+ * connection that has ended by then drops it; a full queue closes it as chopin_ws_send
+ * does), CHOPIN_EINVAL, CHOPIN_ENOMEM, CHOPIN_ESHUTDOWN (the worker has ended).
+ */
+CHOPIN_API int chopin_ws_post(chopin_ws_ref r, chopin_ws_kind kind, const void *data, size_t len);
+
+/**
+ * Publish/subscribe. A connection subscribes to topics (any bytes up to 255, NUL-
+ * terminated here) on its worker; a publish from any thread (a worker included) reaches
+ * every connection subscribed at the time it arrives on their workers, once, and the
+ * messages of one publishing thread arrive in the order published. The message is copied
+ * once and framed once for all workers; it is sent uncompressed. A subscriber whose queue
+ * is full is closed as by chopin_ws_send. Subscriptions end with the connection.
+ */
+CHOPIN_API int chopin_ws_subscribe(chopin_ws *ws, const char *topic);   /* 0, CHOPIN_ENOMEM, CHOPIN_EINVAL */
+CHOPIN_API int chopin_ws_unsubscribe(chopin_ws *ws, const char *topic); /* 0, CHOPIN_ENOENT */
+/** Returns the number of workers the message was posted to (all of them, normally), or
+ *  CHOPIN_EINVAL (bad kind or topic), CHOPIN_ENOMEM, CHOPIN_ESHUTDOWN. */
+CHOPIN_API int chopin_ws_publish(chopin_server *s, const char *topic, chopin_ws_kind kind,
+                                 const void *data, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

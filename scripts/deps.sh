@@ -17,7 +17,9 @@ pkgs=(make gcc libc6-dev pkg-config liburing-dev libsqlite3-dev libjansson-dev
       # libbrotli-dev also brings the brotli decoder the tests check with
       libdeflate-dev zlib1g-dev libbrotli-dev libzstd-dev
       # HTTP/2 (issue 20; built in when pkg-config finds it)
-      libnghttp2-dev)
+      libnghttp2-dev
+      # (zlib1g-dev is also WebSocket permessage-deflate's, issue 17)
+      )
 case $level in
   test|bench|fuzz|attack) pkgs+=(curl procps postgresql libpq-dev
                                  # a real server-sent events client (tests/integration/sse.sh)
@@ -32,7 +34,9 @@ case $level in
                                  prometheus
                                  # load balancers in front of the demo (tests/integration/lb.sh),
                                  # socket activation (systemd-socket-activate)
-                                 haproxy systemd) ;;&
+                                 haproxy systemd
+                                 # real WebSocket clients and a browser (issue 17: tests/integration/ws*.sh)
+                                 python3-websockets node-ws chromium) ;;&
   bench) pkgs+=(wrk nginx-light h2o strace
                 # the plot of bench/latency.sh (docs/latency.png)
                 gnuplot-nox
@@ -40,7 +44,9 @@ case $level in
                 cargo rustc librust-hyper-dev librust-tokio-dev librust-serde-json-dev
                 librust-serde-derive-dev golang-go golang-github-valyala-fasthttp-dev
                 # the Go net/http + database/sql peer of bench/todo_pg.sh
-                golang-github-lib-pq-dev) ;;
+                golang-github-lib-pq-dev
+                # the gorilla/websocket peer of bench/ws.sh (issue 17)
+                golang-github-gorilla-websocket-dev) ;;
   fuzz) pkgs+=(clang libclang-rt-14-dev llvm) ;;
   attack) pkgs+=(nginx-light) ;;
 esac
