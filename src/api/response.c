@@ -419,12 +419,6 @@ static int special_set(chopin_res *res, enum special kind, const char *value)
             type_commit(res, t);
         return err;
     }
-    /* A protocol switch's 101 names the upgrade (RFC 9110 §7.8): the one other value a
-     * response's Connection may carry; the serializer writes none for it otherwise. */
-    if (res->status == 101 && ascii_ieq(value, "upgrade")) {
-        header_remove(res, "Connection");
-        return header_append(res, "Connection", "Upgrade");
-    }
     if (!ascii_ieq(value, "close"))
         return -EINVAL;
     res->close = 1;

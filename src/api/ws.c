@@ -517,9 +517,8 @@ static int answer_101(chopin_res *res, const struct chopin__ws_offer *offer, con
                       const char *extension) {
     char accept[29];
     chopin__ws_accept_key(offer->key, accept);
+    /* (Connection: Upgrade is the serializer's: it writes it on every 101) */
     int err = chopin_res_header_set(res, "Upgrade", "websocket");
-    if (!err)
-        err = chopin_res_header_set(res, "Connection", "Upgrade");
     if (!err)
         err = chopin_res_header_set(res, "Sec-WebSocket-Accept", accept);
     if (!err && ws->protocol)
