@@ -32,9 +32,13 @@
 #define DEFAULT_TICKET_ROTATE_S 3600
 #define MAX_CERTS 16
 
-/* The protocols ALPN may choose, in the server's order of preference, in wire format.
- * HTTP/2 goes first here ("\x02h2") once its protocol exists. */
+/* The protocols ALPN may choose, in the server's order of preference, in wire format:
+ * HTTP/2 first when the build has it (src/h2; the transport starts it on "h2"). */
+#ifdef CHOPIN_HAVE_NGHTTP2
+static const unsigned char alpn_protocols[] = "\x02h2\x08http/1.1";
+#else
 static const unsigned char alpn_protocols[] = "\x08http/1.1";
+#endif
 
 /* One certificate: its own SSL_CTX (SNI switches the session to it), and its stapled OCSP
  * response. */

@@ -11,6 +11,7 @@
  * politely. Until the handshake is done its deadline is the handshake timeout.
  */
 #include "tls/transport.h"
+#include "h2/h2.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -49,6 +50,10 @@ static void handshake_done(struct chopin__conn *c, struct tls_transport *tt) {
         chopin__tls_ctx_count(tt->s.ctx, CHOPIN__TLS_COUNT_KTLS);
     tt->handshake_deadline = 0;
     chopin__conn_arm(c, c->engine->now_ms + c->engine->cfg->opt.keepalive_timeout_ms);
+    unsigned len;
+    const unsigned char *proto = chopin__tls_session_alpn(&tt->s, &len);
+    if (proto && len == 2 && memcmp(proto, "h2", 2) == 0 && chopin__h2_start(c) < 0)
+        chopin__conn_close(c); /* it chose HTTP/2: HTTP/1.1 would be a protocol error */
 }
 
 /* Plain HTTP or a failed handshake: what is owed (the 400, an alert) goes out, then the

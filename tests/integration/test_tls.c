@@ -123,7 +123,7 @@ static void curl_tls12_and_tls13(void) {
     const char *flags[] = {"--tlsv1.2 --tls-max 1.2", "--tlsv1.3"};
     const char *want[] = {"TLSv1.2", "TLSv1.3"};
     for (int i = 0; i < 2; i++) {
-        run(out, sizeof out, 1, "curl -sv --max-time 5 --cacert %s %s https://localhost:%d/hello",
+        run(out, sizeof out, 1, "curl -sv --http1.1 --max-time 5 --cacert %s %s https://localhost:%d/hello",
             at("ca.pem"), flags[i], tls_port);
         CHECK(strstr(out, want[i]) != NULL);
         CHECK(strstr(out, "\nhello") != NULL || strncmp(out, "hello", 5) == 0 || strstr(out, "hello") != NULL);
@@ -150,7 +150,14 @@ static void alpn(void) {
     char out[16384];
     run(out, sizeof out, 1, "openssl s_client -connect 127.0.0.1:%d -alpn http/1.1 </dev/null", tls_port);
     CHECK(strstr(out, "ALPN protocol: http/1.1") != NULL);
+    /* h2 when the build has HTTP/2 (src/h2 takes the connection), else refused */
     run(out, sizeof out, 1, "openssl s_client -connect 127.0.0.1:%d -alpn h2 </dev/null", tls_port);
+#ifdef CHOPIN_HAVE_NGHTTP2
+    CHECK(strstr(out, "ALPN protocol: h2") != NULL);
+#else
+    CHECK(strstr(out, "no application protocol") != NULL);
+#endif
+    run(out, sizeof out, 1, "openssl s_client -connect 127.0.0.1:%d -alpn spdy/3 </dev/null", tls_port);
     CHECK(strstr(out, "no application protocol") != NULL);
 }
 

@@ -43,6 +43,10 @@ start
 check "banner names the https listener first" [ -n "$tls_port" ]
 check "curl -k https /plaintext" [ "$(curl -sk --max-time 5 "https://127.0.0.1:$tls_port/plaintext")" = "Hello, World!" ]
 check "https /json" bash -c "curl -sk --max-time 5 https://127.0.0.1:$tls_port/json | grep -q Hello"
+if curl -V | grep -q HTTP2 && nm "$build/libchopin.a" 2>/dev/null | grep -q " T chopin__h2_start$"; then
+  check "HTTP/2 by ALPN (curl --http2)" [ "$(curl -sk --http2 --max-time 5 -o /dev/null -w '%{http_version} %{http_code}' "https://127.0.0.1:$tls_port/json")" = "2 200" ]
+  check "HTTP/1.1 still when asked (curl --http1.1)" [ "$(curl -sk --http1.1 --max-time 5 -o /dev/null -w '%{http_version}' "https://127.0.0.1:$tls_port/json")" = "1.1" ]
+fi
 check "TLS 1.3 by default" bash -c "curl -skv --max-time 5 -o /dev/null https://127.0.0.1:$tls_port/plaintext 2>&1 | grep -q 'TLSv1.3'"
 check "plain HTTP beside it" [ "$(curl -s --max-time 5 "http://127.0.0.1:$port/plaintext")" = "Hello, World!" ]
 check "plain HTTP to the TLS port: 400" [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$tls_port/plaintext")" = "400" ]
