@@ -45,27 +45,7 @@ cc -O2 -Wall -Wextra -I"$ROOT/include" -o "$SERVER" "$BENCH_DIR/ws_server.c" "$L
 build_tool ws_load
 raise_fd_limit $((SUBS > IDLE ? SUBS + 100 : IDLE + 100))
 
-# start CMD...: a server on FREE_PORT (already in CMD); waits until it listens. Sets PID.
-start() {
-    env "$@" > "$BENCH_TMP/server.log" 2>&1 &
-    PID=$!
-    track_pid "$PID"
-    local i
-    for ((i = 0; i < 100; i++)); do
-        port_listening "$FREE_PORT" && return 0
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    log "bench: server did not start: $*"
-    cat "$BENCH_TMP/server.log" >&2
-    exit 1
-}
-
-stop() {
-    kill -TERM "$PID" 2>/dev/null
-    proc_wait_exit "$PID" 50 || kill -KILL "$PID" 2>/dev/null
-    untrack_pid "$PID"
-}
+# start/stop: bench/lib.sh's (a server on FREE_PORT, pinned; stopped by PID).
 
 # server_cmd NAME: the command that serves /echo on FREE_PORT.
 server_cmd() {
