@@ -47,6 +47,23 @@ if curl -V | grep -q HTTP2 && nm "$build/libchopin.a" 2>/dev/null | grep -q " T 
   check "HTTP/2 by ALPN (curl --http2)" [ "$(curl -sk --http2 --max-time 5 -o /dev/null -w '%{http_version} %{http_code}' "https://127.0.0.1:$tls_port/json")" = "2 200" ]
   check "HTTP/1.1 still when asked (curl --http1.1)" [ "$(curl -sk --http1.1 --max-time 5 -o /dev/null -w '%{http_version}' "https://127.0.0.1:$tls_port/json")" = "1.1" ]
 fi
+py=/usr/bin/python3; [ -x "$py" ] || py=python3
+if "$py" -c "import websockets" 2>/dev/null; then
+  check "wss:// echo (python3-websockets over TLS)" [ "$("$py" - "$tls_port" <<'PY'
+import asyncio, ssl, sys
+import websockets
+async def main():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    async with websockets.connect("wss://127.0.0.1:%s/ws/echo" % sys.argv[1], ssl=ctx,
+                                  open_timeout=5) as ws:
+        await ws.send("over tls")
+        print(await asyncio.wait_for(ws.recv(), 5))
+asyncio.run(main())
+PY
+)" = "over tls" ]
+fi
 check "TLS 1.3 by default" bash -c "curl -skv --max-time 5 -o /dev/null https://127.0.0.1:$tls_port/plaintext 2>&1 | grep -q 'TLSv1.3'"
 check "plain HTTP beside it" [ "$(curl -s --max-time 5 "http://127.0.0.1:$port/plaintext")" = "Hello, World!" ]
 check "plain HTTP to the TLS port: 400" [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$tls_port/plaintext")" = "400" ]
