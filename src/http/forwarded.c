@@ -77,6 +77,20 @@ static int parse_value(const char *s, size_t len, size_t *pos, const char **v, s
     return 0;
 }
 
+/* proto= is a URI scheme (RFC 7239 §5.4, RFC 3986 §3.1): ALPHA *( ALPHA / DIGIT / "+" /
+ * "-" / "." ). Anything else (a quoted "17 :4711") is refused with the header. */
+static int is_scheme(const char *v, size_t len) {
+    if (len == 0 || !((v[0] | 0x20) >= 'a' && (v[0] | 0x20) <= 'z'))
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        char c = v[i], l = (char)(c | 0x20);
+        if (!((l >= 'a' && l <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '-' ||
+              c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
 /* One pair "name=value" of an element into `hop`. */
 static int parse_pair(const char *s, size_t len, size_t *pos, struct chopin__fwd_hop *hop,
                       unsigned *seen) {
@@ -100,6 +114,8 @@ static int parse_pair(const char *s, size_t len, size_t *pos, struct chopin__fwd
         if (i == 0)
             return node_address(v, vlen, &hop->node, &hop->node_len);
         if (i == 1) {
+            if (!is_scheme(v, vlen))
+                return -1;
             hop->proto = v;
             hop->proto_len = vlen;
         }

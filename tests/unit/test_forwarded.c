@@ -51,6 +51,10 @@ static const struct {
     {"for=a b", "ERR"},
     {"for=\"17 :4711\"", "ERR"},         /* a space in a quoted node */
     {"for=\"1.2.3.4/8\"", "ERR"},
+    {"proto=\"17 :4711\"", "ERR"},       /* proto= is a URI scheme (fuzz_forwarded) */
+    {"proto=1http", "ERR"},
+    {"for=1.2.3.4;proto=\"\"", "ERR"},
+    {"proto=\"svn+ssh\"", "-/svn+ssh"},
 };
 
 static const struct {
