@@ -126,7 +126,7 @@ $(1)/itests/%: tests/integration/%.c tests/integration/client.c tests/integratio
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -Itests -Itests/integration $$(CFLAGS) $$(EXTRA_$(1)) $$< tests/integration/client.c $(1)/libchopin.a -o $$@ $$(LDLIBS) $$(COMPRESS_TEST_LIBS)
 
-$(1)/regress/%: fuzz/%.c fuzz/regress.c $(1)/libchopin.a $(1)/flags
+$(1)/regress/%: fuzz/%.c fuzz/regress.c $(wildcard fuzz/*.h) $(1)/libchopin.a $(1)/flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(EXTRA_$(1)) -Wno-missing-prototypes $$< fuzz/regress.c $(1)/libchopin.a -o $$@ $$(LDLIBS)
 
@@ -328,7 +328,7 @@ $(BUILD)/fuzz/obj/%.o: src/%.c $(wildcard include/*.h src/*.h src/*/*.h) | fuzz-
 $(BUILD)/fuzz/libchopin.a: $(patsubst src/%.c,$(BUILD)/fuzz/obj/%.o,$(LIB_SRC))
 	@rm -f $@
 	ar rcs $@ $^
-$(BUILD)/fuzz/%: fuzz/%.c $(BUILD)/fuzz/libchopin.a
+$(BUILD)/fuzz/%: fuzz/%.c $(wildcard fuzz/*.h) $(BUILD)/fuzz/libchopin.a
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $(CPPFLAGS) $< $(BUILD)/fuzz/libchopin.a -o $@ $(LDLIBS)
 fuzz: fuzz-build
 	@for f in $(FUZZERS); do \

@@ -23,6 +23,8 @@
 #include "engine.h"
 #include "router/router.h"
 
+#include "held.h"
+
 static void plaintext(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_static(res, 200, "text/plain", "Hello, World!", 13);
 }
@@ -41,23 +43,10 @@ static void params(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_copy(res, 200, "text/plain", p.ptr, p.len);
 }
 
-/* The handles of deferred exchanges, oldest first. */
-static chopin_exchange held[64];
-static int nheld;
-
-static void later(chopin_req *req, chopin_res *res, void *data) {
-    chopin_exchange x;
-    if (nheld < 64 && chopin_defer(req, res, &x) == 0)
-        held[nheld++] = x;
-}
-
 /* Finishes the oldest deferred exchange (a no-op for one already ended). */
 static void finish_oldest(void) {
-    if (nheld == 0)
-        return;
-    chopin_exchange x = held[0];
-    memmove(held, held + 1, (size_t)--nheld * sizeof held[0]);
-    chopin_req *req = chopin_exchange_req(x);
+    chopin_exchange x;
+    chopin_req *req = take_oldest(&x);
     if (!req)
         return;
     chopin_str h = chopin_req_header(req, "x-a");

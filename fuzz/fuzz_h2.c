@@ -23,6 +23,9 @@
 #include "h2/h2.h"
 #include "router/router.h"
 
+#define HELD_MAX 16
+#include "held.h"
+
 static void plaintext(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_static(res, 200, "text/plain", "Hello, World!", 13);
 }
@@ -37,21 +40,9 @@ static void echo(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_copy(res, 200, "text/plain", b.ptr, b.len);
 }
 
-static chopin_exchange held[16];
-static int nheld;
-
-static void later(chopin_req *req, chopin_res *res, void *data) {
-    chopin_exchange x;
-    if (nheld < 16 && chopin_defer(req, res, &x) == 0)
-        held[nheld++] = x;
-}
-
 static void finish_oldest(void) {
-    if (nheld == 0)
-        return;
-    chopin_exchange x = held[0];
-    memmove(held, held + 1, (size_t)--nheld * sizeof held[0]);
-    chopin_req *req = chopin_exchange_req(x);
+    chopin_exchange x;
+    chopin_req *req = take_oldest(&x);
     if (!req)
         return;
     chopin_str p = chopin_req_path(req);
