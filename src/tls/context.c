@@ -69,6 +69,7 @@ struct chopin__tls_ctx {
     pthread_rwlock_t ticket_lock;
     struct ticket_key tickets[2];
     time_t ticket_born;
+    int ktls_keys; /* sessions gather what a kTLS hand-over needs */
     struct {
         atomic_ullong handshakes, resumed, failed, malformed_hello, plain_http, timeouts, reloads, ktls;
     } count;
@@ -400,6 +401,8 @@ static int certs_build(struct chopin__tls_ctx *ctx, struct chopin__tls_certs **o
             return rc;
         }
         SSL_CTX_set_app_data(set->certs[i].ssl_ctx, set);
+        if (ctx->ktls_keys) /* on each: SNI moves a handshake to another certificate's */
+            SSL_CTX_set_keylog_callback(set->certs[i].ssl_ctx, chopin__tls_session_keylog);
     }
     SSL_CTX_set_tlsext_servername_callback(set->certs[0].ssl_ctx, on_servername);
     SSL_CTX_set_tlsext_servername_arg(set->certs[0].ssl_ctx, set);
@@ -421,6 +424,7 @@ int chopin__tls_ctx_new(struct chopin__tls_ctx **out, struct chopin__tls_setting
     ticket_key_new(&ctx->tickets[0]);
     ticket_key_new(&ctx->tickets[1]);
     ctx->ticket_born = time(NULL);
+    ctx->ktls_keys = chopin__ktls_probe();
     int rc = certs_build(ctx, &ctx->current, err, errlen);
     if (rc < 0) {
         chopin__tls_ctx_free(ctx);
@@ -471,6 +475,14 @@ int chopin__tls_ctx_reload(struct chopin__tls_ctx *ctx, char *err, size_t errlen
 
 uint32_t chopin__tls_ctx_handshake_timeout_ms(const struct chopin__tls_ctx *ctx) {
     return ctx->set.handshake_timeout_ms;
+}
+
+int chopin__tls_ctx_ktls(const struct chopin__tls_ctx *ctx) { return ctx->ktls_keys; }
+
+void chopin__tls_ctx_gather_ktls_keys(struct chopin__tls_ctx *ctx) {
+    ctx->ktls_keys = 1;
+    for (int i = 0; i < ctx->current->n; i++)
+        SSL_CTX_set_keylog_callback(ctx->current->certs[i].ssl_ctx, chopin__tls_session_keylog);
 }
 
 void chopin__tls_ctx_rotate_tickets(struct chopin__tls_ctx *ctx) {

@@ -75,6 +75,8 @@ static int bio_read(BIO *bio, char *buf, size_t len, size_t *got) {
         memcpy(buf, s->feed, n);
         s->feed += n, s->feed_len -= n;
     }
+    if (s->keys)
+        s->keys->rx_taken += n;
     if (n == 0) {
         BIO_set_retry_read(bio);
         return 0;
@@ -128,6 +130,38 @@ static void on_info(const SSL *ssl, int where, int ret) {
         s->alert = ret & 0xff;
 }
 
+void chopin__tls_session_keylog(const SSL *ssl, const char *line) {
+    struct chopin__tls_session *s = SSL_get_ex_data(ssl, session_index);
+    if (s && s->keys)
+        chopin__ktls_keylog(s->keys, line);
+}
+
+static void on_message(int write_p, int version, int content_type, const void *buf, size_t len,
+                       SSL *ssl, void *arg) {
+    (void)version, (void)ssl;
+    chopin__ktls_on_message(arg, write_p, content_type, buf, len);
+}
+
+/* Where the kernel may take the record layer, the session gathers what it needs. */
+static int gather_keys(struct chopin__tls_session *s) {
+    if (!chopin__tls_ctx_ktls(s->ctx))
+        return 0;
+    s->keys = calloc(1, sizeof *s->keys);
+    if (!s->keys)
+        return -1;
+    SSL_set_msg_callback(s->ssl, on_message);
+    SSL_set_msg_callback_arg(s->ssl, s->keys);
+    return 0;
+}
+
+void chopin__tls_session_drop_keys(struct chopin__tls_session *s) {
+    if (!s->keys)
+        return;
+    SSL_set_msg_callback(s->ssl, NULL);
+    OPENSSL_clear_free(s->keys, sizeof *s->keys);
+    s->keys = NULL;
+}
+
 int chopin__tls_session_init(struct chopin__tls_session *s, struct chopin__tls_ctx *ctx) {
     memset(s, 0, sizeof *s);
     s->alert = ALERT_NONE;
@@ -148,10 +182,15 @@ int chopin__tls_session_init(struct chopin__tls_session *s, struct chopin__tls_c
     SSL_set_ex_data(s->ssl, session_index, s);
     SSL_set_info_callback(s->ssl, on_info);
     SSL_set_accept_state(s->ssl);
+    if (gather_keys(s) < 0) {
+        chopin__tls_session_release(s);
+        return -ENOMEM;
+    }
     return 0;
 }
 
 void chopin__tls_session_release(struct chopin__tls_session *s) {
+    chopin__tls_session_drop_keys(s);
     SSL_free(s->ssl);
     chopin__tls_certs_put(s->certs);
     bytes_free(&s->in);

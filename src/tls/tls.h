@@ -74,6 +74,12 @@ enum chopin__tls_count {
     CHOPIN__TLS_COUNT_KTLS,
 };
 void chopin__tls_ctx_count(struct chopin__tls_ctx *ctx, enum chopin__tls_count what);
+/** Nonzero when this context gathers what a kTLS hand-over needs (its kernel has the tls
+ *  module). */
+int chopin__tls_ctx_ktls(const struct chopin__tls_ctx *ctx);
+/** Test hook: gather them although the kernel has no tls module (the crypto_info is
+ *  checked without the kernel). Before the first session. */
+void chopin__tls_ctx_gather_ktls_keys(struct chopin__tls_ctx *ctx);
 /** Test hook: ticket keys rotate now (as if their lifetime had passed). */
 void chopin__tls_ctx_rotate_tickets(struct chopin__tls_ctx *ctx);
 
@@ -110,6 +116,7 @@ struct chopin__tls_session {
     uint8_t state;                   /* enum chopin__tls_state */
     uint8_t resumed;
     uint8_t counted;                 /* its handshake is counted (once) */
+    struct chopin__ktls_keys *keys;  /* kTLS may take it: what the hand-over needs, or NULL */
 };
 
 /** Starts a server session on `ctx`. Returns 0 or CHOPIN_ENOMEM. */
@@ -142,9 +149,55 @@ void chopin__tls_session_out_done(struct chopin__tls_session *s, size_t n);
  *  NUL-terminated; valid while the session is. */
 const unsigned char *chopin__tls_session_alpn(const struct chopin__tls_session *s, unsigned *len);
 
-/* kTLS (ktls.c): whether the kernel takes the record layer for this socket. */
+/* kTLS (ktls.c, docs/tls.md "kTLS"): the kernel takes the record layer after the handshake. */
 /** Attaches the kernel's "tls" upper-layer protocol to `fd`. Returns 0, or a negative
  *  errno (-ENOENT: no tls module); the first failure of the process is logged once. */
 int chopin__ktls_attach(int fd);
+/** 1 when the kernel has the tls upper-layer protocol (asked once per process). */
+int chopin__ktls_probe(void);
+
+/* What a hand-over needs, gathered while OpenSSL handshakes (only on a context whose kernel
+ * has the tls module, or a test's): the application traffic secrets (the keylog callback's
+ * SERVER_TRAFFIC_SECRET_0 and CLIENT_TRAFFIC_SECRET_0), and OpenSSL's records counted both
+ * ways (the message callback sees every record header and every handshake message), so
+ * the sequence number of the next record under those secrets is known. */
+struct chopin__ktls_keys {
+    unsigned char tx_secret[EVP_MAX_MD_SIZE], rx_secret[EVP_MAX_MD_SIZE];
+    uint8_t tx_len, rx_len;
+    uint8_t tx_keyed, rx_keyed;  /* that side's Finished went by: its application keys rule */
+    uint64_t tx_records, rx_records; /* record headers written / read, since the first */
+    uint64_t tx_base, rx_base;   /* ...of them, the ones up to and with each Finished */
+    uint64_t rx_framed;          /* bytes of the records OpenSSL started reading */
+    uint64_t rx_taken;           /* bytes OpenSSL took from the input BIO */
+};
+
+/* The kernel's crypto_info for one direction (struct tls12_crypto_info_* of linux/tls.h,
+ * which TLS 1.3 uses too), as bytes: this header includes no kernel header. */
+struct chopin__ktls_crypto {
+    unsigned char info[64]; /* TLS_CIPHER_AES_GCM_256's is the largest: 56 bytes */
+    uint32_t len;
+};
+
+/** Fills `out` for the direction `tx` (1: what the server sends; 0: what it receives):
+ *  key, salt and iv from the traffic secret (HKDF-Expand-Label "key" and "iv", RFC 8446
+ *  7.1 and 7.3), and the sequence number of the next record OpenSSL has not written or
+ *  read. Returns 0; -ENOTSUP for what the kernel cannot take here (TLS 1.2, no keys
+ *  gathered, another cipher); -EAGAIN for receiving while OpenSSL or the session still
+ *  holds ciphertext (part of a record, or records not yet read: the kernel would start
+ *  in the middle of the stream). */
+int chopin__ktls_crypto(const struct chopin__tls_session *s, int tx, struct chopin__ktls_crypto *out);
+/** setsockopt(SOL_TLS, TLS_TX or TLS_RX) with `ci`: 0 or a negative errno. */
+int chopin__ktls_install(int fd, int tx, const struct chopin__ktls_crypto *ci);
+/** Sends close_notify through the kernel's record layer (an alert record: sendmsg with
+ *  TLS_SET_RECORD_TYPE), best effort, without blocking. */
+void chopin__ktls_close_notify(int fd);
+/** OpenSSL's keylog callback on a context that gathers kTLS keys (session.c). */
+void chopin__tls_session_keylog(const SSL *ssl, const char *line);
+/** The gathering callbacks (session.c hands them OpenSSL's calls). */
+void chopin__ktls_keylog(struct chopin__ktls_keys *k, const char *line);
+void chopin__ktls_on_message(struct chopin__ktls_keys *k, int write_p, int content_type,
+                             const void *buf, size_t len);
+/** The keys are handed over (or will never be): forget them. */
+void chopin__tls_session_drop_keys(struct chopin__tls_session *s);
 
 #endif

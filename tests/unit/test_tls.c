@@ -18,8 +18,11 @@ int main(void) {
 
 #include "test.h"
 
+#include <linux/tls.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "fake.h"
@@ -564,6 +567,205 @@ static void ktls_fallback(void) {
     CHECK_INT(chopin__ktls_attach(-1), -EBADF);
 }
 
+/* ----- kTLS: the crypto_info the kernel would be handed ------------------------------- */
+
+/* What the kernel does with a crypto_info, done here with EVP: opens one TLS 1.3 record
+ * (RFC 8446 5.2: nonce = iv XOR the sequence number; the header is the additional data;
+ * the plaintext ends with its content type and zero padding). `ci` is the struct of
+ * linux/tls.h exactly as it would go to setsockopt. Returns the content's length, or -1
+ * when the record does not open. */
+static int ktls_open_record(const struct chopin__ktls_crypto *ci, const unsigned char *rec,
+                            size_t n, unsigned char *out) {
+    struct tls_crypto_info head;
+    memcpy(&head, ci->info, sizeof head);
+    const EVP_CIPHER *cipher;
+    unsigned char key[32], nonce[12], seq[8];
+    if (head.cipher_type == TLS_CIPHER_CHACHA20_POLY1305) {
+        struct tls12_crypto_info_chacha20_poly1305 c;
+        memcpy(&c, ci->info, sizeof c);
+        cipher = EVP_chacha20_poly1305();
+        memcpy(key, c.key, 32), memcpy(nonce, c.iv, 12), memcpy(seq, c.rec_seq, 8);
+    } else if (head.cipher_type == TLS_CIPHER_AES_GCM_256) {
+        struct tls12_crypto_info_aes_gcm_256 c;
+        memcpy(&c, ci->info, sizeof c);
+        cipher = EVP_aes_256_gcm();
+        memcpy(key, c.key, 32), memcpy(nonce, c.salt, 4), memcpy(nonce + 4, c.iv, 8);
+        memcpy(seq, c.rec_seq, 8);
+    } else {
+        struct tls12_crypto_info_aes_gcm_128 c;
+        memcpy(&c, ci->info, sizeof c);
+        cipher = EVP_aes_128_gcm();
+        memcpy(key, c.key, 16), memcpy(nonce, c.salt, 4), memcpy(nonce + 4, c.iv, 8);
+        memcpy(seq, c.rec_seq, 8);
+    }
+    for (int i = 0; i < 8; i++)
+        nonce[4 + i] ^= seq[i];
+    if (n < 5 + 16 || rec[0] != 0x17 || (size_t)(rec[3] << 8 | rec[4]) != n - 5)
+        return -1;
+    size_t clen = n - 5 - 16;
+    EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+    int len = 0, fin = 0;
+    int ok = EVP_DecryptInit_ex(x, cipher, NULL, key, nonce) == 1 &&
+             EVP_DecryptUpdate(x, NULL, &len, rec, 5) == 1 &&
+             EVP_DecryptUpdate(x, out, &len, rec + 5, (int)clen) == 1 &&
+             EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_SET_TAG, 16, (void *)(rec + 5 + clen)) == 1 &&
+             EVP_DecryptFinal_ex(x, out + len, &fin) == 1;
+    EVP_CIPHER_CTX_free(x);
+    if (!ok)
+        return -1;
+    int m = (int)clen;
+    while (m > 0 && out[m - 1] == 0)
+        m--;
+    return m > 0 && out[m - 1] == 0x17 ? m - 1 : -1; /* application data */
+}
+
+/* The record's plaintext compared with `want`, through `ci`. */
+static int ktls_opens_to(const struct chopin__ktls_crypto *ci, const void *rec, size_t n,
+                         const char *want) {
+    unsigned char out[4096];
+    int m = n <= sizeof out ? ktls_open_record(ci, rec, n, out) : -1;
+    return m == (int)strlen(want) && memcmp(out, want, (size_t)m) == 0;
+}
+
+/* A crypto_info with one byte of a field changed (at `off` of the struct, see
+ * linux/tls.h: info 4, then iv, key, salt, rec_seq). */
+static struct chopin__ktls_crypto ktls_altered(const struct chopin__ktls_crypto *ci, size_t off) {
+    struct chopin__ktls_crypto bad = *ci;
+    bad.info[off] ^= 1;
+    return bad;
+}
+
+/* Offsets of iv, key, salt and rec_seq's last byte for the cipher of `ci`. */
+static void ktls_field_offsets(const struct chopin__ktls_crypto *ci, size_t off[4]) {
+    struct tls_crypto_info head;
+    memcpy(&head, ci->info, sizeof head);
+    if (head.cipher_type == TLS_CIPHER_CHACHA20_POLY1305) {
+        struct tls12_crypto_info_chacha20_poly1305 c;
+        off[0] = offsetof(__typeof__(c), iv), off[1] = offsetof(__typeof__(c), key);
+        off[2] = offsetof(__typeof__(c), iv) + 11; /* no salt: the iv's last byte */
+        off[3] = offsetof(__typeof__(c), rec_seq) + 7;
+    } else if (head.cipher_type == TLS_CIPHER_AES_GCM_256) {
+        struct tls12_crypto_info_aes_gcm_256 c;
+        off[0] = offsetof(__typeof__(c), iv), off[1] = offsetof(__typeof__(c), key);
+        off[2] = offsetof(__typeof__(c), salt), off[3] = offsetof(__typeof__(c), rec_seq) + 7;
+    } else {
+        struct tls12_crypto_info_aes_gcm_128 c;
+        off[0] = offsetof(__typeof__(c), iv), off[1] = offsetof(__typeof__(c), key);
+        off[2] = offsetof(__typeof__(c), salt), off[3] = offsetof(__typeof__(c), rec_seq) + 7;
+    }
+}
+
+/* The records the kernel would send and receive after the hand-over open with exactly the
+ * crypto_info handed to it, for each TLS 1.3 suite: the server's next record (after the
+ * handshake, its two tickets and one answer OpenSSL already wrote: sequence 3) and the
+ * client's next one (after one request: sequence 1). Changing any byte of the iv, the key,
+ * the salt or the sequence number makes them fail to open. Receiving is refused while a
+ * record is cut in half inside OpenSSL. */
+static void ktls_crypto_info(void) {
+    static const struct {
+        const char *suite;
+        uint16_t type;
+    } suites[] = {
+        {"TLS_AES_128_GCM_SHA256", TLS_CIPHER_AES_GCM_128},
+        {"TLS_AES_256_GCM_SHA384", TLS_CIPHER_AES_GCM_256},
+        {"TLS_CHACHA20_POLY1305_SHA256", TLS_CIPHER_CHACHA20_POLY1305},
+    };
+    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
+        struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+        chopin__tls_ctx_gather_ktls_keys(ctx);
+        struct client cl;
+        client_init(&cl, "a.test", 0, "http/1.1", NULL);
+        SSL_set_ciphersuites(cl.ssl, suites[i].suite);
+        struct chopin__tls_session s;
+        plain_len = 0;
+        CHECK_INT(chopin__tls_session_init(&s, ctx), 0);
+        pump(&cl, &s, 0);
+        CHECK_INT(s.state, CHOPIN__TLS_OPEN);
+        SSL_write(cl.ssl, "GET /1 HTTP/1.1\r\n\r\n", 19);
+        pump(&cl, &s, 0);
+        CHECK_INT(plain_len, 19);
+        CHECK_INT(chopin__tls_session_write(&s, "first", 5), 0);
+        pump(&cl, &s, 0);
+        char got[64];
+        CHECK_INT(SSL_read(cl.ssl, got, sizeof got), 5);
+
+        /* Half a client record inside: receiving cannot be handed over yet. */
+        struct chopin__ktls_crypto tx, rx;
+        SSL_write(cl.ssl, "GET /2 HTTP/1.1\r\n\r\n", 19);
+        char *p;
+        long n = BIO_get_mem_data(cl.out, &p);
+        char rec[256];
+        CHECK(n > 10 && n < (long)sizeof rec);
+        memcpy(rec, p, (size_t)n);
+        (void)BIO_reset(cl.out);
+        to_server(&s, rec, 10, 0);
+        CHECK_INT(chopin__ktls_crypto(&s, 0, &rx), -EAGAIN);
+        to_server(&s, rec + 10, (size_t)n - 10, 0);
+        CHECK_INT(plain_len, 38);
+
+        CHECK_INT(chopin__ktls_crypto(&s, 1, &tx), 0);
+        CHECK_INT(chopin__ktls_crypto(&s, 0, &rx), 0);
+        struct tls_crypto_info head;
+        memcpy(&head, tx.info, sizeof head);
+        CHECK_INT(head.version, TLS_1_3_VERSION);
+        CHECK_INT(head.cipher_type, suites[i].type);
+
+        /* The server's next record, as OpenSSL writes it (the kernel would write the same). */
+        static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        CHECK_INT(chopin__tls_session_write(&s, answer, sizeof answer - 1), 0);
+        const char *o;
+        size_t m = chopin__tls_session_out(&s, &o);
+        CHECK(ktls_opens_to(&tx, o, m, answer));
+        /* The client's next record, as the kernel would receive it. */
+        static const char req[] = "GET /3 HTTP/1.1\r\nHost: a\r\n\r\n";
+        SSL_write(cl.ssl, req, sizeof req - 1);
+        n = BIO_get_mem_data(cl.out, &p);
+        CHECK(ktls_opens_to(&rx, p, (size_t)n, req));
+
+        size_t off[4];
+        ktls_field_offsets(&tx, off);
+        for (int f = 0; f < 4; f++) {
+            struct chopin__ktls_crypto bad = ktls_altered(&tx, off[f]);
+            CHECK(!ktls_opens_to(&bad, o, m, answer));
+            bad = ktls_altered(&rx, off[f]);
+            CHECK(!ktls_opens_to(&bad, p, (size_t)n, req));
+        }
+        chopin__tls_session_out_done(&s, m);
+        client_free(&cl);
+        chopin__tls_session_release(&s);
+        chopin__tls_ctx_free(ctx);
+    }
+}
+
+/* TLS 1.2 stays in user space (its keys are not derived); a context whose kernel has no
+ * tls module gathers nothing. */
+static void ktls_crypto_refused(void) {
+    struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+    struct chopin__tls_session s;
+    struct chopin__ktls_crypto ci;
+    struct client cl;
+    CHECK_INT(chopin__tls_ctx_ktls(ctx), chopin__ktls_probe());
+    if (!chopin__ktls_probe()) {
+        client_init(&cl, "a.test", 0, "http/1.1", NULL);
+        CHECK_INT(chopin__tls_session_init(&s, ctx), 0);
+        pump(&cl, &s, 0);
+        CHECK(s.keys == NULL);
+        CHECK_INT(chopin__ktls_crypto(&s, 1, &ci), -ENOTSUP);
+        chopin__tls_session_release(&s);
+        client_free(&cl);
+    }
+    chopin__tls_ctx_gather_ktls_keys(ctx);
+    client_init(&cl, NULL, TLS1_2_VERSION, NULL, NULL);
+    CHECK_INT(chopin__tls_session_init(&s, ctx), 0);
+    pump(&cl, &s, 0);
+    CHECK_INT(s.state, CHOPIN__TLS_OPEN);
+    CHECK_INT(chopin__ktls_crypto(&s, 1, &ci), -ENOTSUP);
+    CHECK_INT(chopin__ktls_crypto(&s, 0, &ci), -ENOTSUP);
+    chopin__tls_session_release(&s);
+    client_free(&cl);
+    chopin__tls_ctx_free(ctx);
+}
+
 /* ----- the transport on a connection, through the fake backend ------------------------ */
 
 static void hello(chopin_req *req, chopin_res *res, void *data) {
@@ -916,6 +1118,8 @@ int main(void) {
     RUN(lent_records_stay);
     RUN(bad_settings_refused);
     RUN(ktls_fallback);
+    RUN(ktls_crypto_info);
+    RUN(ktls_crypto_refused);
     RUN(conn_split_at_every_byte);
     RUN(conn_pipelining);
     RUN(conn_file_encrypted);
