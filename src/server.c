@@ -291,7 +291,7 @@ static void *worker_main(void *arg) {
     w->result = chopin__engine_init(&w->engine, &s->cfg, s->router, w->id, chopin__clock_ms());
     w->engine.server = s;
     w->engine.offload = s->offload;
-    w->engine.tls = s->tls;
+    chopin__stack_choose(&w->engine.stack, o, s->tls);
     w->engine.stop_requested = &s->stop_requested;
     chopin__worker_wake_on_post(w);
     /* engine_init wrote the whole engine, counters included; from here on they change only
