@@ -1064,7 +1064,8 @@ struct chopin__exchange *chopin__h2_upgrade(struct chopin__conn *c, struct chopi
     struct chopin__engine *e = c->engine;
     const chopin_req *req = &x->req;
     uint8_t settings[256];
-    if (!has_token(chopin_req_header(req, "upgrade"), "h2c"))
+    /* (h2c is cleartext's: over TLS HTTP/2 is chosen by ALPN, RFC 7540 §3.3) */
+    if (c->transport || !has_token(chopin_req_header(req, "upgrade"), "h2c"))
         return NULL;
     ssize_t n = settings_decode(chopin_req_header(req, "http2-settings"), settings, sizeof settings);
     if (n < 0 || !chopin_req_header(req, "http2-settings").ptr)
