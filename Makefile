@@ -271,8 +271,9 @@ else
 endif
 
 # kTLS (issue 16, docs/tls.md): on a machine whose kernel has the tls module, checks that
-# every TLS connection takes the kernel's tls layer (none says it fell back) and that the
-# TLS suites pass with it, on each backend. Fails where the module cannot be loaded.
+# every TLS 1.3 connection hands its keys to the kernel (none says it fell back) and that
+# the TLS suites pass with the kernel's records (sending on each backend, receiving on
+# epoll). Fails where the module cannot be loaded.
 .PHONY: test-ktls
 test-ktls:
 	@modprobe tls 2>/dev/null || true

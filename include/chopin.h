@@ -1095,8 +1095,9 @@ typedef struct chopin_tls_stats {
     uint64_t plain_http;      /* plain HTTP on a TLS port (answered 400) */
     uint64_t timeouts;        /* handshakes cut by tls_handshake_timeout_ms */
     uint64_t reloads;         /* certificate reloads that took effect */
-    uint64_t ktls;            /* connections whose socket took the kernel's tls layer
-                                 (docs/tls.md, kTLS); 0 where the kernel has none */
+    uint64_t ktls;            /* connections whose records the kernel builds (their
+                                 sending keys handed over: docs/tls.md, kTLS); 0 where
+                                 the kernel has no tls module */
 } chopin_tls_stats;
 
 /** Fills the first `size` bytes of *out (pass sizeof *out): zero everywhere when `s` has no

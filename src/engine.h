@@ -81,6 +81,10 @@ struct chopin__engine {
     struct chopin__stack stack; /* transports and protocols besides HTTP/1.1 (stack.h) */
     int worker_id;
     int draining; /* stop taking requests: answer in-flight ones with Connection: close */
+    /* The backend may hold bytes it has already taken from a socket and not yet handed to
+     * the connection (io_uring's receives complete ahead): kTLS keeps decrypting in user
+     * space there, since the kernel would take over in the middle of them (docs/tls.md). */
+    int reads_ahead;
     /* The server's stop request, set by another thread (NULL in tests): a response queued
      * after it says Connection: close although the worker has not begun to drain yet. */
     const atomic_int *stop_requested;

@@ -994,6 +994,7 @@ static int uring_run(struct chopin__worker *w) {
     }
     w->engine.notify = on_notify;
     w->engine.notify_ctx = l;
+    w->engine.reads_ahead = 1;
     chopin__loop_attach(&w->engine, chopin__uring_watch, l);
     chopin__worker_clock(w);
     arm_wake(l);
@@ -1014,6 +1015,7 @@ static int uring_run(struct chopin__worker *w) {
     free_leftovers(w);
     w->engine.notify = NULL;
     w->engine.notify_ctx = NULL;
+    w->engine.reads_ahead = 0;
     chopin__loop_attach(&w->engine, NULL, NULL);
     loop_free(l);
     return 0;

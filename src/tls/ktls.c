@@ -39,18 +39,32 @@
 _Static_assert(sizeof(struct tls12_crypto_info_aes_gcm_256) <= sizeof(((struct chopin__ktls_crypto *)0)->info),
                "room for the largest crypto_info");
 
-static atomic_int ktls_said;
+/* The kernel's side of a connection's hand-over; a test puts its own in its place (the
+ * unit test plays the kernel's record layer, there being no module here). */
+static int (*sockopt)(int, int, int, const void *, socklen_t) = setsockopt;
 
-int chopin__ktls_attach(int fd) {
-    if (fd < 0)
-        return -EBADF;
-    if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") == 0)
-        return 0;
-    int err = errno;
+void chopin__ktls_test_sockopt(int (*fn)(int, int, int, const void *, socklen_t)) {
+    sockopt = fn ? fn : setsockopt;
+}
+
+static atomic_int ktls_said;
+static atomic_int probe_known; /* 0: not asked; 1: no module; 2: a module */
+static atomic_int probe_errno;
+
+static void say_unavailable(int err) {
     if (!atomic_exchange(&ktls_said, 1))
         chopin_log(CHOPIN_LOG_INFO, "chopin: kTLS unavailable (setsockopt TCP_ULP \"tls\": %s%s); TLS records "
                         "are built in user space", strerror(err),
                 err == ENOENT ? ": the kernel has no tls module" : "");
+}
+
+int chopin__ktls_attach(int fd) {
+    if (fd < 0)
+        return -EBADF;
+    if (sockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") == 0)
+        return 0;
+    int err = errno;
+    say_unavailable(err);
     return -err;
 }
 
@@ -60,20 +74,27 @@ int chopin__ktls_attach(int fd) {
 static int probe_once(void) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return 0;
-    int ok = setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") == 0 || errno != ENOENT;
+        return -errno;
+    int rc = setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof "tls") == 0 || errno != ENOENT
+                 ? 0 : -ENOENT;
     close(fd);
-    return ok;
+    return rc;
 }
 
 int chopin__ktls_probe(void) {
-    static atomic_int known; /* 0: not asked; 1: no; 2: yes */
-    int v = atomic_load_explicit(&known, memory_order_relaxed);
+    int v = atomic_load_explicit(&probe_known, memory_order_acquire);
     if (!v) {
-        v = probe_once() ? 2 : 1;
-        atomic_store_explicit(&known, v, memory_order_relaxed);
+        int rc = probe_once();
+        atomic_store_explicit(&probe_errno, -rc, memory_order_relaxed);
+        v = rc == 0 ? 2 : 1;
+        atomic_store_explicit(&probe_known, v, memory_order_release);
     }
     return v == 2;
+}
+
+void chopin__ktls_fallback(void) {
+    int err = atomic_load_explicit(&probe_errno, memory_order_relaxed);
+    say_unavailable(err ? err : ENOENT);
 }
 
 /* Gathering ------------------------------------------------------------------------------ */
@@ -226,7 +247,7 @@ int chopin__ktls_crypto(const struct chopin__tls_session *s, int tx, struct chop
 }
 
 int chopin__ktls_install(int fd, int tx, const struct chopin__ktls_crypto *ci) {
-    if (setsockopt(fd, SOL_TLS, tx ? TLS_TX : TLS_RX, ci->info, ci->len) == 0)
+    if (sockopt(fd, SOL_TLS, tx ? TLS_TX : TLS_RX, ci->info, ci->len) == 0)
         return 0;
     return -errno;
 }

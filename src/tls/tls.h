@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <openssl/ssl.h>
@@ -155,6 +156,9 @@ const unsigned char *chopin__tls_session_alpn(const struct chopin__tls_session *
 int chopin__ktls_attach(int fd);
 /** 1 when the kernel has the tls upper-layer protocol (asked once per process). */
 int chopin__ktls_probe(void);
+/** A connection stays in user space because the probe found no tls module: logged once,
+ *  as chopin__ktls_attach's failure is (no system call per connection). */
+void chopin__ktls_fallback(void);
 
 /* What a hand-over needs, gathered while OpenSSL handshakes (only on a context whose kernel
  * has the tls module, or a test's): the application traffic secrets (the keylog callback's
@@ -188,6 +192,9 @@ struct chopin__ktls_crypto {
 int chopin__ktls_crypto(const struct chopin__tls_session *s, int tx, struct chopin__ktls_crypto *out);
 /** setsockopt(SOL_TLS, TLS_TX or TLS_RX) with `ci`: 0 or a negative errno. */
 int chopin__ktls_install(int fd, int tx, const struct chopin__ktls_crypto *ci);
+/** Test hook: the hand-over's setsockopt calls (TCP_ULP, TLS_TX, TLS_RX) go to `fn`
+ *  instead of the kernel (NULL: the kernel again). */
+void chopin__ktls_test_sockopt(int (*fn)(int, int, int, const void *, socklen_t));
 /** Sends close_notify through the kernel's record layer (an alert record: sendmsg with
  *  TLS_SET_RECORD_TYPE), best effort, without blocking. */
 void chopin__ktls_close_notify(int fd);

@@ -9,6 +9,13 @@
  * What the connection owes its peer besides records: the clear 400 for plain HTTP, a
  * fatal alert, and close_notify before the half-close of a connection that ends
  * politely. Until the handshake is done its deadline is the handshake timeout.
+ *
+ * kTLS (ktls.c, docs/tls.md): where the kernel has the tls module, each direction moves to
+ * the kernel once nothing of it is left in user space, and from then on its bytes pass as
+ * on a plain connection (sendfile, io_uring's plain sends). Sending moves once every record
+ * OpenSSL wrote (the handshake's end, its tickets) has reached the socket; receiving once
+ * OpenSSL and the session hold no ciphertext (a record cut by a read waits for its end), and
+ * only on a backend that takes no bytes ahead of the connection (engine->reads_ahead).
  */
 #include "tls/transport.h"
 #include "h2/h2.h"
@@ -28,11 +35,17 @@
 /* One TLS record's worth of plaintext (RFC 8446 5.1: 2^14). */
 #define RECORD_MAX 16384
 
+/* The directions of a connection (tls_transport's ktls, ktls_want). */
+#define KTLS_TX 1u
+#define KTLS_RX 2u
+
 struct tls_transport {
     struct chopin__transport t; /* first: conn->transport points here */
     struct chopin__tls_session s;
     uint64_t handshake_deadline;
     uint8_t notify_sent; /* close_notify queued */
+    uint8_t ktls;        /* the directions the kernel has */
+    uint8_t ktls_want;   /* the directions it will take once nothing is left above it */
 };
 
 /* Per worker thread: decrypted bytes on their way up, plaintext gathered into a record. */
@@ -42,12 +55,45 @@ static struct tls_transport *of(const struct chopin__conn *c) {
     return (struct tls_transport *)c->transport;
 }
 
+/* The kernel's record layer, where it has one: the socket takes it now, the keys follow
+ * (ktls_move). Without it (or for TLS 1.2) the records stay in user space. */
+static void ktls_begin(struct chopin__conn *c, struct tls_transport *tt) {
+    if (!tt->s.keys) {
+        if (c->fd >= 0) /* (a test's connection has no socket) */
+            chopin__ktls_fallback();
+        return;
+    }
+    if (SSL_version(tt->s.ssl) != TLS1_3_VERSION || chopin__ktls_attach(c->fd) < 0) {
+        chopin__tls_session_drop_keys(&tt->s);
+        return;
+    }
+    tt->ktls_want = KTLS_TX | (c->engine->reads_ahead ? 0 : KTLS_RX);
+}
+
+/* Hands direction `dir` to the kernel if nothing of it is left above the socket; gives up
+ * on it when the kernel refuses (the connection goes on in user space). */
+static void ktls_move(struct chopin__conn *c, struct tls_transport *tt, unsigned dir) {
+    if (tt->s.state != CHOPIN__TLS_OPEN || (dir == KTLS_TX && chopin__tls_session_pending(&tt->s)))
+        return;
+    struct chopin__ktls_crypto ci;
+    int rc = chopin__ktls_crypto(&tt->s, dir == KTLS_TX, &ci);
+    if (rc == -EAGAIN)
+        return;
+    if (rc == 0)
+        rc = chopin__ktls_install(c->fd, dir == KTLS_TX, &ci);
+    OPENSSL_cleanse(&ci, sizeof ci);
+    tt->ktls_want &= (uint8_t)~dir;
+    if (rc == 0) {
+        tt->ktls |= (uint8_t)dir;
+        if (dir == KTLS_TX)
+            chopin__tls_ctx_count(tt->s.ctx, CHOPIN__TLS_COUNT_KTLS);
+    }
+    if (!tt->ktls_want)
+        chopin__tls_session_drop_keys(&tt->s);
+}
+
 static void handshake_done(struct chopin__conn *c, struct tls_transport *tt) {
-    /* The kernel's record layer when it has one (docs/tls.md, kTLS). The keys are not
-     * handed to it yet: the records stay in user space either way (a socket with the
-     * layer and no keys sends as before), so the answer is only counted and reported. */
-    if (c->fd >= 0 && chopin__ktls_attach(c->fd) == 0)
-        chopin__tls_ctx_count(tt->s.ctx, CHOPIN__TLS_COUNT_KTLS);
+    ktls_begin(c, tt);
     tt->handshake_deadline = 0;
     chopin__conn_arm(c, c->engine->now_ms + c->engine->cfg->opt.keepalive_timeout_ms);
     unsigned len;
@@ -72,6 +118,10 @@ static void maybe_opened(struct chopin__conn *c, struct tls_transport *tt) {
 
 static void tls_on_input(struct chopin__conn *c, char *data, size_t n) {
     struct tls_transport *tt = of(c);
+    if (tt->ktls & KTLS_RX) { /* the kernel decrypted it */
+        chopin__conn_deliver(c, data, n);
+        return;
+    }
     chopin__tls_session_input(&tt->s, data, n);
     ssize_t got;
     while (!(c->ask & CHOPIN__CONN_CLOSE) &&
@@ -85,6 +135,8 @@ static void tls_on_input(struct chopin__conn *c, char *data, size_t n) {
         finish_failed(c, tt);
     else if (tt->s.state == CHOPIN__TLS_CLOSED && !c->eof)
         chopin__conn_on_eof(c); /* close_notify: the peer will send nothing more */
+    else if ((tt->ktls_want & KTLS_RX) && !(c->ask & CHOPIN__CONN_CLOSE))
+        ktls_move(c, tt, KTLS_RX);
 }
 
 /* Encrypts up to PLAN_BUDGET bytes of the protocol's output. Small pieces are gathered so
@@ -124,10 +176,26 @@ static void encrypt_output(struct chopin__conn *c, struct tls_transport *tt) {
     }
 }
 
+/* The kernel builds the records: the plaintext plan as it is (file ranges by sendfile);
+ * close_notify is an alert record the kernel sends for us. */
+static size_t ktls_out_plan(struct chopin__conn *c, struct tls_transport *tt,
+                            struct chopin__plan *p) {
+    size_t n = chopin__conn_plain_plan(c, p);
+    if (n == 0 && !c->out && (c->ask & CHOPIN__CONN_SHUTDOWN) && !tt->notify_sent) {
+        tt->notify_sent = 1;
+        chopin__ktls_close_notify(c->fd);
+    }
+    return n;
+}
+
 static size_t tls_out_plan(struct chopin__conn *c, struct chopin__plan *p) {
     struct tls_transport *tt = of(c);
     const char *out = NULL;
     size_t n = 0;
+    if (tt->ktls_want & KTLS_TX)
+        ktls_move(c, tt, KTLS_TX);
+    if (tt->ktls & KTLS_TX)
+        return ktls_out_plan(c, tt, p);
     /* A closing connection sends nothing more, as the plain path: a backend that met a
      * reset would otherwise be handed the same records again (an evicted one's last
      * answer, its farewell, still goes out). */
@@ -152,6 +220,10 @@ static size_t tls_out_plan(struct chopin__conn *c, struct chopin__plan *p) {
 
 static void tls_on_sent(struct chopin__conn *c, size_t n) {
     struct tls_transport *tt = of(c);
+    if (tt->ktls & KTLS_TX) {
+        chopin__conn_plain_sent(c, n);
+        return;
+    }
     chopin__tls_session_out_done(&tt->s, n);
     if (chopin__tls_session_pending(&tt->s) == 0 && tt->s.state >= CHOPIN__TLS_PLAIN)
         chopin__conn_close(c); /* the 400 or the alert is out */
@@ -159,6 +231,8 @@ static void tls_on_sent(struct chopin__conn *c, size_t n) {
 
 static int tls_has_output(const struct chopin__conn *c) {
     const struct tls_transport *tt = of(c);
+    if (tt->ktls & KTLS_TX) /* what OpenSSL might still write is never sent */
+        return (c->ask & CHOPIN__CONN_SHUTDOWN) && !tt->notify_sent;
     return chopin__tls_session_pending(&tt->s) != 0 ||
            ((c->ask & CHOPIN__CONN_SHUTDOWN) && !tt->notify_sent && tt->s.state == CHOPIN__TLS_OPEN);
 }

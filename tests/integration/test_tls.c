@@ -412,7 +412,9 @@ static void redirect_to_https(void) {
 }
 
 /* Where the kernel has no tls module the first handshake says so once and the
- * connection goes on in user space; where it has one, nothing is said. */
+ * connection goes on in user space; where it has one, nothing is said and each of the
+ * three connections (TLS 1.3) hands its sending keys to the kernel, whose records the
+ * client reads. */
 static void ktls_fallback_said_once(void) {
     int probe = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)plain_port)};

@@ -19,6 +19,10 @@ int main(void) {
 #include "test.h"
 
 #include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -931,6 +935,207 @@ static void conn_file_encrypted(void) {
     chopin__tls_ctx_free(ctx);
 }
 
+/* ----- kTLS on a connection: the test plays the kernel -------------------------------- */
+
+/* What the kernel was handed, and the records it has built and opened since. */
+static struct {
+    int ulp;
+    struct chopin__ktls_crypto tx, rx;
+    int has_tx, has_rx;
+    uint64_t tx_seq, rx_seq;
+} kern;
+
+static int fake_sockopt(int fd, int level, int name, const void *v, socklen_t len) {
+    (void)fd;
+    if (level == IPPROTO_TCP && name == TCP_ULP) {
+        kern.ulp = len == 4 && memcmp(v, "tls", 4) == 0;
+        return 0;
+    }
+    if (level != SOL_TLS || !kern.ulp || len > sizeof kern.tx.info)
+        return errno = EINVAL, -1;
+    struct chopin__ktls_crypto *ci = name == TLS_TX ? &kern.tx : &kern.rx;
+    memcpy(ci->info, v, len);
+    ci->len = len;
+    *(name == TLS_TX ? &kern.has_tx : &kern.has_rx) = 1;
+    return 0;
+}
+
+/* The sequence number in a crypto_info (the last 8 bytes of each struct). */
+static uint64_t ktls_seq_of(const struct chopin__ktls_crypto *ci) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | ci->info[ci->len - 8 + i];
+    return v;
+}
+
+/* A copy of `ci` at sequence number `seq`. */
+static struct chopin__ktls_crypto ktls_at(const struct chopin__ktls_crypto *ci, uint64_t seq) {
+    struct chopin__ktls_crypto c = *ci;
+    for (int i = 7; i >= 0; i--, seq >>= 8)
+        c.info[c.len - 8 + i] = (unsigned char)seq;
+    return c;
+}
+
+/* The kernel's sending side: `n` plaintext bytes into records (at most 16 KiB each). */
+static void kernel_seal(const char *p, size_t n, BIO *to) {
+    static const int tag = 16;
+    while (n) {
+        size_t k = n < 16384 ? n : 16384;
+        struct chopin__ktls_crypto ci = ktls_at(&kern.tx, ktls_seq_of(&kern.tx) + kern.tx_seq++);
+        struct tls_crypto_info head;
+        memcpy(&head, ci.info, sizeof head);
+        unsigned char key[32], nonce[12], seq[8];
+        const EVP_CIPHER *cipher = EVP_aes_128_gcm();
+        struct tls12_crypto_info_aes_gcm_128 g;
+        CHECK_INT(head.cipher_type, TLS_CIPHER_AES_GCM_128); /* the client offers only it */
+        memcpy(&g, ci.info, sizeof g);
+        memcpy(key, g.key, 16), memcpy(nonce, g.salt, 4), memcpy(nonce + 4, g.iv, 8);
+        memcpy(seq, g.rec_seq, 8);
+        for (int i = 0; i < 8; i++)
+            nonce[4 + i] ^= seq[i];
+        unsigned char *rec = malloc(5 + k + 1 + tag);
+        size_t body = k + 1 + tag;
+        rec[0] = 0x17, rec[1] = 3, rec[2] = 3, rec[3] = (unsigned char)(body >> 8), rec[4] = (unsigned char)body;
+        unsigned char *inner = malloc(k + 1);
+        memcpy(inner, p, k);
+        inner[k] = 0x17;
+        EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
+        int len = 0, fin = 0;
+        CHECK(EVP_EncryptInit_ex(x, cipher, NULL, key, nonce) == 1 &&
+              EVP_EncryptUpdate(x, NULL, &len, rec, 5) == 1 &&
+              EVP_EncryptUpdate(x, rec + 5, &len, inner, (int)k + 1) == 1 &&
+              EVP_EncryptFinal_ex(x, rec + 5 + len, &fin) == 1 &&
+              EVP_CIPHER_CTX_ctrl(x, EVP_CTRL_AEAD_GET_TAG, tag, rec + 5 + k + 1) == 1);
+        EVP_CIPHER_CTX_free(x);
+        BIO_write(to, rec, (int)(5 + body));
+        free(rec), free(inner);
+        p += k, n -= k;
+    }
+}
+
+/* The kernel's receiving side: the client's records opened, the plaintext to the
+ * connection. */
+static void kernel_open(struct chopin__conn *c, const unsigned char *p, size_t n) {
+    while (n >= 5) {
+        size_t len = 5 + ((size_t)p[3] << 8 | p[4]);
+        unsigned char out[17000];
+        struct chopin__ktls_crypto ci = ktls_at(&kern.rx, ktls_seq_of(&kern.rx) + kern.rx_seq++);
+        int m = len <= n ? ktls_open_record(&ci, p, len, out) : -1;
+        CHECK(m >= 0);
+        if (m < 0)
+            return;
+        chopin__conn_on_data(c, (char *)out, (size_t)m);
+        p += len, n -= len;
+    }
+}
+
+/* conn_pump, with the kernel's record layer in the directions handed to it. */
+static void ktls_pump(struct client *cl, struct chopin__conn *c) {
+    for (int round = 0; round < 64; round++) {
+        int moved = 0;
+        char *p;
+        if (!SSL_is_init_finished(cl->ssl))
+            SSL_do_handshake(cl->ssl);
+        long n = BIO_get_mem_data(cl->out, &p);
+        if (n > 0) {
+            char *copy = malloc((size_t)n);
+            memcpy(copy, p, (size_t)n);
+            (void)BIO_reset(cl->out);
+            if (kern.has_rx)
+                kernel_open(c, (unsigned char *)copy, (size_t)n);
+            else
+                chopin__conn_on_data(c, copy, (size_t)n);
+            free(copy);
+            moved = 1;
+        }
+        struct chopin__plan pl;
+        while (chopin__conn_has_output(c) && chopin__conn_out_plan(c, &pl) > 0) {
+            char *buf = malloc(pl.bytes);
+            size_t at = 0;
+            for (int i = 0; i < pl.iovcnt; i++, at += pl.iov[i - 1].iov_len)
+                memcpy(buf + at, pl.iov[i].iov_base, pl.iov[i].iov_len);
+            if (pl.iovcnt == 0) /* a file range: what sendfile would send */
+                CHECK_INT(pread(pl.file_fd, buf, pl.bytes, (off_t)pl.file_off), (ssize_t)pl.bytes);
+            if (kern.has_tx)
+                kernel_seal(buf, pl.bytes, cl->in);
+            else
+                BIO_write(cl->in, buf, (int)pl.bytes);
+            free(buf);
+            chopin__conn_on_sent(c, pl.bytes);
+            moved = 1;
+        }
+        if (SSL_is_init_finished(cl->ssl)) {
+            int k;
+            while ((k = SSL_read(cl->ssl, resp + resp_len, (int)(sizeof resp - resp_len))) > 0)
+                resp_len += (size_t)k, moved = 1;
+        }
+        if (!moved)
+            break;
+    }
+    resp[resp_len] = '\0';
+    ERR_clear_error();
+}
+
+/* After the handshake both directions move to the kernel (played here by the test, with
+ * exactly the crypto_info handed to setsockopt): sending once the tickets are out, so the
+ * first answer, a 1 MiB file (as sendfile would send it) and a keep-alive answer are
+ * plaintext plans the "kernel" seals and the client opens; receiving once no ciphertext is
+ * held, so later requests reach HTTP/1.1 as the kernel opened them. On a backend that
+ * reads ahead (io_uring) receiving stays in user space. */
+static void conn_ktls_handover(void) {
+    snprintf(big_path, sizeof big_path, "%s/big.bin", dir);
+    for (int ahead = 0; ahead < 2; ahead++) {
+        struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+        chopin__tls_ctx_gather_ktls_keys(ctx);
+        chopin__ktls_test_sockopt(fake_sockopt);
+        memset(&kern, 0, sizeof kern);
+        struct fake f;
+        conn_setup(&f);
+        f.engine.reads_ahead = ahead;
+        int fd = socket(AF_INET, SOCK_STREAM, 0); /* a descriptor; no byte goes through it */
+        struct chopin__conn *c = chopin__engine_conn_new(&f.engine, fd);
+        CHECK_INT(chopin__tls_transport_install(c, ctx), 0);
+        struct client cl;
+        client_init(&cl, "a.test", 0, "http/1.1", NULL);
+        SSL_set_ciphersuites(cl.ssl, "TLS_AES_128_GCM_SHA256");
+        resp_len = 0;
+        ktls_pump(&cl, c);
+        CHECK(SSL_is_init_finished(cl.ssl));
+        CHECK(kern.ulp && !kern.has_tx); /* the tickets still went out as OpenSSL's */
+        SSL_write(cl.ssl, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 32);
+        ktls_pump(&cl, c);
+        CHECK(kern.has_tx);
+        CHECK_INT(kern.has_rx, !ahead);
+        CHECK_INT(ktls_seq_of(&kern.tx), 2); /* after the two tickets */
+        CHECK(strstr(resp, "200 OK") && strstr(resp, "\r\n\r\nhello"));
+        resp_len = 0;
+        SSL_write(cl.ssl, "GET /file HTTP/1.1\r\nHost: x\r\n\r\n", 31);
+        ktls_pump(&cl, c);
+        const char *body = strstr(resp, "\r\n\r\n");
+        size_t len = body ? resp_len - (size_t)(body + 4 - resp) : 0;
+        CHECK_INT(len, 1 << 20);
+        int same = 1;
+        for (size_t i = 0; body && i < len && same; i++)
+            same = (unsigned char)body[4 + i] == ((i * 13 + (i >> 10)) & 0xff);
+        CHECK(same);
+        resp_len = 0;
+        SSL_write(cl.ssl, "GET /who HTTP/1.1\r\nHost: x\r\n\r\n", 30);
+        ktls_pump(&cl, c);
+        CHECK(strstr(resp, "200 OK") != NULL);
+        CHECK(kern.tx_seq > 64); /* the file went as the kernel's records */
+        chopin_tls_stats st;
+        chopin__tls_ctx_stats(ctx, &st);
+        CHECK_INT(st.ktls, 1);
+        CHECK(chopin__tls_transport_session(c)->keys == NULL); /* the secrets are forgotten */
+        client_free(&cl);
+        chopin__engine_conn_free(&f.engine, c);
+        close(fd);
+        fake_stop(&f);
+        chopin__ktls_test_sockopt(NULL);
+        chopin__tls_ctx_free(ctx);
+    }
+}
+
 /* The handler sees the verified client certificate's subject. */
 static void conn_client_subject(void) {
     struct chopin__tls_ctx *ctx = ctx_new(CHOPIN_TLS_VERIFY_OPTIONAL, 0);
@@ -1123,6 +1328,7 @@ int main(void) {
     RUN(conn_split_at_every_byte);
     RUN(conn_pipelining);
     RUN(conn_file_encrypted);
+    RUN(conn_ktls_handover); /* after conn_file_encrypted: its file */
     RUN(conn_client_subject);
     RUN(conn_plain_http);
     RUN(conn_garbage);
