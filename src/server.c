@@ -651,6 +651,26 @@ static void restart_signal(chopin_server *s, sigset_t *set, const sigset_t *old)
         pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
 }
 
+/* SIGHUP reloads the TLS certificates (issue 16) of a server that has a TLS listener:
+ * blocked everywhere before the start, then waited for; a server without one unblocks it
+ * again, so it keeps its default action. */
+static void reload_signal(chopin_server *s, sigset_t *set, const sigset_t *old) {
+    if (s->tls) {
+        sigaddset(set, SIGHUP);
+        return;
+    }
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    if (!sigismember(old, SIGHUP))
+        pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
+}
+
+static void reload_on_signal(chopin_server *s) {
+    if (chopin_server_tls_reload(s) == 0 && !s->cfg.opt.quiet)
+        chopin_log(CHOPIN_LOG_INFO, "chopin: SIGHUP: TLS certificates reloaded");
+}
+
 int chopin_serve(chopin_router *router, const char *address, const chopin_options *opt) {
     sigset_t set, old, block;
     sigemptyset(&set);
@@ -659,6 +679,7 @@ int chopin_serve(chopin_router *router, const char *address, const chopin_option
     sigaddset(&set, SIGUSR1); /* logrotate: reopen the access log */
     block = set;
     sigaddset(&block, SIGUSR2);
+    sigaddset(&block, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     chopin_server *s;
     int rc = chopin_server_start(router, address, opt, &s);
@@ -667,8 +688,11 @@ int chopin_serve(chopin_router *router, const char *address, const chopin_option
         return rc;
     }
     restart_signal(s, &set, &old);
+    reload_signal(s, &set, &old);
     while (!atomic_load(&s->stop_requested)) {
         int sig = chopin__signal_wait(&set, 200), err;
+        if (sig == SIGHUP)
+            reload_on_signal(s);
         if (sig == SIGUSR1 && (err = chopin_server_reopen_logs(s)) < 0)
             chopin_log(CHOPIN_LOG_ERROR, "chopin: cannot reopen the access log %s: %s",
                        s->cfg.access_path, strerror(-err));

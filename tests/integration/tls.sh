@@ -77,6 +77,23 @@ check "CHOPIN_TLS_CERT: no certificate made" [ -z "$temp" ]
 check "CHOPIN_TLS_CERT: verified with its CA" [ "$(curl -s --max-time 5 --cacert "$tmp/certs/ca.pem" "https://localhost:$tls_port/plaintext")" = "Hello, World!" ]
 check "SIGTERM exits 0 (own certificate)" stop
 
+# SIGHUP reloads the certificate files: a new one is served, a bad one keeps the old.
+subject() { openssl s_client -connect "127.0.0.1:$tls_port" </dev/null 2>/dev/null |
+            openssl x509 -noout -subject 2>/dev/null | sed 's/.*CN *= *//'; }
+cp "$tmp/certs/a.pem" "$tmp/live.pem"; cp "$tmp/certs/a.key" "$tmp/live.key"
+start CHOPIN_TLS_CERT="$tmp/live.pem" CHOPIN_TLS_KEY="$tmp/live.key"
+check "SIGHUP: a.test served first" [ "$(subject)" = "a.test" ]
+cp "$tmp/certs/b.pem" "$tmp/live.pem"; cp "$tmp/certs/b.key" "$tmp/live.key"
+kill -HUP "$pid"
+for _ in $(seq 50); do grep -q "TLS certificates reloaded" "$tmp/err" && break; sleep 0.1; done
+check "SIGHUP: b.test served after the reload" [ "$(subject)" = "b.test" ]
+cp "$tmp/certs/a.key" "$tmp/live.key" # b's certificate with a's key: refused
+kill -HUP "$pid"
+for _ in $(seq 50); do grep -q "reload refused" "$tmp/err" && break; sleep 0.1; done
+check "SIGHUP: a bad pair is refused and says why" grep -q "TLS reload refused, the old certificates stay" "$tmp/err"
+check "SIGHUP: b.test still served" [ "$(subject)" = "b.test" ]
+check "SIGTERM exits 0 (after reloads)" stop
+
 start TLS_PORT=off
 check "TLS_PORT=off: no https listener" bash -c "! grep -q https:// $tmp/err"
 check "SIGTERM exits 0 (plain only)" stop
