@@ -307,10 +307,12 @@ static int policy_apply(SSL_CTX *c, const struct chopin__tls_settings *s, char *
                         size_t errlen) {
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
     /* No renegotiation (a CPU sink for an attacker, and nothing here needs it); no
-     * compression (CRIME). The output buffers are ours, so partial writes may move. */
+     * compression (CRIME). The output buffers are ours, so partial writes may move.
+     * Whether OpenSSL gives its record buffers back between records is chosen per
+     * session (chopin__tls_session_lean). */
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_mode(c, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_mode(c, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (SSL_CTX_set_cipher_list(c, s->ciphers ? s->ciphers : DEFAULT_CIPHERS) != 1)
         return fail(err, errlen, "tls_ciphers (CHOPIN_TLS_CIPHERS)");
     if (s->ciphersuites && SSL_CTX_set_ciphersuites(c, s->ciphersuites) != 1)

@@ -189,6 +189,10 @@ int chopin__tls_session_init(struct chopin__tls_session *s, struct chopin__tls_c
     return 0;
 }
 
+void chopin__tls_session_lean(struct chopin__tls_session *s) {
+    SSL_set_mode(s->ssl, SSL_MODE_RELEASE_BUFFERS);
+}
+
 void chopin__tls_session_release(struct chopin__tls_session *s) {
     chopin__tls_session_drop_keys(s);
     SSL_free(s->ssl);

@@ -123,6 +123,10 @@ struct chopin__tls_session {
 /** Starts a server session on `ctx`. Returns 0 or CHOPIN_ENOMEM. */
 int chopin__tls_session_init(struct chopin__tls_session *s, struct chopin__tls_ctx *ctx);
 void chopin__tls_session_release(struct chopin__tls_session *s);
+/** OpenSSL gives its record buffers (some 34 KiB) back whenever it holds no record
+ *  (SSL_MODE_RELEASE_BUFFERS): an idle connection keeps none, for a malloc and a free of
+ *  each per request. Without it they stay for the session's life. */
+void chopin__tls_session_lean(struct chopin__tls_session *s);
 /** Ciphertext from the peer. The session reads `data` in place until
  *  chopin__tls_session_input_done, which copies what OpenSSL has not taken: in between,
  *  the caller takes the plaintext out with chopin__tls_session_read. Advances the

@@ -1136,6 +1136,42 @@ static void conn_ktls_handover(void) {
     }
 }
 
+/* OpenSSL keeps its record buffers while the worker has few connections (a malloc and a
+ * free fewer each way per request) and gives them back between records once it has many
+ * (an idle connection then holds none). */
+static void conn_buffers_lean_when_crowded(void) {
+    struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+    chopin_router *r = chopin_router_new();
+    chopin_router_get(r, "/hello", hello, NULL);
+    chopin_options o = chopin_options_default();
+    o.slab_capacity = 1100;
+    struct fake f;
+    fake_start(&f, r, &o);
+    struct chopin__conn *first = tls_conn(&f, ctx);
+    CHECK(!(SSL_get_mode(chopin__tls_transport_session(first)->ssl) & SSL_MODE_RELEASE_BUFFERS));
+    static struct chopin__conn *others[1100];
+    int n = 0;
+    while (f.engine.slab.used < 1024)
+        others[n++] = chopin__engine_conn_new(&f.engine, -1);
+    struct chopin__conn *crowded = tls_conn(&f, ctx);
+    CHECK(SSL_get_mode(chopin__tls_transport_session(crowded)->ssl) & SSL_MODE_RELEASE_BUFFERS);
+    struct client cl;
+    client_init(&cl, "a.test", 0, NULL, NULL);
+    CHECK_INT(conn_get(&cl, crowded, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 0), 0);
+    CHECK(strstr(resp, "\r\n\r\nhello") != NULL);
+    client_free(&cl);
+    client_init(&cl, "a.test", 0, NULL, NULL);
+    CHECK_INT(conn_get(&cl, first, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 0), 0);
+    CHECK(strstr(resp, "\r\n\r\nhello") != NULL);
+    client_free(&cl);
+    while (n > 0)
+        chopin__engine_conn_free(&f.engine, others[--n]);
+    chopin__engine_conn_free(&f.engine, crowded);
+    chopin__engine_conn_free(&f.engine, first);
+    fake_stop(&f);
+    chopin__tls_ctx_free(ctx);
+}
+
 /* The handler sees the verified client certificate's subject. */
 static void conn_client_subject(void) {
     struct chopin__tls_ctx *ctx = ctx_new(CHOPIN_TLS_VERIFY_OPTIONAL, 0);
@@ -1329,6 +1365,7 @@ int main(void) {
     RUN(conn_pipelining);
     RUN(conn_file_encrypted);
     RUN(conn_ktls_handover); /* after conn_file_encrypted: its file */
+    RUN(conn_buffers_lean_when_crowded);
     RUN(conn_client_subject);
     RUN(conn_plain_http);
     RUN(conn_garbage);
