@@ -136,6 +136,12 @@ void chopin__tls_session_input_done(struct chopin__tls_session *s);
 /** Decrypted bytes, up to cap. Returns the count (0: none until more input) or -1 when
  *  the session has failed or closed. */
 ssize_t chopin__tls_session_read(struct chopin__tls_session *s, char *buf, size_t cap);
+/** Nonzero when a read may give more: ciphertext not yet taken by OpenSSL, or plaintext
+ *  it decrypted and nobody read (OpenSSL reads one record at a time: with neither, the
+ *  next read would only find the input empty). */
+static inline int chopin__tls_session_more(const struct chopin__tls_session *s) {
+    return s->feed_len || s->in.len > s->in.off || SSL_pending(s->ssl) > 0;
+}
 /** Encrypts `n` plaintext bytes (state OPEN) into the records waiting to go out. Returns
  *  0, or -1 when the session cannot take them (failed). */
 int chopin__tls_session_write(struct chopin__tls_session *s, const void *data, size_t n);
