@@ -26,9 +26,11 @@ RAW=$BENCH_TMP/tls.raw
 
 build() {
     mkdir -p "$OUT"
-    nm "$BUILD/libchopin.a" 2>/dev/null | grep -qE ' T chopin__tls_transport_install$' ||
+    # (grep reads a process substitution: under pipefail, nm killed by grep -q's early exit
+    # would fail a pipe)
+    grep -qE ' T chopin__tls_transport_install$' <(nm "$BUILD/libchopin.a" 2>/dev/null) ||
         die "$BUILD/libchopin.a has no TLS (OpenSSL 3 missing when it was built)"
-    local libs="-pthread -lssl -lcrypto"
+    local libs="-pthread -lssl -lcrypto $(h2_libs "$BUILD/libchopin.a")"
     have_liburing && libs="$libs -luring"
     log "bench: cc -O2 bench/tls_server.c, bench/tls_client.c"
     cc -O2 -Wall -Wextra -I"$ROOT/include" -o "$OUT/tls_server" "$BENCH_DIR/tls_server.c" \
