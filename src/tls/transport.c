@@ -206,13 +206,16 @@ static size_t tls_out_plan(struct chopin__conn *c, struct chopin__plan *p) {
     /* A closing connection sends nothing more, as the plain path: a backend that met a
      * reset would otherwise be handed the same records again (an evicted one's last
      * answer, its farewell, still goes out). */
-    if (!(c->ask & CHOPIN__CONN_CLOSE) || c->farewell)
-        n = chopin__tls_session_out(&tt->s, &out);
-    if (n == 0 && (!(c->ask & CHOPIN__CONN_CLOSE) || c->farewell)) {
-        encrypt_output(c, tt);
-        if (!c->out && (c->ask & CHOPIN__CONN_SHUTDOWN) && !tt->notify_sent) {
-            tt->notify_sent = 1; /* close_notify before the half-close (RFC 8446 6.1) */
-            chopin__tls_session_shutdown(&tt->s);
+    if (!(c->ask & CHOPIN__CONN_CLOSE) || c->farewell) {
+        /* The answer's records join those waiting (the handshake's tickets: one send for
+         * both), while less than a plan's worth waits: the socket's pace still bounds
+         * how much plaintext is taken. */
+        if (chopin__tls_session_pending(&tt->s) < PLAN_BUDGET) {
+            encrypt_output(c, tt);
+            if (!c->out && (c->ask & CHOPIN__CONN_SHUTDOWN) && !tt->notify_sent) {
+                tt->notify_sent = 1; /* close_notify before the half-close (RFC 8446 6.1) */
+                chopin__tls_session_shutdown(&tt->s);
+            }
         }
         n = chopin__tls_session_out(&tt->s, &out);
     }

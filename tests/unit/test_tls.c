@@ -1172,6 +1172,52 @@ static void conn_buffers_lean_when_crowded(void) {
     chopin__tls_ctx_free(ctx);
 }
 
+/* The client's Finished and its first request in one flight: the tickets OpenSSL makes at
+ * the end of the handshake and the answer leave in one send. */
+static void conn_tickets_ride_with_answer(void) {
+    struct chopin__tls_ctx *ctx = ctx_new(0, 0);
+    struct fake f;
+    conn_setup(&f);
+    struct chopin__conn *c = tls_conn(&f, ctx);
+    struct client cl;
+    client_init(&cl, "a.test", 0, NULL, NULL);
+    char *p;
+    long n;
+    struct chopin__plan pl;
+    int sends = 0;
+    for (int round = 0; round < 4; round++) {
+        if (SSL_do_handshake(cl.ssl) == 1)
+            break; /* its Finished waits in cl.out */
+        if ((n = BIO_get_mem_data(cl.out, &p)) > 0) {
+            chopin__conn_on_data(c, p, (size_t)n);
+            (void)BIO_reset(cl.out);
+        }
+        while (chopin__conn_has_output(c) && chopin__conn_out_plan(c, &pl) > 0) {
+            BIO_write(cl.in, pl.iov[0].iov_base, (int)pl.iov[0].iov_len);
+            chopin__conn_on_sent(c, pl.bytes);
+        }
+    }
+    CHECK(SSL_is_init_finished(cl.ssl));
+    SSL_write(cl.ssl, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 32);
+    n = BIO_get_mem_data(cl.out, &p);
+    chopin__conn_on_data(c, p, (size_t)n); /* Finished and the request at once */
+    (void)BIO_reset(cl.out);
+    while (chopin__conn_has_output(c) && chopin__conn_out_plan(c, &pl) > 0) {
+        BIO_write(cl.in, pl.iov[0].iov_base, (int)pl.iov[0].iov_len);
+        chopin__conn_on_sent(c, pl.bytes);
+        sends++;
+    }
+    CHECK_INT(sends, 1);
+    char got[256];
+    int k = SSL_read(cl.ssl, got, sizeof got - 1);
+    CHECK(k > 0 && memmem(got, (size_t)k, "\r\n\r\nhello", 9) != NULL);
+    CHECK(SSL_SESSION_is_resumable(SSL_get0_session(cl.ssl))); /* the tickets came */
+    client_free(&cl);
+    chopin__engine_conn_free(&f.engine, c);
+    fake_stop(&f);
+    chopin__tls_ctx_free(ctx);
+}
+
 /* The handler sees the verified client certificate's subject. */
 static void conn_client_subject(void) {
     struct chopin__tls_ctx *ctx = ctx_new(CHOPIN_TLS_VERIFY_OPTIONAL, 0);
@@ -1366,6 +1412,7 @@ int main(void) {
     RUN(conn_file_encrypted);
     RUN(conn_ktls_handover); /* after conn_file_encrypted: its file */
     RUN(conn_buffers_lean_when_crowded);
+    RUN(conn_tickets_ride_with_answer);
     RUN(conn_client_subject);
     RUN(conn_plain_http);
     RUN(conn_garbage);
