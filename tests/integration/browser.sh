@@ -18,10 +18,11 @@ command -v node >/dev/null && node -e 'require("ws")' 2>/dev/null || skip "no no
 tmp=$(mktemp -d)
 pid= cpid=
 cleanup() {
-  [ -n "$cpid" ] && kill -9 "$cpid" 2>/dev/null
+  # Chromium's own children (zygote, renderers) share its process group (setsid below).
+  [ -n "$cpid" ] && kill -9 -- "-$cpid" 2>/dev/null
   [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
   wait 2>/dev/null
-  rm -rf "$tmp"
+  for _ in 1 2 3 4 5; do rm -rf "$tmp" 2>/dev/null && break; sleep 0.2; done
 }
 trap cleanup EXIT
 
@@ -36,7 +37,7 @@ done
 [ -n "$port" ] || { echo "FAIL the demo did not start" >&2; cat "$tmp/err" >&2; echo "RESULT 0 1"; exit 1; }
 
 # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-chromium --headless=new --no-sandbox --disable-gpu --no-first-run --disable-extensions \
+setsid chromium --headless=new --no-sandbox --disable-gpu --no-first-run --disable-extensions \
   --remote-debugging-port=0 --user-data-dir="$tmp/profile" about:blank >"$tmp/chromium.log" 2>&1 &
 cpid=$!
 devtools=
