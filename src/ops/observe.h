@@ -46,7 +46,7 @@ void chopin__observer_destroy(struct chopin__engine *e);
 uint64_t chopin__observe_start(const struct chopin__engine *e);
 /** An answer was queued on `c` for `req` (method "" when refused before routing),
  *  `started_ns` from chopin__observe_start (0: none, a refusal), over `protocol` for the
- *  log ("HTTP/2.0"; NULL: HTTP/1.x from the request). */
+ *  log (8 bytes, "HTTP/2.0"; NULL: HTTP/1.x from the request). */
 void chopin__observe_answer(struct chopin__engine *e, struct chopin__conn *c,
                             const chopin_req *req, const chopin_res *res, uint64_t started_ns,
                             const char *protocol);

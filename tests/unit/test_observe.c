@@ -196,11 +196,95 @@ static void test_access_escaping(void) {
     unlink(path);
 }
 
+/* What a field should look like in a line, a byte at a time. */
+static size_t reference_escape(char *out, const char *s, size_t n, int json) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+            out[o++] = (char)ch;
+        else if (json && (ch == '"' || ch == '\\'))
+            o += (size_t)sprintf(out + o, "\\%c", ch);
+        else
+            o += (size_t)sprintf(out + o, json ? "\\u%04x" : "\\x%02x", ch);
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* A User-Agent of every length from 0 to 40 bytes (short fields are copied and scanned in
+ * one block, longer ones in blocks whose last overlaps the one before) with a byte to
+ * escape at every position, or none; each line written before the next, so that a short
+ * field lands where a longer line's quotes still lie past it, which must not count. */
+static void check_escaping_at_every_position(uint32_t format) {
+    char path[] = "/tmp/chopin_observe_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    struct fake f;
+    chopin_router *r = chopin_router_new();
+    chopin_router_get(r, "/hi", hello, NULL);
+    chopin_options o = chopin_options_default();
+    o.slab_capacity = 16;
+    o.access_log_format = format;
+    f.router = r;
+    chopin__router_freeze(r);
+    chopin__config_resolve(&f.cfg, &o);
+    f.cfg.access_fd = fd;
+    chopin__engine_init(&f.engine, &f.cfg, r, 0, FAKE_T0);
+    chopin__engine_set_clock(&f.engine, FAKE_T0, FAKE_WALL);
+    struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
+    static const char special[] = {'"', '\\', (char)0xff};
+    off_t at = 0;
+    int bad = 0;
+    for (int len = 0; len <= 40 && !bad; len++) {
+        for (int k = -1; k < len && !bad; k++) {
+            char ua[48], req[160], want[256], line[1024];
+            for (int i = 0; i < len; i++)
+                ua[i] = (char)('a' + i % 26);
+            if (k >= 0)
+                ua[k] = special[k % 3];
+            snprintf(req, sizeof req, "GET /hi HTTP/1.1\r\nHost: x\r\nUser-Agent: %.*s\r\n\r\n",
+                     len, ua);
+            fake_feed(c, req);
+            fake_output(c);
+            chopin__access_flush(f.engine.obs->access, 0, 1);
+            ssize_t n = pread(fd, line, sizeof line - 1, at);
+            line[n > 0 ? n : 0] = '\0';
+            at += n > 0 ? n : 0;
+            char esc[200];
+            reference_escape(esc, ua, (size_t)len, format == CHOPIN_ACCESS_LOG_JSON);
+            if (format == CHOPIN_ACCESS_LOG_JSON)
+                snprintf(want, sizeof want, ",\"user_agent\":\"%s\",", esc);
+            else
+                snprintf(want, sizeof want, "\"-\" \"%s\"\n", esc);
+            size_t wl = strlen(want), ll = strlen(line);
+            int ok = format == CHOPIN_ACCESS_LOG_JSON ? strstr(line, want) != NULL
+                                                      : ll >= wl && !strcmp(line + ll - wl, want);
+            if (!ok) {
+                fprintf(stderr, "  length %d, escape at %d: %s", len, k, line);
+                bad = 1;
+            }
+        }
+    }
+    CHECK(!bad);
+    chopin__engine_conn_free(&f.engine, c);
+    chopin__engine_destroy(&f.engine);
+    chopin_router_free(r);
+    close(fd);
+    unlink(path);
+}
+
+static void test_access_escaping_every_position(void) {
+    check_escaping_at_every_position(CHOPIN_ACCESS_LOG_COMBINED);
+    check_escaping_at_every_position(CHOPIN_ACCESS_LOG_JSON);
+}
+
 int main(void) {
     RUN(test_counts_and_histograms);
     RUN(test_timeouts);
     RUN(test_off);
     RUN(test_access_lines);
     RUN(test_access_escaping);
+    RUN(test_access_escaping_every_position);
     TEST_END();
 }
