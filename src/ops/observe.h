@@ -52,8 +52,9 @@ void chopin__observe_answer(struct chopin__engine *e, struct chopin__conn *c,
                             const char *protocol);
 /** Everything queued on `c` has been sent (its last answers' last bytes). */
 void chopin__observe_sent_all(struct chopin__engine *e, struct chopin__conn *c);
-/** Once per loop turn: writes the access log's lines when enough have gathered or the
- *  oldest has waited long enough. */
+/** Once per loop turn: publishes the idle gauge (counters.idle from engine->idle_count),
+ *  writes the access log's lines when enough have gathered or the oldest has waited long
+ *  enough. */
 void chopin__observe_turn(struct chopin__engine *e);
 
 /* ----- the access log (ops/access.c) ----- */
