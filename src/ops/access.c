@@ -52,7 +52,7 @@ struct chopin__access {
     size_t len;
     uint64_t first_ms; /* when the oldest line in the buffer was written */
     time_t stamp_sec;  /* the second `stamp` shows, in the format's spelling */
-    char stamp[48];    /* STAMP_LEN(format) bytes: refresh_stamp */
+    char stamp[48];    /* JSON_HEAD or COMBINED_STAMP with the time: refresh_stamp */
     struct peer *peers;
     uint32_t npeers;
     char buf[];
@@ -320,8 +320,6 @@ static void two(char *p, int v) {
 #define JSON_HEAD "{\"time\":\"2026-12-03T15:14:30Z\",\"remote\":\""
 #define JSON_STAMP_AT 9
 #define COMBINED_STAMP " [03/Dec/2026:15:14:30 +0000] \""
-#define STAMP_LEN(format)                                                                     \
-    ((format) == CHOPIN_ACCESS_LOG_JSON ? sizeof JSON_HEAD - 1 : sizeof COMBINED_STAMP - 1)
 
 static void refresh_stamp(struct chopin__access *a, time_t sec) {
     static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";

@@ -6,6 +6,7 @@
  * access log's lines for pipelined, deferred and refused requests.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -202,6 +203,54 @@ static void test_access_escaping(void) {
     unlink(path);
 }
 
+/* A body of as many bytes as the path says: the log's byte counts of every length. */
+static void sized(chopin_req *req, chopin_res *res, void *data) {
+    (void)data;
+    chopin_str n = chopin_req_param(req, "n");
+    size_t len = (size_t)strtoul(n.ptr, NULL, 10);
+    char *body = calloc(1, len + 1);
+    chopin_res_copy(res, 200, "text/plain", body, len);
+    free(body);
+}
+
+static void test_access_byte_counts(void) {
+    char path[] = "/tmp/chopin_observe_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    struct fake f;
+    chopin_router *r = chopin_router_new();
+    chopin_router_get(r, "/len/:n", sized, NULL);
+    chopin_options o = chopin_options_default();
+    o.slab_capacity = 16;
+    f.router = r;
+    chopin__router_freeze(r);
+    chopin__config_resolve(&f.cfg, &o);
+    f.cfg.access_fd = fd;
+    chopin__engine_init(&f.engine, &f.cfg, r, 0, FAKE_T0);
+    chopin__engine_set_clock(&f.engine, FAKE_T0, FAKE_WALL);
+    struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
+    static const unsigned sizes[] = {1, 9, 10, 99, 100, 101, 999, 1000, 4096, 10000, 65535, 100000, 123456};
+    char want[4096] = "", req[64];
+    size_t w = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        snprintf(req, sizeof req, "GET /len/%u HTTP/1.1\r\nHost: x\r\n\r\n", sizes[i]);
+        fake_feed(c, req);
+        fake_output(c);
+        w += (size_t)snprintf(want + w, sizeof want - w,
+                              "unknown - - [06/Nov/1994:08:49:37 +0000] \"GET /len/%u HTTP/1.1\" 200 %u \"-\" \"-\"\n",
+                              sizes[i], sizes[i]);
+    }
+    chopin__engine_conn_free(&f.engine, c);
+    chopin__engine_destroy(&f.engine);
+    char buf[4096] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    CHECK_STR(buf, want);
+    chopin_router_free(r);
+    close(fd);
+    unlink(path);
+}
+
 /* What a field should look like in a line, a byte at a time. */
 static size_t reference_escape(char *out, const char *s, size_t n, int json) {
     size_t o = 0;
@@ -292,5 +341,6 @@ int main(void) {
     RUN(test_access_lines);
     RUN(test_access_escaping);
     RUN(test_access_escaping_every_position);
+    RUN(test_access_byte_counts);
     TEST_END();
 }
