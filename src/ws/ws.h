@@ -17,6 +17,7 @@
 struct chopin__conn;
 struct chopin__ws_sub;
 struct chopin__ws_qnode;
+struct chopin_ws_msg;
 
 struct chopin_ws {
     struct chopin__conn *conn;
@@ -30,6 +31,13 @@ struct chopin_ws {
     /* Frames waiting for room in the connection's output queue, oldest first. */
     struct chopin__ws_qnode *q_head, *q_tail;
     uint64_t q_bytes;              /* bytes of the frames on that list */
+    /* The data channel (RFC 6455 §5.4: a fragmented message's frames are not interleaved
+     * with another message's): while a fragmented message is in progress (`frag`, ours on
+     * the worker, or `owner`, one posted from another thread), whole messages and other
+     * posted messages wait here, oldest first, and go out when it ends. */
+    struct chopin_ws_msg *owner;
+    struct chopin__ws_qnode *held_head, *held_tail;
+    uint64_t held_bytes;           /* bytes waiting there (and in their messages' fragments) */
     uint64_t last_input_ms;
     uint64_t ping_at, close_at;    /* when our ping, our close frame went out */
     uint16_t close_code;           /* what on_close will be told */
