@@ -1045,6 +1045,48 @@ static void test_node_ws(void) {
     run_client(argv);
 }
 
+/* wss:// (issues 16, 17): the same router behind a TLS listener, and the same clients with
+ * the test CA (tests/tls/mkcerts.sh): the handshake, echo at every size, fragments, close
+ * codes, deflate, through the TLS transport on this backend. Skipped without TLS. */
+#ifdef CHOPIN_HAVE_TLS
+static char tls_port_arg[16], ca_arg[512];
+
+static chopin_server *start_tls(chopin_router *r) {
+    const char *dir = cl_certs();
+    char cert[512], key[512];
+    if (!dir)
+        return NULL;
+    snprintf(cert, sizeof cert, "%s/a.pem", dir);
+    snprintf(key, sizeof key, "%s/a.key", dir);
+    snprintf(ca_arg, sizeof ca_arg, "%s/ca.pem", dir);
+    chopin_options o = chopin_options_default();
+    o.workers = 2;
+    o.quiet = 1;
+    o.tls_cert = cert;
+    o.tls_key = key;
+    chopin_server *s;
+    int rc = chopin_server_start(r, "https://127.0.0.1:0", &o, &s);
+    if (rc < 0) {
+        fprintf(stderr, "start_tls: %s\n", chopin_strerror(rc));
+        return NULL;
+    }
+    snprintf(tls_port_arg, sizeof tls_port_arg, "%d", chopin_server_port(s));
+    return s;
+}
+
+static void test_wss_python_websockets(void) {
+    char *argv[] = {"/usr/bin/python3", "tests/integration/ws_client.py", tls_port_arg,
+                    deflate_arg, ca_arg, NULL};
+    run_client(argv);
+}
+
+static void test_wss_node_ws(void) {
+    char *argv[] = {"/usr/bin/node", "tests/integration/ws_client.js", tls_port_arg, deflate_arg,
+                    ca_arg, NULL};
+    run_client(argv);
+}
+#endif
+
 /* Last: the server stops while a client is connected; it hears 1001 (going away). */
 static void test_drain_going_away(void) {
     struct wsc *c = ws_open("/echo");
@@ -1095,6 +1137,19 @@ int main(void) {
     RUN(test_idle_memory);
     RUN(test_python_websockets);
     RUN(test_node_ws);
+#ifdef CHOPIN_HAVE_TLS
+    chopin_server *tls = start_tls(r);
+    CHECK(tls != NULL);
+    if (tls) {
+        RUN(test_wss_python_websockets);
+        RUN(test_wss_node_ws);
+        chopin_server_stop(tls);
+        chopin_server_wait(tls);
+    }
+#else
+    fprintf(stderr, "skip test_wss_python_websockets, test_wss_node_ws: built without TLS\n");
+    atomic_fetch_add(&skipped, 2);
+#endif
     RUN(test_drain_going_away);
     if (server)
         cl_stop(server);
