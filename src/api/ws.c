@@ -626,7 +626,8 @@ static void ws_settle(struct chopin__conn *c) {
 }
 
 static void ws_free(chopin_ws *ws) {
-    chopin__ws_unsubscribe_all(ws);
+    if (ws->subs_end)
+        ws->subs_end(ws);
     queue_drop_all(ws);
     held_drop_all(ws);
     chopin__ws_reader_free(&ws->rx);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A WebSocket connection's state (chopin_ws), shared by the protocol (src/api/ws.c) and
- * publish/subscribe (src/api/ws_pubsub.c). It hangs off its connection (conn->proto_state)
+ * publish/subscribe (src/api/ws_pubsub.c), which builds on the protocol (never the other
+ * way: see subs_end). It hangs off its connection (conn->proto_state)
  * from the upgrade to the connection's end; an idle one holds this struct and nothing
  * else (no buffer, no zlib state without context takeover).
  */
@@ -28,6 +29,9 @@ struct chopin_ws {
     struct chopin__ws_pmd pmd;     /* in force when `deflate` */
     struct chopin__ws_zout *zout;  /* our compressor, while it keeps a context */
     struct chopin__ws_sub *subs;   /* its subscriptions (ws_pubsub.c) */
+    /* Set by publish/subscribe with the first subscription, run when the connection ends:
+     * so the protocol (ws.c) needs nothing of it, and the dependency runs one way. */
+    void (*subs_end)(chopin_ws *ws);
     /* Frames waiting for room in the connection's output queue, oldest first. */
     struct chopin__ws_qnode *q_head, *q_tail;
     uint64_t q_bytes;              /* bytes of the frames on that list */
@@ -64,7 +68,5 @@ int chopin__ws_queue_shared(chopin_ws *ws, const char *frame, size_t len, chopin
 /** Asks the backend to look at the connection when output was queued from outside its
  *  own input handling (a posted function, a timer, a publish). */
 void chopin__ws_flush(chopin_ws *ws);
-/** Drops every subscription of `ws` (ws_pubsub.c; at the connection's end). */
-void chopin__ws_unsubscribe_all(chopin_ws *ws);
 
 #endif

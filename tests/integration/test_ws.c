@@ -799,6 +799,23 @@ static void test_publish(void) {
     }
 }
 
+/* A connection's subscriptions end with it: a publish after the subscribers left reaches
+ * none of them (their state is gone), and a new subscriber gets the next one. */
+static void test_publish_after_leaving(void) {
+    CHECK(wait_closes(atomic_load(&upgrades))); /* test_publish's subscribers have ended */
+    CHECK(chopin_ws_publish(server, "news", CHOPIN_WS_TEXT, "to nobody", 9) >= 1);
+    struct wsc *c = ws_open("/sub");
+    int b0;
+    char *p;
+    CHECK_INT(read_frame(c, &b0, &p), 10); /* "subscribed" */
+    free(p);
+    CHECK(chopin_ws_publish(server, "news", CHOPIN_WS_TEXT, "again", 5) >= 1);
+    CHECK_INT(read_frame(c, &b0, &p), 5);
+    CHECK_STR(p ? p : "", "again");
+    free(p);
+    ws_free(c);
+}
+
 /* ----- permessage-deflate (RFC 7692) --------------------------------------------------- */
 
 #ifdef CHOPIN_WS_DEFLATE
@@ -1126,6 +1143,7 @@ int main(void) {
     RUN(test_post_fragments);
     RUN(test_post_fragments_bounded);
     RUN(test_publish);
+    RUN(test_publish_after_leaving);
 #ifdef CHOPIN_WS_DEFLATE
     RUN(test_deflate);
     RUN(test_deflate_bomb);
