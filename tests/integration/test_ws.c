@@ -801,9 +801,20 @@ static void test_publish(void) {
 
 /* A connection's subscriptions end with it: a publish after the subscribers left reaches
  * none of them (their state is gone), and a new subscriber gets the next one. */
+static void count_turn(chopin_worker *w, void *arg) { atomic_fetch_add((atomic_int *)arg, 1); }
+
 static void test_publish_after_leaving(void) {
     CHECK(wait_closes(atomic_load(&upgrades))); /* test_publish's subscribers have ended */
-    CHECK(chopin_ws_publish(server, "news", CHOPIN_WS_TEXT, "to nobody", 9) >= 1);
+    int workers = chopin_ws_publish(server, "news", CHOPIN_WS_TEXT, "to nobody", 9);
+    CHECK(workers >= 1);
+    /* every worker has delivered it once a function posted after it has run (posts from
+     * one thread run in order): the next subscriber comes after it */
+    static atomic_int turns;
+    atomic_store(&turns, 0);
+    CHECK_INT(chopin_server_post_all(server, count_turn, &turns), workers);
+    for (int i = 0; i < 500 && atomic_load(&turns) < workers; i++)
+        usleep(10000);
+    CHECK_INT(atomic_load(&turns), workers);
     struct wsc *c = ws_open("/sub");
     int b0;
     char *p;
