@@ -8,7 +8,9 @@
 #     (bench/peers/ws_gorilla, GOMAXPROCS=1) and Node's ws (bench/peers/ws_node.js), each
 #     server pinned to CPU 1, the load to CPU 0, a fresh server per run, rounds interleaved.
 #     Messages per second, and server CPU time per message (all threads, /proc/PID/stat):
-#     the median over the rounds, and its ratio to the best peer's.
+#     the median over the rounds, and its ratio to the best peer's. Beside them, not a peer:
+#     floor-epoll (bench/ws_floor.c), one read and one send per message and nothing else,
+#     what the kernel costs on this machine (no server can go below it with that design).
 #  B. Broadcast: 10,000 subscribers over 2 workers, one message published (32 bytes), the
 #     time from its send to its delivery to the last subscriber (median of the rounds), and
 #     the server's CPU time per broadcast.
@@ -36,13 +38,15 @@ LOAD=$OUT/ws_load
 
 [ -f "$LIB" ] || die "${LIB#"$ROOT"/} not found (run make)"
 mkdir -p "$OUT"
-libs="-pthread"
-have_liburing && libs="$libs -luring"
-pkg-config --exists zlib 2>/dev/null && libs="$libs $(pkg-config --libs zlib)"
+# the libraries the tree links (its flags file: TLS, HTTP/2 and compression came since),
+# and the brotli decoder the Makefile adds for its tests and examples
+libs="-pthread $(sed -n 's/^[^|]*| //p' "$BUILD/flags" 2>/dev/null)"
+pkg-config --exists libbrotlidec 2>/dev/null && libs="$libs $(pkg-config --libs libbrotlidec)"
 log "bench: cc -O2 -o ${SERVER#"$ROOT"/} bench/ws_server.c ${LIB#"$ROOT"/}"
 cc -O2 -Wall -Wextra -I"$ROOT/include" -o "$SERVER" "$BENCH_DIR/ws_server.c" "$LIB" $libs ||
     die "could not build ws_server"
 build_tool ws_load
+build_tool ws_floor
 raise_fd_limit $((SUBS > IDLE ? SUBS + 100 : IDLE + 100))
 
 # start/stop: bench/lib.sh's (a server on FREE_PORT, pinned; stopped by PID).
@@ -54,6 +58,7 @@ server_cmd() {
         chopin-io_uring) echo "PORT=$FREE_PORT CHOPIN_WORKERS=1 CHOPIN_PIN=0 CHOPIN_QUIET=1 CHOPIN_BACKEND=io_uring taskset -c $SERVER_CPU $SERVER" ;;
         gorilla) echo "PORT=$FREE_PORT GOMAXPROCS=1 taskset -c $SERVER_CPU $OUT/ws_gorilla-bench" ;;
         node-ws) echo "PORT=$FREE_PORT taskset -c $SERVER_CPU node $BENCH_DIR/peers/ws_node.js" ;;
+        floor-epoll) echo "PORT=$FREE_PORT taskset -c $SERVER_CPU $OUT/ws_floor" ;;
     esac
 }
 
@@ -69,6 +74,7 @@ if command -v node >/dev/null && NODE_PATH=/usr/share/nodejs node -e 'require("w
 else
     log "bench: node ws left out: no node with the ws module (Debian: nodejs node-ws)"
 fi
+SERVERS="$SERVERS floor-epoll"
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 
@@ -99,7 +105,7 @@ part_a() {
         printf '   %-6s %-16s %12s %14s %10s\n' size server msgs/s "CPU us/msg" "vs best"
         local best= line cpu
         for s in $SERVERS; do
-            case $s in chopin-*) continue ;; esac
+            case $s in chopin-* | floor-*) continue ;; esac
             cpu=$(awk '{ print $2 }' "$BENCH_TMP/a-$size-$s" | median)
             if [ -z "$best" ] || awk -v a="$cpu" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$cpu; fi
         done

@@ -1697,7 +1697,9 @@ CHOPIN_API int chopin_ws_send(chopin_ws *ws, chopin_ws_kind kind, const void *da
 /**
  * Sends one fragment of a message (never compressed): the first call gives the kind and
  * starts the message, later ones continue it (kind ignored), the one with `last` nonzero
- * ends it. Whole messages wait (CHOPIN_EBUSY) until it ends. Returns as chopin_ws_send.
+ * ends it. Whole messages wait (CHOPIN_EBUSY) until it ends; one started while a posted
+ * fragmented message (chopin_ws_post_begin) is in progress is refused with CHOPIN_EBUSY.
+ * Returns as chopin_ws_send.
  */
 CHOPIN_API int chopin_ws_send_fragment(chopin_ws *ws, chopin_ws_kind kind, const void *data,
                                        size_t len, int last);
@@ -1722,9 +1724,33 @@ CHOPIN_API chopin_ws *chopin_ws_lookup(chopin_ws_ref r);
  * From any thread: sends a message (copied now) on the connection `r` names, on its worker
  * (messages posted by one thread arrive in the order posted). Returns 0 once posted (a
  * connection that has ended by then drops it; a full queue closes it as chopin_ws_send
- * does), CHOPIN_EINVAL, CHOPIN_ENOMEM, CHOPIN_ESHUTDOWN (the worker has ended).
+ * does; while a fragmented message is in progress there, it waits for its end),
+ * CHOPIN_EINVAL, CHOPIN_ENOMEM, CHOPIN_ESHUTDOWN (the worker has ended).
  */
 CHOPIN_API int chopin_ws_post(chopin_ws_ref r, chopin_ws_kind kind, const void *data, size_t len);
+
+/**
+ * From any thread: a message sent in fragments, each copied and posted to the connection's
+ * worker as it is written (a message produced piece by piece, too large to copy whole).
+ * Its frames go out in order and no other data frame comes between them (RFC 6455 §5.4;
+ * pings, pongs and the close may): while it is in progress, the worker's chopin_ws_send,
+ * posts and publishes to the connection wait behind it, and chopin_ws_send_fragment
+ * answers CHOPIN_EBUSY; it waits likewise for a fragmented message already in progress.
+ * Never compressed. Everything waiting counts against max_queued (past it: 1008, as
+ * chopin_ws_send), so a message never ended ends its connection once enough is waiting.
+ *
+ * chopin_ws_post_begin returns the message's handle, owned by the calling thread (one
+ * thread at a time writes it), or NULL (CHOPIN_EINVAL: no worker or a bad kind; or no
+ * memory); nothing is sent before the first fragment.
+ * chopin_ws_post_fragment posts the next fragment (len 0 allowed); `last` nonzero ends the
+ * message and releases the handle, whatever it returns except CHOPIN_EINVAL (NULL data with
+ * a length) and CHOPIN_ENOMEM (nothing was posted: try again). Returns 0 once posted;
+ * CHOPIN_ESTALE when the worker found the connection ended or closing (nothing more is
+ * sent; end the message still, to release it); CHOPIN_ESHUTDOWN (the worker has ended).
+ */
+typedef struct chopin_ws_msg chopin_ws_msg;
+CHOPIN_API chopin_ws_msg *chopin_ws_post_begin(chopin_ws_ref r, chopin_ws_kind kind);
+CHOPIN_API int chopin_ws_post_fragment(chopin_ws_msg *m, const void *data, size_t len, int last);
 
 /**
  * Publish/subscribe. A connection subscribes to topics (any bytes up to 255, NUL-

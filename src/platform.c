@@ -322,4 +322,8 @@ ssize_t chopin__sys_read(int fd, void *buf, size_t n) {
 ssize_t chopin__sys_sendmsg(int fd, const struct msghdr *msg, int flags) {
     return syscall(SYS_sendmsg, fd, msg, flags);
 }
+
+ssize_t chopin__sys_send(int fd, const void *buf, size_t n, int flags) {
+    return syscall(SYS_sendto, fd, buf, n, flags, NULL, 0);
+}
 #endif

@@ -42,9 +42,11 @@
 #if defined(__linux__)
 ssize_t chopin__sys_read(int fd, void *buf, size_t n);
 ssize_t chopin__sys_sendmsg(int fd, const struct msghdr *msg, int flags);
+ssize_t chopin__sys_send(int fd, const void *buf, size_t n, int flags);
 #else
 #define chopin__sys_read read
 #define chopin__sys_sendmsg sendmsg
+#define chopin__sys_send send
 #endif
 
 /* ----- clocks --------------------------------------------------------------------------- */

@@ -9,7 +9,12 @@
  * queue's data area (one write carries many); a large one is an owned segment of its own.
  * When the queue is full (segments or data space), frames wait on the connection's own
  * list and move over as the socket takes bytes. Both count against max_queued.
+ *
+ * The data channel: while a fragmented message is in progress, whole messages (and a
+ * fragmented message posted from another thread) are held, in order, until it ends
+ * (RFC 6455 §5.4); control frames pass. What is held counts against max_queued too.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,10 +42,12 @@
 
 static const struct chopin__protocol ws_protocol;
 
-/* A frame waiting for room in the output queue: its head, and its payload (owned or
- * borrowed, released by free_fn). */
+/* A frame waiting for room in the output queue, or for the data channel: its head, and its
+ * payload (owned, released by free_fn). On the held list, a node with `msg` is instead a
+ * posted fragmented message waiting for the channel. */
 struct chopin__ws_qnode {
     struct chopin__ws_qnode *next;
+    struct chopin_ws_msg *msg;
     const char *payload;
     size_t len;
     chopin_free_fn free_fn;
@@ -60,7 +67,7 @@ static void free_heap(void *ptr, void *arg) {
 
 size_t chopin_ws_queued(const chopin_ws *ws) {
     const struct chopin__conn *c = ws->conn; /* NULL in a switch that never happened */
-    return (size_t)((c && c->out ? c->out->pending : 0) + ws->q_bytes);
+    return (size_t)((c && c->out ? c->out->pending : 0) + ws->q_bytes + ws->held_bytes);
 }
 
 /* Puts a frame straight on the output queue; 0, or -ENOSPC when it has no room now. */
@@ -121,6 +128,34 @@ static void queue_drop_all(chopin_ws *ws) {
 
 static void fail(chopin_ws *ws, int code);
 
+/* A list node for a frame; a small borrowed payload (free_fn NULL) is copied. On failure
+ * the payload is released and NULL returned. */
+static struct chopin__ws_qnode *qnode_new(const uint8_t *head, size_t hlen, const char *payload,
+                                          size_t len, chopin_free_fn free_fn, void *arg) {
+    struct chopin__ws_qnode *n = malloc(sizeof *n);
+    if (n && !free_fn && len) {
+        char *copy = malloc(len);
+        if (!copy) {
+            free(n);
+            return NULL;
+        }
+        memcpy(copy, payload, len);
+        payload = copy;
+        free_fn = free_heap;
+        arg = NULL;
+    }
+    if (!n) {
+        if (free_fn)
+            free_fn((void *)payload, arg);
+        return NULL;
+    }
+    *n = (struct chopin__ws_qnode){.payload = payload, .len = len, .free_fn = free_fn,
+                                   .free_arg = arg, .head_len = (uint8_t)hlen};
+    if (hlen)
+        memcpy(n->head, head, hlen);
+    return n;
+}
+
 /* Queues one frame: head bytes and a payload that free_fn(payload, arg) releases (NULL:
  * borrowed for the call only: copied). Control frames pass the bound (they are small and
  * the protocol owes them); data frames past it close the connection with 1008. */
@@ -142,28 +177,9 @@ static int queue_frame(chopin_ws *ws, const uint8_t *head, size_t hlen, const ch
         arg = NULL;
     }
     if (ws->q_head || outq_put(ws, head, hlen, payload, len, free_fn, arg) != 0) {
-        struct chopin__ws_qnode *n = malloc(sizeof *n);
-        if (n && !free_fn && len) { /* a small borrowed payload: copy it now */
-            char *copy = malloc(len);
-            if (!copy) {
-                free(n);
-                n = NULL;
-            } else {
-                memcpy(copy, payload, len);
-                payload = copy;
-                free_fn = free_heap;
-                arg = NULL;
-            }
-        }
-        if (!n) {
-            if (free_fn)
-                free_fn((void *)payload, arg);
+        struct chopin__ws_qnode *n = qnode_new(head, hlen, payload, len, free_fn, arg);
+        if (!n)
             return CHOPIN_ENOMEM;
-        }
-        *n = (struct chopin__ws_qnode){.payload = payload, .len = len, .free_fn = free_fn,
-                                       .free_arg = arg, .head_len = (uint8_t)hlen};
-        if (hlen)
-            memcpy(n->head, head, hlen);
         if (ws->q_tail)
             ws->q_tail->next = n;
         else
@@ -176,6 +192,165 @@ static int queue_frame(chopin_ws *ws, const uint8_t *head, size_t hlen, const ch
     return 0;
 }
 
+/* ----- the data channel (RFC 6455 §5.4) ----------------------------------------------- */
+
+/* A fragmented message posted from another thread (chopin_ws_post_begin). The writing
+ * thread holds a reference until its last fragment, each fragment in flight one, and the
+ * connection one while the message owns its channel or waits for it. Only `refs` and
+ * `stale` are shared; the rest is the worker's (ref and kind are set before any post). */
+struct chopin_ws_msg {
+    chopin_ws_ref ref;
+    chopin_ws_kind kind;
+    atomic_int refs;
+    atomic_int stale;          /* the connection ended or is closing: fragments are dropped */
+    chopin_ws *ws;             /* the connection it owns or waits on; NULL: not (yet, or any more) */
+    struct frag *pending, *pending_tail; /* fragments that came while it waited */
+    uint8_t started;           /* its first frame is queued: the next ones continue it */
+};
+
+/* One posted fragment: the post's argument, then a pending fragment, then the payload of
+ * its queued frame (free_frag releases it). */
+struct frag {
+    struct frag *next;
+    chopin_ws_msg *msg;
+    size_t len;
+    int last;
+    char data[];
+};
+
+static void free_frag(void *ptr, void *arg) {
+    (void)ptr;
+    free(arg);
+}
+
+static void msg_unref(chopin_ws_msg *m) {
+    if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+        free(m);
+}
+
+/* The message leaves its connection: ended, or dropped (`stale`: the connection closes or
+ * ends; its waiting fragments go, and the writer hears CHOPIN_ESTALE from the next one). */
+static void msg_detach(chopin_ws_msg *m, int stale) {
+    while (m->pending) {
+        struct frag *f = m->pending;
+        m->pending = f->next;
+        free(f);
+    }
+    m->pending_tail = NULL;
+    m->ws = NULL;
+    if (stale)
+        atomic_store_explicit(&m->stale, 1, memory_order_relaxed);
+    msg_unref(m);
+}
+
+static int channel_busy(const chopin_ws *ws) { return ws->frag || ws->owner; }
+
+/* Appends a whole message's frame (or, with `m`, a posted message) to the held list. */
+static int hold(chopin_ws *ws, const uint8_t *head, size_t hlen, const char *payload, size_t len,
+                chopin_free_fn free_fn, void *arg, chopin_ws_msg *m) {
+    if (chopin_ws_queued(ws) + hlen + len > ws->cfg.max_queued) {
+        if (free_fn)
+            free_fn((void *)payload, arg);
+        fail(ws, CHOPIN_WS_POLICY);
+        return CHOPIN_ENOSPC;
+    }
+    struct chopin__ws_qnode *n = qnode_new(head, hlen, payload, len, free_fn, arg);
+    if (!n)
+        return CHOPIN_ENOMEM;
+    n->msg = m;
+    if (ws->held_tail)
+        ws->held_tail->next = n;
+    else
+        ws->held_head = n;
+    ws->held_tail = n;
+    ws->held_bytes += hlen + len;
+    return 0;
+}
+
+/* Drops what is held and the message that owns the channel (the connection closes). */
+static void held_drop_all(chopin_ws *ws) {
+    if (ws->owner) {
+        chopin_ws_msg *m = ws->owner;
+        ws->owner = NULL;
+        msg_detach(m, 1);
+    }
+    while (ws->held_head) {
+        struct chopin__ws_qnode *n = ws->held_head;
+        ws->held_head = n->next;
+        if (n->msg)
+            msg_detach(n->msg, 1);
+        else if (n->free_fn)
+            n->free_fn((void *)n->payload, n->free_arg);
+        free(n);
+    }
+    ws->held_tail = NULL;
+    ws->held_bytes = 0;
+}
+
+/* Queues a data frame of a whole message, or holds it while the channel is taken. */
+static int queue_data(chopin_ws *ws, const uint8_t *head, size_t hlen, const char *payload,
+                      size_t len, chopin_free_fn free_fn, void *arg) {
+    if (channel_busy(ws))
+        return hold(ws, head, hlen, payload, len, free_fn, arg, NULL);
+    return queue_frame(ws, head, hlen, payload, len, free_fn, arg, 0);
+}
+
+/* Queues the posted message's fragment `f` (taking it). A fragment that cannot be queued
+ * breaks the message: a full queue closed the connection (1008); out of memory, it is
+ * failed with 1011 rather than send a message with a piece missing. */
+static int msg_send(chopin_ws *ws, chopin_ws_msg *m, struct frag *f) {
+    uint8_t head[10];
+    size_t hlen = chopin__ws_frame_head(head, m->started ? CHOPIN__WS_CONT : (unsigned)m->kind,
+                                        f->last, 0, f->len);
+    m->started = 1;
+    int err = queue_frame(ws, head, hlen, f->data, f->len, free_frag, f, 0);
+    if (err == CHOPIN_ENOMEM)
+        fail(ws, 1011);
+    return err;
+}
+
+static void channel_next(chopin_ws *ws);
+
+/* The owner `m` queues the fragments it has; its last one frees the channel. */
+static void msg_flush(chopin_ws *ws, chopin_ws_msg *m) {
+    while (m->pending) {
+        struct frag *f = m->pending;
+        m->pending = f->next;
+        if (!m->pending)
+            m->pending_tail = NULL;
+        ws->held_bytes -= f->len;
+        int last = f->last;
+        if (msg_send(ws, m, f) != 0)
+            return; /* the connection closes: that dropped m */
+        if (last) {
+            ws->owner = NULL;
+            msg_detach(m, 0);
+            channel_next(ws);
+            return;
+        }
+    }
+}
+
+/* The channel is free: what was held goes out in order, until a posted message that has
+ * not ended takes it again. */
+static void channel_next(chopin_ws *ws) {
+    while (!channel_busy(ws) && ws->held_head && !ws->close_sent) {
+        struct chopin__ws_qnode *n = ws->held_head;
+        ws->held_head = n->next;
+        if (!ws->held_head)
+            ws->held_tail = NULL;
+        ws->held_bytes -= n->head_len + n->len;
+        chopin_ws_msg *m = n->msg;
+        if (!m)
+            queue_frame(ws, n->head, n->head_len, n->payload, n->len, n->free_fn, n->free_arg, 0);
+        free(n);
+        if (m) {
+            ws->owner = m;
+            msg_flush(ws, m);
+        }
+    }
+}
+
 void chopin__ws_flush(chopin_ws *ws) {
     if (!ws->in_input)
         chopin__conn_wake(ws->conn);
@@ -183,14 +358,11 @@ void chopin__ws_flush(chopin_ws *ws) {
 
 int chopin__ws_queue_shared(chopin_ws *ws, const char *frame, size_t len, chopin_free_fn free_fn,
                             void *arg) {
-    if (ws->close_sent || ws->frag) {
-        /* A subscriber that is closing gets nothing more; one in the middle of a
-         * fragmented message of its own would get the frame inside it: it misses this
-         * one rather than break the framing. */
+    if (ws->close_sent) { /* a subscriber that is closing gets nothing more */
         free_fn((void *)frame, arg);
         return CHOPIN_ESTALE;
     }
-    return queue_frame(ws, NULL, 0, frame, len, free_fn, arg, 0);
+    return queue_data(ws, NULL, 0, frame, len, free_fn, arg);
 }
 
 static int control_frame(chopin_ws *ws, unsigned opcode, const void *payload, size_t len) {
@@ -206,6 +378,7 @@ static void send_close(chopin_ws *ws, int code, const char *reason, size_t len) 
     if (ws->close_sent)
         return;
     queue_drop_all(ws); /* a frame not begun on the wire may go: the close comes next */
+    held_drop_all(ws);
     uint8_t p[125];
     size_t n = 0;
     if (code != CHOPIN_WS_NO_STATUS) {
@@ -266,12 +439,9 @@ static int send_check(const chopin_ws *ws, chopin_ws_kind kind, const void *data
     return 0;
 }
 
-int chopin_ws_send(chopin_ws *ws, chopin_ws_kind kind, const void *data, size_t len) {
-    int err = send_check(ws, kind, data, len);
-    if (err)
-        return err;
-    if (ws->frag)
-        return CHOPIN_EBUSY;
+/* A whole message, sent now or held behind the fragmented message in progress. */
+static int send_message(chopin_ws *ws, chopin_ws_kind kind, const void *data, size_t len) {
+    int err;
     uint8_t head[10];
     if (ws->deflate && len >= DEFLATE_MIN) {
         struct chopin__ws_buf z = {0};
@@ -280,14 +450,23 @@ int chopin_ws_send(chopin_ws *ws, chopin_ws_kind kind, const void *data, size_t 
             return CHOPIN_ENOMEM;
         }
         size_t hlen = chopin__ws_frame_head(head, kind, 1, 1, z.len);
-        err = queue_frame(ws, head, hlen, z.ptr, z.len, free_heap, NULL, 0);
+        err = queue_data(ws, head, hlen, z.ptr, z.len, free_heap, NULL);
     } else {
         size_t hlen = chopin__ws_frame_head(head, kind, 1, 0, len);
-        err = queue_frame(ws, head, hlen, data, len, NULL, NULL, 0);
+        err = queue_data(ws, head, hlen, data, len, NULL, NULL);
     }
     if (!err)
         chopin__ws_flush(ws);
     return err;
+}
+
+int chopin_ws_send(chopin_ws *ws, chopin_ws_kind kind, const void *data, size_t len) {
+    int err = send_check(ws, kind, data, len);
+    if (err)
+        return err;
+    if (ws->frag)
+        return CHOPIN_EBUSY;
+    return send_message(ws, kind, data, len);
 }
 
 int chopin_ws_send_fragment(chopin_ws *ws, chopin_ws_kind kind, const void *data, size_t len,
@@ -295,6 +474,8 @@ int chopin_ws_send_fragment(chopin_ws *ws, chopin_ws_kind kind, const void *data
     int err = send_check(ws, ws && ws->frag ? CHOPIN_WS_TEXT : kind, data, len);
     if (err)
         return err;
+    if (ws->owner)
+        return CHOPIN_EBUSY; /* a posted fragmented message is on the wire */
     uint8_t head[10];
     size_t hlen = chopin__ws_frame_head(head, ws->frag ? CHOPIN__WS_CONT : (unsigned)kind,
                                         last != 0, 0, len);
@@ -302,6 +483,8 @@ int chopin_ws_send_fragment(chopin_ws *ws, chopin_ws_kind kind, const void *data
     if (err)
         return err;
     ws->frag = !last;
+    if (last)
+        channel_next(ws);
     chopin__ws_flush(ws);
     return 0;
 }
@@ -443,8 +626,10 @@ static void ws_settle(struct chopin__conn *c) {
 }
 
 static void ws_free(chopin_ws *ws) {
-    chopin__ws_unsubscribe_all(ws);
+    if (ws->subs_end)
+        ws->subs_end(ws);
     queue_drop_all(ws);
+    held_drop_all(ws);
     chopin__ws_reader_free(&ws->rx);
     chopin__ws_zout_free(ws->zout);
     free(ws->protocol);
@@ -624,8 +809,8 @@ static void posted_send(chopin_worker *w, void *arg) {
     (void)w;
     struct post *p = arg;
     chopin_ws *ws = chopin_ws_lookup(p->ref);
-    if (ws)
-        chopin_ws_send(ws, p->kind, p->data, p->len);
+    if (ws && !send_check(ws, p->kind, p->data, p->len))
+        send_message(ws, p->kind, p->data, p->len);
     free(p);
 }
 
@@ -643,5 +828,97 @@ int chopin_ws_post(chopin_ws_ref r, chopin_ws_kind kind, const void *data, size_
     int err = chopin_worker_post(r.worker, posted_send, p);
     if (err)
         free(p);
+    return err;
+}
+
+/* ----- a fragmented message from another thread ------------------------------------------ */
+
+chopin_ws_msg *chopin_ws_post_begin(chopin_ws_ref r, chopin_ws_kind kind) {
+    if (!r.worker || (kind != CHOPIN_WS_TEXT && kind != CHOPIN_WS_BINARY))
+        return NULL;
+    chopin_ws_msg *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->ref = r;
+    m->kind = kind;
+    atomic_init(&m->refs, 1);
+    return m;
+}
+
+/* The message takes its connection's channel, or waits for it; 0, or nonzero when it
+ * cannot go there (the connection ended or closes, or no memory to wait). */
+static int msg_attach(chopin_ws_msg *m) {
+    chopin_ws *ws = chopin_ws_lookup(m->ref);
+    if (!ws || ws->close_sent || ws->ended)
+        return -1;
+    if (!channel_busy(ws))
+        ws->owner = m;
+    else if (hold(ws, NULL, 0, NULL, 0, NULL, NULL, m) != 0)
+        return -1;
+    m->ws = ws;
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* Adds `f` to the message's fragments on its connection (past max_queued: 1008), and
+ * queues them when the message owns the channel. */
+static void msg_add(chopin_ws_msg *m, struct frag *f) {
+    chopin_ws *ws = m->ws;
+    if (chopin_ws_queued(ws) + f->len > ws->cfg.max_queued) {
+        free(f);
+        fail(ws, CHOPIN_WS_POLICY); /* (which drops m) */
+        return;
+    }
+    if (m->pending_tail)
+        m->pending_tail->next = f;
+    else
+        m->pending = f;
+    m->pending_tail = f;
+    ws->held_bytes += f->len;
+    if (ws->owner == m)
+        msg_flush(ws, m);
+    chopin__ws_flush(ws);
+}
+
+static void posted_fragment(chopin_worker *w, void *arg) {
+    (void)w;
+    struct frag *f = arg;
+    chopin_ws_msg *m = f->msg;
+    if (m->ws || (!atomic_load_explicit(&m->stale, memory_order_relaxed) && msg_attach(m) == 0)) {
+        msg_add(m, f);
+    } else {
+        atomic_store_explicit(&m->stale, 1, memory_order_relaxed);
+        free(f);
+    }
+    msg_unref(m); /* the post's */
+}
+
+int chopin_ws_post_fragment(chopin_ws_msg *m, const void *data, size_t len, int last) {
+    if (!m || (!data && len))
+        return CHOPIN_EINVAL;
+    int err = 0;
+    if (atomic_load_explicit(&m->stale, memory_order_relaxed)) {
+        err = CHOPIN_ESTALE;
+    } else {
+        struct frag *f = malloc(sizeof *f + len);
+        if (!f)
+            return CHOPIN_ENOMEM; /* nothing posted: the handle stays the caller's */
+        *f = (struct frag){.msg = m, .len = len, .last = last != 0};
+        if (len)
+            memcpy(f->data, data, len);
+        atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+        err = chopin_worker_post(m->ref.worker, posted_fragment, f);
+        if (err == CHOPIN_ENOMEM) {
+            atomic_fetch_sub_explicit(&m->refs, 1, memory_order_relaxed);
+            free(f);
+            return err;
+        }
+        if (err) {
+            free(f);
+            msg_unref(m);
+        }
+    }
+    if (last)
+        msg_unref(m); /* the writer's */
     return err;
 }

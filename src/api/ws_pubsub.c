@@ -124,6 +124,26 @@ static int topic_len(const char *topic, size_t *len) {
     return *len > TOPIC_MAX ? CHOPIN_EINVAL : 0;
 }
 
+static void sub_free(struct chopin__ws_sub *s) {
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->topic->subs = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    topic_drop_if_empty(s->topic);
+    free(s);
+}
+
+/* Drops every subscription of `ws`: the connection ends (its subs_end). */
+static void unsubscribe_all(chopin_ws *ws) {
+    while (ws->subs) {
+        struct chopin__ws_sub *s = ws->subs;
+        ws->subs = s->ws_next;
+        sub_free(s);
+    }
+}
+
 int chopin_ws_subscribe(chopin_ws *ws, const char *topic) {
     size_t len;
     if (!ws || topic_len(topic, &len))
@@ -146,18 +166,8 @@ int chopin_ws_subscribe(chopin_ws *ws, const char *topic) {
     t->subs = s;
     s->ws_next = ws->subs;
     ws->subs = s;
+    ws->subs_end = unsubscribe_all;
     return 0;
-}
-
-static void sub_free(struct chopin__ws_sub *s) {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        s->topic->subs = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    topic_drop_if_empty(s->topic);
-    free(s);
 }
 
 int chopin_ws_unsubscribe(chopin_ws *ws, const char *topic) {
@@ -175,13 +185,6 @@ int chopin_ws_unsubscribe(chopin_ws *ws, const char *topic) {
     return CHOPIN_ENOENT;
 }
 
-void chopin__ws_unsubscribe_all(chopin_ws *ws) {
-    while (ws->subs) {
-        struct chopin__ws_sub *s = ws->subs;
-        ws->subs = s->ws_next;
-        sub_free(s);
-    }
-}
 
 /* ----- publishing ---------------------------------------------------------------------- */
 

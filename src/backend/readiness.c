@@ -54,11 +54,14 @@ static int read_input(struct chopin__worker *w, struct chopin__conn *c, int *bud
 }
 
 static ssize_t send_plan(int fd, const struct chopin__plan *p) {
+    /* No SIGPIPE from a peer that went away (EPIPE instead); MSG_MORE lets the kernel
+     * merge a head with the file range that follows it. */
+    int flags = CHOPIN__MSG_NOSIGNAL | (p->more ? CHOPIN__MSG_MORE : 0);
+    if (p->iovcnt == 1) /* (the usual small answer: send skips sendmsg's iovec import) */
+        return chopin__sys_send(fd, p->iov[0].iov_base, p->iov[0].iov_len, flags);
     if (p->iovcnt) {
         struct msghdr msg = {.msg_iov = (struct iovec *)p->iov, .msg_iovlen = (size_t)p->iovcnt};
-        /* No SIGPIPE from a peer that went away (EPIPE instead); MSG_MORE lets the kernel
-         * merge a head with the file range that follows it. */
-        return chopin__sys_sendmsg(fd, &msg, CHOPIN__MSG_NOSIGNAL | (p->more ? CHOPIN__MSG_MORE : 0));
+        return chopin__sys_sendmsg(fd, &msg, flags);
     }
     size_t len = p->file_len > (1u << 30) ? (1u << 30) : (size_t)p->file_len;
     return chopin__sendfile(fd, p->file_fd, p->file_off, len);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A WebSocket connection's state (chopin_ws), shared by the protocol (src/api/ws.c) and
- * publish/subscribe (src/api/ws_pubsub.c). It hangs off its connection (conn->proto_state)
+ * publish/subscribe (src/api/ws_pubsub.c), which builds on the protocol (never the other
+ * way: see subs_end). It hangs off its connection (conn->proto_state)
  * from the upgrade to the connection's end; an idle one holds this struct and nothing
  * else (no buffer, no zlib state without context takeover).
  */
@@ -17,6 +18,7 @@
 struct chopin__conn;
 struct chopin__ws_sub;
 struct chopin__ws_qnode;
+struct chopin_ws_msg;
 
 struct chopin_ws {
     struct chopin__conn *conn;
@@ -27,9 +29,19 @@ struct chopin_ws {
     struct chopin__ws_pmd pmd;     /* in force when `deflate` */
     struct chopin__ws_zout *zout;  /* our compressor, while it keeps a context */
     struct chopin__ws_sub *subs;   /* its subscriptions (ws_pubsub.c) */
+    /* Set by publish/subscribe with the first subscription, run when the connection ends:
+     * so the protocol (ws.c) needs nothing of it, and the dependency runs one way. */
+    void (*subs_end)(chopin_ws *ws);
     /* Frames waiting for room in the connection's output queue, oldest first. */
     struct chopin__ws_qnode *q_head, *q_tail;
     uint64_t q_bytes;              /* bytes of the frames on that list */
+    /* The data channel (RFC 6455 §5.4: a fragmented message's frames are not interleaved
+     * with another message's): while a fragmented message is in progress (`frag`, ours on
+     * the worker, or `owner`, one posted from another thread), whole messages and other
+     * posted messages wait here, oldest first, and go out when it ends. */
+    struct chopin_ws_msg *owner;
+    struct chopin__ws_qnode *held_head, *held_tail;
+    uint64_t held_bytes;           /* bytes waiting there (and in their messages' fragments) */
     uint64_t last_input_ms;
     uint64_t ping_at, close_at;    /* when our ping, our close frame went out */
     uint16_t close_code;           /* what on_close will be told */
@@ -56,7 +68,5 @@ int chopin__ws_queue_shared(chopin_ws *ws, const char *frame, size_t len, chopin
 /** Asks the backend to look at the connection when output was queued from outside its
  *  own input handling (a posted function, a timer, a publish). */
 void chopin__ws_flush(chopin_ws *ws);
-/** Drops every subscription of `ws` (ws_pubsub.c; at the connection's end). */
-void chopin__ws_unsubscribe_all(chopin_ws *ws);
 
 #endif

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,14 @@ static void post_route(chopin_req *req, chopin_res *res, void *data) {
     upgrade(req, res, &cfg);
 }
 
+/* A small send queue: messages held behind a posted fragmented message soon fill it. */
+static void post_small_route(chopin_req *req, chopin_res *res, void *data) {
+    chopin_ws_config cfg = echo_cfg;
+    cfg.on_open = post_open;
+    cfg.max_queued = 4096;
+    upgrade(req, res, &cfg);
+}
+
 static void sub_open(chopin_ws *ws) {
     chopin_ws_subscribe(ws, "news");
     chopin_ws_send(ws, CHOPIN_WS_TEXT, "subscribed", 10);
@@ -143,6 +152,7 @@ static chopin_router *routes(void) {
     chopin_router_get(r, "/origin", origin_route, NULL);
     chopin_router_get(r, "/proto", proto_route, NULL);
     chopin_router_get(r, "/post", post_route, NULL);
+    chopin_router_get(r, "/post-small", post_small_route, NULL);
     chopin_router_get(r, "/sub", sub_route, NULL);
     return r;
 }
@@ -608,6 +618,150 @@ static void test_post_from_thread(void) {
         CHECK_INT(chopin_ws_post(*r, CHOPIN_WS_TEXT, "late", 4), 0);
 }
 
+/* The handle of the connection just opened on a route with post_open (NULL: none came). */
+static chopin_ws_ref *open_posted(const char *path, struct wsc **c) {
+    atomic_store(&posted_ref, NULL);
+    *c = ws_open(path);
+    echo_case(*c, 1, 2); /* on_open has run by the time the echo comes */
+    chopin_ws_ref *r = atomic_load(&posted_ref);
+    CHECK(r != NULL);
+    return r;
+}
+
+#define FRAGMENTS 300
+#define ECHOES 300
+
+struct fragment_writer {
+    chopin_ws_ref ref;
+    atomic_int go; /* the first fragment is read: write the others */
+    int failures;
+};
+
+/* A thread's fragmented message: "[0]" first, then "[1]" to "[299]" once told to go. */
+static void *write_fragments(void *arg) {
+    struct fragment_writer *w = arg;
+    chopin_ws_msg *m = chopin_ws_post_begin(w->ref, CHOPIN_WS_TEXT);
+    if (!m || chopin_ws_post_fragment(m, "[0]", 3, 0) != 0) {
+        w->failures++;
+        return NULL;
+    }
+    while (!atomic_load(&w->go))
+        usleep(1000);
+    for (int i = 1; i < FRAGMENTS; i++) {
+        char s[16];
+        int n = snprintf(s, sizeof s, "[%d]", i);
+        w->failures += chopin_ws_post_fragment(m, s, (size_t)n, i == FRAGMENTS - 1) != 0;
+        if (i % 16 == 0)
+            sched_yield(); /* let the worker run between fragments: echoes come meanwhile */
+    }
+    return NULL;
+}
+
+/* A thread sends a fragmented message while the worker echoes: its frames come in order
+ * and no other data frame comes between them (RFC 6455 §5.4); the echoes asked for in the
+ * meantime, and a message posted whole, wait for its end; a ping's pong does not. */
+static void test_post_fragments(void) {
+    struct wsc *c;
+    chopin_ws_ref *r = open_posted("/post", &c);
+    if (!r) {
+        ws_free(c);
+        return;
+    }
+    struct fragment_writer w = {.ref = *r};
+    pthread_t t;
+    CHECK_INT(pthread_create(&t, NULL, write_fragments, &w), 0);
+    int b0;
+    char *p;
+    CHECK_INT(read_frame(c, &b0, &p), 3);
+    CHECK_INT(b0, 0x01); /* text, not final */
+    free(p);
+    /* the message is in progress: echoes and a posted message wait; the pong of a ping
+     * sent behind the echoes shows the worker has read them */
+    char e[16];
+    for (int i = 0; i < 20; i++)
+        send_frame(c, 0x81, e, (size_t)snprintf(e, sizeof e, "e%d", i));
+    CHECK_INT(chopin_ws_post(*r, CHOPIN_WS_TEXT, "posted", 6), 0);
+    send_frame(c, 0x89, "sync", 4);
+    CHECK_INT(read_frame(c, &b0, &p), 4);
+    CHECK_INT(b0, 0x8a);
+    free(p);
+    atomic_store(&w.go, 1);
+    for (int i = 20; i < ECHOES; i++)
+        send_frame(c, 0x81, e, (size_t)snprintf(e, sizeof e, "e%d", i));
+    char *msg = calloc(1, 8 * FRAGMENTS), *want = calloc(1, 8 * FRAGMENTS);
+    strcpy(msg, "[0]");
+    for (int i = 0; i < FRAGMENTS; i++)
+        sprintf(want + strlen(want), "[%d]", i);
+    int in_msg = 1, echoes = 0, posted = 0, misplaced = 0;
+    while (echoes < ECHOES || !posted) {
+        long n = read_frame(c, &b0, &p);
+        if (n < 0)
+            break;
+        int opcode = b0 & 0xf;
+        if (opcode == 0 && in_msg) {
+            strcat(msg, p);
+            in_msg = !(b0 & 0x80);
+        } else if (opcode == 1 && !in_msg && !strcmp(p, "posted")) {
+            posted++;
+        } else if (opcode == 1 && !in_msg) {
+            snprintf(e, sizeof e, "e%d", echoes++);
+            misplaced += strcmp(p, e) != 0; /* the echoes keep their order */
+        } else {
+            misplaced++; /* a data frame inside the message, or a stray continuation */
+        }
+        free(p);
+    }
+    CHECK_INT(misplaced, 0);
+    CHECK_INT(in_msg, 0);
+    CHECK_INT(echoes, ECHOES);
+    CHECK_INT(posted, 1);
+    CHECK_STR(msg, want);
+    pthread_join(t, NULL);
+    CHECK_INT(w.failures, 0);
+    free(msg);
+    free(want);
+    ws_free(c);
+}
+
+/* What waits behind a fragmented message counts against max_queued: a message never ended
+ * closes the connection (1008) once enough is held; its writer hears CHOPIN_ESTALE. A
+ * message posted to a connection that has ended hears it too. */
+static void test_post_fragments_bounded(void) {
+    struct wsc *c;
+    chopin_ws_ref *r = open_posted("/post-small", &c);
+    if (!r) {
+        ws_free(c);
+        return;
+    }
+    chopin_ws_msg *m = chopin_ws_post_begin(*r, CHOPIN_WS_BINARY);
+    CHECK(m != NULL);
+    CHECK_INT(chopin_ws_post_fragment(m, "begun", 5, 0), 0);
+    int b0;
+    char *p;
+    CHECK_INT(read_frame(c, &b0, &p), 5);
+    CHECK_INT(b0, 0x02);
+    free(p);
+    static char big[900];
+    for (int i = 0; i < 6; i++) /* 5,400 bytes of echoes held, past 4,096 */
+        send_frame(c, 0x82, big, sizeof big);
+    CHECK_INT(read_close(c), 1008);
+    CHECK_INT(chopin_ws_post_fragment(m, "more", 4, 0), CHOPIN_ESTALE);
+    CHECK_INT(chopin_ws_post_fragment(m, NULL, 0, 1), CHOPIN_ESTALE); /* releases it */
+    ws_free(c);
+    CHECK(wait_closes(atomic_load(&upgrades)));
+    /* the connection has ended: the first fragment is posted, and dropped there */
+    m = chopin_ws_post_begin(*r, CHOPIN_WS_TEXT);
+    int rc = chopin_ws_post_fragment(m, "a", 1, 0);
+    CHECK_INT(rc, 0);
+    for (int i = 0; i < 500 && rc == 0; i++) {
+        usleep(10000);
+        rc = chopin_ws_post_fragment(m, "b", 1, 0);
+    }
+    CHECK_INT(rc, CHOPIN_ESTALE);
+    CHECK_INT(chopin_ws_post_fragment(m, NULL, 0, 1), CHOPIN_ESTALE);
+    CHECK(chopin_ws_post_begin(*r, (chopin_ws_kind)9) == NULL);
+}
+
 #define SUBSCRIBERS 8
 #define PUBLISHES 200
 
@@ -643,6 +797,34 @@ static void test_publish(void) {
         echo_case(c[i], 1, 3); /* and nothing more came before the echo */
         ws_free(c[i]);
     }
+}
+
+/* A connection's subscriptions end with it: a publish after the subscribers left reaches
+ * none of them (their state is gone), and a new subscriber gets the next one. */
+static void count_turn(chopin_worker *w, void *arg) { atomic_fetch_add((atomic_int *)arg, 1); }
+
+static void test_publish_after_leaving(void) {
+    CHECK(wait_closes(atomic_load(&upgrades))); /* test_publish's subscribers have ended */
+    int workers = chopin_ws_publish(server, "news", CHOPIN_WS_TEXT, "to nobody", 9);
+    CHECK(workers >= 1);
+    /* every worker has delivered it once a function posted after it has run (posts from
+     * one thread run in order): the next subscriber comes after it */
+    static atomic_int turns;
+    atomic_store(&turns, 0);
+    CHECK_INT(chopin_server_post_all(server, count_turn, &turns), workers);
+    for (int i = 0; i < 500 && atomic_load(&turns) < workers; i++)
+        usleep(10000);
+    CHECK_INT(atomic_load(&turns), workers);
+    struct wsc *c = ws_open("/sub");
+    int b0;
+    char *p;
+    CHECK_INT(read_frame(c, &b0, &p), 10); /* "subscribed" */
+    free(p);
+    CHECK(chopin_ws_publish(server, "news", CHOPIN_WS_TEXT, "again", 5) >= 1);
+    CHECK_INT(read_frame(c, &b0, &p), 5);
+    CHECK_STR(p ? p : "", "again");
+    free(p);
+    ws_free(c);
 }
 
 /* ----- permessage-deflate (RFC 7692) --------------------------------------------------- */
@@ -891,6 +1073,48 @@ static void test_node_ws(void) {
     run_client(argv);
 }
 
+/* wss:// (issues 16, 17): the same router behind a TLS listener, and the same clients with
+ * the test CA (tests/tls/mkcerts.sh): the handshake, echo at every size, fragments, close
+ * codes, deflate, through the TLS transport on this backend. Skipped without TLS. */
+#ifdef CHOPIN_HAVE_TLS
+static char tls_port_arg[16], ca_arg[512];
+
+static chopin_server *start_tls(chopin_router *r) {
+    const char *dir = cl_certs();
+    char cert[512], key[512];
+    if (!dir)
+        return NULL;
+    snprintf(cert, sizeof cert, "%s/a.pem", dir);
+    snprintf(key, sizeof key, "%s/a.key", dir);
+    snprintf(ca_arg, sizeof ca_arg, "%s/ca.pem", dir);
+    chopin_options o = chopin_options_default();
+    o.workers = 2;
+    o.quiet = 1;
+    o.tls_cert = cert;
+    o.tls_key = key;
+    chopin_server *s;
+    int rc = chopin_server_start(r, "https://127.0.0.1:0", &o, &s);
+    if (rc < 0) {
+        fprintf(stderr, "start_tls: %s\n", chopin_strerror(rc));
+        return NULL;
+    }
+    snprintf(tls_port_arg, sizeof tls_port_arg, "%d", chopin_server_port(s));
+    return s;
+}
+
+static void test_wss_python_websockets(void) {
+    char *argv[] = {"/usr/bin/python3", "tests/integration/ws_client.py", tls_port_arg,
+                    deflate_arg, ca_arg, NULL};
+    run_client(argv);
+}
+
+static void test_wss_node_ws(void) {
+    char *argv[] = {"/usr/bin/node", "tests/integration/ws_client.js", tls_port_arg, deflate_arg,
+                    ca_arg, NULL};
+    run_client(argv);
+}
+#endif
+
 /* Last: the server stops while a client is connected; it hears 1001 (going away). */
 static void test_drain_going_away(void) {
     struct wsc *c = ws_open("/echo");
@@ -927,7 +1151,10 @@ int main(void) {
     RUN(test_idle_ping);
     RUN(test_slow_reader);
     RUN(test_post_from_thread);
+    RUN(test_post_fragments);
+    RUN(test_post_fragments_bounded);
     RUN(test_publish);
+    RUN(test_publish_after_leaving);
 #ifdef CHOPIN_WS_DEFLATE
     RUN(test_deflate);
     RUN(test_deflate_bomb);
@@ -939,6 +1166,19 @@ int main(void) {
     RUN(test_idle_memory);
     RUN(test_python_websockets);
     RUN(test_node_ws);
+#ifdef CHOPIN_HAVE_TLS
+    chopin_server *tls = start_tls(r);
+    CHECK(tls != NULL);
+    if (tls) {
+        RUN(test_wss_python_websockets);
+        RUN(test_wss_node_ws);
+        chopin_server_stop(tls);
+        chopin_server_wait(tls);
+    }
+#else
+    fprintf(stderr, "skip test_wss_python_websockets, test_wss_node_ws: built without TLS\n");
+    atomic_fetch_add(&skipped, 2);
+#endif
     RUN(test_drain_going_away);
     if (server)
         cl_stop(server);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // A real WebSocket client against tests/integration/test_ws.c's server: Node's ws (Debian
 // node-ws). Prints PASS/FAIL lines, or one SKIP line when the module is missing.
-// Usage: node ws_client.js PORT [deflate|nodeflate]
+// Usage: node ws_client.js PORT [deflate|nodeflate [CA]]: with CA (a PEM file), the same
+// checks over wss://localhost, the server's certificate verified with it.
 'use strict';
 module.paths.push('/usr/share/nodejs');
 let WebSocket;
@@ -11,14 +12,15 @@ try {
   console.log('SKIP no node ws module (Debian: node-ws)');
   process.exit(0);
 }
-const url = 'ws://127.0.0.1:' + process.argv[2];
+const ca = process.argv[4] ? require('fs').readFileSync(process.argv[4]) : null;
+const url = (ca ? 'wss://localhost:' : 'ws://127.0.0.1:') + process.argv[2];
 const deflate = process.argv[3] !== 'nodeflate'; // a build without zlib agrees to none
 const report = (name, ok, detail) =>
   console.log((ok ? 'PASS ' : 'FAIL ') + name + (ok ? '' : ': ' + detail));
 
 function open(path, opts, protocols) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url + path, protocols || [], opts || {});
+    const ws = new WebSocket(url + path, protocols || [], Object.assign(ca ? {ca} : {}, opts));
     ws.once('open', () => resolve(ws));
     ws.once('error', reject);
     ws.once('unexpected-response', (req, res) => reject(new Error('status ' + res.statusCode)));

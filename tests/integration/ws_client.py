@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 # A real WebSocket client against tests/integration/test_ws.c's server: Python's
 # websockets (Debian python3-websockets). Prints PASS/FAIL lines, or one SKIP line when the
-# module is missing. Usage: ws_client.py PORT [deflate|nodeflate]
+# module is missing. Usage: ws_client.py PORT [deflate|nodeflate [CA]]: with CA (a PEM
+# file), the same checks over wss://localhost, the server's certificate verified with it.
 import asyncio
+import ssl
 import sys
 
 try:
@@ -13,8 +15,14 @@ except ImportError:
     print("SKIP no python3 websockets module (Debian: python3-websockets)")
     sys.exit(0)
 
-URL = "ws://127.0.0.1:%s" % sys.argv[1]
+CA = sys.argv[3] if len(sys.argv) > 3 else None
+URL = ("wss://localhost:%s" if CA else "ws://127.0.0.1:%s") % sys.argv[1]
+SSL = ssl.create_default_context(cafile=CA) if CA else None
 DEFLATE = len(sys.argv) < 3 or sys.argv[2] == "deflate"  # "nodeflate": a build without zlib
+
+
+def connect(path, **options):
+    return websockets.connect(URL + path, ssl=SSL, **options)
 
 
 def report(name, ok, detail=""):
@@ -23,7 +31,7 @@ def report(name, ok, detail=""):
 
 async def echo():
     # websockets offers permessage-deflate by default: the echo is compressed both ways
-    async with websockets.connect(URL + "/echo") as ws:
+    async with connect("/echo") as ws:
         ext = ws.response_headers.get("Sec-WebSocket-Extensions", "")
         if DEFLATE:
             report("deflate negotiated", ext.startswith("permessage-deflate"), ext)
@@ -36,30 +44,30 @@ async def echo():
 
 
 async def big():
-    async with websockets.connect(URL + "/big", max_size=None) as ws:
+    async with connect("/big", max_size=None) as ws:
         msg = bytes(range(256)) * 8192  # 2 MiB
         await ws.send(msg)
         report("echo 2 MiB", await ws.recv() == msg)
 
 
 async def fragments():
-    async with websockets.connect(URL + "/echo", compression=None) as ws:
+    async with connect("/echo", compression=None) as ws:
         await ws.send(iter(["frag", "mented ", "text"]))  # a fragmented message
         report("fragmented send", await ws.recv() == "fragmented text")
 
 
 async def ping():
-    async with websockets.connect(URL + "/echo") as ws:
+    async with connect("/echo") as ws:
         waiter = await ws.ping(b"are you there")
         await asyncio.wait_for(waiter, 5)
         report("ping answered", True)
 
 
 async def close_codes():
-    async with websockets.connect(URL + "/echo") as ws:
+    async with connect("/echo") as ws:
         await ws.close(code=4000, reason="client done")
         report("client close echoed", ws.close_code == 4000, ws.close_code)
-    async with websockets.connect(URL + "/echo") as ws:
+    async with connect("/echo") as ws:
         await ws.send("close:4003")
         try:
             await ws.recv()
@@ -69,7 +77,7 @@ async def close_codes():
 
 
 async def too_big():
-    async with websockets.connect(URL + "/echo") as ws:
+    async with connect("/echo") as ws:
         await ws.send("x" * 1001)
         try:
             await ws.recv()
@@ -79,17 +87,17 @@ async def too_big():
 
 
 async def subprotocol():
-    async with websockets.connect(URL + "/proto", subprotocols=["superchat", "chat"]) as ws:
+    async with connect("/proto", subprotocols=["superchat", "chat"]) as ws:
         report("subprotocol chosen", ws.subprotocol == "chat", ws.subprotocol)
 
 
 async def origin():
     try:
-        async with websockets.connect(URL + "/origin", origin="http://evil.ex"):
+        async with connect("/origin", origin="http://evil.ex"):
             report("origin refused", False, "accepted")
     except InvalidStatusCode as e:
         report("origin refused", e.status_code == 403, e)
-    async with websockets.connect(URL + "/origin", origin="http://good.ex") as ws:
+    async with connect("/origin", origin="http://good.ex") as ws:
         await ws.send("hi")
         report("origin allowed", await ws.recv() == "hi")
 
