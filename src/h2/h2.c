@@ -509,6 +509,15 @@ static void set_error(struct chopin_res *res, int status) {
     chopin_res_error(res, status, NULL);
 }
 
+static int submit_trailers(struct h2_stream *s);
+
+/* The last DATA frame: it ends the stream, unless trailers follow it. */
+static void body_ends(struct h2_stream *s, uint32_t *flags) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (submit_trailers(s))
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+}
+
 /* The body in frame-sized pieces, as flow control lets them go. */
 static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *source, void *ud) {
@@ -526,7 +535,7 @@ static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, siz
         if (n < 0 || (size_t)n > length)
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM INTERNAL_ERROR */
         if (n == 0)
-            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            body_ends(s, flags);
         s->sent += (uint64_t)n;
         return n;
     }
@@ -545,7 +554,7 @@ static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, siz
     }
     s->sent += n;
     if (s->sent == res->body_len)
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        body_ends(s, flags);
     return (ssize_t)n;
 }
 
@@ -576,6 +585,37 @@ static char *decimal(char *end, uint64_t v) {
     return end;
 }
 
+/* Appends the fields of "Name: value\r\n" lines to nv[n..] (names lowered as HTTP/2
+ * requires, HTTP/1.1's connection fields left out); returns the new count, or -1 when the
+ * arena is out of room. */
+static int field_lines(struct chopin__arena *a, nghttp2_nv *nv, int n, const char *lines,
+                       uint32_t len) {
+    char *lower = len ? chopin__arena_alloc(a, len) : NULL;
+    if (len && !lower)
+        return -1;
+    for (uint32_t at = 0; at < len;) {
+        const char *line = lines + at;
+        const char *eol = memchr(line, '\n', len - at);
+        const char *colon = memchr(line, ':', (size_t)(eol - line));
+        size_t nlen = (size_t)(colon - line);
+        for (size_t i = 0; i < nlen; i++)
+            lower[at + i] = (char)ascii_lower((unsigned char)line[i]);
+        if (!connection_specific(lower + at, nlen))
+            nv[n++] = (nghttp2_nv){(uint8_t *)lower + at, (uint8_t *)colon + 2, nlen,
+                                   (size_t)(eol - 1 - (colon + 2)), NO_COPY};
+        at += (uint32_t)(eol - line) + 1;
+    }
+    return n;
+}
+
+/* Counts the lines of a field block. */
+static size_t line_count(const char *lines, uint32_t len) {
+    size_t n = 0;
+    for (uint32_t i = 0; i < len; i++)
+        n += lines[i] == '\n';
+    return n;
+}
+
 /* The response's fields: status, type, length, date, server, then the handler's own
  * ("Name: value\r\n" lines, names lowered as HTTP/2 requires). Returns the count, or -1
  * when the arena is out of room. */
@@ -583,9 +623,7 @@ static int build_fields(struct h2_stream *s, nghttp2_nv **out, int with_length) 
     struct chopin__exchange *x = s->x;
     struct chopin__engine *e = s->h->c->engine;
     const struct chopin_res *res = &x->res;
-    size_t lines = 0;
-    for (uint32_t i = 0; i < res->headers_len; i++)
-        lines += res->headers[i] == '\n';
+    size_t lines = line_count(res->headers, res->headers_len);
     nghttp2_nv *nv = chopin__arena_alloc(&x->arena, (lines + 5) * sizeof *nv + 24);
     if (!nv)
         return -1;
@@ -604,23 +642,24 @@ static int build_fields(struct h2_stream *s, nghttp2_nv **out, int with_length) 
     const struct chopin__config *cfg = e->cfg;
     if (cfg->server_header_len > 10) /* "Server: " name "\r\n" */
         nv[n++] = NV("server", cfg->server_header + 8, cfg->server_header_len - 10);
-    char *lower = lines ? chopin__arena_alloc(&x->arena, res->headers_len) : NULL;
-    if (lines && !lower)
-        return -1;
-    for (uint32_t at = 0; at < res->headers_len;) {
-        const char *line = res->headers + at;
-        const char *eol = memchr(line, '\n', res->headers_len - at);
-        const char *colon = memchr(line, ':', (size_t)(eol - line));
-        size_t nlen = (size_t)(colon - line);
-        for (size_t i = 0; i < nlen; i++)
-            lower[at + i] = (char)ascii_lower((unsigned char)line[i]);
-        if (!connection_specific(lower + at, nlen))
-            nv[n++] = (nghttp2_nv){(uint8_t *)lower + at, (uint8_t *)colon + 2, nlen,
-                                   (size_t)(eol - 1 - (colon + 2)), NO_COPY};
-        at += (uint32_t)(eol - line) + 1;
-    }
-    *out = nv;
+    n = field_lines(&x->arena, nv, n, res->headers, res->headers_len);
+    if (n >= 0)
+        *out = nv;
     return n;
+}
+
+/* The body ended: the response's trailer fields, when it has some, go as a HEADERS frame
+ * that ends the stream instead of the last DATA frame (RFC 9113 §8.1). Returns nonzero
+ * when they were submitted. */
+static int submit_trailers(struct h2_stream *s) {
+    struct chopin__exchange *x = s->x;
+    const struct chopin_res *res = &x->res;
+    if (!res->trailers_len)
+        return 0;
+    size_t lines = line_count(res->trailers, res->trailers_len);
+    nghttp2_nv *nv = chopin__arena_alloc(&x->arena, lines * sizeof *nv);
+    int n = nv ? field_lines(&x->arena, nv, 0, res->trailers, res->trailers_len) : -1;
+    return n > 0 && nghttp2_submit_trailer(s->h->session, s->id, nv, (size_t)n) == 0;
 }
 
 /* Hands the exchange's answer to nghttp2: fields, then the body through read_body. */

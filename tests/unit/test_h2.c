@@ -95,6 +95,34 @@ static void stream(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_stream(res, 200, "text/plain", produce, stream_done, NULL);
 }
 
+/* Trailers (issue 20): after a stream, and after a body of known length. */
+static long produce_once(void *state, char *buf, size_t cap) {
+    int *calls = state;
+    if ((*calls)++)
+        return 0;
+    memcpy(buf, "streamed", 8);
+    return 8;
+}
+
+static int once_calls;
+
+static void trailed(chopin_req *req, chopin_res *res, void *data) {
+    once_calls = 0;
+    chopin_res_stream(res, 200, "text/plain", produce_once, NULL, &once_calls);
+    chopin_res_trailer(res, "X-Checksum", "abc123");
+    chopin_res_trailer(res, "Grpc-Status", "0");
+}
+
+static void trailed_static(chopin_req *req, chopin_res *res, void *data) {
+    chopin_res_static(res, 200, "text/plain", "sized", 5);
+    chopin_res_trailer(res, "X-Checksum", "def456");
+}
+
+static void trailed_empty(chopin_req *req, chopin_res *res, void *data) {
+    chopin_res_empty(res, 204);
+    chopin_res_trailer(res, "X-Checksum", "none");
+}
+
 static void setup_opts(struct fake *f, chopin_options *o) {
     chopin_router *r = chopin_router_new();
     chopin_router_get(r, "/hello", hello, NULL);
@@ -104,6 +132,9 @@ static void setup_opts(struct fake *f, chopin_options *o) {
     chopin_router_get(r, "/file", file, NULL);
     chopin_router_get(r, "/owned", owned, NULL);
     chopin_router_get(r, "/stream", stream, NULL);
+    chopin_router_get(r, "/trailed", trailed, NULL);
+    chopin_router_get(r, "/trailed-static", trailed_static, NULL);
+    chopin_router_get(r, "/trailed-empty", trailed_empty, NULL);
     o->slab_capacity = 8;
     o->h2c = 1;
     fake_start(f, r, o);
@@ -125,6 +156,8 @@ struct reply {
     int closed;
     uint32_t error;
     char fields[1024];
+    char trailers[256]; /* a HEADERS frame after the response's */
+    int trailer_end;    /* ...which ended the stream */
 };
 
 struct client {
@@ -148,8 +181,10 @@ static int cl_header(nghttp2_session *s, const nghttp2_frame *fr, const uint8_t 
     struct reply *r = reply_of(ud, fr->hd.stream_id);
     if (nl == 7 && memcmp(n, ":status", 7) == 0)
         r->status = atoi((const char *)v);
-    size_t used = strlen(r->fields);
-    snprintf(r->fields + used, sizeof r->fields - used, "%.*s: %.*s\n", (int)nl, n, (int)vl, v);
+    char *into = fr->headers.cat == NGHTTP2_HCAT_HEADERS ? r->trailers : r->fields;
+    size_t cap = into == r->trailers ? sizeof r->trailers : sizeof r->fields;
+    size_t used = strlen(into);
+    snprintf(into + used, cap - used, "%.*s: %.*s\n", (int)nl, n, (int)vl, v);
     return 0;
 }
 
@@ -172,6 +207,8 @@ static int cl_close(nghttp2_session *s, int32_t id, uint32_t error, void *ud) {
 
 static int cl_frame(nghttp2_session *s, const nghttp2_frame *fr, void *ud) {
     struct client *cl = ud;
+    if (fr->hd.type == NGHTTP2_HEADERS && fr->headers.cat == NGHTTP2_HCAT_HEADERS)
+        reply_of(cl, fr->hd.stream_id)->trailer_end = !!(fr->hd.flags & NGHTTP2_FLAG_END_STREAM);
     if (fr->hd.type == NGHTTP2_GOAWAY) {
         cl->goaway = 1;
         cl->goaway_error = fr->goaway.error_code;
@@ -545,6 +582,35 @@ static void test_stream_resume(void) {
     CHECK_MEM(cl.r[id].body, cl.r[id].len, "chunk1;chunk2;chunk3;");
     CHECK(cl.r[id].closed && cl.r[id].error == 0);
     CHECK_INT(st.done, 1);
+    client_close(&cl);
+    fake_stop(&f);
+}
+
+/* Trailer fields go as a last HEADERS frame that ends the stream, after a streamed body
+ * and after one of known length; a response without a body has nowhere to put them. */
+static void test_trailers(void) {
+    struct fake f;
+    setup(&f);
+    struct client cl;
+    start(&cl, &f, 7);
+    int32_t a = request(&cl, "GET", "/trailed", NULL, 0, NULL);
+    int32_t b = request(&cl, "GET", "/trailed-static", NULL, 0, NULL);
+    int32_t c = request(&cl, "GET", "/trailed-empty", NULL, 0, NULL);
+    int32_t d = request(&cl, "HEAD", "/trailed-static", NULL, 0, NULL);
+    pump(&cl);
+    CHECK_INT(cl.r[a].status, 200);
+    CHECK_MEM(cl.r[a].body, cl.r[a].len, "streamed");
+    CHECK_STR(cl.r[a].trailers, "x-checksum: abc123\ngrpc-status: 0\n");
+    CHECK(cl.r[a].trailer_end && cl.r[a].closed && cl.r[a].error == 0);
+    CHECK_MEM(cl.r[b].body, cl.r[b].len, "sized");
+    CHECK_STR(cl.r[b].trailers, "x-checksum: def456\n");
+    CHECK(cl.r[b].trailer_end && cl.r[b].closed && cl.r[b].error == 0);
+    CHECK_INT(cl.r[c].status, 204);
+    CHECK_STR(cl.r[c].trailers, "");
+    CHECK(cl.r[c].closed && cl.r[c].error == 0);
+    CHECK_INT(cl.r[d].status, 200);
+    CHECK_STR(cl.r[d].trailers, "");
+    CHECK(cl.r[d].closed && cl.r[d].error == 0);
     client_close(&cl);
     fake_stop(&f);
 }
@@ -1092,6 +1158,7 @@ int main(void) {
     RUN(test_reset_cancels_deferred);
     RUN(test_file_and_owned);
     RUN(test_stream_resume);
+    RUN(test_trailers);
     RUN(test_slow_reader_bounded);
     RUN(test_zero_window_stall);
     RUN(test_idle_costs);
