@@ -91,12 +91,23 @@ struct h2_stream {
     uint8_t dispatched;   /* its handler ran (or the refusal was answered) */
     uint8_t submitted;    /* its response is with nghttp2 */
     uint8_t waiting;      /* its stream producer said CHOPIN_EAGAIN: resumed by on_ready */
+    uint8_t streaming;    /* its body goes to its handler as it arrives (chopin_body_read) */
+    uint8_t paused;       /* ...which asked for none for now (chopin_body_pause) */
+    uint8_t resumed;      /* ...and then for more again: on_ready hands over what is held */
+    uint8_t body_ended;   /* END_STREAM arrived (the sink hears it once the held bytes went) */
     uint32_t header_bytes; /* header list size so far (RFC 9113 §6.5.2: name + value + 32) */
     uint32_t headers_cap;
     char *body;
     uint64_t body_cap;
     uint64_t sent; /* response body bytes handed to nghttp2 */
     uint64_t started_ms;
+    /* A streamed body: its bound, the bytes seen, those that arrived while paused (on the
+     * heap), and those the stream's flow-control window has not been given back for. */
+    uint64_t max, streamed;
+    char *held;
+    size_t held_len, held_cap;
+    uint64_t unconsumed;
+    uint64_t data_ms; /* its last bytes: the body deadline runs from there */
 };
 
 struct h2 {
@@ -291,7 +302,8 @@ static void stream_free(struct h2 *h, struct h2_stream *s) {
     h->nstreams--;
     if (h->recent == s)
         h->recent = NULL;
-    h->body_buffered -= x->req.body_len;
+    h->body_buffered -= x->req.body_len + s->held_len;
+    free(s->held);
     if (!h->nstreams)
         h->idle_since = now_ms(h);
     chopin__exchange_cancel(e, x);
@@ -393,9 +405,7 @@ static int regular_header(struct h2_stream *s, const char *name, size_t nlen, co
         for (size_t i = 0; i < vlen; i++)
             v = v * 10 + (uint64_t)(value[i] - '0');
         head->content_length = v;
-        head->body_kind = CHOPIN__BODY_LENGTH;
-        if (v > opts(s->h)->max_body_bytes)
-            s->refuse = 413;
+        head->body_kind = CHOPIN__BODY_LENGTH; /* (its bound: body_begins) */
     } else if (nlen == 4 && memcmp(name, "host", 4) == 0 && !head->host) {
         head->host = value;
         head->host_len = (uint32_t)vlen;
@@ -449,15 +459,24 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     return 0;
 }
 
-/* A piece of a request body: collected, up to max_body_bytes for the request and as much
- * again for all the connection's requests together, into the exchange's arena.
- * (Streaming request bodies to the handler as they arrive, the forms work, would hand the
- * piece on here instead.) */
+static void stream_data(struct h2 *h, struct h2_stream *s, const uint8_t *data, size_t len);
+
+/* A piece of a request body. Flow control is ours (no automatic WINDOW_UPDATE): the
+ * connection's window is given back at once, a stream's once its bytes were taken, so a
+ * body read as a stream and paused holds its client back, and nothing else. A body read
+ * whole is collected, up to max_body_bytes for the request and as much again for all the
+ * connection's requests together, into the exchange's arena. */
 static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
                          const uint8_t *data, size_t len, void *ud) {
     struct h2 *h = ud;
     (void)flags;
+    nghttp2_session_consume_connection(session, len);
     struct h2_stream *s = stream_of(h, id);
+    if (s && s->streaming) {
+        stream_data(h, s, data, len);
+        return 0;
+    }
+    nghttp2_session_consume_stream(session, id, len);
     if (!s || s->refuse || s->dispatched)
         return 0;
     struct chopin_req *req = &s->x->req;
@@ -668,6 +687,8 @@ static void submit(struct h2 *h, struct h2_stream *s) {
     struct chopin_res *res = &x->res;
     struct chopin__engine *e = h->c->engine;
     s->submitted = 1;
+    if (x->sink && !x->sink->ended) /* answered before its body ended: the rest is dropped */
+        x->sink->ended = 1;
     if (x->upgrade) { /* a 101 has no meaning here (RFC 9113 §8.6): WebSocket needs RFC 8441 */
         x->upgrade->discard(x->upgrade_state);
         x->upgrade = NULL;
@@ -747,6 +768,177 @@ static void dispatch(struct h2 *h, struct h2_stream *s) {
         submit(h, s);
 }
 
+/* ----- request bodies as streams (issue 18 on HTTP/2) ------------------------------- *
+ *
+ * A request whose head reaches a route registered with chopin_router_stream runs its
+ * handler at once; when the handler takes the body (chopin_body_read), the stream's DATA
+ * go to it as they arrive. Pausing stops giving the stream's flow-control window back:
+ * its client can send at most one window more (held here, counted with the buffered
+ * bodies) and then waits, while the connection's other streams go on. */
+
+/* The window the stream's taken bytes used, given back: the client may send as much. */
+static void stream_consume(struct h2 *h, struct h2_stream *s, uint64_t n) {
+    if (n)
+        nghttp2_session_consume_stream(h->session, s->id, (size_t)n);
+}
+
+/* The body will not end (CHOPIN_EFBIG: 413, CHOPIN_ETIMEDOUT: 408): the handler hears it
+ * and the stream is answered; the rest of the body is not wanted (on_frame_send). */
+static void body_fail(struct h2 *h, struct h2_stream *s, int status, int err) {
+    struct chopin__exchange *x = s->x;
+    s->streaming = 0;
+    chopin__exchange_body_fail(h->c->engine, x, status, err);
+    if (x->state != CHOPIN__X_OPEN && !s->submitted)
+        submit(h, s);
+}
+
+/* Hands bytes to the handler (its on_data), giving their window back unless it paused. */
+static void body_deliver(struct h2 *h, struct h2_stream *s, const char *p, size_t n) {
+    chopin__exchange_body_data(h->c->engine, s->x, p, n);
+    if (s->paused)
+        s->unconsumed += n; /* given back on resume */
+    else
+        stream_consume(h, s, n);
+}
+
+/* END_STREAM once everything before it has been handed over. */
+static void body_end(struct h2 *h, struct h2_stream *s) {
+    if (s->held_len || s->paused)
+        return;
+    s->streaming = 0;
+    chopin__exchange_body_end(h->c->engine, s->x);
+}
+
+static int body_hold(struct h2 *h, struct h2_stream *s, const uint8_t *data, size_t len) {
+    uint64_t max = opts(h)->max_body_bytes;
+    if (h->body_buffered + len > max + max)
+        return -1;
+    if (s->held_len + len > s->held_cap) {
+        size_t cap = s->held_cap ? s->held_cap * 2 : 16384;
+        while (cap < s->held_len + len)
+            cap *= 2;
+        char *p = realloc(s->held, cap);
+        if (!p)
+            return -1;
+        s->held = p;
+        s->held_cap = cap;
+    }
+    memcpy(s->held + s->held_len, data, len);
+    s->held_len += len;
+    h->body_buffered += len;
+    return 0;
+}
+
+static void stream_data(struct h2 *h, struct h2_stream *s, const uint8_t *data, size_t len) {
+    struct chopin__exchange *x = s->x;
+    if (x->state != CHOPIN__X_OPEN || !x->sink || x->sink->ended) {
+        stream_consume(h, s, len); /* answered before its body ended: dropped */
+        return;
+    }
+    s->data_ms = now_ms(h);
+    if (s->streamed + len > s->max) {
+        stream_consume(h, s, len);
+        body_fail(h, s, 413, CHOPIN_EFBIG);
+        return;
+    }
+    s->streamed += len;
+    if (s->paused || s->held_len) {
+        if (body_hold(h, s, data, len) < 0) {
+            nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, s->id,
+                                      NGHTTP2_ENHANCE_YOUR_CALM);
+            s->streaming = 0;
+        }
+        return;
+    }
+    body_deliver(h, s, (const char *)data, len);
+}
+
+/* On resume (from on_ready): what was held is handed over, the window given back. */
+static void body_resume_now(struct h2 *h, struct h2_stream *s) {
+    s->resumed = 0;
+    if (s->paused || !s->streaming)
+        return;
+    stream_consume(h, s, s->unconsumed);
+    s->unconsumed = 0;
+    if (s->held_len) {
+        size_t n = s->held_len;
+        h->body_buffered -= n;
+        s->held_len = 0;
+        body_deliver(h, s, s->held, n);
+    }
+    if (s->body_ended && s->streaming)
+        body_end(h, s);
+}
+
+/* The request's head is whole and its body is to come: a route that streams runs now. A
+ * declared length past the bound in force is answered 413 before any of the body. */
+static void body_begins(struct h2 *h, struct h2_stream *s) {
+    struct chopin__engine *e = h->c->engine;
+    struct chopin__exchange *x = s->x;
+    struct chopin_req *req = &x->req;
+    const struct chopin__endpoint *ep =
+        req->head.method ? chopin__router_streaming(e->router, req) : NULL;
+    uint64_t max = ep ? chopin__endpoint_max_body(ep) : 0;
+    if (!max)
+        max = opts(h)->max_body_bytes;
+    if (req->head.body_kind == CHOPIN__BODY_LENGTH && req->head.content_length > max)
+        s->refuse = 413;
+    if (!ep || s->refuse) {
+        if (s->refuse == 413)
+            dispatch(h, s); /* answered now; the rest of the body is dropped */
+        return;
+    }
+    s->dispatched = 1;
+    if (e->obs)
+        x->started_ns = chopin__observe_start(e);
+    x->body_to_come = 1;
+    e->dispatching = x;
+    chopin__router_run(e->router, ep, req, &x->res);
+    e->dispatching = NULL;
+    x->body_to_come = 0;
+    h->c->requests++;
+    chopin__count(&e->counters.requests, 1);
+    if (x->sink && x->state == CHOPIN__X_OPEN) {
+        x->sink->max = max;
+        s->streaming = 1;
+        s->max = max;
+        s->data_ms = now_ms(h);
+    } else if (x->state != CHOPIN__X_OPEN) {
+        submit(h, s); /* answered without its body, which is dropped */
+    }
+}
+
+/* The streams whose body deadline (body_timeout_ms since their last bytes) passed are
+ * answered 408; returns how many. */
+static int bodies_expire(struct h2 *h) {
+    int n = 0;
+    uint64_t now = now_ms(h);
+    for (struct h2_stream *s = h->streams, *next; s; s = next) {
+        next = s->next;
+        if (s->streaming && s->data_ms + opts(h)->body_timeout_ms <= now) {
+            body_fail(h, s, 408, CHOPIN_ETIMEDOUT);
+            n++;
+        }
+    }
+    return n;
+}
+
+static void h2_body_pause(struct chopin__conn *c, struct chopin__exchange *x, int pause) {
+    struct h2 *h = c->proto_state;
+    for (struct h2_stream *s = h->streams; s; s = s->next) {
+        if (s->x != x || !s->streaming)
+            continue;
+        if (pause) {
+            s->paused = 1;
+        } else if (s->paused) {
+            s->paused = 0;
+            s->resumed = 1;
+            chopin__engine_list_ready(c->engine, c);
+        }
+        return;
+    }
+}
+
 /* ----- frames ------------------------------------------------------------------------ */
 
 /* A client close to the end of the stream id space, or a server draining: no stream after
@@ -773,12 +965,22 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             return 0;
         }
         s = stream_of(h, frame->hd.stream_id);
-        if (s && frame->hd.stream_id > INT32_MAX - LAST_STREAM_ID_MARGIN)
+        if (!s)
+            return 0;
+        if (frame->hd.stream_id > INT32_MAX - LAST_STREAM_ID_MARGIN)
             goaway(h);
-        if (s && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
-            dispatch(h, s);
-        else if (s && s->refuse == 413 && !s->dispatched)
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+            s->body_ended = 1;
+            if (s->streaming)
+                body_end(h, s);
+            else
+                dispatch(h, s);
+        } else if (s->refuse == 413 && !s->dispatched) {
             dispatch(h, s); /* answered before the rest of the body, which is dropped */
+        } else if (frame->hd.type == NGHTTP2_HEADERS &&
+                   frame->headers.cat == NGHTTP2_HCAT_REQUEST && !s->dispatched) {
+            body_begins(h, s);
+        }
         return 0;
     case NGHTTP2_RST_STREAM:
         if (over_rate(h, &h->resets, RESETS_PER_SEC))
@@ -850,6 +1052,8 @@ static void setup(void) {
     nghttp2_option_set_max_outbound_ack(options, MAX_OUTBOUND_ACK);
     nghttp2_option_set_stream_reset_rate_limit(options, 4 * RESETS_PER_SEC, RESETS_PER_SEC);
     nghttp2_option_set_max_deflate_dynamic_table_size(options, 4096);
+    /* request bodies read as streams pause their stream's window (on_data_chunk) */
+    nghttp2_option_set_no_auto_window_update(options, 1);
 }
 
 static struct h2 *h2_new(struct chopin__conn *c) {
@@ -938,9 +1142,11 @@ static int stalled(const struct h2 *h) {
 /* The earliest request still arriving: its body deadline. */
 static uint64_t arrival_deadline(const struct h2 *h) {
     uint64_t d = 0;
-    for (const struct h2_stream *s = h->streams; s; s = s->next)
-        if (!s->dispatched && (!d || s->started_ms < d))
-            d = s->started_ms;
+    for (const struct h2_stream *s = h->streams; s; s = s->next) {
+        uint64_t since = s->streaming ? s->data_ms : !s->dispatched ? s->started_ms : 0;
+        if (since && (!d || since < d))
+            d = since;
+    }
     return d ? d + opts(h)->body_timeout_ms : 0;
 }
 
@@ -977,6 +1183,10 @@ static void h2_settle(struct chopin__conn *c) {
 
 static void h2_on_timeout(struct chopin__conn *c) {
     struct h2 *h = c->proto_state;
+    if (!h->ending && !stalled(h) && bodies_expire(h)) {
+        pump(h); /* (a streamed body that stopped: its stream answered 408) */
+        return;
+    }
     if (h->ending || stalled(h) || arrival_deadline(h)) {
         chopin__conn_close(c); /* a peer that stopped reading or sending */
         return;
@@ -994,6 +1204,8 @@ static void ready_scan(struct h2 *h) {
             s->waiting = 0;
             nghttp2_session_resume_data(h->session, s->id);
         }
+        if (s->resumed)
+            body_resume_now(h, s);
     }
 }
 
@@ -1018,6 +1230,7 @@ static const struct chopin__protocol h2_protocol = {
     .release = h2_release,
     .discard = h2_discard,
     .on_ready = h2_on_ready,
+    .body_pause = h2_body_pause,
 };
 
 int chopin__h2_available(void) { return 1; }

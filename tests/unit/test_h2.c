@@ -123,6 +123,44 @@ static void trailed_empty(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_trailer(res, "X-Checksum", "none");
 }
 
+/* A body read as it arrives (issue 18 on HTTP/2): its bytes counted and summed, the
+ * answer given at its end; optionally paused after its first piece. */
+static struct {
+    int pause_first;
+    int calls, ended, error;
+    uint64_t len, sum;
+    chopin_exchange x;
+} up;
+
+static void up_data(chopin_exchange x, const char *p, size_t n, void *arg) {
+    if (up.pause_first && up.calls == 0)
+        CHECK_INT(chopin_body_pause(x), 0);
+    up.calls++;
+    up.len += n;
+    for (size_t i = 0; i < n; i++)
+        up.sum += (unsigned char)p[i];
+}
+
+static void up_end(chopin_exchange x, void *arg) {
+    char text[64];
+    up.ended++;
+    snprintf(text, sizeof text, "%llu %llu", (unsigned long long)up.len,
+             (unsigned long long)up.sum);
+    chopin_res_text(chopin_exchange_res(x), 200, text);
+    chopin_exchange_finish(x);
+}
+
+static void up_error(chopin_exchange x, int err, void *arg) { up.error = err; }
+
+static void upload(chopin_req *req, chopin_res *res, void *data) {
+    static const chopin_body_handler h = {up_data, up_end, up_error};
+    if (chopin_req_header(req, "x-refuse").ptr) {
+        chopin_res_error(res, 401, NULL);
+        return;
+    }
+    chopin_body_read(req, res, &h, NULL, &up.x);
+}
+
 static void setup_opts(struct fake *f, chopin_options *o) {
     chopin_router *r = chopin_router_new();
     chopin_router_get(r, "/hello", hello, NULL);
@@ -135,6 +173,9 @@ static void setup_opts(struct fake *f, chopin_options *o) {
     chopin_router_get(r, "/trailed", trailed, NULL);
     chopin_router_get(r, "/trailed-static", trailed_static, NULL);
     chopin_router_get(r, "/trailed-empty", trailed_empty, NULL);
+    chopin_router_stream(r, CHOPIN_METHOD_POST, "/up", upload, NULL, 1 << 20);
+    chopin_router_stream(r, CHOPIN_METHOD_POST, "/up-small", upload, NULL, 10000);
+    memset(&up, 0, sizeof up);
     o->slab_capacity = 8;
     o->h2c = 1;
     fake_start(f, r, o);
@@ -429,6 +470,120 @@ static void test_request_body(void) {
     CHECK_INT(cl.r[id].status, 200);
     CHECK_INT(cl.r[id].len, n);
     CHECK(cl.r[id].body && memcmp(cl.r[id].body, text, n) == 0);
+    free(text);
+    client_close(&cl);
+    fake_stop(&f);
+}
+
+static void upload_text(char *text, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        text[i] = (char)(i * 7 % 251);
+}
+
+static uint64_t text_sum(const char *text, size_t n) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += (unsigned char)text[i];
+    return sum;
+}
+
+/* A route that streams gets the body as it arrives, past max_body_bytes (its own bound
+ * is larger) and past the initial flow-control window: its window is given back. */
+static void test_streamed_body(void) {
+    struct fake f;
+    chopin_options o = chopin_options_default();
+    o.max_body_bytes = 1000;
+    setup_opts(&f, &o);
+    struct client cl;
+    start(&cl, &f, 1000);
+    size_t n = 300000;
+    char *text = malloc(n);
+    upload_text(text, n);
+    struct upload u = {text, n, 0};
+    nghttp2_data_provider dp = {.source.ptr = &u, .read_callback = upload_read};
+    int32_t id = request(&cl, "POST", "/up", NULL, 0, &dp);
+    pump(&cl);
+    chopin__engine_run_ready(&f.engine); /* (on_end finished it: answered at the turn) */
+    pump(&cl);
+    char want[64];
+    snprintf(want, sizeof want, "%zu %llu", n, (unsigned long long)text_sum(text, n));
+    CHECK_INT(cl.r[id].status, 200);
+    CHECK_MEM(cl.r[id].body, cl.r[id].len, want);
+    CHECK(up.calls > 5);
+    CHECK_INT(up.ended, 1);
+    CHECK(cl.r[id].closed && cl.r[id].error == 0);
+    /* Answered without its body (401): the stream ends, the connection serves on. */
+    nghttp2_nv refuse = {(uint8_t *)"x-refuse", (uint8_t *)"1", 8, 1, 0};
+    u.off = 0;
+    int32_t refused = request(&cl, "POST", "/up", &refuse, 1, &dp);
+    pump(&cl);
+    CHECK_INT(cl.r[refused].status, 401);
+    CHECK(cl.r[refused].closed);
+    int32_t next = request(&cl, "GET", "/hello", NULL, 0, NULL);
+    pump(&cl);
+    CHECK_MEM(cl.r[next].body, cl.r[next].len, "hello");
+    free(text);
+    client_close(&cl);
+    fake_stop(&f);
+}
+
+/* chopin_body_pause stops the stream's WINDOW_UPDATEs: its client sends one window and
+ * waits, the connection's other streams go on; resumed, everything arrives. */
+static void test_streamed_body_paused(void) {
+    struct fake f;
+    setup(&f);
+    up.pause_first = 1;
+    struct client cl;
+    start(&cl, &f, 1 << 20);
+    size_t n = 300000;
+    char *text = malloc(n);
+    upload_text(text, n);
+    struct upload u = {text, n, 0};
+    nghttp2_data_provider dp = {.source.ptr = &u, .read_callback = upload_read};
+    int32_t id = request(&cl, "POST", "/up", NULL, 0, &dp);
+    pump(&cl);
+    CHECK_INT(up.calls, 1);
+    CHECK(u.off < 70000); /* one window (65,535) and no more */
+    CHECK_INT(nghttp2_session_get_stream_remote_window_size(cl.s, id), 0);
+    CHECK(!cl.r[id].closed);
+    int32_t other = request(&cl, "GET", "/hello", NULL, 0, NULL);
+    pump(&cl);
+    CHECK_MEM(cl.r[other].body, cl.r[other].len, "hello");
+    up.pause_first = 0;
+    CHECK_INT(chopin_body_resume(up.x), 0);
+    CHECK_INT(up.calls, 1); /* handed over from the loop's turn, not inside the call */
+    chopin__engine_run_ready(&f.engine);
+    pump(&cl);
+    chopin__engine_run_ready(&f.engine);
+    pump(&cl);
+    char want[64];
+    snprintf(want, sizeof want, "%zu %llu", n, (unsigned long long)text_sum(text, n));
+    CHECK_INT(cl.r[id].status, 200);
+    CHECK_MEM(cl.r[id].body, cl.r[id].len, want);
+    CHECK_INT(up.ended, 1);
+    free(text);
+    client_close(&cl);
+    fake_stop(&f);
+}
+
+/* Past the route's bound: 413, the handler hears CHOPIN_EFBIG, the rest is not wanted. */
+static void test_streamed_body_too_large(void) {
+    struct fake f;
+    setup(&f);
+    struct client cl;
+    start(&cl, &f, 1 << 20);
+    size_t n = 50000;
+    char *text = malloc(n);
+    upload_text(text, n);
+    struct upload u = {text, n, 0};
+    nghttp2_data_provider dp = {.source.ptr = &u, .read_callback = upload_read};
+    int32_t id = request(&cl, "POST", "/up-small", NULL, 0, &dp);
+    pump(&cl);
+    CHECK_INT(cl.r[id].status, 413);
+    CHECK(cl.r[id].closed);
+    CHECK_INT(up.error, CHOPIN_EFBIG);
+    CHECK_INT(up.ended, 0);
+    CHECK_INT(cl.c->live, 1);
     free(text);
     client_close(&cl);
     fake_stop(&f);
@@ -1153,6 +1308,9 @@ int main(void) {
     RUN(test_head_404_405);
     RUN(test_request_body);
     RUN(test_body_too_large);
+    RUN(test_streamed_body);
+    RUN(test_streamed_body_paused);
+    RUN(test_streamed_body_too_large);
     RUN(test_hpack_bomb);
     RUN(test_deferred);
     RUN(test_reset_cancels_deferred);
