@@ -119,6 +119,7 @@ h2_start() {
 measure() {
     local name=$1 path=$2 h1=() before after out done ok
     case $name in chopin-h1-*) h1=(--h1) ;; esac
+    wait_quiet
     before=$(tree_ticks "$SERVER_PID")
     out=$(taskset -c "$CLIENT_CPU" h2load "${h1[@]}" -t1 -c "$CONNS" -m "$STREAMS" -D "$DURATION" \
           --warm-up-time=1 "$SCHEME://127.0.0.1:$SERVER_PORT/$path" 2>&1)
