@@ -47,6 +47,7 @@ struct chopin__exchange *chopin__h2_upgrade(struct chopin__conn *c, struct chopi
 #include <unistd.h>
 
 #include "api/exchange.h"
+#include "http/chars.h"
 #include "conn.h"
 #include "engine.h"
 #include "exchange.h"
@@ -95,6 +96,10 @@ struct h2_stream {
     uint8_t paused;       /* ...which asked for none for now (chopin_body_pause) */
     uint8_t resumed;      /* ...and then for more again: on_ready hands over what is held */
     uint8_t body_ended;   /* END_STREAM arrived (the sink hears it once the held bytes went) */
+    uint8_t pseudo;       /* the pseudo-header fields seen (PSEUDO_*) */
+    uint8_t regular;      /* a regular field was seen (no pseudo-header may follow) */
+    uint8_t has_length;   /* it has a content-length */
+    uint64_t received;    /* request body bytes in DATA frames (against content-length) */
     uint32_t header_bytes; /* header list size so far (RFC 9113 §6.5.2: name + value + 32) */
     uint32_t headers_cap;
     char *body;
@@ -413,24 +418,169 @@ static int regular_header(struct h2_stream *s, const char *name, size_t nlen, co
     return 0;
 }
 
-/* A field's name or value as the request keeps it: nghttp2's own when it comes from
- * HPACK's static table (static, NUL-terminated: most names, and values such as GET or
- * "/"), else a copy in the arena. (callgrind, bench/micro_h2.c: two arena copies per
- * field were 9% of a request.) */
-static const char *field_text(struct chopin__arena *a, nghttp2_rcbuf *rc, size_t *len) {
-    nghttp2_vec v = nghttp2_rcbuf_get_buf(rc);
-    *len = v.len;
-    if (nghttp2_rcbuf_is_static(rc))
-        return (const char *)v.base;
-    return arena_copy(a, v.base, v.len);
+/* ----- HTTP messaging (RFC 9113 §8) ---------------------------------------------------
+ *
+ * nghttp2's own checks of requests are off (nghttp2_option_set_no_http_messaging): they
+ * were 12% of a request's instructions (callgrind, bench/micro_h2.c), most of it spent on
+ * names and values of HPACK's static table, which need none. These are the same rules,
+ * for what the peer sends: a request that breaks one is malformed, its stream reset with
+ * PROTOCOL_ERROR (RFC 9113 §8.1.1), its handler never run. */
+
+enum { PSEUDO_METHOD = 1, PSEUDO_SCHEME = 2, PSEUDO_PATH = 4, PSEUDO_AUTHORITY = 8 };
+
+/* A name or a value as nghttp2 hands it over: its bytes (NUL-terminated), and whether
+ * they are HPACK's static table's (valid, and valid as long as the process). */
+struct field {
+    nghttp2_vec v;
+    int is_static;
+};
+
+static struct field field_of(nghttp2_rcbuf *rc) {
+    return (struct field){nghttp2_rcbuf_get_buf(rc), nghttp2_rcbuf_is_static(rc)};
 }
 
-/* Pseudo-header fields the request shows: :method, :path, :authority (not :scheme or
- * :protocol). */
-static int shown_pseudo(nghttp2_rcbuf *name) {
-    nghttp2_vec v = nghttp2_rcbuf_get_buf(name);
-    return !(v.len == 7 && v.base[1] == 's') && v.len != 9;
+static int connection_specific(const char *name, size_t len);
+
+/* The stream is reset; returned by on_header, nghttp2 then drops the rest of the block. */
+static int malformed(struct h2 *h, int32_t id) {
+    nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, id, NGHTTP2_PROTOCOL_ERROR);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 }
+
+/* A field name: lower-case token characters (RFC 9113 §8.2.1), after the colon of a
+ * pseudo-header. */
+static int name_valid(const uint8_t *p, size_t n) {
+    size_t i = n && p[0] == ':';
+    if (i == n)
+        return 0;
+    for (; i < n; i++)
+        if (!chopin__is_tchar(p[i]) || (p[i] >= 'A' && p[i] <= 'Z'))
+            return 0;
+    return 1;
+}
+
+/* A field value: field bytes (no NUL, CR, LF or other controls but HTAB), neither
+ * starting nor ending with whitespace (RFC 9113 §8.2.1). */
+static int value_valid(const uint8_t *p, size_t n) {
+    if (n && (p[0] == ' ' || p[0] == '\t' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+        return 0;
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) /* (no branch per byte: values are short) */
+        ok &= chopin__is_field_byte(p[i]) != 0;
+    return ok;
+}
+
+static int is_name(nghttp2_vec v, const char *name, size_t len) {
+    return v.len == len && memcmp(v.base, name, len) == 0;
+}
+
+/* The pseudo-header's bit, or 0 for one a request may not carry (:status, :protocol,
+ * unknown ones). */
+static uint8_t pseudo_bit(nghttp2_vec n) {
+    if (is_name(n, ":method", 7))
+        return PSEUDO_METHOD;
+    if (is_name(n, ":scheme", 7))
+        return PSEUDO_SCHEME;
+    if (is_name(n, ":path", 5))
+        return PSEUDO_PATH;
+    if (is_name(n, ":authority", 10))
+        return PSEUDO_AUTHORITY;
+    return 0;
+}
+
+static int token_valid(nghttp2_vec v) {
+    for (size_t i = 0; i < v.len; i++)
+        if (!chopin__is_tchar(v.base[i]))
+            return 0;
+    return v.len > 0;
+}
+
+/* A content-length: digits only (RFC 9110 §8.6), that fit. */
+static int length_valid(nghttp2_vec v) {
+    if (!v.len || v.len > 19)
+        return 0;
+    for (size_t i = 0; i < v.len; i++)
+        if (v.base[i] < '0' || v.base[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* One field of a request's header block against §8.2-8.3; returns 0 when it may stand. */
+static int field_breaks_rules(struct h2_stream *s, struct field name, struct field value) {
+    nghttp2_vec n = name.v, v = value.v;
+    if (!name.is_static && !name_valid(n.base, n.len))
+        return 1;
+    if (!value.is_static && !value_valid(v.base, v.len))
+        return 1;
+    if (n.base[0] == ':') {
+        uint8_t bit = pseudo_bit(n);
+        if (!bit || s->regular || (s->pseudo & bit))
+            return 1;
+        s->pseudo |= bit;
+        if (bit == PSEUDO_METHOD)
+            return !token_valid(v);
+        /* (:path: not empty, and no space, which would end an HTTP/1.1 request line) */
+        return bit == PSEUDO_PATH && (!v.len || memchr(v.base, ' ', v.len));
+    }
+    s->regular = 1;
+    switch (n.len) {
+    case 2:
+        return is_name(n, "te", 2) && !(v.len == 8 && memcmp(v.base, "trailers", 8) == 0);
+    case 14:
+        if (!is_name(n, "content-length", 14))
+            return 0;
+        if (!length_valid(v) || s->has_length)
+            return 1;
+        s->has_length = 1;
+        return 0;
+    default:
+        return connection_specific((const char *)n.base, n.len);
+    }
+}
+
+/* A trailer field: no pseudo-header, valid bytes. */
+static int trailer_breaks_rules(struct field name, struct field value) {
+    nghttp2_vec n = name.v, v = value.v;
+    return n.base[0] == ':' || !name_valid(n.base, n.len) || !value_valid(v.base, v.len);
+}
+
+/* The request's head is whole: :method, :scheme and :path, or for CONNECT :authority and
+ * neither of the other two (RFC 9113 §8.3.1, §8.5). */
+static int head_incomplete(const struct h2_stream *s) {
+    const struct chopin__head *head = &s->x->req.head;
+    if (head->method_id == CHOPIN_METHOD_CONNECT)
+        return (s->pseudo & (PSEUDO_SCHEME | PSEUDO_PATH)) || !(s->pseudo & PSEUDO_AUTHORITY);
+    return (s->pseudo & (PSEUDO_METHOD | PSEUDO_SCHEME | PSEUDO_PATH)) !=
+           (PSEUDO_METHOD | PSEUDO_SCHEME | PSEUDO_PATH);
+}
+
+/* The body's length against its content-length: past it (DATA), or short of it at the
+ * end (END_STREAM) is malformed (RFC 9113 §8.1.1). */
+static int length_broken(const struct h2_stream *s, int at_end) {
+    const struct chopin__head *head = &s->x->req.head;
+    if (!s->has_length || s->refuse == 431)
+        return 0;
+    return s->received > head->content_length || (at_end && s->received != head->content_length);
+}
+
+/* The request, now that its head or its end arrived, breaks §8.1.1 or §8.3.1. */
+static int request_malformed(const struct h2_stream *s, const nghttp2_frame *frame) {
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST &&
+        head_incomplete(s))
+        return 1;
+    return (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && (!s->dispatched || s->streaming) &&
+           length_broken(s, 1);
+}
+
+/* A field's name or value as the request keeps it: nghttp2's own when it comes from
+ * HPACK's static table (most names, and values such as GET or "/"), else a copy in the
+ * arena. (callgrind, bench/micro_h2.c: two arena copies per field were 9% of a request.) */
+static const char *field_text(struct chopin__arena *a, struct field f) {
+    return f.is_static ? (const char *)f.v.base : arena_copy(a, f.v.base, f.v.len);
+}
+
+/* Pseudo-header fields the request shows: :method, :path, :authority (not :scheme). */
+static int shown_pseudo(nghttp2_vec n) { return !(n.len == 7 && n.base[1] == 's'); }
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghttp2_rcbuf *name,
                      nghttp2_rcbuf *value, uint8_t flags, void *ud) {
@@ -438,23 +588,29 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
     (void)session;
     (void)flags;
     struct h2_stream *s = stream_of(h, frame->hd.stream_id);
-    if (!s || s->refuse || frame->headers.cat == NGHTTP2_HCAT_HEADERS)
-        return 0; /* (trailers: nothing in the API reads them) */
-    size_t nlen, vlen;
-    s->header_bytes += (uint32_t)(nghttp2_rcbuf_get_buf(name).len +
-                                  nghttp2_rcbuf_get_buf(value).len + 32);
+    if (!s)
+        return 0;
+    struct field n = field_of(name), v = field_of(value);
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) /* trailers: checked, then dropped */
+        return trailer_breaks_rules(n, v) ? malformed(h, s->id) : 0;
+    if (s->refuse)
+        return 0;
+    if (field_breaks_rules(s, n, v))
+        return malformed(h, s->id);
+    s->header_bytes += (uint32_t)(n.v.len + v.v.len + 32);
     if (s->header_bytes > opts(h)->max_header_bytes) {
         s->refuse = 431; /* the rest of the block is decoded (HPACK state) and dropped */
         return 0;
     }
-    int pseudo = nghttp2_rcbuf_get_buf(name).base[0] == ':';
-    if (pseudo && !shown_pseudo(name))
+    int pseudo = n.v.base[0] == ':';
+    if (pseudo && !shown_pseudo(n.v))
         return 0;
     struct chopin__arena *a = &s->x->arena;
-    const char *n = field_text(a, name, &nlen), *v = field_text(a, value, &vlen);
-    if (!n || !v)
+    const char *nt = field_text(a, n), *vt = field_text(a, v);
+    if (!nt || !vt)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    int rc = pseudo ? pseudo_header(s, n, nlen, v, vlen) : regular_header(s, n, nlen, v, vlen);
+    int rc = pseudo ? pseudo_header(s, nt, n.v.len, vt, v.v.len)
+                    : regular_header(s, nt, n.v.len, vt, v.v.len);
     return rc < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
 }
 
@@ -463,6 +619,15 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghtt
  * drops the block). */
 static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *ud) {
     struct h2 *h = ud;
+    if (hd->type == NGHTTP2_DATA && hd->stream_id > 0) {
+        /* DATA after the request's END_STREAM: a stream error (RFC 9113 §5.1, half-closed
+         * (remote)), which nghttp2 leaves to us without its HTTP messaging checks */
+        struct h2_stream *s = stream_of(h, hd->stream_id);
+        if (s && s->body_ended)
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, hd->stream_id,
+                                      NGHTTP2_STREAM_CLOSED);
+        return 0;
+    }
     if (hd->type == NGHTTP2_HEADERS && hd->stream_id > 0 && hd->stream_id <= h->last_id &&
         !nghttp2_session_find_stream(session, hd->stream_id))
         nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR);
@@ -471,7 +636,11 @@ static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, 
 
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud) {
     struct h2 *h = ud;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return malformed(h, frame->hd.stream_id); /* trailers end the stream (§8.1) */
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     if (frame->hd.stream_id > h->last_id)
         h->last_id = frame->hd.stream_id;
@@ -495,6 +664,16 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
     (void)flags;
     nghttp2_session_consume_connection(session, len);
     struct h2_stream *s = stream_of(h, id);
+    if (s) {
+        s->received += len;
+        if (length_broken(s, 0)) { /* past its content-length */
+            nghttp2_session_consume_stream(session, id, len);
+            s->dispatched = 1;
+            s->streaming = 0;
+            malformed(h, id);
+            return 0;
+        }
+    }
     if (s && s->streaming) {
         stream_data(h, s, data, len);
         return 0;
@@ -992,6 +1171,12 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             return 0;
         if (frame->hd.stream_id > INT32_MAX - LAST_STREAM_ID_MARGIN)
             goaway(h);
+        if (request_malformed(s, frame)) {
+            s->dispatched = 1; /* never handled (a streamed body's reader: cancelled) */
+            s->streaming = 0;
+            malformed(h, s->id);
+            return 0;
+        }
         if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
             s->body_ended = 1;
             if (s->streaming)
@@ -1077,6 +1262,8 @@ static void setup(void) {
     nghttp2_option_set_max_deflate_dynamic_table_size(options, 4096);
     /* request bodies read as streams pause their stream's window (on_data_chunk) */
     nghttp2_option_set_no_auto_window_update(options, 1);
+    /* its request checks are ours (field_breaks_rules and the functions around it) */
+    nghttp2_option_set_no_http_messaging(options, 1);
 }
 
 static struct h2 *h2_new(struct chopin__conn *c) {

@@ -475,6 +475,64 @@ static void test_request_body(void) {
     fake_stop(&f);
 }
 
+/* The request checks that replace nghttp2's (RFC 9113 §8.1.1, §8.2, §8.3): each of these
+ * requests is malformed, its stream reset with PROTOCOL_ERROR, no handler run; the
+ * connection serves on. */
+static int32_t raw_request(struct client *cl, const nghttp2_nv *nv, size_t n,
+                           nghttp2_data_provider *body) {
+    return nghttp2_submit_request(cl->s, NULL, nv, n, body, NULL);
+}
+
+#define NVS(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0}
+
+static void test_malformed_requests(void) {
+    static const nghttp2_nv cases[][5] = {
+        /* (upper-case names: nghttp2's client lowers them; h2spec 8.1.2 sends them) */
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS("x-a", "b\t")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS("x-a", "1"), NVS(":scheme", "http")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS(":status", "200")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS(":path", "/x")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":authority", "a"), NVS("x-a", "b")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS("te", "gzip")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS("x-a", " lead")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS("x-a", "a\x01b")},
+        {NVS(":method", "GET"), NVS(":path", ""), NVS(":scheme", "http"), NVS("x-a", "1")},
+        {NVS(":method", "G T"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS("x-a", "1")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS("upgrade", "h2c")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"),
+         NVS("content-length", "1x")},
+    };
+    struct fake f;
+    setup(&f);
+    struct client cl;
+    start(&cl, &f, 1 << 20);
+    int32_t ids[sizeof cases / sizeof cases[0]];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ids[i] = raw_request(&cl, cases[i], 4, NULL);
+    /* A body shorter, and one longer, than its content-length. */
+    char text[100];
+    memset(text, 't', sizeof text);
+    struct upload shorter = {text, 50, 0}, longer = {text, 100, 0};
+    nghttp2_data_provider dp1 = {.source.ptr = &shorter, .read_callback = upload_read};
+    nghttp2_data_provider dp2 = {.source.ptr = &longer, .read_callback = upload_read};
+    static const nghttp2_nv post[] = {NVS(":method", "POST"), NVS(":path", "/echo"),
+                                      NVS(":scheme", "http"), NVS("content-length", "60")};
+    int32_t short_id = raw_request(&cl, post, 4, &dp1), long_id = raw_request(&cl, post, 4, &dp2);
+    pump(&cl);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK(cl.r[ids[i]].closed && cl.r[ids[i]].error == NGHTTP2_PROTOCOL_ERROR);
+        CHECK_INT(cl.r[ids[i]].status, 0);
+    }
+    CHECK(cl.r[short_id].closed && cl.r[short_id].error == NGHTTP2_PROTOCOL_ERROR);
+    CHECK(cl.r[long_id].closed && cl.r[long_id].error == NGHTTP2_PROTOCOL_ERROR);
+    CHECK_INT(f.engine.counters.requests, 0);
+    int32_t next = request(&cl, "GET", "/hello", NULL, 0, NULL);
+    pump(&cl);
+    CHECK_MEM(cl.r[next].body, cl.r[next].len, "hello");
+    client_close(&cl);
+    fake_stop(&f);
+}
+
 static void upload_text(char *text, size_t n) {
     for (size_t i = 0; i < n; i++)
         text[i] = (char)(i * 7 % 251);
@@ -1305,6 +1363,7 @@ int main(void) {
     RUN(test_hello_byte_by_byte);
     RUN(test_malformed_request_reset);
     RUN(test_request_fields);
+    RUN(test_malformed_requests);
     RUN(test_head_404_405);
     RUN(test_request_body);
     RUN(test_body_too_large);
