@@ -146,6 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct chopin__engine e;
     if (chopin__engine_init(&e, &cfg, router, 0, 1000) < 0)
         return 0;
+    chopin__stack_choose(&e.stack, &cfg.opt, NULL);
     chopin__engine_set_clock(&e, 1000, 784111777);
     struct chopin__conn *c = chopin__engine_conn_new(&e, -1);
     nheld = nstreams = 0;

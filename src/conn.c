@@ -22,7 +22,6 @@
 #include "http/parser.h"
 #include "http/serialize.h"
 #include "http/status.h"
-#include "h2/h2.h"
 #include "listen.h"
 #include "mem/large.h"
 #include "ops/observe.h"
@@ -714,13 +713,13 @@ void chopin__conn_answer_ready(struct chopin__conn *c) {
     chopin__engine_notify(e, c);
 }
 
-/* Upgrade: h2c (issue 20, option h2c_upgrade): the request becomes stream 1 of HTTP/2,
- * answered there; here it is answered with the 101 that switches the connection. Returns
- * 1 when the request was taken (or the connection must close), 0 for HTTP/1.1 to answer. */
-static int h2c_upgrade(struct chopin__conn *c, struct chopin__exchange *x) {
-    if (!options(c)->h2c_upgrade || !c->keep_open || c->xq_head || c->transport)
+/* A protocol that takes Upgrade requests before their handler runs (stack.h: h2c): the
+ * switch must be the connection's next answer, on a connection that stays open. Returns 1
+ * when the request was taken (or the connection must close), 0 for HTTP/1.1 to answer. */
+static int upgrade_before_handler(struct chopin__conn *c, struct chopin__exchange *x) {
+    if (!c->engine->stack.upgrade || !c->keep_open || c->xq_head)
         return 0;
-    struct chopin__exchange *up = chopin__h2_upgrade(c, x);
+    struct chopin__exchange *up = c->engine->stack.upgrade(c, x);
     if (up)
         answer(c, up);
     return up != NULL || (c->ask & CHOPIN__CONN_CLOSE);
@@ -742,7 +741,7 @@ static void dispatch(struct chopin__conn *c, struct chopin__exchange *x, const c
     req->ndata = 0;
     if (!head->keep_alive || e->draining)
         c->keep_open = 0;
-    if (__builtin_expect(head->upgrade, 0) && h2c_upgrade(c, x))
+    if (__builtin_expect(head->upgrade, 0) && upgrade_before_handler(c, x))
         return;
 
     chopin__res_init(&x->res, &x->arena);
@@ -984,24 +983,24 @@ static int head_may_progress(struct chopin__conn *c, const char *data, size_t n)
     return c->in->len > (c->head_lf ? lim->max_header_bytes : lim->max_request_line);
 }
 
-/* h2c with prior knowledge (issue 20, option h2c): a plain connection that starts with
- * the HTTP/2 preface is HTTP/2. Returns 1 when the bytes were taken: the preface (or the
- * start of it) is kept, or HTTP/2 has the connection with them; 0 when this is HTTP/1.1. */
-static int h2_preface(struct chopin__conn *c, char *data, size_t n) {
-    size_t have = c->in ? c->in->len : 0, want = CHOPIN__H2_PREFACE_LEN;
-    if (c->transport || c->phase > CHOPIN__PHASE_HEAD || !options(c)->h2c ||
-        !chopin__h2_available())
+/* A protocol a plain connection may open with (stack.h: HTTP/2 with prior knowledge),
+ * known by its preface. Returns 1 when the bytes were taken: the preface (or the start of
+ * it) is kept, or the protocol has the connection with them; 0 when this is HTTP/1.1. */
+static int opens_with_preface(struct chopin__conn *c, char *data, size_t n) {
+    const struct chopin__stack *st = &c->engine->stack;
+    size_t have = c->in ? c->in->len : 0, want = st->preface_len;
+    if (!st->start || c->transport || c->phase > CHOPIN__PHASE_HEAD)
         return 0;
-    if (have && (have >= want || memcmp(c->in->data, CHOPIN__H2_PREFACE, have) != 0))
+    if (have && (have >= want || memcmp(c->in->data, st->preface, have) != 0))
         return 0;
     size_t cmp = have + n < want ? n : want - have;
-    if (memcmp(data, CHOPIN__H2_PREFACE + have, cmp) != 0)
+    if (memcmp(data, st->preface + have, cmp) != 0)
         return 0;
     if (have + n < want)
         return stash(c, data, n) < 0 ? (fail(c), 1) : 1; /* the preface comes in pieces */
     struct chopin__inbuf *b = c->in;
     c->in = NULL;
-    if (chopin__h2_start(c) < 0) {
+    if (st->start(c) < 0) {
         c->in = b;
         fail(c);
         return 1;
@@ -1019,7 +1018,7 @@ static void h1_on_data(struct chopin__conn *c, char *data, size_t n) {
     if (c->ask & CHOPIN__CONN_CLOSE)
         return;
     idle_unlist(c);
-    if (__builtin_expect(c->requests == 0, 0) && h2_preface(c, data, n)) {
+    if (__builtin_expect(c->requests == 0, 0) && opens_with_preface(c, data, n)) {
         after_progress(c);
         return;
     }

@@ -13,7 +13,6 @@
 #include "http/serialize.h"
 #include "listen.h"
 #ifdef CHOPIN_HAVE_TLS
-#include "tls/transport.h"
 #endif
 #include "peer.h"
 #include "ops/observe.h"
@@ -166,16 +165,12 @@ struct chopin__conn *chopin__engine_conn_new(struct chopin__engine *e, int fd) {
     return chopin__engine_conn_accepted(e, fd, 0);
 }
 
-/* An https:// listener's connection speaks TLS first (issue 16); one whose transport
+/* A TLS listener's connection speaks its transport first (stack.h); one whose transport
  * cannot be set up (out of memory) is closed before its first byte. */
 static void start_transport(struct chopin__engine *e, struct chopin__conn *c) {
-#ifdef CHOPIN_HAVE_TLS
-    if ((c->listen_flags & CHOPIN__LISTEN_TLS) && e->tls &&
-        chopin__tls_transport_install(c, e->tls) < 0)
+    if ((c->listen_flags & CHOPIN__LISTEN_TLS) && e->stack.secure &&
+        e->stack.secure(c, e->stack.secure_ctx) < 0)
         chopin__conn_close(c);
-#else
-    (void)e, (void)c;
-#endif
 }
 
 struct chopin__conn *chopin__engine_conn_accepted(struct chopin__engine *e, int fd,

@@ -21,13 +21,13 @@
 #include "mem/pool.h"
 #include "mem/slab.h"
 #include "ops/kinds.h"
+#include "stack.h"
 #include "timer/wheel.h"
 
 struct chopin__conn;
 struct chopin__exchange;
 struct chopin__offload;
 struct chopin__observer;
-struct chopin__tls_ctx;
 struct chopin__xslot;
 
 /* Per-worker counters: written only by their worker, read by chopin_server_stats. */
@@ -78,7 +78,7 @@ struct chopin__engine {
     struct chopin__offload *offload; /* the server's blocking pool (chopin_offload); NULL in tests */
     /* Access log and metrics' histograms (ops/observe.h); NULL when neither is on. */
     struct chopin__observer *obs;
-    struct chopin__tls_ctx *tls; /* the server's TLS context (https:// listeners); NULL: none */
+    struct chopin__stack stack; /* transports and protocols besides HTTP/1.1 (stack.h) */
     int worker_id;
     int draining; /* stop taking requests: answer in-flight ones with Connection: close */
     /* The server's stop request, set by another thread (NULL in tests): a response queued

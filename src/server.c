@@ -291,7 +291,7 @@ static void *worker_main(void *arg) {
     w->result = chopin__engine_init(&w->engine, &s->cfg, s->router, w->id, chopin__clock_ms());
     w->engine.server = s;
     w->engine.offload = s->offload;
-    w->engine.tls = s->tls;
+    chopin__stack_choose(&w->engine.stack, o, s->tls);
     w->engine.stop_requested = &s->stop_requested;
     chopin__worker_wake_on_post(w);
     /* engine_init wrote the whole engine, counters included; from here on they change only
@@ -446,6 +446,18 @@ static int spawn_workers(struct chopin_server *s) {
     return rc;
 }
 
+/* systemd's notifications and watchdog (service.h), which posts to every worker. */
+static int start_service(struct chopin_server *s, const char *names) {
+    chopin_worker **workers = malloc((size_t)s->nworkers * sizeof *workers);
+    if (!workers)
+        return -ENOMEM;
+    for (int i = 0; i < s->nworkers; i++)
+        workers[i] = chopin_server_worker(s, i);
+    int rc = chopin__service_start(&s->service, workers, s->nworkers, &s->stop_requested, names);
+    free(workers);
+    return rc;
+}
+
 int chopin_server_start(chopin_router *router, const char *address, const chopin_options *opt,
                         chopin_server **out) {
     *out = NULL;
@@ -488,7 +500,7 @@ int chopin_server_start(chopin_router *router, const char *address, const chopin
                 CHOPIN_VERSION, s->nworkers, s->nworkers == 1 ? "" : "s", s->backend->name,
                 s->cfg.opt.slab_capacity, names);
     pthread_sigmask(SIG_SETMASK, NULL, &s->exec_mask);
-    if ((rc = chopin__service_start(&s->service, s, &s->stop_requested, names)) < 0)
+    if ((rc = start_service(s, names)) < 0)
         chopin_log(CHOPIN_LOG_ERROR, "chopin: systemd notifications: %s", strerror(-rc));
     *out = s;
     return 0;

@@ -22,7 +22,7 @@
 
 struct chopin__service {
     pthread_t thread;
-    chopin_server *server;
+    chopin_worker **workers; /* nworkers, to post heartbeats to */
     atomic_int *stop;
     atomic_int handed_over;
     uint64_t watchdog_ms; /* half of WATCHDOG_USEC; 0: none */
@@ -51,7 +51,7 @@ static void watchdog_round(struct chopin__service *svc, uint64_t round) {
     if (all)
         chopin__sd_notify("WATCHDOG=1");
     for (int i = 0; i < svc->nworkers; i++)
-        chopin_worker_post(chopin_server_worker(svc->server, i), heartbeat, &svc->beats[i]);
+        chopin_worker_post(svc->workers[i], heartbeat, &svc->beats[i]);
 }
 
 static void *service_main(void *arg) {
@@ -95,8 +95,16 @@ static int start_thread(struct chopin__service *svc) {
     return -rc;
 }
 
-int chopin__service_start(struct chopin__service **out, chopin_server *s, atomic_int *stop,
-                          const char *status) {
+static void service_free(struct chopin__service *svc) {
+    if (svc) {
+        free(svc->beats);
+        free(svc->workers);
+        free(svc);
+    }
+}
+
+int chopin__service_start(struct chopin__service **out, chopin_worker *const *workers, int n,
+                          atomic_int *stop, const char *status) {
     *out = NULL;
     char state[512];
     snprintf(state, sizeof state, "READY=1\nMAINPID=%ld\nSTATUS=%s", (long)getpid(), status);
@@ -105,12 +113,12 @@ int chopin__service_start(struct chopin__service **out, chopin_server *s, atomic
     if (!notify)
         return 0;
     struct chopin__service *svc = calloc(1, sizeof *svc);
-    int n = chopin_server_workers(s);
-    if (!svc || !(svc->beats = calloc((size_t)n, sizeof *svc->beats))) {
-        free(svc);
+    if (!svc || !(svc->beats = calloc((size_t)n, sizeof *svc->beats)) ||
+        !(svc->workers = malloc((size_t)n * sizeof *svc->workers))) {
+        service_free(svc);
         return -ENOMEM;
     }
-    svc->server = s;
+    memcpy(svc->workers, workers, (size_t)n * sizeof *workers);
     svc->stop = stop;
     svc->nworkers = n;
     svc->watchdog_ms = chopin__sd_watchdog_usec() / 2000;
@@ -118,8 +126,7 @@ int chopin__service_start(struct chopin__service **out, chopin_server *s, atomic
         svc->watchdog_ms = 1;
     int rc = start_thread(svc);
     if (rc < 0) {
-        free(svc->beats);
-        free(svc);
+        service_free(svc);
         return rc;
     }
     *out = svc;
@@ -135,8 +142,7 @@ void chopin__service_end(struct chopin__service *svc) {
     if (!svc)
         return;
     pthread_join(svc->thread, NULL);
-    free(svc->beats);
-    free(svc);
+    service_free(svc);
 }
 
 /* ----- restarts --------------------------------------------------------------------------- */

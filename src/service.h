@@ -20,11 +20,12 @@ struct chopin__service;
  * The server listens: says READY=1 (with MAINPID, and `status`) to NOTIFY_SOCKET, tells
  * the process that started this one by a restart (CHOPIN_READY_FD), and, with
  * NOTIFY_SOCKET, starts a thread that sends WATCHDOG=1 while every worker answers its
- * heartbeat (when WATCHDOG_USEC asks for it) and STOPPING=1 once *stop is set. *out is
+ * heartbeat (when WATCHDOG_USEC asks for it; `workers`, n of them, copied) and
+ * STOPPING=1 once *stop is set. *out is
  * NULL when no thread was needed. 0 or -errno (the thread could not start).
  */
-int chopin__service_start(struct chopin__service **out, chopin_server *s, atomic_int *stop,
-                          const char *status);
+int chopin__service_start(struct chopin__service **out, chopin_worker *const *workers, int n,
+                          atomic_int *stop, const char *status);
 /** The sockets went to a new process: the stop that follows is no service stop. */
 void chopin__service_handed_over(struct chopin__service *svc);
 /** Ends the thread (after *stop was set) and frees. NULL: nothing. */

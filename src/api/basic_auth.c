@@ -4,52 +4,11 @@
 #include <strings.h>
 
 #include "chopin.h"
+#include "http/base64.h"
 #include "ops/observe.h"
 
 /* Longer credentials are refused (a real user:password is far shorter). */
 #define CREDENTIALS_MAX 512
-
-static int b64_value(unsigned char c) {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Decodes padded base64 (RFC 4648 §4) into out; returns the length, or -1. */
-static long b64_decode(const char *in, size_t n, char *out, size_t cap) {
-    if (n == 0 || n % 4)
-        return -1;
-    size_t len = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4], pad = 0;
-        for (int k = 0; k < 4; k++) {
-            unsigned char c = (unsigned char)in[i + k];
-            if (c == '=' && i + 4 == n && k >= 2) {
-                v[k] = 0;
-                pad++;
-            } else if (pad || (v[k] = b64_value(c)) < 0) {
-                return -1;
-            }
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-        if (len + 3 - (size_t)pad > cap)
-            return -1;
-        out[len++] = (char)(w >> 16);
-        if (pad < 2)
-            out[len++] = (char)(w >> 8);
-        if (pad < 1)
-            out[len++] = (char)w;
-    }
-    return (long)len;
-}
 
 /* Whether got[0..n) equals want[0..m), in a time that depends on m only: every byte of
  * `want` is looked at whatever the input, and a length mismatch joins the same flag. */
@@ -107,7 +66,8 @@ void chopin_basic_auth(chopin_req *req, chopin_res *res, chopin_next *next, void
         size_t skip = 6;
         while (skip < h.len && h.ptr[skip] == ' ')
             skip++;
-        len = b64_decode(h.ptr + skip, h.len - skip, cred, sizeof cred);
+        len = chopin__base64_decode(h.ptr + skip, h.len - skip, (uint8_t *)cred, sizeof cred,
+                                    CHOPIN__B64_PADDED);
     }
     const char *colon = len > 0 ? memchr(cred, ':', (size_t)len) : NULL;
     if (!colon || !accepted(o, cred, (size_t)len, (size_t)(colon - cred))) {

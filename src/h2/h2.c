@@ -51,6 +51,7 @@ struct chopin__exchange *chopin__h2_upgrade(struct chopin__conn *c, struct chopi
 #include "conn.h"
 #include "engine.h"
 #include "exchange.h"
+#include "http/base64.h"
 #include "http/date.h"
 #include "http/message.h"
 #include "mem/arena.h"
@@ -1471,38 +1472,6 @@ static int has_token(chopin_str v, const char *token) {
     return 0;
 }
 
-static int base64url_value(unsigned char c) {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
-
-/* HTTP2-Settings: the SETTINGS payload in base64url without padding. Returns its length,
- * or -1 when it is not that. */
-static ssize_t settings_decode(chopin_str v, uint8_t *out, size_t cap) {
-    size_t n = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < v.len; i++) {
-        int d = base64url_value((unsigned char)v.ptr[i]);
-        if (d < 0)
-            return v.ptr[i] == '=' ? (ssize_t)n : -1;
-        acc = acc << 6 | (uint32_t)d;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n == cap)
-                return -1;
-            out[n++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return (ssize_t)n;
-}
-
 /* The 101 of an upgrade: an exchange of its own, so the request's keeps its answer for
  * stream 1. */
 static struct chopin__exchange *switching_answer(struct chopin__engine *e, struct h2 *h) {
@@ -1526,10 +1495,13 @@ struct chopin__exchange *chopin__h2_upgrade(struct chopin__conn *c, struct chopi
     struct chopin__engine *e = c->engine;
     const chopin_req *req = &x->req;
     uint8_t settings[256];
-    if (!has_token(chopin_req_header(req, "upgrade"), "h2c"))
+    /* (h2c is cleartext's: over TLS HTTP/2 is chosen by ALPN, RFC 7540 §3.3) */
+    if (c->transport || !has_token(chopin_req_header(req, "upgrade"), "h2c"))
         return NULL;
-    ssize_t n = settings_decode(chopin_req_header(req, "http2-settings"), settings, sizeof settings);
-    if (n < 0 || !chopin_req_header(req, "http2-settings").ptr)
+    /* HTTP2-Settings: the SETTINGS payload in base64url without padding (RFC 7540 §3.2.1) */
+    chopin_str v = chopin_req_header(req, "http2-settings");
+    ssize_t n = chopin__base64_decode(v.ptr, v.len, settings, sizeof settings, CHOPIN__B64_URL);
+    if (n < 0 || !v.ptr)
         return NULL;
     struct h2 *h = h2_new(c);
     if (!h)

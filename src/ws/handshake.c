@@ -4,10 +4,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/base64.h"
 #include "ws/sha1.h"
 
 static const char GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static int is_ows(char ch) { return ch == ' ' || ch == '\t'; }
 
@@ -59,17 +59,13 @@ int chopin__ws_list_has(const chopin_str *lines, size_t n, const char *token, si
     return 0;
 }
 
-static int b64_char(char ch) { return ch && strchr(B64, ch) != NULL; }
-
 /* RFC 6455 §4.1: the key is a base64-encoded 16-byte value: 22 characters and "==" (the
  * last character carries only 2 bits: one of A, Q, g, w). */
 static int key_valid(chopin_str k) {
-    if (k.len != 24 || k.ptr[22] != '=' || k.ptr[23] != '=')
-        return 0;
-    for (size_t i = 0; i < 22; i++)
-        if (!b64_char(k.ptr[i]))
-            return 0;
-    return strchr("AQgw", k.ptr[21]) != NULL;
+    uint8_t raw[18];
+    return k.len == 24 &&
+           chopin__base64_decode(k.ptr, k.len, raw, sizeof raw, CHOPIN__B64_PADDED) == 16 &&
+           strchr("AQgw", k.ptr[21]) != NULL;
 }
 
 /* Stores one more line of a repeatable header; 0 when there are too many. */
@@ -116,22 +112,6 @@ int chopin__ws_handshake_check(chopin_str method, int http_minor, const chopin_s
     return 0;
 }
 
-static void base64(const uint8_t *in, size_t n, char *out) {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = B64[v >> 18 & 63];
-        out[o++] = B64[v >> 12 & 63];
-        out[o++] = i + 1 < n ? B64[v >> 6 & 63] : '=';
-        out[o++] = i + 2 < n ? B64[v & 63] : '=';
-    }
-    out[o] = '\0';
-}
-
 void chopin__ws_accept_key(chopin_str key, char out[29]) {
     char buf[64 + sizeof GUID];
     size_t klen = key.len < 64 ? key.len : 64;
@@ -139,5 +119,5 @@ void chopin__ws_accept_key(chopin_str key, char out[29]) {
     memcpy(buf + klen, GUID, sizeof GUID - 1);
     uint8_t digest[20];
     chopin__sha1(buf, klen + sizeof GUID - 1, digest);
-    base64(digest, sizeof digest, out);
+    chopin__base64_encode(digest, sizeof digest, out);
 }

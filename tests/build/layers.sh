@@ -32,6 +32,8 @@ forbid "src/api (the exchange, not the router or the loop)" '^(router/|backend/|
 forbid "src/outq (below the connection)" '^(conn\.h|engine\.h|router/|api/|backend/)' src/outq.*
 forbid "src/conn, src/engine (sans-I/O: no backend)" '^(backend/|worker\.h)' \
   src/conn.* src/engine.*
+forbid "src/conn, src/engine (HTTP/1.1 and the slots: other protocols and transports come through stack.h)" \
+  '^(h2/|tls/|ws/)' src/conn.* src/engine.*
 forbid "src/ops (logs and counts beside the engine: no backend)" '^(backend/|worker\.h)' src/ops/*
 forbid "src/backend (moves bytes: no HTTP)" '^(http/(parser|message|serialize|chunked)\.h|router/|api/)' \
   src/backend/*

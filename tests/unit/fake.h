@@ -37,6 +37,7 @@ static inline void fake_start(struct fake *f, chopin_router *router, const chopi
     chopin__router_freeze(router);
     chopin__config_resolve(&f->cfg, o);
     chopin__engine_init(&f->engine, &f->cfg, router, 0, FAKE_T0);
+    chopin__stack_choose(&f->engine.stack, &f->cfg.opt, NULL);
     chopin__engine_set_clock(&f->engine, FAKE_T0, FAKE_WALL);
     f->notified = 0;
     f->engine.notify = fake_count_notify;

@@ -1217,12 +1217,14 @@ static void test_h2c_option(void) {
     chopin_options o = chopin_options_default();
     setup_opts(&f, &o);
     f.cfg.opt.h2c = 0;
+    chopin__stack_choose(&f.engine.stack, &f.cfg.opt, NULL);
     struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
     fake_feed(c, CHOPIN__H2_PREFACE);
     CHECK(strncmp(fake_output(c), "HTTP/1.1 400", 12) == 0); /* ("*" is OPTIONS' only) */
     CHECK(c->phase != CHOPIN__PHASE_PROTOCOL);
     chopin__engine_conn_free(&f.engine, c);
     f.cfg.opt.h2c = 1;
+    chopin__stack_choose(&f.engine.stack, &f.cfg.opt, NULL);
     c = chopin__engine_conn_new(&f.engine, -1);
     fake_feed(c, "PRI * HTTP/1.1\r\nHost: x\r\n\r\n"); /* starts like the preface */
     CHECK(strncmp(fake_output(c), "HTTP/1.1 400", 12) == 0);
@@ -1346,6 +1348,7 @@ static void test_upgrade_refused(void) {
     CHECK(strncmp(fake_output(c), "HTTP/1.1 200 OK", 15) == 0);
     chopin__engine_conn_free(&f.engine, c);
     f.cfg.opt.h2c_upgrade = 1;
+    chopin__stack_choose(&f.engine.stack, &f.cfg.opt, NULL);
     c = chopin__engine_conn_new(&f.engine, -1);
     fake_feed(c, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
                  "Upgrade: h2c\r\nHTTP2-Settings: !!\r\n\r\n");
