@@ -559,7 +559,7 @@ static int head_incomplete(const struct h2_stream *s) {
  * end (END_STREAM) is malformed (RFC 9113 §8.1.1). */
 static int length_broken(const struct h2_stream *s, int at_end) {
     const struct chopin__head *head = &s->x->req.head;
-    if (!s->has_length || s->refuse == 431)
+    if (!s->has_length || s->refuse) /* (refused: answered, the rest dropped unread) */
         return 0;
     return s->received > head->content_length || (at_end && s->received != head->content_length);
 }
