@@ -1244,7 +1244,8 @@ CHOPIN_API int chopin_body_read(chopin_req *req, chopin_res *res, const chopin_b
                                 void *arg, chopin_exchange *out);
 /**
  * Backpressure: on the exchange's worker, stops reading the body (no on_data after this
- * call returns, until resumed); the client is throttled by TCP, not by memory. Resume
+ * call returns, until resumed); the client is throttled by TCP (over HTTP/2 by the
+ * stream's flow-control window, the connection's other streams going on), not by memory. Resume
  * with chopin_body_resume from anything on the worker (a timer, an offload's done, a
  * watched descriptor): the bytes already read are handed over once that caller returns.
  * body_timeout_ms still bounds a pause. Returns 0, or CHOPIN_ESTALE (the exchange ended,
