@@ -624,6 +624,43 @@ static void test_streamed_body_paused(void) {
     fake_stop(&f);
 }
 
+static ssize_t stalling_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+                             uint32_t *flags, nghttp2_data_source *src, void *ud) {
+    int *sent = src->ptr;
+    if (*sent)
+        return NGHTTP2_ERR_DEFERRED; /* and never resumed */
+    *sent = 1;
+    memset(buf, 's', 1000);
+    return 1000;
+}
+
+/* A streamed body that stops arriving: 408 after body_timeout_ms from its last bytes, the
+ * handler hears CHOPIN_ETIMEDOUT, the connection stays. */
+static void test_streamed_body_timeout(void) {
+    struct fake f;
+    chopin_options o = chopin_options_default();
+    o.body_timeout_ms = 1000;
+    setup_opts(&f, &o);
+    struct client cl;
+    start(&cl, &f, 1 << 20);
+    int sent = 0;
+    nghttp2_data_provider dp = {.source.ptr = &sent, .read_callback = stalling_read};
+    int32_t id = request(&cl, "POST", "/up", NULL, 0, &dp);
+    pump(&cl);
+    CHECK_INT(up.calls, 1);
+    CHECK_INT(cl.r[id].status, 0);
+    chopin__engine_set_clock(&f.engine, FAKE_T0 + 1500, FAKE_WALL + 2);
+    chopin__engine_run_timers(&f.engine);
+    chopin__engine_run_ready(&f.engine);
+    pump(&cl);
+    CHECK_INT(cl.r[id].status, 408);
+    CHECK_INT(up.error, CHOPIN_ETIMEDOUT);
+    CHECK_INT(cl.c->live, 1);
+    CHECK(!cl.goaway);
+    client_close(&cl);
+    fake_stop(&f);
+}
+
 /* Past the route's bound: 413, the handler hears CHOPIN_EFBIG, the rest is not wanted. */
 static void test_streamed_body_too_large(void) {
     struct fake f;
@@ -1373,6 +1410,7 @@ int main(void) {
     RUN(test_streamed_body);
     RUN(test_streamed_body_paused);
     RUN(test_streamed_body_too_large);
+    RUN(test_streamed_body_timeout);
     RUN(test_hpack_bomb);
     RUN(test_deferred);
     RUN(test_reset_cancels_deferred);
