@@ -285,14 +285,14 @@ test-ktls:
 	  done; \
 	done; exit $$fail
 
-# The demo's chat page in headless Chromium (issue 17, tests/integration/ws_browser.sh;
+# The demo's chat and upload pages in headless Chromium (issues 17, 18; tests/integration/browser.sh;
 # `make test` runs it too, per backend). Installs chromium and node-ws with the test
 # packages; skipped, saying why, when chromium cannot start.
 .PHONY: test-browser
 test-browser:
 	@scripts/deps.sh test
 	@$(ENV_FLAGS) $(MAKE) --no-print-directory $(BUILD)/examples/demo
-	@bash tests/integration/ws_browser.sh $(BUILD)
+	@bash tests/integration/browser.sh $(BUILD)
 
 # h2spec (issue 20), the public HTTP/2 conformance suite, built outside the repository
 # (not in Debian; never committed): `make h2spec H2SPEC=/path/to/h2spec` (docs/http2.md).

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The demo's chat page (GET /chat): one room for every visitor on every worker, over a
  * WebSocket to /ws/chat that publishes each line to the topic "chat". ?name=N sets the
- * name; ?say=T sends T once connected (the browser test, tests/integration/ws_browser.sh,
+ * name; ?say=T sends T once connected (the browser test, tests/integration/browser.sh,
  * opens one page that listens and one that says something). */
 #ifndef DEMO_CHAT_PAGE_H
 #define DEMO_CHAT_PAGE_H

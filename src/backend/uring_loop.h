@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The io_uring backend's per-worker loop state, shared by uring.c (ring, accept, wake,
- * loop) and uring_conn.c (a connection's receive, send, file, close).
+ * The io_uring backend's per-worker loop state, shared by uring.c (accept, wake, the
+ * loop), uring_conn.c (a connection's receive, send, file, close), uring_watch.c (the
+ * application's descriptors) and, below them all, uring_ring.c (SQEs, provided buffers).
  */
 #ifndef CHOPIN_BACKEND_URING_LOOP_H
 #define CHOPIN_BACKEND_URING_LOOP_H
@@ -110,8 +111,17 @@ struct chopin__uring_buf_stats {
 };
 void chopin__uring_buf_stats(struct chopin__uring_buf_stats *out);
 
+/** Provided buffers (uring_ring.c): set up on the ring (0 or -errno) and freed; once
+ *  per turn, the circulation adapted to what the turn used and reported; the returned
+ *  ones published to the kernel (before every submit). */
+int chopin__uring_buffers_init(struct chopin__uring *l);
+void chopin__uring_buffers_free(struct chopin__uring *l);
+void chopin__uring_buffers_adapt(struct chopin__uring *l);
+void chopin__uring_buffers_report(struct chopin__uring *l);
+void chopin__uring_buffers_publish(struct chopin__uring *l);
+
 /** A connection's descriptor was closed: an accept that ran out of descriptors may retry. */
-void chopin__uring_fd_closed(struct chopin__uring *l);
+static inline void chopin__uring_fd_closed(struct chopin__uring *l) { l->accept_after_closes = 0; }
 
 /** A connection was accepted: start receiving (and serve what TCP_DEFER_ACCEPT brought). */
 void chopin__uring_conn_start(struct chopin__uring *l, struct chopin__conn *c);

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The demo's chat page in a real browser (issue 17): headless Chromium (Debian chromium)
-# opens /chat in two tabs, one says a line, and the test reads both pages' DOM for it
-# (tests/integration/ws_browser.js, over the DevTools protocol with node-ws). Two workers,
-# so the tabs' connections usually land on different ones: the room is publish/subscribe.
+# The demo's pages in a real browser: headless Chromium (Debian chromium) driven over the
+# DevTools protocol by tests/integration/browser.js (with node-ws):
+# - /chat (issue 17) in two tabs: one says a line, both pages' DOM show it. Two workers, so
+#   the tabs' connections usually land on different ones: the room is publish/subscribe.
+# - /upload (issue 18): the form with text fields and three files, sent as the browser
+#   encodes multipart/form-data; the answer's sizes and SHA-256 must be the files'.
 # Skipped, saying why, without chromium, node or node-ws, or when chromium cannot start.
-# Usage: tests/integration/ws_browser.sh BUILD_DIR   (prints "RESULT passed failed skipped")
+# Usage: tests/integration/browser.sh BUILD_DIR   (prints "RESULT passed failed skipped")
 set -u
 build=${1:-build}
 bin=$build/examples/demo
@@ -16,10 +18,11 @@ command -v node >/dev/null && node -e 'require("ws")' 2>/dev/null || skip "no no
 tmp=$(mktemp -d)
 pid= cpid=
 cleanup() {
-  [ -n "$cpid" ] && kill -9 "$cpid" 2>/dev/null
+  # Chromium's own children (zygote, renderers) share its process group (setsid below).
+  [ -n "$cpid" ] && kill -9 -- "-$cpid" 2>/dev/null
   [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
   wait 2>/dev/null
-  rm -rf "$tmp"
+  for _ in 1 2 3 4 5; do rm -rf "$tmp" 2>/dev/null && break; sleep 0.2; done
 }
 trap cleanup EXIT
 
@@ -34,7 +37,7 @@ done
 [ -n "$port" ] || { echo "FAIL the demo did not start" >&2; cat "$tmp/err" >&2; echo "RESULT 0 1"; exit 1; }
 
 # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-chromium --headless=new --no-sandbox --disable-gpu --no-first-run --disable-extensions \
+setsid chromium --headless=new --no-sandbox --disable-gpu --no-first-run --disable-extensions \
   --remote-debugging-port=0 --user-data-dir="$tmp/profile" about:blank >"$tmp/chromium.log" 2>&1 &
 cpid=$!
 devtools=
@@ -50,7 +53,8 @@ case $devtools in
   *) tail -5 "$tmp/chromium.log" >&2; skip "chromium did not start (its log above)" ;;
 esac
 
-out=$(timeout 60 node "$(dirname "$0")/ws_browser.js" "$devtools" "http://127.0.0.1:$port" 2>&1)
+mkdir "$tmp/files"
+out=$(timeout 90 node "$(dirname "$0")/browser.js" "$devtools" "http://127.0.0.1:$port" "$tmp/files" 2>&1)
 printf '%s\n' "$out" | grep -v '^PASS' >&2
 pass=$(printf '%s\n' "$out" | grep -c '^PASS')
 fail=$(printf '%s\n' "$out" | grep -c '^FAIL')
