@@ -394,7 +394,8 @@ static int queue_body(struct chopin__conn *c, struct chopin_res *res, int chunke
         res->body_kind = CHOPIN__RES_EMPTY;
         return 0;
     case CHOPIN__RES_FILE:
-        if (chopin__outq_push_file(q, res->fd, res->offset, res->body_len, res->close_fd) < 0)
+        if (chopin__outq_push_file(q, res->fd, res->offset, res->body_len, res->close_fd,
+                                   res->free_fn, res->free_arg) < 0)
             break;
         res->body_kind = CHOPIN__RES_EMPTY;
         return 0;

@@ -34,6 +34,8 @@ static void seg_release(struct chopin__seg *s) {
     case CHOPIN__SEG_FILE:
         if (s->close_fd)
             close(s->fd);
+        else if (s->u.owned.fn)
+            s->u.owned.fn(NULL, s->u.owned.arg);
         break;
     case CHOPIN__SEG_STREAM:
         free(s->u.stream.trailers);
@@ -81,7 +83,7 @@ int chopin__outq_push_ext(struct chopin__outq *q, const void *ptr, uint64_t len,
 }
 
 int chopin__outq_push_file(struct chopin__outq *q, int fd, uint64_t off, uint64_t len,
-                           int close_fd) {
+                           int close_fd, chopin_free_fn release_fn, void *release_arg) {
     struct chopin__seg *s = chopin__outq_seg_append(q);
     if (!s)
         return -ENOSPC;
@@ -90,6 +92,8 @@ int chopin__outq_push_file(struct chopin__outq *q, int fd, uint64_t off, uint64_
     s->off = off;
     s->len = len;
     s->close_fd = (uint8_t)!!close_fd;
+    s->u.owned.fn = release_fn;
+    s->u.owned.arg = release_arg;
     q->pending += len;
     return 0;
 }

@@ -43,7 +43,7 @@ struct chopin__seg {
         struct {
             chopin_free_fn fn;
             void *arg;
-        } owned;
+        } owned; /* EXT; FILE without close_fd */
         struct {
             chopin_produce_fn produce;
             void (*done)(void *state);
@@ -117,8 +117,10 @@ static inline void chopin__outq_commit(struct chopin__outq *q, size_t used) {
  *  chopin__outq_has_room first, which keeps spare segments). */
 int chopin__outq_push_ext(struct chopin__outq *q, const void *ptr, uint64_t len,
                           chopin_free_fn free_fn, void *free_arg);
+/* A file segment's descriptor is closed after sending with `close_fd`, else handed to
+ * release_fn(NULL, release_arg) when set (a shared descriptor's reference). */
 int chopin__outq_push_file(struct chopin__outq *q, int fd, uint64_t off, uint64_t len,
-                           int close_fd);
+                           int close_fd, chopin_free_fn release_fn, void *release_arg);
 /** A stream; when chunked, `trailers[0..trailers_len)` ("Name: value\r\n" lines, copied)
  *  end its last chunk. -ENOSPC (no segment), -ENOMEM (the trailers' copy). */
 int chopin__outq_push_stream(struct chopin__outq *q, chopin_produce_fn produce,

@@ -67,6 +67,8 @@ static void release_body(chopin_res *res)
     case CHOPIN__RES_FILE:
         if (res->close_fd && res->fd >= 0)
             close(res->fd);
+        else if (!res->close_fd && res->free_fn)
+            res->free_fn(NULL, res->free_arg);
         break;
     case CHOPIN__RES_STREAM:
         if (res->stream_done)
@@ -575,6 +577,7 @@ int chopin_res_fd(chopin_res *res, int status, const char *content_type, int fd,
     res->offset = offset;
     res->body_len = len;
     res->close_fd = close_fd ? 1 : 0;
+    res->free_fn = NULL;
     return 0;
 }
 
@@ -612,6 +615,7 @@ static int serve_opened(chopin_res *res, int fd, const char *name)
     res->offset = 0;
     res->body_len = (uint64_t)st.st_size;
     res->close_fd = 1;
+    res->free_fn = NULL;
     return 0;
 }
 

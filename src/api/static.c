@@ -453,11 +453,11 @@ static void not_modified(const chopin_static *st, chopin_res *res,
     add_common_lines(st, res, e, w);
 }
 
-/* Sets the body: bytes [first, first + len) of the entry's file, from memory (a reference
- * to the cached bytes) or from a descriptor of the answer's own (the cached one may be
- * closed while the answer is still queued). */
-static int set_file_body(chopin_res *res, int status, const char *type,
-                         const struct chopin__static_entry *e, uint64_t first, uint64_t len)
+/* Sets the body: bytes [first, first + len) of the entry's file, from memory or from its
+ * descriptor, by reference either way (the entry may be replaced while the answer is
+ * still queued: the answer keeps what it took). */
+static void set_file_body(chopin_res *res, int status, const char *type,
+                          const struct chopin__static_entry *e, uint64_t first, uint64_t len)
 {
     if (e->bytes) {
         chopin__res_replace_body(res, status, CHOPIN__RES_OWNED, type, strlen(type));
@@ -466,19 +466,16 @@ static int set_file_body(chopin_res *res, int status, const char *type,
         res->body_len = len;
         res->free_fn = chopin__static_bytes_unref;
         res->free_arg = e->bytes;
-        return 0;
-    }
-    int fd = fcntl(e->fd, F_DUPFD_CLOEXEC, 0);
-    if (fd < 0) {
-        chopin_res_error(res, 503, NULL);
-        return -1;
+        return;
     }
     chopin__res_replace_body(res, status, CHOPIN__RES_FILE, type, strlen(type));
-    res->fd = fd;
+    e->file->refs++;
+    res->fd = e->file->fd;
     res->offset = first;
     res->body_len = len;
-    res->close_fd = 1;
-    return 0;
+    res->close_fd = 0;
+    res->free_fn = chopin__static_fd_unref;
+    res->free_arg = e->file;
 }
 
 static void range_unsatisfiable(chopin_res *res, uint64_t size)
@@ -496,7 +493,7 @@ static void multipart(chopin_res *res, const char *type, const struct chopin__st
     struct chopin__static_source src = {.bytes = e->bytes, .fd = -1, .size = e->size};
     if (e->bytes) {
         e->bytes->refs++;
-    } else if ((src.fd = fcntl(e->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+    } else if ((src.fd = fcntl(e->file->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
         chopin_res_error(res, 503, NULL);
         return;
     }
@@ -537,8 +534,7 @@ static void answer_file(const chopin_static *st, chopin_req *req, chopin_res *re
     if (rr == CHOPIN__RANGE_OK && n > 1) {
         multipart(res, type, e, r, n);
     } else if (rr == CHOPIN__RANGE_OK) {
-        if (set_file_body(res, 206, type, e, r[0].first, r[0].last - r[0].first + 1) < 0)
-            return;
+        set_file_body(res, 206, type, e, r[0].first, r[0].last - r[0].first + 1);
         char line[96];
         snprintf(line, sizeof line, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, r[0].first,
                  r[0].last, e->size);
@@ -546,8 +542,8 @@ static void answer_file(const chopin_static *st, chopin_req *req, chopin_res *re
             chopin_res_error(res, 500, NULL);
             return;
         }
-    } else if (set_file_body(res, 200, type, e, 0, e->size) < 0) {
-        return;
+    } else {
+        set_file_body(res, 200, type, e, 0, e->size);
     }
     if (add_lines(res, st->lines, st->lines_len) == 0)
         add_common_lines(st, res, e, w);

@@ -29,6 +29,16 @@ void chopin__static_bytes_unref(void *ptr, void *arg)
         free(b);
 }
 
+void chopin__static_fd_unref(void *ptr, void *arg)
+{
+    (void)ptr;
+    struct chopin__static_fd *f = arg;
+    if (f && --f->refs == 0) {
+        close(f->fd);
+        free(f);
+    }
+}
+
 struct chopin__static_cache *chopin__static_cache_new(const struct chopin__static_cache_cfg *cfg)
 {
     struct chopin__static_cache *c = calloc(1, sizeof *c);
@@ -50,9 +60,8 @@ struct chopin__static_cache *chopin__static_cache_new(const struct chopin__stati
 /* Forgets what the entry resolved to (its descriptor and bytes), keeping its key. */
 static void entry_clear(struct chopin__static_entry *e)
 {
-    if (e->fd >= 0)
-        close(e->fd);
-    e->fd = -1;
+    chopin__static_fd_unref(NULL, e->file);
+    e->file = NULL;
     chopin__static_bytes_unref(NULL, e->bytes);
     e->bytes = NULL;
 }
@@ -190,7 +199,14 @@ static void entry_fill(const struct chopin__static_cache *c, struct chopin__stat
         close(fd);
         return;
     }
-    e->fd = fd;
+    if (!(e->file = malloc(sizeof *e->file))) {
+        close(fd);
+        e->kind = CHOPIN__STATIC_ERROR;
+        e->err = -ENOMEM;
+        return;
+    }
+    e->file->refs = 1;
+    e->file->fd = fd;
 }
 
 static int same_file(const struct chopin__static_entry *e, const struct stat *st)
@@ -243,7 +259,6 @@ static struct chopin__static_entry *entry_new(struct chopin__static_cache *c, co
     e->path = copy;
     e->path_len = len;
     e->hash = hash;
-    e->fd = -1;
     if (c->count >= c->cfg.capacity && c->oldest)
         evict_oldest(c);
     e->hnext = c->table[hash & c->mask];

@@ -23,6 +23,17 @@ struct chopin__static_bytes {
 /** Drops one reference (a chopin_free_fn: `ptr` unused, `arg` the bytes). */
 void chopin__static_bytes_unref(void *ptr, void *arg);
 
+/* The descriptor of a file sent from disk, shared the same way: an answer takes a
+ * reference instead of a duplicate descriptor (no fcntl and close per answer, and a
+ * thousand slow downloads of one file hold one descriptor); closed with the last. */
+struct chopin__static_fd {
+    uint32_t refs;
+    int fd;
+};
+
+/** Drops one reference (a chopin_free_fn: `ptr` unused, `arg` the chopin__static_fd). */
+void chopin__static_fd_unref(void *ptr, void *arg);
+
 enum chopin__static_kind {
     CHOPIN__STATIC_ERROR = 0, /* err holds why (a negative errno) */
     CHOPIN__STATIC_FILE,
@@ -41,7 +52,7 @@ struct chopin__static_entry {
     uint64_t checked_ms; /* when the path was last resolved */
     int kind;            /* enum chopin__static_kind */
     int err;
-    int fd;              /* a file not kept in memory; else -1 */
+    struct chopin__static_fd *file; /* a file not kept in memory; else NULL */
     struct chopin__static_bytes *bytes; /* a small file's content; else NULL */
     uint64_t size, ino;
     int64_t mtime;       /* seconds */

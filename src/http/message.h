@@ -53,7 +53,7 @@ enum chopin__res_body {
     CHOPIN__RES_COPY,   /* body in the arena, copied into the output */
     CHOPIN__RES_STATIC, /* borrowed for the server's lifetime */
     CHOPIN__RES_OWNED,  /* free_fn(body, free_arg) after sending */
-    CHOPIN__RES_FILE,   /* fd, offset, length; close_fd */
+    CHOPIN__RES_FILE,   /* fd, offset, length; close_fd, else free_fn(NULL, free_arg) */
     CHOPIN__RES_STREAM, /* chunked from produce() */
 };
 

@@ -7,6 +7,7 @@
  * siblings, listings, the open-file cache's revalidation, and a file that shrinks while
  * it is sent. Runs once per backend (CHOPIN_BACKEND).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -25,7 +26,7 @@
 #define SHRINK_SIZE (64u << 20)
 
 static char dir[256], root[300], outside[300];
-static int port;
+static int port, workers;
 static char *big; /* BIG_SIZE bytes of root/big.bin */
 static const char HELLO[] = "hello, static world\n";
 static const char SECRET[] = "TOP SECRET";
@@ -745,6 +746,62 @@ static void test_file_shrinking_mid_send_ends_connection(void)
 
 /* ---- API --------------------------------------------------------------------------- */
 
+/* ---- one descriptor for every answer of a file ------------------------------------------ */
+
+/* Descriptors of this process (the server runs in it) open on `path`. */
+static int fds_on(const char *path)
+{
+    char link[300], target[600];
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    for (struct dirent *e; d && (e = readdir(d));) {
+        snprintf(link, sizeof link, "/proc/self/fd/%s", e->d_name);
+        ssize_t k = readlink(link, target, sizeof target - 1);
+        if (k > 0) {
+            target[k] = '\0';
+            n += strcmp(target, path) == 0;
+        }
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Downloads of one large file that stall hold the cache's descriptor by reference, not a
+ * duplicate each: 16 clients that stop reading keep one descriptor per worker open on it
+ * (and a thousand would not run the process out of descriptors). */
+static void test_stalled_downloads_share_one_descriptor(void)
+{
+    char p[512];
+    at(p, sizeof p, root, "shared.bin");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || ftruncate(fd, SHRINK_SIZE) < 0) {
+        CHECK(0);
+        return;
+    }
+    close(fd);
+    enum { CLIENTS = 16 };
+    struct cl_conn *c[CLIENTS];
+    char buf[4096];
+    int started = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        c[i] = cl_open(port);
+        if (!c[i])
+            continue;
+        cl_send(c[i], "GET /s/shared.bin HTTP/1.1\r\nHost: t\r\n\r\n", 0);
+        /* its answer has begun: the server holds what it sends from */
+        ssize_t n = recv(c[i]->fd, buf, sizeof buf, 0);
+        started += n > 0 && memmem(buf, (size_t)n, "200 OK", 6) != NULL;
+    }
+    CHECK_INT(started, CLIENTS);
+    int held = fds_on(p);
+    CHECK(held >= 1 && held <= workers);
+    for (int i = 0; i < CLIENTS; i++)
+        if (c[i])
+            cl_close(c[i]);
+    unlink(p);
+}
+
 static void test_api_errors(void)
 {
     chopin_static *st = (chopin_static *)1;
@@ -797,6 +854,7 @@ int main(void)
     if (!s)
         return 2;
     port = chopin_server_port(s);
+    workers = chopin_server_workers(s);
     RUN(test_small_file_byte_for_byte);
     RUN(test_large_file_byte_for_byte);
     RUN(test_mime_types);
@@ -811,6 +869,7 @@ int main(void)
     RUN(test_precompressed);
     RUN(test_cache_revalidates);
     RUN(test_file_shrinking_mid_send_ends_connection);
+    RUN(test_stalled_downloads_share_one_descriptor);
     RUN(test_api_errors);
     cl_stop(s);
     chopin_router_free(r);

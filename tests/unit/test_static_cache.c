@@ -104,7 +104,8 @@ static void test_large_file_keeps_a_descriptor(void)
     struct chopin__static_cache *c = cache_of(16, 4);
     put("big.txt", "more than four bytes");
     const struct chopin__static_entry *e = get(c, "big.txt", 10000);
-    CHECK(e && e->kind == CHOPIN__STATIC_FILE && !e->bytes && e->fd >= 0 && e->size == 20);
+    CHECK(e && e->kind == CHOPIN__STATIC_FILE && !e->bytes && e->file && e->file->fd >= 0 &&
+          e->file->refs == 1 && e->size == 20);
     rm("big.txt");
     chopin__static_cache_free(c);
 }
