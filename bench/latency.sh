@@ -12,15 +12,21 @@
 #   LAT_SERVERS="chopin nginx h2o hyper fasthttp"   LAT_PATHS="plaintext json"
 #   LAT_LOADS="25 50 75"   LAT_SECONDS=5   LAT_WARMUP=1   LAT_CONNS=64   LAT_CAP_ROUNDS=3
 #   LAT_DATA=build/bench/latency-….dat      (the table and plot of an earlier run; nothing is run)
+#   LAT_QUICK=1   a short run to see that everything works (2 s per measurement, one
+#                 capacity round: about 4 minutes for the six servers, figures too short to
+#                 quote); the figures for docs/ come from the defaults on a quiet machine
+#                 (about 7 minutes, plus the waits for a quiet machine). Set variables above
+#                 still win.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
-SECONDS_RUN=${LAT_SECONDS:-5}
+quick=${LAT_QUICK:-0}
+SECONDS_RUN=${LAT_SECONDS:-$([ "$quick" = 1 ] && echo 2 || echo 5)}
 WARM=${LAT_WARMUP:-1}
 CONNS=${LAT_CONNS:-64}
 LOADS=${LAT_LOADS:-25 50 75}
 PATHS=${LAT_PATHS:-plaintext json}
-CAP_ROUNDS=${LAT_CAP_ROUNDS:-3}
+CAP_ROUNDS=${LAT_CAP_ROUNDS:-$([ "$quick" = 1 ] && echo 1 || echo 3)}
 SERVERS=$(expand_servers "${LAT_SERVERS:-chopin nginx h2o hyper fasthttp}")
 STAMP=$(date +%Y-%m-%d-%H%M%S)
 DATA=$OUT/latency-$STAMP.dat
@@ -38,19 +44,22 @@ capacity() {
 }
 
 measure_server() { # NAME
-    local name=$1 path cap load rate out
+    local name=$1 path cap load rate out busy
     server_start "$name" || return 1
     for path in $PATHS; do
         wait_quiet
+        # how busy other work kept the two CPUs just before (the server idle): a figure
+        # taken while it was high is not one to quote
+        busy=$(cpus_busy_pct)
         cap=$(capacity "$path")
         [ -n "$cap" ] && [ "$cap" -gt 0 ] || { log "bench: $name /$path: no capacity"; continue; }
         for load in $LOADS; do
             rate=$((cap * load / 100))
             out=$(taskset -c "$CLIENT_CPU" "$OUT/ratelat" "$SERVER_PORT" "/$path" "$rate" \
                   "$SECONDS_RUN" "$CONNS" "$WARM" 2>&1)
-            # name path load capacity rate p50 p99 p999 max errors
-            awk -v n="$name" -v p="$path" -v l="$load" -v c="$cap" '
-                /^sent / { print n, p, l, c, $8, $10, $12, $14, $16, $6 }' <<<"$out" |
+            # name path load capacity rate p50 p99 p999 max errors busy
+            awk -v n="$name" -v p="$path" -v l="$load" -v c="$cap" -v b="$busy" '
+                /^sent / { print n, p, l, c, $8, $10, $12, $14, $16, $6, b }' <<<"$out" |
                 tee -a "$DATA" >&2
         done
     done
@@ -63,11 +72,13 @@ report() {
     for path in $PATHS; do
         printf '\n/%s, %s connections, open loop at a fixed rate, latencies in microseconds\n' \
             "$path" "$CONNS"
-        printf '%-16s %9s %5s %9s %9s %9s %9s %9s %6s\n' server capacity load rate p50 p99 \
-            p99.9 max errors
-        awk -v p="$path" '$2 == p { printf "%-16s %9d %4d%% %9d %9.1f %9.1f %9.1f %9.1f %6d\n",
-                                    $1, $4, $3, $5, $6, $7, $8, $9, $10 }' "$DATA"
+        printf '%-16s %9s %5s %9s %9s %9s %9s %9s %6s %5s\n' server capacity load rate p50 p99 \
+            p99.9 max errors busy
+        awk -v p="$path" '$2 == p { printf "%-16s %9d %4d%% %9d %9.1f %9.1f %9.1f %9.1f %6d %4s%%\n",
+                                    $1, $4, $3, $5, $6, $7, $8, $9, $10, $11 == "" ? "?" : $11 }' "$DATA"
     done
+    printf '\nbusy: how busy other work kept the two CPUs just before each server and path was\n'
+    printf 'measured (the server idle); figures taken while it was above a few %% are not ones to quote.\n'
 }
 
 plot() {

@@ -79,6 +79,14 @@ have_liburing() { [ -e /usr/include/liburing.h ]; }
 # h2_libs LIB: the link flags HTTP/2 adds when the library LIB was built with it (issue 20).
 h2_libs() { grep -q ' U nghttp2_' <(nm "$1" 2>/dev/null) && echo -lnghttp2; }
 
+# tree_libs / tree_defs: the libraries and the -D/-I flags the tree BUILD was built with
+# (its flags file, "CC CPPFLAGS CFLAGS | LDLIBS APP_LIBS"), so that a program linked with
+# BUILD/libchopin.a, or built from the sources, has what that tree has (io_uring, HTTP/2,
+# TLS, compression): issue 19, ops.sh, which linked -luring only and stopped building once
+# the library needed OpenSSL and nghttp2.
+tree_libs() { sed -n 's/^.* | //p' "$BUILD/flags"; }
+tree_defs() { sed -n 's/ | .*//p' "$BUILD/flags" | tr ' ' '\n' | grep -E '^-(D|I/)' | tr '\n' ' '; }
+
 # build_tool NAME [LIBS]: cc -O2 bench/NAME.c into build/bench/NAME when missing or stale.
 build_tool() {
     local name=$1 src=$BENCH_DIR/$1.c bin=$OUT/$1

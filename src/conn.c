@@ -96,7 +96,7 @@ static void idle_unlist(struct chopin__conn *c) {
         e->idle_tail = c->list_prev;
     c->list_prev = c->list_next = NULL;
     c->listed = CHOPIN__LIST_NONE;
-    chopin__count(&e->counters.idle, -1);
+    e->idle_count--;
 }
 
 static void idle_list(struct chopin__conn *c) {
@@ -111,7 +111,7 @@ static void idle_list(struct chopin__conn *c) {
         e->idle_head = c;
     e->idle_tail = c;
     c->listed = CHOPIN__LIST_IDLE;
-    chopin__count(&e->counters.idle, 1);
+    e->idle_count++;
 }
 
 /* A connection whose head arrives in pieces is listed when its phase HEAD starts, and

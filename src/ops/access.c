@@ -22,7 +22,6 @@
 #include "config.h"
 #include "conn.h"
 #include "engine.h"
-#include "http/chars.h"
 #include "http/message.h"
 #include "ops/observe.h"
 
@@ -42,8 +41,9 @@
 /* The peer's address per connection slot: one getpeername per connection, not per line. */
 struct peer {
     uint32_t gen;
-    uint8_t len; /* 0: not looked up yet for this gen */
-    char text[51];
+    uint8_t len;   /* 0: not looked up yet for this gen */
+    uint8_t plain; /* needs no escaping */
+    char text[50];
 };
 
 struct chopin__access {
@@ -52,8 +52,7 @@ struct chopin__access {
     size_t len;
     uint64_t first_ms; /* when the oldest line in the buffer was written */
     time_t stamp_sec;  /* the second `stamp` shows, in the format's spelling */
-    char stamp[32];
-    size_t stamp_len;
+    char stamp[48];    /* JSON_HEAD or COMBINED_STAMP with the time: refresh_stamp */
     struct peer *peers;
     uint32_t npeers;
     char buf[];
@@ -101,7 +100,9 @@ void chopin__access_close(struct chopin__config *cfg) {
 }
 
 struct chopin__access *chopin__access_new(int fd, uint32_t format, uint32_t nslots) {
-    struct chopin__access *a = malloc(sizeof *a + BUF_SIZE);
+    /* zeroed: a short field's block is loaded whole from the line (put_escaped), so the
+     * bytes past it are defined from the start */
+    struct chopin__access *a = calloc(1, sizeof *a + BUF_SIZE);
     if (!a)
         return NULL;
     *a = (struct chopin__access){.fd = fd, .format = format, .stamp_sec = -1, .npeers = nslots};
@@ -144,16 +145,33 @@ static char *put(char *p, const char *s, size_t n) {
 
 #define PUT_LIT(p, s) put((p), (s), sizeof(s) - 1)
 
-static char *put_u64(char *p, uint64_t v) {
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
+/* "00" to "99": two digits per step, half the divisions of one at a time. */
+static const char digits2[201] = "00010203040506070809101112131415161718192021222324"
+                                 "25262728293031323334353637383940414243444546474849"
+                                 "50515253545556575859606162636465666768697071727374"
+                                 "75767778798081828384858687888990919293949596979899";
+
+/* Written from its last digit back, at its length counted first: no copy through a
+ * scratch array (which cost a byte-by-byte loop per number). */
+static inline char *put_u64(char *p, uint64_t v) {
+    if (v < 10) {
+        *p = (char)('0' + v);
+        return p + 1;
+    }
+    size_t n = 2;
+    for (uint64_t x = v / 100; x; x /= 10)
+        n++;
+    char *end = p + n, *q = end;
+    while (v >= 100) {
+        q -= 2;
+        memcpy(q, digits2 + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10)
+        memcpy(q - 2, digits2 + 2 * v, 2);
+    else
+        q[-1] = (char)('0' + v);
+    return end;
 }
 
 /* Bytes that go into a log line as they are: printable ASCII but the quote and the
@@ -165,6 +183,22 @@ static const uint8_t verbatim[256] = {
     [0x5d ... 0x7e] = 1,
 };
 
+#ifdef __SSE2__
+/* Bit i set: byte i of v must be escaped. */
+static unsigned escape_mask(__m128i v) {
+    const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    /* signed: bytes 0x80-0xff are negative, so "below a space" takes them too */
+    __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)),
+                               _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+    return (unsigned)_mm_movemask_epi8(bad);
+}
+
+static __m128i load16(const char *s) {
+    return _mm_loadu_si128((const __m128i *)(const void *)s);
+}
+#endif
+
 /* How many bytes of s[0..n) go verbatim before the first that must be escaped. Sixteen
  * at a time where SSE2 is there (every x86-64): a User-Agent and a Referer are a few
  * hundred bytes per line. Tested a byte at a time, a line cost 3,317 instructions; 16 at a
@@ -173,14 +207,8 @@ static const uint8_t verbatim[256] = {
 static size_t verbatim_prefix(const char *s, size_t n) {
     size_t i = 0;
 #ifdef __SSE2__
-    const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
-    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
     for (; i + 16 <= n; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
-        /* signed: bytes 0x80-0xff are negative, so "below a space" takes them too */
-        __m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)),
-                                   _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
-        unsigned mask = (unsigned)_mm_movemask_epi8(bad);
+        unsigned mask = escape_mask(load16(s + i));
         if (mask)
             return i + (size_t)__builtin_ctz(mask);
     }
@@ -190,9 +218,9 @@ static size_t verbatim_prefix(const char *s, size_t n) {
     return i;
 }
 
-static char *put_escaped(char *p, const char *s, size_t n, size_t max, int json) {
-    if (n > max)
-        n = max;
+/* Escapes s[0..n) at p, from its first byte that needs it on. Out of line: its registers
+ * would otherwise be saved and restored on every field. */
+__attribute__((noinline)) static char *put_escaped_slow(char *p, const char *s, size_t n, int json) {
     size_t i = 0;
     while (i < n) {
         size_t run = i + verbatim_prefix(s + i, n - i);
@@ -214,11 +242,70 @@ static char *put_escaped(char *p, const char *s, size_t n, size_t max, int json)
     return p;
 }
 
+#ifdef __SSE2__
+/* n < 16 bytes, with two copies that may overlap: no call, no `rep movs` (which gcc makes
+ * of a memcpy whose length it can bound, and which takes tens of cycles to start). */
+static void copy_short(char *p, const char *s, size_t n) {
+    if (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, s, 8), memcpy(&y, s + n - 8, 8);
+        memcpy(p, &x, 8), memcpy(p + n - 8, &y, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, s, 4), memcpy(&y, s + n - 4, 4);
+        memcpy(p, &x, 4), memcpy(p + n - 4, &y, 4);
+    } else if (n) {
+        p[0] = s[0], p[n / 2] = s[n / 2], p[n - 1] = s[n - 1];
+    }
+}
+#endif
+
+/* A field is copied and scanned in the same 16-byte blocks (the last one overlapping the
+ * one before, so nothing is read past the field); a field shorter than a block is copied
+ * first and its block loaded from the line, which has room past it (a line never comes
+ * within LINE_MAX of the buffer's end), the bytes past the field masked off. Only a field
+ * with a byte to escape (rare: client bytes are nearly always printable ASCII) is written
+ * again, from that byte on. */
+static inline char *put_escaped(char *p, const char *s, size_t n, size_t max, int json) {
+    if (n > max)
+        n = max;
+    size_t at; /* where the last block starts */
+#ifdef __SSE2__
+    unsigned mask;
+    if (n >= 16) {
+        for (at = 0; at + 16 < n; at += 16) {
+            __m128i v = load16(s + at);
+            _mm_storeu_si128((__m128i *)(void *)(p + at), v);
+            if ((mask = escape_mask(v)))
+                goto escape;
+        }
+        at = n - 16;
+        __m128i v = load16(s + at);
+        _mm_storeu_si128((__m128i *)(void *)(p + at), v);
+        mask = escape_mask(v);
+    } else {
+        copy_short(p, s, n);
+        at = 0;
+        mask = escape_mask(load16(p)) & ((1u << n) - 1);
+    }
+    if (__builtin_expect(!mask, 1))
+        return p + n;
+escape:
+    at += (size_t)__builtin_ctz(mask);
+#else
+    memcpy(p, s, n);
+    at = verbatim_prefix(s, n);
+    if (at == n)
+        return p + n;
+#endif
+    return put_escaped_slow(p + at, s + at, n - at, json);
+}
+
 /* A status is three digits (200..599, or a 1xx: chopin.h). */
 static char *put_status(char *p, int status) {
-    p[0] = (char)('0' + status / 100 % 10);
-    p[1] = (char)('0' + status / 10 % 10);
-    p[2] = (char)('0' + status % 10);
+    unsigned s = (unsigned)status % 1000u;
+    p[0] = (char)('0' + s / 100);
+    memcpy(p + 1, digits2 + 2 * (s % 100), 2);
     return p + 3;
 }
 
@@ -227,28 +314,33 @@ static void two(char *p, int v) {
     p[1] = (char)('0' + v % 10);
 }
 
-/* "03/Dec/2026:15:14:30 +0000" (combined) or "2026-12-03T15:14:30Z" (JSON), once a second. */
+/* The text around the time, once a second, copied into each line whole (a fixed length:
+ * moves, not a call): JSON's start up to the address's value, or combined's
+ * ` [03/Dec/2026:15:14:30 +0000] "`. */
+#define JSON_HEAD "{\"time\":\"2026-12-03T15:14:30Z\",\"remote\":\""
+#define JSON_STAMP_AT 9
+#define COMBINED_STAMP " [03/Dec/2026:15:14:30 +0000] \""
+
 static void refresh_stamp(struct chopin__access *a, time_t sec) {
     static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
     struct tm tm;
     if (sec == a->stamp_sec || !gmtime_r(&sec, &tm))
         return;
     a->stamp_sec = sec;
-    char *p = a->stamp;
     int year = tm.tm_year + 1900;
     if (a->format == CHOPIN_ACCESS_LOG_JSON) {
-        two(p, year / 100), two(p + 2, year), p[4] = '-';
-        two(p + 5, tm.tm_mon + 1), p[7] = '-', two(p + 8, tm.tm_mday), p[10] = 'T';
-        two(p + 11, tm.tm_hour), p[13] = ':', two(p + 14, tm.tm_min), p[16] = ':';
-        two(p + 17, tm.tm_sec), p[19] = 'Z';
-        a->stamp_len = 20;
+        memcpy(a->stamp, JSON_HEAD, sizeof JSON_HEAD - 1);
+        char *p = a->stamp + JSON_STAMP_AT; /* 2026-12-03T15:14:30Z */
+        two(p, year / 100), two(p + 2, year);
+        two(p + 5, tm.tm_mon + 1), two(p + 8, tm.tm_mday);
+        two(p + 11, tm.tm_hour), two(p + 14, tm.tm_min), two(p + 17, tm.tm_sec);
         return;
     }
-    two(p, tm.tm_mday), p[2] = '/', memcpy(p + 3, months + 3 * tm.tm_mon, 3), p[6] = '/';
-    two(p + 7, year / 100), two(p + 9, year), p[11] = ':', two(p + 12, tm.tm_hour);
-    p[14] = ':', two(p + 15, tm.tm_min), p[17] = ':', two(p + 18, tm.tm_sec);
-    memcpy(p + 20, " +0000", 6);
-    a->stamp_len = 26;
+    memcpy(a->stamp, COMBINED_STAMP, sizeof COMBINED_STAMP - 1);
+    char *p = a->stamp + 2; /* 03/Dec/2026:15:14:30 +0000 */
+    two(p, tm.tm_mday), memcpy(p + 3, months + 3 * tm.tm_mon, 3);
+    two(p + 7, year / 100), two(p + 9, year), two(p + 12, tm.tm_hour);
+    two(p + 15, tm.tm_min), two(p + 18, tm.tm_sec);
 }
 
 /* The client's address without its port ("127.0.0.1", "::1"), looked up once per
@@ -256,32 +348,32 @@ static void refresh_stamp(struct chopin__access *a, time_t sec) {
  * hundred instructions: bench/ops.sh part C). This holds while
  * chopin_req_remote_addr answers per connection (the socket's peer, or the address a
  * PROXY protocol header gave); an address taken per request from a trusted proxy's
- * Forwarded header would have to be read here for every line instead. */
-static chopin_str peer_of(struct chopin__engine *e, struct chopin__access *a,
-                          struct chopin__conn *c, const chopin_req *req) {
+ * Forwarded header would have to be read here for every line instead. Whether it needs
+ * escaping is found once too: an IP address never does. */
+static const struct peer *peer_of(struct chopin__engine *e, struct chopin__access *a,
+                                  struct chopin__conn *c, const chopin_req *req,
+                                  chopin_str *uncached) {
     uint32_t i = chopin__slab_index(&e->slab, c);
     struct peer *pe = i < a->npeers ? &a->peers[i] : NULL;
     if (pe && pe->len && pe->gen == c->gen)
-        return (chopin_str){pe->text, pe->len};
+        return pe;
     chopin_str s = chopin_req_remote_addr((chopin_req *)req);
     const char *colon = memrchr(s.ptr, ':', s.len);
     if (colon && s.ptr[0] == '[' && colon > s.ptr && colon[-1] == ']')
         s = (chopin_str){s.ptr + 1, (size_t)(colon - s.ptr) - 2};
     else if (colon && !memchr(s.ptr, ':', (size_t)(colon - s.ptr)))
         s.len = (size_t)(colon - s.ptr);
-    if (!pe)
-        return s;
+    if (!pe) {
+        *uncached = s;
+        return NULL;
+    }
     if (s.len > sizeof pe->text)
         s.len = sizeof pe->text;
     memcpy(pe->text, s.ptr, s.len);
     pe->len = (uint8_t)s.len;
+    pe->plain = verbatim_prefix(pe->text, pe->len) == pe->len;
     pe->gen = c->gen;
-    return (chopin_str){pe->text, pe->len};
-}
-
-static chopin_str data_str(const chopin_req *req, const void *key) {
-    const chopin_str *s = chopin_req_data(req, key);
-    return s && s->ptr ? *s : (chopin_str){NULL, 0};
+    return pe;
 }
 
 /* Body bytes of the answer as far as they are known when it is queued ("-" in the
@@ -295,46 +387,103 @@ static uint64_t body_bytes(const chopin_req *req, const chopin_res *res) {
 }
 
 struct fields {
-    chopin_str peer, user, id, referer, agent, protocol;
+    const struct peer *pe; /* NULL: the address is `peer` */
+    chopin_str peer, user, id, referer, agent;
+    const char *protocol; /* 8 bytes: "HTTP/1.1" */
     uint64_t bytes;
 };
 
-static int name_is(const struct chopin__header *h, const char *lower, size_t len) {
-    if (h->name_len != len)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (chopin__ascii_lower((unsigned char)h->name[i]) != (unsigned char)lower[i])
-            return 0;
-    return 1;
+/* The address: from its cache entry with a copy of fixed length (the line has room) when
+ * it needs no escaping. */
+static char *put_peer(char *p, const struct fields *f, int json) {
+    if (f->pe && f->pe->plain) {
+        memcpy(p, f->pe->text, sizeof f->pe->text);
+        return p + f->pe->len;
+    }
+    chopin_str s = f->pe ? (chopin_str){f->pe->text, f->pe->len} : f->peer;
+    return put_escaped(p, s.ptr, s.len, FIELD_MAX, json);
 }
 
-/* The first Referer and User-Agent, in one pass over the headers (the lengths sort out
+/* What the middleware left for the log (chopin_request_id, chopin_basic_auth): one pass,
+ * none at all for most requests. */
+static void find_data(const chopin_req *req, struct fields *f) {
+    for (uint32_t i = 0; i < req->ndata; i++) {
+        const chopin_str *s = req->data[i].value;
+        if (!s || !s->ptr)
+            continue;
+        if (req->data[i].key == &chopin__user_key && !f->user.ptr)
+            f->user = *s;
+        else if (req->data[i].key == &chopin__request_id_key && !f->id.ptr)
+            f->id = *s;
+    }
+}
+
+/* Header names are tokens (the parser let no other byte through), so setting bit 0x20
+ * lowers their letters and turns no other token byte into a letter: a word compare, not a
+ * loop of byte compares. */
+static uint64_t lower_word(const char *s, size_t n) {
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    return w | 0x2020202020202020ull;
+}
+
+static uint64_t word_of(const char *lower, size_t n) {
+    uint64_t w = 0;
+    memcpy(&w, lower, n);
+    return w | 0x2020202020202020ull;
+}
+
+/* The first Referer and User-Agent, in one pass over the headers (their lengths sort out
  * nearly every other header at once). */
 static void find_referer_agent(const chopin_req *req, struct fields *f) {
     for (uint32_t i = 0; i < req->head.nheaders; i++) {
         const struct chopin__header *h = &req->head.headers[i];
-        if (!f->referer.ptr && name_is(h, "referer", 7))
-            f->referer = (chopin_str){h->value, h->value_len};
-        else if (!f->agent.ptr && name_is(h, "user-agent", 10))
-            f->agent = (chopin_str){h->value, h->value_len};
+        if (h->name_len == 7) {
+            if (!f->referer.ptr && lower_word(h->name, 7) == word_of("referer", 7))
+                f->referer = (chopin_str){h->value, h->value_len};
+        } else if (h->name_len == 10) {
+            if (!f->agent.ptr && lower_word(h->name, 8) == word_of("user-age", 8) &&
+                lower_word(h->name + 8, 2) == word_of("nt", 2))
+                f->agent = (chopin_str){h->value, h->value_len};
+        }
     }
+}
+
+/* A known method is written from a table of its own, 8 bytes a copy: its text is the
+ * method's name (the parser and HTTP/2 set method_id only on an exact match), which needs
+ * no escaping. */
+#define METHOD_TEXT(name, str) str,
+#define METHOD_LEN(name, str) sizeof(str) - 1,
+static const char method_text[CHOPIN_METHOD_OTHER][8] = {CHOPIN_METHOD_MAP(METHOD_TEXT)};
+static const uint8_t method_len[CHOPIN_METHOD_OTHER] = {CHOPIN_METHOD_MAP(METHOD_LEN)};
+#undef METHOD_TEXT
+#undef METHOD_LEN
+
+static char *put_method(char *p, const struct chopin__head *h, int json) {
+    if (h->method_id < CHOPIN_METHOD_OTHER) {
+        memcpy(p, method_text[h->method_id], 8);
+        return p + method_len[h->method_id];
+    }
+    return put_escaped(p, h->method, h->method_len, FIELD_MAX, json);
 }
 
 static char *combined_line(char *p, const struct chopin__access *a, const chopin_req *req,
                            const chopin_res *res, const struct fields *f) {
     const struct chopin__head *h = &req->head;
-    p = put_escaped(p, f->peer.ptr, f->peer.len, FIELD_MAX, 0);
-    p = PUT_LIT(p, " - ");
-    p = f->user.len ? put_escaped(p, f->user.ptr, f->user.len, FIELD_MAX, 0) : PUT_LIT(p, "-");
-    p = PUT_LIT(p, " [");
-    p = put(p, a->stamp, a->stamp_len);
-    p = PUT_LIT(p, "] \"");
+    p = put_peer(p, f, 0);
+    if (f->user.len) {
+        p = PUT_LIT(p, " - ");
+        p = put_escaped(p, f->user.ptr, f->user.len, FIELD_MAX, 0);
+    } else {
+        p = PUT_LIT(p, " - -");
+    }
+    p = put(p, a->stamp, sizeof COMBINED_STAMP - 1);
     if (h->method_len) {
-        p = put_escaped(p, h->method, h->method_len, FIELD_MAX, 0);
+        p = put_method(p, h, 0);
         *p++ = ' ';
         p = put_escaped(p, h->target, h->target_len, TARGET_MAX, 0);
         *p++ = ' ';
-        p = put(p, f->protocol.ptr, f->protocol.len);
+        p = put(p, f->protocol, 8);
     } else {
         *p++ = '-'; /* refused before it was a request */
     }
@@ -355,7 +504,7 @@ static char *combined_line(char *p, const struct chopin__access *a, const chopin
     return p;
 }
 
-static char *json_field(char *p, const char *name, size_t name_len, chopin_str v, size_t max) {
+static inline char *json_field(char *p, const char *name, size_t name_len, chopin_str v, size_t max) {
     p = put(p, name, name_len);
     p = put_escaped(p, v.ptr, v.len, max, 1);
     *p++ = '"';
@@ -368,14 +517,16 @@ static char *json_line(char *p, const struct chopin__access *a, struct chopin__e
                        const chopin_req *req, const chopin_res *res, const struct fields *f,
                        uint64_t duration_ns) {
     const struct chopin__head *h = &req->head;
-    p = PUT_LIT(p, "{\"time\":\"");
-    p = put(p, a->stamp, a->stamp_len);
-    p = JSON_FIELD(p, "\",\"remote\":\"", f->peer, FIELD_MAX);
+    p = put(p, a->stamp, sizeof JSON_HEAD - 1); /* {"time":"…","remote":" */
+    p = put_peer(p, f, 1);
+    *p++ = '"';
     if (h->method_len) {
-        p = JSON_FIELD(p, ",\"method\":\"", ((chopin_str){h->method, h->method_len}), FIELD_MAX);
+        p = PUT_LIT(p, ",\"method\":\"");
+        p = put_method(p, h, 1);
+        *p++ = '"';
         p = JSON_FIELD(p, ",\"target\":\"", ((chopin_str){h->target, h->target_len}), TARGET_MAX);
         p = PUT_LIT(p, ",\"protocol\":\"");
-        p = put(p, f->protocol.ptr, f->protocol.len);
+        p = put(p, f->protocol, 8);
         *p++ = '"';
     }
     p = PUT_LIT(p, ",\"status\":");
@@ -409,13 +560,11 @@ void chopin__access_line(struct chopin__engine *e, struct chopin__access *a,
         a->first_ms = e->now_ms;
     refresh_stamp(a, e->date.second);
     struct fields f = {
-        .peer = peer_of(e, a, c, req),
-        .user = data_str(req, &chopin__user_key),
-        .id = data_str(req, &chopin__request_id_key),
         .bytes = body_bytes(req, res),
-        .protocol = protocol ? (chopin_str){protocol, strlen(protocol)}
-                    : req->head.minor ? (chopin_str){"HTTP/1.1", 8} : (chopin_str){"HTTP/1.0", 8},
+        .protocol = protocol ? protocol : req->head.minor ? "HTTP/1.1" : "HTTP/1.0",
     };
+    f.pe = peer_of(e, a, c, req, &f.peer);
+    find_data(req, &f);
     find_referer_agent(req, &f);
     char *start = a->buf + a->len, *p;
     if (a->format == CHOPIN_ACCESS_LOG_JSON)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "http/message.h"
 #include "ops/observe.h"
 #include "router/router.h"
 
@@ -67,7 +68,10 @@ static void add_hist(struct chopin__hist *to, const struct chopin__hist *from) {
     to->sum_ns += load(&from->sum_ns);
 }
 
-static void add_worker(struct sums *s, const struct chopin__engine *e) {
+/* `self`: the worker serving the scrape, whose idle count is read as it is now (its
+ * connection has just left the idle list); the others' as their last loop turn left it
+ * (chopin__observe_turn), the same when they are quiet. */
+static void add_worker(struct sums *s, const struct chopin__engine *e, int self) {
     const struct chopin__counters *c = &e->counters;
     s->c.requests += load(&c->requests);
     s->c.accepted += load(&c->accepted);
@@ -76,7 +80,7 @@ static void add_worker(struct sums *s, const struct chopin__engine *e) {
     s->c.bytes_in += load(&c->bytes_in);
     s->c.slab_full += load(&c->slab_full);
     s->c.accept_errors += load(&c->accept_errors);
-    s->c.idle += load(&c->idle);
+    s->c.idle += self ? e->idle_count : load(&c->idle);
     s->c.evicted += load(&c->evicted);
     for (int k = 0; k < CHOPIN__TIMEOUT_KINDS; k++)
         s->c.timeouts[k] += load(&c->timeouts[k]);
@@ -194,8 +198,10 @@ static void serve_metrics(chopin_req *req, chopin_res *res, void *data) {
         return;
     }
     int n = chopin_server_workers(srv);
-    for (int i = 0; i < n; i++)
-        add_worker(s, (const struct chopin__engine *)chopin_server_worker(srv, i));
+    for (int i = 0; i < n; i++) {
+        const struct chopin__engine *e = (const struct chopin__engine *)chopin_server_worker(srv, i);
+        add_worker(s, e, e == req->engine);
+    }
     render(&t, s);
     free(s);
     if (t.failed || chopin_res_owned(res, 200, CONTENT_TYPE, t.buf, t.len, free_text, NULL) < 0) {

@@ -147,6 +147,8 @@ void chopin__observe_sent_all(struct chopin__engine *e, struct chopin__conn *c) 
 }
 
 void chopin__observe_turn(struct chopin__engine *e) {
+    if (e->counters.idle != e->idle_count)
+        __atomic_store_n(&e->counters.idle, e->idle_count, __ATOMIC_RELAXED);
     if (e->obs->access)
         chopin__access_flush(e->obs->access, e->now_ms, 0);
 }

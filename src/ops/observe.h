@@ -46,14 +46,15 @@ void chopin__observer_destroy(struct chopin__engine *e);
 uint64_t chopin__observe_start(const struct chopin__engine *e);
 /** An answer was queued on `c` for `req` (method "" when refused before routing),
  *  `started_ns` from chopin__observe_start (0: none, a refusal), over `protocol` for the
- *  log ("HTTP/2.0"; NULL: HTTP/1.x from the request). */
+ *  log (8 bytes, "HTTP/2.0"; NULL: HTTP/1.x from the request). */
 void chopin__observe_answer(struct chopin__engine *e, struct chopin__conn *c,
                             const chopin_req *req, const chopin_res *res, uint64_t started_ns,
                             const char *protocol);
 /** Everything queued on `c` has been sent (its last answers' last bytes). */
 void chopin__observe_sent_all(struct chopin__engine *e, struct chopin__conn *c);
-/** Once per loop turn: writes the access log's lines when enough have gathered or the
- *  oldest has waited long enough. */
+/** Once per loop turn: publishes the idle gauge (counters.idle from engine->idle_count),
+ *  writes the access log's lines when enough have gathered or the oldest has waited long
+ *  enough. */
 void chopin__observe_turn(struct chopin__engine *e);
 
 /* ----- the access log (ops/access.c) ----- */

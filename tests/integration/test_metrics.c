@@ -161,6 +161,46 @@ static void test_metrics_match_requests(void) {
     CHECK(ttlb >= 54 + scrapes - 2 && ttlb <= 54 + scrapes - 1);
 }
 
+/* The idle gauge until it reads `want` (the server learns of the client's closes a little
+ * later: bounded), scraped over `over` (NULL: a new connection each time). */
+static double idle_gauge(struct cl_conn *over, double want) {
+    static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    double v = -1;
+    for (int tries = 0; tries < 100 && v != want; tries++) {
+        if (tries)
+            usleep(20000);
+        struct cl_conn *c = over ? over : cl_open(port);
+        struct cl_resp r;
+        if (!c || cl_send(c, req, 0) < 0 || cl_read(c, &r, 0) < 0) {
+            if (!over)
+                cl_close(c);
+            return -1;
+        }
+        v = sample(r.body, "chopin_connections_idle");
+        cl_resp_free(&r);
+        if (!over)
+            cl_close(c);
+    }
+    return v;
+}
+
+/* Keep-alive connections waiting for their next request, on both workers: the gauge
+ * counts them all, but not the connection the scrape comes over (busy with it, though it
+ * was idle when its worker's loop last turned), and none once they are closed. */
+static void test_idle_gauge(void) {
+    enum { K = 6 };
+    struct cl_conn *c[K];
+    for (int i = 0; i < K; i++) {
+        c[i] = cl_open(port);
+        CHECK_INT(send_read(c[i], "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+    }
+    CHECK_INT(idle_gauge(NULL, K), K);
+    CHECK_INT(idle_gauge(c[0], K - 1), K - 1);
+    for (int i = 0; i < K; i++)
+        cl_close(c[i]);
+    CHECK_INT(idle_gauge(NULL, 0), 0);
+}
+
 int main(void) {
     chopin_router *r = chopin_router_new();
     chopin_router_get(r, "/hello", hello, NULL);
@@ -174,6 +214,7 @@ int main(void) {
         return 1;
     port = chopin_server_port(s);
     RUN(test_metrics_match_requests);
+    RUN(test_idle_gauge);
     cl_stop(s);
     chopin_router_free(r);
     printf("RESULT %d %d %d\n", test_passed, test_failed, skipped);
