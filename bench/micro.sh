@@ -19,8 +19,9 @@ libs=(-pthread)
 [ -e /usr/include/liburing.h ] && libs+=(-luring)
 # HTTP/2 (issue 20): a library built with nghttp2 needs it
 grep -q ' U nghttp2_' <(nm "$lib" 2>/dev/null) && libs+=(-lnghttp2)
-# TLS (issue 16): a library built with OpenSSL needs it (micro_tls drives it)
-grep -q ' U SSL_new$' <(nm "$lib" 2>/dev/null) && libs+=(-lssl -lcrypto)
+# TLS (issue 16): a library built with OpenSSL needs it (micro_tls drives it; the engine's
+# stack, src/stack.c, which micro_h2 sets up, reaches it too)
+grep -q ' U SSL_' <(nm "$lib" 2>/dev/null) && libs+=(-lssl -lcrypto)
 
 pin=()
 if command -v taskset >/dev/null 2>&1 && taskset -c 1 true 2>/dev/null; then

@@ -430,6 +430,33 @@ static int static_routes(chopin_router *r) {
     return chopin_router_static(r, "/static", demo_static);
 }
 
+/* GET /trailers (issue 20): a streamed body, then trailer fields (curl -D - shows them
+ * after it: over HTTP/2 a last HEADERS frame, over HTTP/1.1 the chunked body's trailer). */
+static long two_lines(void *state, char *buf, size_t cap) {
+    static const char text[] = "line one\nline two\n";
+    int *sent = state;
+    if (*sent || cap < sizeof text - 1)
+        return 0;
+    *sent = 1;
+    memcpy(buf, text, sizeof text - 1);
+    return (long)(sizeof text - 1);
+}
+
+static void trailers_route(chopin_req *req, chopin_res *res, void *data) {
+    int *sent = calloc(1, sizeof *sent); /* (outlives the request's arena on HTTP/1.1) */
+    if (!sent || chopin_res_stream(res, 200, "text/plain", two_lines, free, sent) < 0) {
+        free(sent);
+        chopin_res_error(res, 503, NULL);
+        return;
+    }
+    chopin_res_trailer(res, "X-Lines", "2");
+    chopin_res_trailer(res, "X-Checksum", "demo-trailer");
+}
+
+static int add_h2_routes(chopin_router *r) {
+    return chopin_router_get(r, "/trailers", trailers_route, NULL);
+}
+
 static int add_routes(chopin_router *r) {
     int rc = compression_setup(r);
     if (!rc) rc = chopin_router_get(r, "/", index_page, NULL);
@@ -446,6 +473,7 @@ static int add_routes(chopin_router *r) {
     if (!rc) rc = upload_mount(r, "/upload");
     if (!rc) rc = static_routes(r);
     if (!rc) rc = add_ops_routes(r);
+    if (!rc) rc = add_h2_routes(r);
     if (rc < 0)
         fprintf(stderr, "demo: %s: %s\n", chopin_strerror(rc), chopin_router_error(r));
     return rc;

@@ -1245,7 +1245,8 @@ CHOPIN_API int chopin_body_read(chopin_req *req, chopin_res *res, const chopin_b
                                 void *arg, chopin_exchange *out);
 /**
  * Backpressure: on the exchange's worker, stops reading the body (no on_data after this
- * call returns, until resumed); the client is throttled by TCP, not by memory. Resume
+ * call returns, until resumed); the client is throttled by TCP (over HTTP/2 by the
+ * stream's flow-control window, the connection's other streams going on), not by memory. Resume
  * with chopin_body_resume from anything on the worker (a timer, an offload's done, a
  * watched descriptor): the bytes already read are handed over once that caller returns.
  * body_timeout_ms still bounds a pause. Returns 0, or CHOPIN_ESTALE (the exchange ended,
@@ -1766,6 +1767,23 @@ CHOPIN_API int chopin_ws_unsubscribe(chopin_ws *ws, const char *topic); /* 0, CH
  *  CHOPIN_EINVAL (bad kind or topic), CHOPIN_ENOMEM, CHOPIN_ESHUTDOWN. */
 CHOPIN_API int chopin_ws_publish(chopin_server *s, const char *topic, chopin_ws_kind kind,
                                  const void *data, size_t len);
+
+/* ===== Trailers (issue 20) =====
+ *
+ * Fields sent after a response's body (RFC 9110 §6.5): on HTTP/2 as a last HEADERS frame
+ * that ends the stream, after any body that is not empty; on HTTP/1.1 as the trailer
+ * section of a chunked body, so only with a streamed body (chopin_res_stream). Where they
+ * cannot travel they are dropped, and the answer goes out without them: a body with a
+ * Content-Length on HTTP/1.1, HTTP/1.0, HEAD, an empty body or a status without one.
+ * They are set with the answer (in the handler, or before chopin_exchange_finish) and
+ * are fixed once it is sent: a value known only when the body ends (a checksum of a
+ * stream) is not supported yet.
+ */
+/** Adds a trailer field; copied into the request arena. Returns 0; CHOPIN_EINVAL (not a
+ *  token or a field value, or a field a trailer may not carry: framing, routing,
+ *  Content-Type/-Encoding/-Range, authentication, cookies, caching, Trailer itself);
+ *  CHOPIN_ENOSPC (the trailers together past 1 KiB); CHOPIN_ENOMEM. */
+CHOPIN_API int chopin_res_trailer(chopin_res *res, const char *name, const char *value);
 
 #ifdef __cplusplus
 }

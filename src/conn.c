@@ -401,7 +401,7 @@ static int queue_body(struct chopin__conn *c, struct chopin_res *res, int chunke
         return 0;
     case CHOPIN__RES_STREAM:
         if (chopin__outq_push_stream(q, res->produce, res->stream_done, res->stream_state,
-                                     chunked) < 0)
+                                     chunked, res->trailers, res->trailers_len) < 0)
             break;
         res->body_kind = CHOPIN__RES_EMPTY;
         return 0;

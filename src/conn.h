@@ -97,6 +97,9 @@ struct chopin__protocol {
      *  or a stream was resumed (chopin_stream_resume). Runs from the engine's ready list,
      *  never inside a handler. NULL: nothing to do (the protocol has no exchanges). */
     void (*on_ready)(struct chopin__conn *c);
+    /** Issue 20: chopin_body_pause (pause nonzero) or chopin_body_resume on exchange x,
+     *  whose body is read as a stream. NULL: the connection's (HTTP/1.1's) own. */
+    void (*body_pause)(struct chopin__conn *c, struct chopin__exchange *x, int pause);
 };
 
 /*

@@ -3,6 +3,7 @@
 #include "outq.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@ static void seg_release(struct chopin__seg *s) {
             s->u.owned.fn(NULL, s->u.owned.arg);
         break;
     case CHOPIN__SEG_STREAM:
+        free(s->u.stream.trailers);
         if (s->u.stream.done)
             s->u.stream.done(s->u.stream.state);
         break;
@@ -97,10 +99,23 @@ int chopin__outq_push_file(struct chopin__outq *q, int fd, uint64_t off, uint64_
 }
 
 int chopin__outq_push_stream(struct chopin__outq *q, chopin_produce_fn produce,
-                             void (*done)(void *), void *state, int chunked) {
+                             void (*done)(void *), void *state, int chunked,
+                             const char *trailers, uint32_t trailers_len) {
+    char *copy = NULL;
+    /* (the last chunk must fit the data area, which is then unused) */
+    if (chunked && trailers_len && trailers_len + 5 <= q->cap) {
+        copy = malloc(trailers_len);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, trailers, trailers_len);
+    }
     struct chopin__seg *s = chopin__outq_seg_append(q);
-    if (!s)
+    if (!s) {
+        free(copy);
         return -ENOSPC;
+    }
+    s->u.stream.trailers = copy;
+    s->u.stream.trailers_len = copy ? trailers_len : 0;
     s->kind = CHOPIN__SEG_STREAM;
     s->chunked = (uint8_t)!!chunked;
     s->u.stream.produce = produce;
@@ -109,9 +124,22 @@ int chopin__outq_push_stream(struct chopin__outq *q, chopin_produce_fn produce,
     return 0;
 }
 
+/* The last chunk: "0\r\n", the trailer lines, "\r\n" (RFC 9112 §7.1.2). */
+static void last_chunk(struct chopin__outq *q, struct chopin__seg *s) {
+    uint32_t n = s->u.stream.trailers_len;
+    memcpy(q->data, "0\r\n", 3);
+    if (n)
+        memcpy(q->data + 3, s->u.stream.trailers, n);
+    memcpy(q->data + 3 + n, "\r\n", 2);
+    s->off = 0;
+    s->len = 5 + n;
+    free(s->u.stream.trailers);
+    s->u.stream.trailers = NULL;
+}
+
 /* Pulls the next chunk of a stream that heads the queue into the (then unused) data area,
- * framed as "<hex>\r\n<data>\r\n", or the last chunk "0\r\n\r\n"; or nothing, when the
- * producer has nothing yet (the stream then waits). */
+ * framed as "<hex>\r\n<data>\r\n", or the last chunk; or nothing, when the producer has
+ * nothing yet (the stream then waits). */
 static int stream_fill(struct chopin__outq *q, struct chopin__seg *s) {
     q->used = 0;
     char *body = q->data + CHUNK_PREFIX;
@@ -124,11 +152,8 @@ static int stream_fill(struct chopin__outq *q, struct chopin__seg *s) {
         return -1;
     if (n == 0) {
         s->stream_state = CHOPIN__STREAM_FINISHED;
-        if (s->chunked) {
-            memcpy(q->data, "0\r\n\r\n", 5);
-            s->off = 0;
-            s->len = 5;
-        }
+        if (s->chunked)
+            last_chunk(q, s);
     } else if (!s->chunked) {
         s->off = CHUNK_PREFIX;
         s->len = (uint64_t)n;

@@ -48,6 +48,8 @@ struct chopin__seg {
             chopin_produce_fn produce;
             void (*done)(void *state);
             void *state;
+            char *trailers; /* chunked: the trailer lines, on the heap (issue 20), or NULL */
+            uint32_t trailers_len;
         } stream;
     } u;
 };
@@ -119,8 +121,11 @@ int chopin__outq_push_ext(struct chopin__outq *q, const void *ptr, uint64_t len,
  * release_fn(NULL, release_arg) when set (a shared descriptor's reference). */
 int chopin__outq_push_file(struct chopin__outq *q, int fd, uint64_t off, uint64_t len,
                            int close_fd, chopin_free_fn release_fn, void *release_arg);
+/** A stream; when chunked, `trailers[0..trailers_len)` ("Name: value\r\n" lines, copied)
+ *  end its last chunk. -ENOSPC (no segment), -ENOMEM (the trailers' copy). */
 int chopin__outq_push_stream(struct chopin__outq *q, chopin_produce_fn produce,
-                             void (*done)(void *), void *state, int chunked);
+                             void (*done)(void *), void *state, int chunked,
+                             const char *trailers, uint32_t trailers_len);
 
 /** Fills `p` from the head of the queue (see plan.h). Returns the bytes
  *  planned, or -1 when a stream's producer failed (the connection must abort). 0 with

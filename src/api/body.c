@@ -51,11 +51,22 @@ static struct chopin__exchange *reading(chopin_exchange h) {
     return x && x->sink && !x->sink->ended && x->conn ? x : NULL;
 }
 
+/* A protocol that carries several bodies at once (HTTP/2) pauses the exchange's own. */
+static void body_pause(struct chopin__exchange *x, int pause) {
+    struct chopin__conn *c = x->conn;
+    if (c->proto && c->proto->body_pause)
+        c->proto->body_pause(c, x, pause);
+    else if (pause)
+        chopin__conn_body_pause(c);
+    else
+        chopin__conn_body_resume(c);
+}
+
 int chopin_body_pause(chopin_exchange h) {
     struct chopin__exchange *x = reading(h);
     if (!x)
         return CHOPIN_ESTALE;
-    chopin__conn_body_pause(x->conn);
+    body_pause(x, 1);
     return 0;
 }
 
@@ -63,7 +74,7 @@ int chopin_body_resume(chopin_exchange h) {
     struct chopin__exchange *x = reading(h);
     if (!x)
         return CHOPIN_ESTALE;
-    chopin__conn_body_resume(x->conn);
+    body_pause(x, 0);
     return 0;
 }
 

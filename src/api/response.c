@@ -52,6 +52,7 @@ void chopin__res_init(struct chopin_res *res, struct chopin__arena *arena)
     res->json = NULL;
     res->arena = arena;
     res->finalize = NULL;
+    res->trailers_len = 0;
 }
 
 /* Gives back what the body owns. The other body fields are left as they are: every setter
@@ -732,6 +733,52 @@ int chopin_res_stream(chopin_res *res, int status, const char *content_type,
     res->produce = produce;
     res->stream_done = done;
     res->stream_state = state;
+    return 0;
+}
+
+/* ---- trailers (issue 20) ---------------------------------------------------------- */
+
+/* Bound on the trailer block: it travels in the output queue's data area on HTTP/1.1. */
+#define MAX_TRAILER_BYTES 1024u
+
+/* Fields a trailer may not carry (RFC 9110 §6.5.1): framing, routing, connection
+ * management, the content's own metadata, authentication, and the Trailer field. */
+static int trailer_forbidden(const char *name)
+{
+    static const char *const names[] = {
+        "content-length", "transfer-encoding", "host",       "connection",   "keep-alive",
+        "upgrade",        "te",                "trailer",    "content-type", "content-encoding",
+        "content-range",  "authorization",     "set-cookie", "cache-control", "expect",
+        "max-forwards",   "range",             "pragma",     "proxy-authenticate",
+        "proxy-authorization", "www-authenticate", "location", "retry-after", "vary",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (ascii_ieq(name, names[i]))
+            return 1;
+    return 0;
+}
+
+int chopin_res_trailer(chopin_res *res, const char *name, const char *value)
+{
+    if (!header_args_valid(res, name, value) || trailer_forbidden(name))
+        return -EINVAL;
+    size_t nlen = strlen(name), vlen = strlen(value), len = res->trailers_len;
+    if (len + nlen + vlen + 4 > MAX_TRAILER_BYTES)
+        return -ENOSPC;
+    if (!res->trailers_len) {
+        if (!res->arena)
+            return -ENOMEM;
+        res->trailers = chopin__arena_alloc(res->arena, MAX_TRAILER_BYTES);
+        if (!res->trailers)
+            return chopin__arena_failure(res->arena, MAX_TRAILER_BYTES);
+    }
+    char *p = res->trailers + len;
+    memcpy(p, name, nlen);
+    p += nlen;
+    memcpy(p, ": ", 2);
+    memcpy(p + 2, value, vlen);
+    memcpy(p + 2 + vlen, "\r\n", 2);
+    res->trailers_len = (uint32_t)(len + nlen + vlen + 4);
     return 0;
 }
 

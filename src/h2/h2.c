@@ -47,6 +47,7 @@ struct chopin__exchange *chopin__h2_upgrade(struct chopin__conn *c, struct chopi
 #include <unistd.h>
 
 #include "api/exchange.h"
+#include "http/chars.h"
 #include "conn.h"
 #include "engine.h"
 #include "exchange.h"
@@ -92,12 +93,27 @@ struct h2_stream {
     uint8_t dispatched;   /* its handler ran (or the refusal was answered) */
     uint8_t submitted;    /* its response is with nghttp2 */
     uint8_t waiting;      /* its stream producer said CHOPIN_EAGAIN: resumed by on_ready */
+    uint8_t streaming;    /* its body goes to its handler as it arrives (chopin_body_read) */
+    uint8_t paused;       /* ...which asked for none for now (chopin_body_pause) */
+    uint8_t resumed;      /* ...and then for more again: on_ready hands over what is held */
+    uint8_t body_ended;   /* END_STREAM arrived (the sink hears it once the held bytes went) */
+    uint8_t pseudo;       /* the pseudo-header fields seen (PSEUDO_*) */
+    uint8_t regular;      /* a regular field was seen (no pseudo-header may follow) */
+    uint8_t has_length;   /* it has a content-length */
+    uint64_t received;    /* request body bytes in DATA frames (against content-length) */
     uint32_t header_bytes; /* header list size so far (RFC 9113 §6.5.2: name + value + 32) */
     uint32_t headers_cap;
     char *body;
     uint64_t body_cap;
     uint64_t sent; /* response body bytes handed to nghttp2 */
     uint64_t started_ms;
+    /* A streamed body: its bound, the bytes seen, those that arrived while paused (on the
+     * heap), and those the stream's flow-control window has not been given back for. */
+    uint64_t max, streamed;
+    char *held;
+    size_t held_len, held_cap;
+    uint64_t unconsumed;
+    uint64_t data_ms; /* its last bytes: the body deadline runs from there */
 };
 
 struct h2 {
@@ -292,7 +308,8 @@ static void stream_free(struct h2 *h, struct h2_stream *s) {
     h->nstreams--;
     if (h->recent == s)
         h->recent = NULL;
-    h->body_buffered -= x->req.body_len;
+    h->body_buffered -= x->req.body_len + s->held_len;
+    free(s->held);
     if (!h->nstreams)
         h->idle_since = now_ms(h);
     chopin__exchange_cancel(e, x);
@@ -394,9 +411,7 @@ static int regular_header(struct h2_stream *s, const char *name, size_t nlen, co
         for (size_t i = 0; i < vlen; i++)
             v = v * 10 + (uint64_t)(value[i] - '0');
         head->content_length = v;
-        head->body_kind = CHOPIN__BODY_LENGTH;
-        if (v > opts(s->h)->max_body_bytes)
-            s->refuse = 413;
+        head->body_kind = CHOPIN__BODY_LENGTH; /* (its bound: body_begins) */
     } else if (nlen == 4 && memcmp(name, "host", 4) == 0 && !head->host) {
         head->host = value;
         head->host_len = (uint32_t)vlen;
@@ -404,25 +419,199 @@ static int regular_header(struct h2_stream *s, const char *name, size_t nlen, co
     return 0;
 }
 
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
-                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud) {
+/* ----- HTTP messaging (RFC 9113 §8) ---------------------------------------------------
+ *
+ * nghttp2's own checks of requests are off (nghttp2_option_set_no_http_messaging): they
+ * were 12% of a request's instructions (callgrind, bench/micro_h2.c), most of it spent on
+ * names and values of HPACK's static table, which need none. These are the same rules,
+ * for what the peer sends: a request that breaks one is malformed, its stream reset with
+ * PROTOCOL_ERROR (RFC 9113 §8.1.1), its handler never run. */
+
+enum { PSEUDO_METHOD = 1, PSEUDO_SCHEME = 2, PSEUDO_PATH = 4, PSEUDO_AUTHORITY = 8 };
+
+/* A name or a value as nghttp2 hands it over: its bytes (NUL-terminated), and whether
+ * they are HPACK's static table's (valid, and valid as long as the process). */
+struct field {
+    nghttp2_vec v;
+    int is_static;
+};
+
+static struct field field_of(nghttp2_rcbuf *rc) {
+    return (struct field){nghttp2_rcbuf_get_buf(rc), nghttp2_rcbuf_is_static(rc)};
+}
+
+static int connection_specific(const char *name, size_t len);
+
+/* The stream is reset; returned by on_header, nghttp2 then drops the rest of the block. */
+static int malformed(struct h2 *h, int32_t id) {
+    nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, id, NGHTTP2_PROTOCOL_ERROR);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+}
+
+/* A field name: lower-case token characters (RFC 9113 §8.2.1), after the colon of a
+ * pseudo-header. */
+static int name_valid(const uint8_t *p, size_t n) {
+    size_t i = n && p[0] == ':';
+    if (i == n)
+        return 0;
+    for (; i < n; i++)
+        if (!chopin__is_tchar(p[i]) || (p[i] >= 'A' && p[i] <= 'Z'))
+            return 0;
+    return 1;
+}
+
+/* A field value: field bytes (no NUL, CR, LF or other controls but HTAB), neither
+ * starting nor ending with whitespace (RFC 9113 §8.2.1). */
+static int value_valid(const uint8_t *p, size_t n) {
+    if (n && (p[0] == ' ' || p[0] == '\t' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+        return 0;
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) /* (no branch per byte: values are short) */
+        ok &= chopin__is_field_byte(p[i]) != 0;
+    return ok;
+}
+
+static int is_name(nghttp2_vec v, const char *name, size_t len) {
+    return v.len == len && memcmp(v.base, name, len) == 0;
+}
+
+/* The pseudo-header's bit, or 0 for one a request may not carry (:status, :protocol,
+ * unknown ones). */
+static uint8_t pseudo_bit(nghttp2_vec n) {
+    if (is_name(n, ":method", 7))
+        return PSEUDO_METHOD;
+    if (is_name(n, ":scheme", 7))
+        return PSEUDO_SCHEME;
+    if (is_name(n, ":path", 5))
+        return PSEUDO_PATH;
+    if (is_name(n, ":authority", 10))
+        return PSEUDO_AUTHORITY;
+    return 0;
+}
+
+static int token_valid(nghttp2_vec v) {
+    for (size_t i = 0; i < v.len; i++)
+        if (!chopin__is_tchar(v.base[i]))
+            return 0;
+    return v.len > 0;
+}
+
+/* A content-length: digits only (RFC 9110 §8.6), that fit. */
+static int length_valid(nghttp2_vec v) {
+    if (!v.len || v.len > 19)
+        return 0;
+    for (size_t i = 0; i < v.len; i++)
+        if (v.base[i] < '0' || v.base[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* One field of a request's header block against §8.2-8.3; returns 0 when it may stand. */
+static int field_breaks_rules(struct h2_stream *s, struct field name, struct field value) {
+    nghttp2_vec n = name.v, v = value.v;
+    if (!name.is_static && !name_valid(n.base, n.len))
+        return 1;
+    if (!value.is_static && !value_valid(v.base, v.len))
+        return 1;
+    if (n.base[0] == ':') {
+        uint8_t bit = pseudo_bit(n);
+        if (!bit || s->regular || (s->pseudo & bit))
+            return 1;
+        s->pseudo |= bit;
+        if (bit == PSEUDO_METHOD)
+            return !token_valid(v);
+        /* (:path: not empty, and no space, which would end an HTTP/1.1 request line) */
+        return bit == PSEUDO_PATH && (!v.len || memchr(v.base, ' ', v.len));
+    }
+    s->regular = 1;
+    switch (n.len) {
+    case 2:
+        return is_name(n, "te", 2) && !(v.len == 8 && memcmp(v.base, "trailers", 8) == 0);
+    case 14:
+        if (!is_name(n, "content-length", 14))
+            return 0;
+        if (!length_valid(v) || s->has_length)
+            return 1;
+        s->has_length = 1;
+        return 0;
+    default:
+        return connection_specific((const char *)n.base, n.len);
+    }
+}
+
+/* A trailer field: no pseudo-header, valid bytes. */
+static int trailer_breaks_rules(struct field name, struct field value) {
+    nghttp2_vec n = name.v, v = value.v;
+    return n.base[0] == ':' || !name_valid(n.base, n.len) || !value_valid(v.base, v.len);
+}
+
+/* The request's head is whole: :method, :scheme and :path, or for CONNECT :authority and
+ * neither of the other two (RFC 9113 §8.3.1, §8.5). */
+static int head_incomplete(const struct h2_stream *s) {
+    const struct chopin__head *head = &s->x->req.head;
+    if (head->method_id == CHOPIN_METHOD_CONNECT)
+        return (s->pseudo & (PSEUDO_SCHEME | PSEUDO_PATH)) || !(s->pseudo & PSEUDO_AUTHORITY);
+    return (s->pseudo & (PSEUDO_METHOD | PSEUDO_SCHEME | PSEUDO_PATH)) !=
+           (PSEUDO_METHOD | PSEUDO_SCHEME | PSEUDO_PATH);
+}
+
+/* The body's length against its content-length: past it (DATA), or short of it at the
+ * end (END_STREAM) is malformed (RFC 9113 §8.1.1). */
+static int length_broken(const struct h2_stream *s, int at_end) {
+    const struct chopin__head *head = &s->x->req.head;
+    if (!s->has_length || s->refuse) /* (refused: answered, the rest dropped unread) */
+        return 0;
+    return s->received > head->content_length || (at_end && s->received != head->content_length);
+}
+
+/* The request, now that its head or its end arrived, breaks §8.1.1 or §8.3.1. */
+static int request_malformed(const struct h2_stream *s, const nghttp2_frame *frame) {
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST &&
+        head_incomplete(s))
+        return 1;
+    return (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && (!s->dispatched || s->streaming) &&
+           length_broken(s, 1);
+}
+
+/* A field's name or value as the request keeps it: nghttp2's own when it comes from
+ * HPACK's static table (most names, and values such as GET or "/"), else a copy in the
+ * arena. (callgrind, bench/micro_h2.c: two arena copies per field were 9% of a request.) */
+static const char *field_text(struct chopin__arena *a, struct field f) {
+    return f.is_static ? (const char *)f.v.base : arena_copy(a, f.v.base, f.v.len);
+}
+
+/* Pseudo-header fields the request shows: :method, :path, :authority (not :scheme). */
+static int shown_pseudo(nghttp2_vec n) { return !(n.len == 7 && n.base[1] == 's'); }
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, nghttp2_rcbuf *name,
+                     nghttp2_rcbuf *value, uint8_t flags, void *ud) {
     struct h2 *h = ud;
     (void)session;
     (void)flags;
     struct h2_stream *s = stream_of(h, frame->hd.stream_id);
-    if (!s || s->refuse || frame->headers.cat == NGHTTP2_HCAT_HEADERS)
-        return 0; /* (trailers: nothing in the API reads them) */
-    s->header_bytes += (uint32_t)(nlen + vlen + 32);
+    if (!s)
+        return 0;
+    struct field n = field_of(name), v = field_of(value);
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS) /* trailers: checked, then dropped */
+        return trailer_breaks_rules(n, v) ? malformed(h, s->id) : 0;
+    if (s->refuse)
+        return 0;
+    if (field_breaks_rules(s, n, v))
+        return malformed(h, s->id);
+    s->header_bytes += (uint32_t)(n.v.len + v.v.len + 32);
     if (s->header_bytes > opts(h)->max_header_bytes) {
         s->refuse = 431; /* the rest of the block is decoded (HPACK state) and dropped */
         return 0;
     }
+    int pseudo = n.v.base[0] == ':';
+    if (pseudo && !shown_pseudo(n.v))
+        return 0;
     struct chopin__arena *a = &s->x->arena;
-    char *n = arena_copy(a, name, nlen), *v = arena_copy(a, value, vlen);
-    if (!n || !v)
+    const char *nt = field_text(a, n), *vt = field_text(a, v);
+    if (!nt || !vt)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    int rc = nlen && name[0] == ':' ? pseudo_header(s, n, nlen, v, vlen)
-                                    : regular_header(s, n, nlen, v, vlen);
+    int rc = pseudo ? pseudo_header(s, nt, n.v.len, vt, v.v.len)
+                    : regular_header(s, nt, n.v.len, vt, v.v.len);
     return rc < 0 ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;
 }
 
@@ -431,6 +620,15 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
  * drops the block). */
 static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *ud) {
     struct h2 *h = ud;
+    if (hd->type == NGHTTP2_DATA && hd->stream_id > 0) {
+        /* DATA after the request's END_STREAM: a stream error (RFC 9113 §5.1, half-closed
+         * (remote)), which nghttp2 leaves to us without its HTTP messaging checks */
+        struct h2_stream *s = stream_of(h, hd->stream_id);
+        if (s && s->body_ended)
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, hd->stream_id,
+                                      NGHTTP2_STREAM_CLOSED);
+        return 0;
+    }
     if (hd->type == NGHTTP2_HEADERS && hd->stream_id > 0 && hd->stream_id <= h->last_id &&
         !nghttp2_session_find_stream(session, hd->stream_id))
         nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR);
@@ -439,7 +637,11 @@ static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, 
 
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud) {
     struct h2 *h = ud;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return malformed(h, frame->hd.stream_id); /* trailers end the stream (§8.1) */
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     if (frame->hd.stream_id > h->last_id)
         h->last_id = frame->hd.stream_id;
@@ -450,15 +652,34 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     return 0;
 }
 
-/* A piece of a request body: collected, up to max_body_bytes for the request and as much
- * again for all the connection's requests together, into the exchange's arena.
- * (Streaming request bodies to the handler as they arrive, the forms work, would hand the
- * piece on here instead.) */
+static void stream_data(struct h2 *h, struct h2_stream *s, const uint8_t *data, size_t len);
+
+/* A piece of a request body. Flow control is ours (no automatic WINDOW_UPDATE): the
+ * connection's window is given back at once, a stream's once its bytes were taken, so a
+ * body read as a stream and paused holds its client back, and nothing else. A body read
+ * whole is collected, up to max_body_bytes for the request and as much again for all the
+ * connection's requests together, into the exchange's arena. */
 static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
                          const uint8_t *data, size_t len, void *ud) {
     struct h2 *h = ud;
     (void)flags;
+    nghttp2_session_consume_connection(session, len);
     struct h2_stream *s = stream_of(h, id);
+    if (s) {
+        s->received += len;
+        if (length_broken(s, 0)) { /* past its content-length */
+            nghttp2_session_consume_stream(session, id, len);
+            s->dispatched = 1;
+            s->streaming = 0;
+            malformed(h, id);
+            return 0;
+        }
+    }
+    if (s && s->streaming) {
+        stream_data(h, s, data, len);
+        return 0;
+    }
+    nghttp2_session_consume_stream(session, id, len);
     if (!s || s->refuse || s->dispatched)
         return 0;
     struct chopin_req *req = &s->x->req;
@@ -510,6 +731,15 @@ static void set_error(struct chopin_res *res, int status) {
     chopin_res_error(res, status, NULL);
 }
 
+static int submit_trailers(struct h2_stream *s);
+
+/* The last DATA frame: it ends the stream, unless trailers follow it. */
+static void body_ends(struct h2_stream *s, uint32_t *flags) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (submit_trailers(s))
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+}
+
 /* The body in frame-sized pieces, as flow control lets them go. */
 static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *source, void *ud) {
@@ -527,7 +757,7 @@ static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, siz
         if (n < 0 || (size_t)n > length)
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST_STREAM INTERNAL_ERROR */
         if (n == 0)
-            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            body_ends(s, flags);
         s->sent += (uint64_t)n;
         return n;
     }
@@ -546,7 +776,7 @@ static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, siz
     }
     s->sent += n;
     if (s->sent == res->body_len)
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        body_ends(s, flags);
     return (ssize_t)n;
 }
 
@@ -577,6 +807,37 @@ static char *decimal(char *end, uint64_t v) {
     return end;
 }
 
+/* Appends the fields of "Name: value\r\n" lines to nv[n..] (names lowered as HTTP/2
+ * requires, HTTP/1.1's connection fields left out); returns the new count, or -1 when the
+ * arena is out of room. */
+static int field_lines(struct chopin__arena *a, nghttp2_nv *nv, int n, const char *lines,
+                       uint32_t len) {
+    char *lower = len ? chopin__arena_alloc(a, len) : NULL;
+    if (len && !lower)
+        return -1;
+    for (uint32_t at = 0; at < len;) {
+        const char *line = lines + at;
+        const char *eol = memchr(line, '\n', len - at);
+        const char *colon = memchr(line, ':', (size_t)(eol - line));
+        size_t nlen = (size_t)(colon - line);
+        for (size_t i = 0; i < nlen; i++)
+            lower[at + i] = (char)ascii_lower((unsigned char)line[i]);
+        if (!connection_specific(lower + at, nlen))
+            nv[n++] = (nghttp2_nv){(uint8_t *)lower + at, (uint8_t *)colon + 2, nlen,
+                                   (size_t)(eol - 1 - (colon + 2)), NO_COPY};
+        at += (uint32_t)(eol - line) + 1;
+    }
+    return n;
+}
+
+/* Counts the lines of a field block. */
+static size_t line_count(const char *lines, uint32_t len) {
+    size_t n = 0;
+    for (uint32_t i = 0; i < len; i++)
+        n += lines[i] == '\n';
+    return n;
+}
+
 /* The response's fields: status, type, length, date, server, then the handler's own
  * ("Name: value\r\n" lines, names lowered as HTTP/2 requires). Returns the count, or -1
  * when the arena is out of room. */
@@ -584,9 +845,7 @@ static int build_fields(struct h2_stream *s, nghttp2_nv **out, int with_length) 
     struct chopin__exchange *x = s->x;
     struct chopin__engine *e = s->h->c->engine;
     const struct chopin_res *res = &x->res;
-    size_t lines = 0;
-    for (uint32_t i = 0; i < res->headers_len; i++)
-        lines += res->headers[i] == '\n';
+    size_t lines = line_count(res->headers, res->headers_len);
     nghttp2_nv *nv = chopin__arena_alloc(&x->arena, (lines + 5) * sizeof *nv + 24);
     if (!nv)
         return -1;
@@ -605,23 +864,24 @@ static int build_fields(struct h2_stream *s, nghttp2_nv **out, int with_length) 
     const struct chopin__config *cfg = e->cfg;
     if (cfg->server_header_len > 10) /* "Server: " name "\r\n" */
         nv[n++] = NV("server", cfg->server_header + 8, cfg->server_header_len - 10);
-    char *lower = lines ? chopin__arena_alloc(&x->arena, res->headers_len) : NULL;
-    if (lines && !lower)
-        return -1;
-    for (uint32_t at = 0; at < res->headers_len;) {
-        const char *line = res->headers + at;
-        const char *eol = memchr(line, '\n', res->headers_len - at);
-        const char *colon = memchr(line, ':', (size_t)(eol - line));
-        size_t nlen = (size_t)(colon - line);
-        for (size_t i = 0; i < nlen; i++)
-            lower[at + i] = (char)ascii_lower((unsigned char)line[i]);
-        if (!connection_specific(lower + at, nlen))
-            nv[n++] = (nghttp2_nv){(uint8_t *)lower + at, (uint8_t *)colon + 2, nlen,
-                                   (size_t)(eol - 1 - (colon + 2)), NO_COPY};
-        at += (uint32_t)(eol - line) + 1;
-    }
-    *out = nv;
+    n = field_lines(&x->arena, nv, n, res->headers, res->headers_len);
+    if (n >= 0)
+        *out = nv;
     return n;
+}
+
+/* The body ended: the response's trailer fields, when it has some, go as a HEADERS frame
+ * that ends the stream instead of the last DATA frame (RFC 9113 §8.1). Returns nonzero
+ * when they were submitted. */
+static int submit_trailers(struct h2_stream *s) {
+    struct chopin__exchange *x = s->x;
+    const struct chopin_res *res = &x->res;
+    if (!res->trailers_len)
+        return 0;
+    size_t lines = line_count(res->trailers, res->trailers_len);
+    nghttp2_nv *nv = chopin__arena_alloc(&x->arena, lines * sizeof *nv);
+    int n = nv ? field_lines(&x->arena, nv, 0, res->trailers, res->trailers_len) : -1;
+    return n > 0 && nghttp2_submit_trailer(s->h->session, s->id, nv, (size_t)n) == 0;
 }
 
 /* Hands the exchange's answer to nghttp2: fields, then the body through read_body. */
@@ -630,6 +890,8 @@ static void submit(struct h2 *h, struct h2_stream *s) {
     struct chopin_res *res = &x->res;
     struct chopin__engine *e = h->c->engine;
     s->submitted = 1;
+    if (x->sink && !x->sink->ended) /* answered before its body ended: the rest is dropped */
+        x->sink->ended = 1;
     if (x->upgrade) { /* a 101 has no meaning here (RFC 9113 §8.6): WebSocket needs RFC 8441 */
         x->upgrade->discard(x->upgrade_state);
         x->upgrade = NULL;
@@ -709,6 +971,177 @@ static void dispatch(struct h2 *h, struct h2_stream *s) {
         submit(h, s);
 }
 
+/* ----- request bodies as streams (issue 18 on HTTP/2) ------------------------------- *
+ *
+ * A request whose head reaches a route registered with chopin_router_stream runs its
+ * handler at once; when the handler takes the body (chopin_body_read), the stream's DATA
+ * go to it as they arrive. Pausing stops giving the stream's flow-control window back:
+ * its client can send at most one window more (held here, counted with the buffered
+ * bodies) and then waits, while the connection's other streams go on. */
+
+/* The window the stream's taken bytes used, given back: the client may send as much. */
+static void stream_consume(struct h2 *h, struct h2_stream *s, uint64_t n) {
+    if (n)
+        nghttp2_session_consume_stream(h->session, s->id, (size_t)n);
+}
+
+/* The body will not end (CHOPIN_EFBIG: 413, CHOPIN_ETIMEDOUT: 408): the handler hears it
+ * and the stream is answered; the rest of the body is not wanted (on_frame_send). */
+static void body_fail(struct h2 *h, struct h2_stream *s, int status, int err) {
+    struct chopin__exchange *x = s->x;
+    s->streaming = 0;
+    chopin__exchange_body_fail(h->c->engine, x, status, err);
+    if (x->state != CHOPIN__X_OPEN && !s->submitted)
+        submit(h, s);
+}
+
+/* Hands bytes to the handler (its on_data), giving their window back unless it paused. */
+static void body_deliver(struct h2 *h, struct h2_stream *s, const char *p, size_t n) {
+    chopin__exchange_body_data(h->c->engine, s->x, p, n);
+    if (s->paused)
+        s->unconsumed += n; /* given back on resume */
+    else
+        stream_consume(h, s, n);
+}
+
+/* END_STREAM once everything before it has been handed over. */
+static void body_end(struct h2 *h, struct h2_stream *s) {
+    if (s->held_len || s->paused)
+        return;
+    s->streaming = 0;
+    chopin__exchange_body_end(h->c->engine, s->x);
+}
+
+static int body_hold(struct h2 *h, struct h2_stream *s, const uint8_t *data, size_t len) {
+    uint64_t max = opts(h)->max_body_bytes;
+    if (h->body_buffered + len > max + max)
+        return -1;
+    if (s->held_len + len > s->held_cap) {
+        size_t cap = s->held_cap ? s->held_cap * 2 : 16384;
+        while (cap < s->held_len + len)
+            cap *= 2;
+        char *p = realloc(s->held, cap);
+        if (!p)
+            return -1;
+        s->held = p;
+        s->held_cap = cap;
+    }
+    memcpy(s->held + s->held_len, data, len);
+    s->held_len += len;
+    h->body_buffered += len;
+    return 0;
+}
+
+static void stream_data(struct h2 *h, struct h2_stream *s, const uint8_t *data, size_t len) {
+    struct chopin__exchange *x = s->x;
+    if (x->state != CHOPIN__X_OPEN || !x->sink || x->sink->ended) {
+        stream_consume(h, s, len); /* answered before its body ended: dropped */
+        return;
+    }
+    s->data_ms = now_ms(h);
+    if (s->streamed + len > s->max) {
+        stream_consume(h, s, len);
+        body_fail(h, s, 413, CHOPIN_EFBIG);
+        return;
+    }
+    s->streamed += len;
+    if (s->paused || s->held_len) {
+        if (body_hold(h, s, data, len) < 0) {
+            nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, s->id,
+                                      NGHTTP2_ENHANCE_YOUR_CALM);
+            s->streaming = 0;
+        }
+        return;
+    }
+    body_deliver(h, s, (const char *)data, len);
+}
+
+/* On resume (from on_ready): what was held is handed over, the window given back. */
+static void body_resume_now(struct h2 *h, struct h2_stream *s) {
+    s->resumed = 0;
+    if (s->paused || !s->streaming)
+        return;
+    stream_consume(h, s, s->unconsumed);
+    s->unconsumed = 0;
+    if (s->held_len) {
+        size_t n = s->held_len;
+        h->body_buffered -= n;
+        s->held_len = 0;
+        body_deliver(h, s, s->held, n);
+    }
+    if (s->body_ended && s->streaming)
+        body_end(h, s);
+}
+
+/* The request's head is whole and its body is to come: a route that streams runs now. A
+ * declared length past the bound in force is answered 413 before any of the body. */
+static void body_begins(struct h2 *h, struct h2_stream *s) {
+    struct chopin__engine *e = h->c->engine;
+    struct chopin__exchange *x = s->x;
+    struct chopin_req *req = &x->req;
+    const struct chopin__endpoint *ep =
+        req->head.method ? chopin__router_streaming(e->router, req) : NULL;
+    uint64_t max = ep ? chopin__endpoint_max_body(ep) : 0;
+    if (!max)
+        max = opts(h)->max_body_bytes;
+    if (req->head.body_kind == CHOPIN__BODY_LENGTH && req->head.content_length > max)
+        s->refuse = 413;
+    if (!ep || s->refuse) {
+        if (s->refuse == 413)
+            dispatch(h, s); /* answered now; the rest of the body is dropped */
+        return;
+    }
+    s->dispatched = 1;
+    if (e->obs)
+        x->started_ns = chopin__observe_start(e);
+    x->body_to_come = 1;
+    e->dispatching = x;
+    chopin__router_run(e->router, ep, req, &x->res);
+    e->dispatching = NULL;
+    x->body_to_come = 0;
+    h->c->requests++;
+    chopin__count(&e->counters.requests, 1);
+    if (x->sink && x->state == CHOPIN__X_OPEN) {
+        x->sink->max = max;
+        s->streaming = 1;
+        s->max = max;
+        s->data_ms = now_ms(h);
+    } else if (x->state != CHOPIN__X_OPEN) {
+        submit(h, s); /* answered without its body, which is dropped */
+    }
+}
+
+/* The streams whose body deadline (body_timeout_ms since their last bytes) passed are
+ * answered 408; returns how many. */
+static int bodies_expire(struct h2 *h) {
+    int n = 0;
+    uint64_t now = now_ms(h);
+    for (struct h2_stream *s = h->streams, *next; s; s = next) {
+        next = s->next;
+        if (s->streaming && s->data_ms + opts(h)->body_timeout_ms <= now) {
+            body_fail(h, s, 408, CHOPIN_ETIMEDOUT);
+            n++;
+        }
+    }
+    return n;
+}
+
+static void h2_body_pause(struct chopin__conn *c, struct chopin__exchange *x, int pause) {
+    struct h2 *h = c->proto_state;
+    for (struct h2_stream *s = h->streams; s; s = s->next) {
+        if (s->x != x || !s->streaming)
+            continue;
+        if (pause) {
+            s->paused = 1;
+        } else if (s->paused) {
+            s->paused = 0;
+            s->resumed = 1;
+            chopin__engine_list_ready(c->engine, c);
+        }
+        return;
+    }
+}
+
 /* ----- frames ------------------------------------------------------------------------ */
 
 /* A client close to the end of the stream id space, or a server draining: no stream after
@@ -735,12 +1168,28 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             return 0;
         }
         s = stream_of(h, frame->hd.stream_id);
-        if (s && frame->hd.stream_id > INT32_MAX - LAST_STREAM_ID_MARGIN)
+        if (!s)
+            return 0;
+        if (frame->hd.stream_id > INT32_MAX - LAST_STREAM_ID_MARGIN)
             goaway(h);
-        if (s && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
-            dispatch(h, s);
-        else if (s && s->refuse == 413 && !s->dispatched)
+        if (request_malformed(s, frame)) {
+            s->dispatched = 1; /* never handled (a streamed body's reader: cancelled) */
+            s->streaming = 0;
+            malformed(h, s->id);
+            return 0;
+        }
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+            s->body_ended = 1;
+            if (s->streaming)
+                body_end(h, s);
+            else
+                dispatch(h, s);
+        } else if (s->refuse == 413 && !s->dispatched) {
             dispatch(h, s); /* answered before the rest of the body, which is dropped */
+        } else if (frame->hd.type == NGHTTP2_HEADERS &&
+                   frame->headers.cat == NGHTTP2_HCAT_REQUEST && !s->dispatched) {
+            body_begins(h, s);
+        }
         return 0;
     case NGHTTP2_RST_STREAM:
         if (over_rate(h, &h->resets, RESETS_PER_SEC))
@@ -797,7 +1246,7 @@ static void setup(void) {
         return;
     nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+    nghttp2_session_callbacks_set_on_header_callback2(callbacks, on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
@@ -812,6 +1261,10 @@ static void setup(void) {
     nghttp2_option_set_max_outbound_ack(options, MAX_OUTBOUND_ACK);
     nghttp2_option_set_stream_reset_rate_limit(options, 4 * RESETS_PER_SEC, RESETS_PER_SEC);
     nghttp2_option_set_max_deflate_dynamic_table_size(options, 4096);
+    /* request bodies read as streams pause their stream's window (on_data_chunk) */
+    nghttp2_option_set_no_auto_window_update(options, 1);
+    /* its request checks are ours (field_breaks_rules and the functions around it) */
+    nghttp2_option_set_no_http_messaging(options, 1);
 }
 
 static struct h2 *h2_new(struct chopin__conn *c) {
@@ -900,9 +1353,11 @@ static int stalled(const struct h2 *h) {
 /* The earliest request still arriving: its body deadline. */
 static uint64_t arrival_deadline(const struct h2 *h) {
     uint64_t d = 0;
-    for (const struct h2_stream *s = h->streams; s; s = s->next)
-        if (!s->dispatched && (!d || s->started_ms < d))
-            d = s->started_ms;
+    for (const struct h2_stream *s = h->streams; s; s = s->next) {
+        uint64_t since = s->streaming ? s->data_ms : !s->dispatched ? s->started_ms : 0;
+        if (since && (!d || since < d))
+            d = since;
+    }
     return d ? d + opts(h)->body_timeout_ms : 0;
 }
 
@@ -939,6 +1394,10 @@ static void h2_settle(struct chopin__conn *c) {
 
 static void h2_on_timeout(struct chopin__conn *c) {
     struct h2 *h = c->proto_state;
+    if (!h->ending && !stalled(h) && bodies_expire(h)) {
+        pump(h); /* (a streamed body that stopped: its stream answered 408) */
+        return;
+    }
     if (h->ending || stalled(h) || arrival_deadline(h)) {
         chopin__conn_close(c); /* a peer that stopped reading or sending */
         return;
@@ -956,6 +1415,8 @@ static void ready_scan(struct h2 *h) {
             s->waiting = 0;
             nghttp2_session_resume_data(h->session, s->id);
         }
+        if (s->resumed)
+            body_resume_now(h, s);
     }
 }
 
@@ -980,6 +1441,7 @@ static const struct chopin__protocol h2_protocol = {
     .release = h2_release,
     .discard = h2_discard,
     .on_ready = h2_on_ready,
+    .body_pause = h2_body_pause,
 };
 
 int chopin__h2_available(void) { return 1; }

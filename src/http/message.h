@@ -82,6 +82,10 @@ struct chopin_res {
      * (deferred answers too), to rewrite it; set by a middleware, NULL: none. */
     void (*finalize)(struct chopin_req *req, struct chopin_res *res, void *arg);
     void *finalize_arg;
+    /* Trailer fields (issue 20): "Name: value\r\n" lines in the arena, sent after the body
+     * where the protocol can carry them (chopin_res_trailer). */
+    char *trailers;
+    uint32_t trailers_len;
 };
 
 #endif

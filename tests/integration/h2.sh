@@ -4,7 +4,8 @@
 # and response cases over h2c with prior knowledge, from curl --http2-prior-knowledge and
 # nghttp (nghttp2-client); many streams on one connection (nghttp, h2load); a deferred
 # answer, a server-sent event stream, a large upload and its bound; HTTP/1.1 beside it on
-# the same port; SIGTERM with a stream in flight: GOAWAY, the stream answered, exit 0.
+# the same port; SIGTERM with a stream in flight: GOAWAY, the stream answered, exit 0;
+# a 20 MB upload to a route that streams its body (/upload); trailers (/trailers).
 # Usage: tests/integration/h2.sh BUILD_DIR   (prints "RESULT passed failed [skipped]")
 set -u
 build=${1:-build}
@@ -42,7 +43,8 @@ start() { # log file, env...
   url=http://127.0.0.1:$port
 }
 
-start "$tmp/err" CHOPIN_MAX_BODY_BYTES=1048576 CHOPIN_H2C_UPGRADE=1
+mkdir -p "$tmp/store"
+start "$tmp/err" CHOPIN_MAX_BODY_BYTES=1048576 CHOPIN_H2C_UPGRADE=1 CHOPIN_UPLOAD_DIR=$tmp/store
 check "/plaintext over h2c" body_is "$url/plaintext" "Hello, World!"
 check "the answer is HTTP/2" bash -c "curl -s --http2-prior-knowledge -o /dev/null -w '%{http_version}' $url/plaintext | grep -qx 2"
 check "/json" body_is "$url/json" '{"message":"Hello, World!"}'
@@ -55,6 +57,17 @@ head -c 1100000 /dev/urandom >"$tmp/big"
 # (nghttp: curl 7.88 drops an answer that comes before the end of its upload, then a
 # RST_STREAM NO_ERROR, as RFC 9113 §8.1 has the server end the upload)
 check "a body past max_body_bytes is 413" bash -c "nghttp -nv -d $tmp/big $url/echo 2>&1 | grep -q ':status: 413'"
+# A route that streams its body (the demo's /upload, chopin_router_stream) past
+# max_body_bytes (1 MB here), the body hashed as it arrives.
+head -c 20000000 /dev/urandom >"$tmp/up20"
+up20_sha=$(sha256sum "$tmp/up20" | cut -d' ' -f1)
+check "20 MB multipart upload over h2c to a streaming route: size and SHA-256" bash -c \
+  "curl -s --http2-prior-knowledge --max-time 60 -F f=@$tmp/up20 $url/upload | grep -q '\"size\":20000000,\"sha256\":\"$up20_sha\"'"
+# Trailers: a last HEADERS frame on h2 (curl shows them after the body), the chunked
+# trailer section on HTTP/1.1.
+check "trailers over h2c (curl)" bash -c "curl -s --http2-prior-knowledge -D - -o /dev/null $url/trailers | grep -qx 'x-checksum: demo-trailer.'"
+check "trailers over h2c (nghttp): a HEADERS frame with END_STREAM" bash -c "nghttp -v $url/trailers 2>&1 | grep -A1 'recv (stream_id=13) x-checksum: demo-trailer' | grep -q 'recv HEADERS frame .*flags=0x05'"
+check "trailers over HTTP/1.1 chunked" bash -c "curl -s --http1.1 --raw $url/trailers | tr -d '\r' | grep -qx 'X-Checksum: demo-trailer'"
 check "404" status_is 404 "$url/nothing-here"
 check "405 on GET /echo" status_is 405 "$url/echo"
 check "HEAD: length, no body" bash -c "out=\$(curl -s --http2-prior-knowledge -I $url/plaintext); echo \"\$out\" | grep -qi '^content-length: 13' && [ -z \"\$(curl -s --http2-prior-knowledge --head -o - $url/plaintext | sed '1,/^\r$/d')\" ]"

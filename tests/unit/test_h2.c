@@ -95,6 +95,72 @@ static void stream(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_stream(res, 200, "text/plain", produce, stream_done, NULL);
 }
 
+/* Trailers (issue 20): after a stream, and after a body of known length. */
+static long produce_once(void *state, char *buf, size_t cap) {
+    int *calls = state;
+    if ((*calls)++)
+        return 0;
+    memcpy(buf, "streamed", 8);
+    return 8;
+}
+
+static int once_calls;
+
+static void trailed(chopin_req *req, chopin_res *res, void *data) {
+    once_calls = 0;
+    chopin_res_stream(res, 200, "text/plain", produce_once, NULL, &once_calls);
+    chopin_res_trailer(res, "X-Checksum", "abc123");
+    chopin_res_trailer(res, "Grpc-Status", "0");
+}
+
+static void trailed_static(chopin_req *req, chopin_res *res, void *data) {
+    chopin_res_static(res, 200, "text/plain", "sized", 5);
+    chopin_res_trailer(res, "X-Checksum", "def456");
+}
+
+static void trailed_empty(chopin_req *req, chopin_res *res, void *data) {
+    chopin_res_empty(res, 204);
+    chopin_res_trailer(res, "X-Checksum", "none");
+}
+
+/* A body read as it arrives (issue 18 on HTTP/2): its bytes counted and summed, the
+ * answer given at its end; optionally paused after its first piece. */
+static struct {
+    int pause_first;
+    int calls, ended, error;
+    uint64_t len, sum;
+    chopin_exchange x;
+} up;
+
+static void up_data(chopin_exchange x, const char *p, size_t n, void *arg) {
+    if (up.pause_first && up.calls == 0)
+        CHECK_INT(chopin_body_pause(x), 0);
+    up.calls++;
+    up.len += n;
+    for (size_t i = 0; i < n; i++)
+        up.sum += (unsigned char)p[i];
+}
+
+static void up_end(chopin_exchange x, void *arg) {
+    char text[64];
+    up.ended++;
+    snprintf(text, sizeof text, "%llu %llu", (unsigned long long)up.len,
+             (unsigned long long)up.sum);
+    chopin_res_text(chopin_exchange_res(x), 200, text);
+    chopin_exchange_finish(x);
+}
+
+static void up_error(chopin_exchange x, int err, void *arg) { up.error = err; }
+
+static void upload(chopin_req *req, chopin_res *res, void *data) {
+    static const chopin_body_handler h = {up_data, up_end, up_error};
+    if (chopin_req_header(req, "x-refuse").ptr) {
+        chopin_res_error(res, 401, NULL);
+        return;
+    }
+    chopin_body_read(req, res, &h, NULL, &up.x);
+}
+
 static void setup_opts(struct fake *f, chopin_options *o) {
     chopin_router *r = chopin_router_new();
     chopin_router_get(r, "/hello", hello, NULL);
@@ -104,6 +170,12 @@ static void setup_opts(struct fake *f, chopin_options *o) {
     chopin_router_get(r, "/file", file, NULL);
     chopin_router_get(r, "/owned", owned, NULL);
     chopin_router_get(r, "/stream", stream, NULL);
+    chopin_router_get(r, "/trailed", trailed, NULL);
+    chopin_router_get(r, "/trailed-static", trailed_static, NULL);
+    chopin_router_get(r, "/trailed-empty", trailed_empty, NULL);
+    chopin_router_stream(r, CHOPIN_METHOD_POST, "/up", upload, NULL, 1 << 20);
+    chopin_router_stream(r, CHOPIN_METHOD_POST, "/up-small", upload, NULL, 10000);
+    memset(&up, 0, sizeof up);
     o->slab_capacity = 8;
     o->h2c = 1;
     fake_start(f, r, o);
@@ -125,6 +197,8 @@ struct reply {
     int closed;
     uint32_t error;
     char fields[1024];
+    char trailers[256]; /* a HEADERS frame after the response's */
+    int trailer_end;    /* ...which ended the stream */
 };
 
 struct client {
@@ -148,8 +222,10 @@ static int cl_header(nghttp2_session *s, const nghttp2_frame *fr, const uint8_t 
     struct reply *r = reply_of(ud, fr->hd.stream_id);
     if (nl == 7 && memcmp(n, ":status", 7) == 0)
         r->status = atoi((const char *)v);
-    size_t used = strlen(r->fields);
-    snprintf(r->fields + used, sizeof r->fields - used, "%.*s: %.*s\n", (int)nl, n, (int)vl, v);
+    char *into = fr->headers.cat == NGHTTP2_HCAT_HEADERS ? r->trailers : r->fields;
+    size_t cap = into == r->trailers ? sizeof r->trailers : sizeof r->fields;
+    size_t used = strlen(into);
+    snprintf(into + used, cap - used, "%.*s: %.*s\n", (int)nl, n, (int)vl, v);
     return 0;
 }
 
@@ -172,6 +248,8 @@ static int cl_close(nghttp2_session *s, int32_t id, uint32_t error, void *ud) {
 
 static int cl_frame(nghttp2_session *s, const nghttp2_frame *fr, void *ud) {
     struct client *cl = ud;
+    if (fr->hd.type == NGHTTP2_HEADERS && fr->headers.cat == NGHTTP2_HCAT_HEADERS)
+        reply_of(cl, fr->hd.stream_id)->trailer_end = !!(fr->hd.flags & NGHTTP2_FLAG_END_STREAM);
     if (fr->hd.type == NGHTTP2_GOAWAY) {
         cl->goaway = 1;
         cl->goaway_error = fr->goaway.error_code;
@@ -397,6 +475,215 @@ static void test_request_body(void) {
     fake_stop(&f);
 }
 
+/* The request checks that replace nghttp2's (RFC 9113 §8.1.1, §8.2, §8.3): each of these
+ * requests is malformed, its stream reset with PROTOCOL_ERROR, no handler run; the
+ * connection serves on. */
+static int32_t raw_request(struct client *cl, const nghttp2_nv *nv, size_t n,
+                           nghttp2_data_provider *body) {
+    return nghttp2_submit_request(cl->s, NULL, nv, n, body, NULL);
+}
+
+#define NVS(n, v) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, 0}
+
+static void test_malformed_requests(void) {
+    static const nghttp2_nv cases[][5] = {
+        /* (upper-case names: nghttp2's client lowers them; h2spec 8.1.2 sends them) */
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS("x-a", "b\t")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS("x-a", "1"), NVS(":scheme", "http")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS(":status", "200")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS(":path", "/x")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":authority", "a"), NVS("x-a", "b")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS("te", "gzip")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS("x-a", " lead")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS("x-a", "a\x01b")},
+        {NVS(":method", "GET"), NVS(":path", ""), NVS(":scheme", "http"), NVS("x-a", "1")},
+        {NVS(":method", "G T"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS("x-a", "1")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"), NVS("upgrade", "h2c")},
+        {NVS(":method", "GET"), NVS(":path", "/hello"), NVS(":scheme", "http"),
+         NVS("content-length", "1x")},
+    };
+    struct fake f;
+    setup(&f);
+    struct client cl;
+    start(&cl, &f, 1 << 20);
+    int32_t ids[sizeof cases / sizeof cases[0]];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ids[i] = raw_request(&cl, cases[i], 4, NULL);
+    /* A body shorter, and one longer, than its content-length. */
+    char text[100];
+    memset(text, 't', sizeof text);
+    struct upload shorter = {text, 50, 0}, longer = {text, 100, 0};
+    nghttp2_data_provider dp1 = {.source.ptr = &shorter, .read_callback = upload_read};
+    nghttp2_data_provider dp2 = {.source.ptr = &longer, .read_callback = upload_read};
+    static const nghttp2_nv post[] = {NVS(":method", "POST"), NVS(":path", "/echo"),
+                                      NVS(":scheme", "http"), NVS("content-length", "60")};
+    int32_t short_id = raw_request(&cl, post, 4, &dp1), long_id = raw_request(&cl, post, 4, &dp2);
+    pump(&cl);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK(cl.r[ids[i]].closed && cl.r[ids[i]].error == NGHTTP2_PROTOCOL_ERROR);
+        CHECK_INT(cl.r[ids[i]].status, 0);
+    }
+    CHECK(cl.r[short_id].closed && cl.r[short_id].error == NGHTTP2_PROTOCOL_ERROR);
+    CHECK(cl.r[long_id].closed && cl.r[long_id].error == NGHTTP2_PROTOCOL_ERROR);
+    CHECK_INT(f.engine.counters.requests, 0);
+    int32_t next = request(&cl, "GET", "/hello", NULL, 0, NULL);
+    pump(&cl);
+    CHECK_MEM(cl.r[next].body, cl.r[next].len, "hello");
+    client_close(&cl);
+    fake_stop(&f);
+}
+
+static void upload_text(char *text, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        text[i] = (char)(i * 7 % 251);
+}
+
+static uint64_t text_sum(const char *text, size_t n) {
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += (unsigned char)text[i];
+    return sum;
+}
+
+/* A route that streams gets the body as it arrives, past max_body_bytes (its own bound
+ * is larger) and past the initial flow-control window: its window is given back. */
+static void test_streamed_body(void) {
+    struct fake f;
+    chopin_options o = chopin_options_default();
+    o.max_body_bytes = 1000;
+    setup_opts(&f, &o);
+    struct client cl;
+    start(&cl, &f, 1000);
+    size_t n = 300000;
+    char *text = malloc(n);
+    upload_text(text, n);
+    struct upload u = {text, n, 0};
+    nghttp2_data_provider dp = {.source.ptr = &u, .read_callback = upload_read};
+    int32_t id = request(&cl, "POST", "/up", NULL, 0, &dp);
+    pump(&cl);
+    chopin__engine_run_ready(&f.engine); /* (on_end finished it: answered at the turn) */
+    pump(&cl);
+    char want[64];
+    snprintf(want, sizeof want, "%zu %llu", n, (unsigned long long)text_sum(text, n));
+    CHECK_INT(cl.r[id].status, 200);
+    CHECK_MEM(cl.r[id].body, cl.r[id].len, want);
+    CHECK(up.calls > 5);
+    CHECK_INT(up.ended, 1);
+    CHECK(cl.r[id].closed && cl.r[id].error == 0);
+    /* Answered without its body (401): the stream ends, the connection serves on. */
+    nghttp2_nv refuse = {(uint8_t *)"x-refuse", (uint8_t *)"1", 8, 1, 0};
+    u.off = 0;
+    int32_t refused = request(&cl, "POST", "/up", &refuse, 1, &dp);
+    pump(&cl);
+    CHECK_INT(cl.r[refused].status, 401);
+    CHECK(cl.r[refused].closed);
+    int32_t next = request(&cl, "GET", "/hello", NULL, 0, NULL);
+    pump(&cl);
+    CHECK_MEM(cl.r[next].body, cl.r[next].len, "hello");
+    free(text);
+    client_close(&cl);
+    fake_stop(&f);
+}
+
+/* chopin_body_pause stops the stream's WINDOW_UPDATEs: its client sends one window and
+ * waits, the connection's other streams go on; resumed, everything arrives. */
+static void test_streamed_body_paused(void) {
+    struct fake f;
+    setup(&f);
+    up.pause_first = 1;
+    struct client cl;
+    start(&cl, &f, 1 << 20);
+    size_t n = 300000;
+    char *text = malloc(n);
+    upload_text(text, n);
+    struct upload u = {text, n, 0};
+    nghttp2_data_provider dp = {.source.ptr = &u, .read_callback = upload_read};
+    int32_t id = request(&cl, "POST", "/up", NULL, 0, &dp);
+    pump(&cl);
+    CHECK_INT(up.calls, 1);
+    CHECK(u.off < 70000); /* one window (65,535) and no more */
+    CHECK_INT(nghttp2_session_get_stream_remote_window_size(cl.s, id), 0);
+    CHECK(!cl.r[id].closed);
+    int32_t other = request(&cl, "GET", "/hello", NULL, 0, NULL);
+    pump(&cl);
+    CHECK_MEM(cl.r[other].body, cl.r[other].len, "hello");
+    up.pause_first = 0;
+    CHECK_INT(chopin_body_resume(up.x), 0);
+    CHECK_INT(up.calls, 1); /* handed over from the loop's turn, not inside the call */
+    chopin__engine_run_ready(&f.engine);
+    pump(&cl);
+    chopin__engine_run_ready(&f.engine);
+    pump(&cl);
+    char want[64];
+    snprintf(want, sizeof want, "%zu %llu", n, (unsigned long long)text_sum(text, n));
+    CHECK_INT(cl.r[id].status, 200);
+    CHECK_MEM(cl.r[id].body, cl.r[id].len, want);
+    CHECK_INT(up.ended, 1);
+    free(text);
+    client_close(&cl);
+    fake_stop(&f);
+}
+
+static ssize_t stalling_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+                             uint32_t *flags, nghttp2_data_source *src, void *ud) {
+    int *sent = src->ptr;
+    if (*sent)
+        return NGHTTP2_ERR_DEFERRED; /* and never resumed */
+    *sent = 1;
+    memset(buf, 's', 1000);
+    return 1000;
+}
+
+/* A streamed body that stops arriving: 408 after body_timeout_ms from its last bytes, the
+ * handler hears CHOPIN_ETIMEDOUT, the connection stays. */
+static void test_streamed_body_timeout(void) {
+    struct fake f;
+    chopin_options o = chopin_options_default();
+    o.body_timeout_ms = 1000;
+    setup_opts(&f, &o);
+    struct client cl;
+    start(&cl, &f, 1 << 20);
+    int sent = 0;
+    nghttp2_data_provider dp = {.source.ptr = &sent, .read_callback = stalling_read};
+    int32_t id = request(&cl, "POST", "/up", NULL, 0, &dp);
+    pump(&cl);
+    CHECK_INT(up.calls, 1);
+    CHECK_INT(cl.r[id].status, 0);
+    chopin__engine_set_clock(&f.engine, FAKE_T0 + 1500, FAKE_WALL + 2);
+    chopin__engine_run_timers(&f.engine);
+    chopin__engine_run_ready(&f.engine);
+    pump(&cl);
+    CHECK_INT(cl.r[id].status, 408);
+    CHECK_INT(up.error, CHOPIN_ETIMEDOUT);
+    CHECK_INT(cl.c->live, 1);
+    CHECK(!cl.goaway);
+    client_close(&cl);
+    fake_stop(&f);
+}
+
+/* Past the route's bound: 413, the handler hears CHOPIN_EFBIG, the rest is not wanted. */
+static void test_streamed_body_too_large(void) {
+    struct fake f;
+    setup(&f);
+    struct client cl;
+    start(&cl, &f, 1 << 20);
+    size_t n = 50000;
+    char *text = malloc(n);
+    upload_text(text, n);
+    struct upload u = {text, n, 0};
+    nghttp2_data_provider dp = {.source.ptr = &u, .read_callback = upload_read};
+    int32_t id = request(&cl, "POST", "/up-small", NULL, 0, &dp);
+    pump(&cl);
+    CHECK_INT(cl.r[id].status, 413);
+    CHECK(cl.r[id].closed);
+    CHECK_INT(up.error, CHOPIN_EFBIG);
+    CHECK_INT(up.ended, 0);
+    CHECK_INT(cl.c->live, 1);
+    free(text);
+    client_close(&cl);
+    fake_stop(&f);
+}
+
 /* max_body_bytes: a declared length past it is answered 413 before any of the body; one
  * that only grows past it is answered 413 when it does, and the rest is not wanted. */
 static void test_body_too_large(void) {
@@ -545,6 +832,35 @@ static void test_stream_resume(void) {
     CHECK_MEM(cl.r[id].body, cl.r[id].len, "chunk1;chunk2;chunk3;");
     CHECK(cl.r[id].closed && cl.r[id].error == 0);
     CHECK_INT(st.done, 1);
+    client_close(&cl);
+    fake_stop(&f);
+}
+
+/* Trailer fields go as a last HEADERS frame that ends the stream, after a streamed body
+ * and after one of known length; a response without a body has nowhere to put them. */
+static void test_trailers(void) {
+    struct fake f;
+    setup(&f);
+    struct client cl;
+    start(&cl, &f, 7);
+    int32_t a = request(&cl, "GET", "/trailed", NULL, 0, NULL);
+    int32_t b = request(&cl, "GET", "/trailed-static", NULL, 0, NULL);
+    int32_t c = request(&cl, "GET", "/trailed-empty", NULL, 0, NULL);
+    int32_t d = request(&cl, "HEAD", "/trailed-static", NULL, 0, NULL);
+    pump(&cl);
+    CHECK_INT(cl.r[a].status, 200);
+    CHECK_MEM(cl.r[a].body, cl.r[a].len, "streamed");
+    CHECK_STR(cl.r[a].trailers, "x-checksum: abc123\ngrpc-status: 0\n");
+    CHECK(cl.r[a].trailer_end && cl.r[a].closed && cl.r[a].error == 0);
+    CHECK_MEM(cl.r[b].body, cl.r[b].len, "sized");
+    CHECK_STR(cl.r[b].trailers, "x-checksum: def456\n");
+    CHECK(cl.r[b].trailer_end && cl.r[b].closed && cl.r[b].error == 0);
+    CHECK_INT(cl.r[c].status, 204);
+    CHECK_STR(cl.r[c].trailers, "");
+    CHECK(cl.r[c].closed && cl.r[c].error == 0);
+    CHECK_INT(cl.r[d].status, 200);
+    CHECK_STR(cl.r[d].trailers, "");
+    CHECK(cl.r[d].closed && cl.r[d].error == 0);
     client_close(&cl);
     fake_stop(&f);
 }
@@ -1087,14 +1403,20 @@ int main(void) {
     RUN(test_hello_byte_by_byte);
     RUN(test_malformed_request_reset);
     RUN(test_request_fields);
+    RUN(test_malformed_requests);
     RUN(test_head_404_405);
     RUN(test_request_body);
     RUN(test_body_too_large);
+    RUN(test_streamed_body);
+    RUN(test_streamed_body_paused);
+    RUN(test_streamed_body_too_large);
+    RUN(test_streamed_body_timeout);
     RUN(test_hpack_bomb);
     RUN(test_deferred);
     RUN(test_reset_cancels_deferred);
     RUN(test_file_and_owned);
     RUN(test_stream_resume);
+    RUN(test_trailers);
     RUN(test_slow_reader_bounded);
     RUN(test_zero_window_stall);
     RUN(test_idle_costs);

@@ -11,6 +11,8 @@
 
 #include "test.h"
 #include "fake.h"
+#include "api/exchange.h"
+#include "mem/arena.h"
 
 #define T0 FAKE_T0
 #define WALL FAKE_WALL
@@ -50,6 +52,18 @@ static void poke(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_static(res, 200, "text/plain", "ok", 2);
 }
 
+/* Trailers (issue 20): with a stream, and with a body whose length is known. */
+static void trailed(chopin_req *req, chopin_res *res, void *data) {
+    chopin_res_stream(res, 200, "text/plain", produce, stream_done, NULL);
+    CHECK_INT(chopin_res_trailer(res, "X-Checksum", "abc123"), 0);
+    CHECK_INT(chopin_res_trailer(res, "Grpc-Status", "0"), 0);
+}
+
+static void trailed_length(chopin_req *req, chopin_res *res, void *data) {
+    chopin_res_static(res, 200, "text/plain", "sized", 5);
+    chopin_res_trailer(res, "X-Checksum", "abc123");
+}
+
 static void plaintext(chopin_req *req, chopin_res *res, void *data) {
     chopin_res_static(res, 200, "text/plain", "sync", 4);
 }
@@ -61,6 +75,8 @@ static void setup(struct fake *f) {
     chopin_router_get(r, "/events", events, NULL);
     chopin_router_get(r, "/poke", poke, NULL);
     chopin_router_get(r, "/sync", plaintext, NULL);
+    chopin_router_get(r, "/trailed", trailed, NULL);
+    chopin_router_get(r, "/trailed-length", trailed_length, NULL);
     chopin_options o = chopin_options_default();
     o.slab_capacity = 4;
     o.write_timeout_ms = WRITE_TIMEOUT;
@@ -122,6 +138,49 @@ static void test_waits_then_resumes(void) {
     CHECK_STR(body_of(fake_output(c)), "sync");
     CHECK_INT(src.done, 1);
     fake_stop(&f);
+}
+
+/* The trailer fields end a chunked body's last chunk (RFC 9112 §7.1.2); a body with a
+ * Content-Length has nowhere to put them: they are dropped. */
+static void test_trailers(void) {
+    struct fake f;
+    setup(&f);
+    src.next = "body";
+    src.finish = 1;
+    struct chopin__conn *c = chopin__engine_conn_new(&f.engine, -1);
+    fake_feed(c, "GET /trailed HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_STR(body_of(fake_output(c)),
+              "4\r\nbody\r\n0\r\nX-Checksum: abc123\r\nGrpc-Status: 0\r\n\r\n");
+    CHECK_INT(src.done, 1);
+    fake_feed(c, "GET /trailed-length HTTP/1.1\r\nHost: x\r\n\r\n");
+    const char *out = fake_output(c);
+    CHECK(strstr(out, "Content-Length: 5\r\n") != NULL);
+    CHECK_STR(body_of(out), "sized");
+    fake_feed(c, "GET /sync HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK_STR(body_of(fake_output(c)), "sync");
+    fake_stop(&f);
+}
+
+/* What a trailer may not carry (RFC 9110 §6.5.1), and its bound. */
+static void test_trailer_refusals(void) {
+    struct chopin__arena a;
+    chopin__arena_init(&a, 4096, 1 << 20);
+    chopin_res res;
+    chopin__res_init(&res, &a);
+    CHECK_INT(chopin_res_trailer(&res, "Content-Length", "5"), CHOPIN_EINVAL);
+    CHECK_INT(chopin_res_trailer(&res, "transfer-encoding", "chunked"), CHOPIN_EINVAL);
+    CHECK_INT(chopin_res_trailer(&res, "Host", "x"), CHOPIN_EINVAL);
+    CHECK_INT(chopin_res_trailer(&res, "Trailer", "x"), CHOPIN_EINVAL);
+    CHECK_INT(chopin_res_trailer(&res, "Bad Name", "x"), CHOPIN_EINVAL);
+    CHECK_INT(chopin_res_trailer(&res, "X-A", "bad\r\nvalue"), CHOPIN_EINVAL);
+    CHECK_INT(res.trailers_len, 0);
+    char big[600];
+    memset(big, 'v', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    CHECK_INT(chopin_res_trailer(&res, "X-A", big), 0);
+    CHECK_INT(chopin_res_trailer(&res, "X-B", big), CHOPIN_ENOSPC);
+    CHECK_INT(res.trailers_len, 3 + 2 + 599 + 2);
+    chopin__arena_destroy(&a);
 }
 
 static void test_resume_when_not_waiting(void) {
@@ -376,6 +435,8 @@ static void test_sse_after_defer(void) {
 
 int main(void) {
     RUN(test_waits_then_resumes);
+    RUN(test_trailers);
+    RUN(test_trailer_refusals);
     RUN(test_resume_when_not_waiting);
     RUN(test_no_deadline_while_waiting);
     RUN(test_client_leaves_while_waiting);
