@@ -6,6 +6,7 @@
 # cases pass and why the one that does not cannot over h2c.
 # Usage: tests/h2spec.sh BUILD_DIR H2SPEC
 set -u
+. "$(dirname "$0")/integration/lib/banner.sh"
 build=$1 h2spec=$2
 [ -x "$h2spec" ] || { echo "h2spec: $h2spec is not an executable"; exit 1; }
 tmp=$(mktemp -d)
@@ -14,12 +15,7 @@ cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 PORT=0 CHOPIN_WORKERS=1 CHOPIN_H2C=1 CHOPIN_TODO_DB=$tmp/todo.db "$build/examples/demo" 2>"$tmp/err" &
 pid=$!
-port=
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\)$/\1/p' "$tmp/err")
-  [ -n "$port" ] && break
-  sleep 0.1
-done
+port=$(banner_port "$tmp/err")
 [ -n "$port" ] || { echo "h2spec: the demo did not start"; cat "$tmp/err"; exit 1; }
 "$h2spec" -h 127.0.0.1 -p "$port" -P /plaintext -o 5 >"$tmp/out" 2>&1
 sed -n '/^Failures:/,$p' "$tmp/out"

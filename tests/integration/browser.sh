@@ -9,6 +9,7 @@
 # Skipped, saying why, without chromium, node or node-ws, or when chromium cannot start.
 # Usage: tests/integration/browser.sh BUILD_DIR   (prints "RESULT passed failed skipped")
 set -u
+. "$(dirname "$0")/lib/banner.sh"
 build=${1:-build}
 bin=$build/examples/demo
 export NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}
@@ -28,12 +29,7 @@ trap cleanup EXIT
 
 PORT=0 CHOPIN_WORKERS=2 CHOPIN_TODO_DB=$tmp/todo.db "$bin" 2>"$tmp/err" &
 pid=$!
-port=
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\)$/\1/p' "$tmp/err")
-  [ -n "$port" ] && break
-  sleep 0.1
-done
+port=$(banner_port "$tmp/err")
 [ -n "$port" ] || { echo "FAIL the demo did not start" >&2; cat "$tmp/err" >&2; echo "RESULT 0 1"; exit 1; }
 
 # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.

@@ -5,6 +5,7 @@
 # naming every bad value, before it creates anything, and no temporary directory left.
 # Usage: tests/integration/demo.sh BUILD_DIR   (prints "RESULT passed failed")
 set -u
+. "$(dirname "$0")/lib/banner.sh"
 build=${1:-build}
 bin=$build/examples/demo
 pass=0 fail=0
@@ -23,12 +24,7 @@ status_is() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${@:2}")
 public=$(cd "$(dirname "$0")/../../examples/public" && pwd) # /static/ (issue 15)
 PORT=0 CHOPIN_WORKERS=2 CHOPIN_TODO_DB=$tmp/todo.db DEMO_PUBLIC=$public "$bin" 2>"$tmp/err" &
 pid=$!
-port=
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\)$/\1/p' "$tmp/err")
-  [ -n "$port" ] && break
-  sleep 0.1
-done
+port=$(banner_port "$tmp/err")
 check "banner names version, workers and backend" grep -qE "^chopin [0-9.]+: 2 workers, [a-z_]+, [0-9]+ connections per worker, listening on" "$tmp/err"
 url=http://127.0.0.1:$port
 

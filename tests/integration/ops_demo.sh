@@ -8,6 +8,7 @@
 # an HTTP/2 one (h2c) too when the library and curl have HTTP/2.
 # Usage: tests/integration/ops_demo.sh BUILD_DIR   (prints "RESULT passed failed skipped")
 set -u
+. "$(dirname "$0")/lib/banner.sh"
 build=${1:-build}
 bin=$build/examples/demo
 pass=0 fail=0 skip=0
@@ -28,12 +29,7 @@ nm "$build/libchopin.a" 2>/dev/null | grep -q 'U nghttp2_session_mem_recv' &&
 PORT=0 CHOPIN_WORKERS=2 CHOPIN_TODO_DB=$tmp/todo.db CHOPIN_ACCESS_LOG=$tmp/access.log \
   CHOPIN_H2C=$h2 "$bin" 2>"$tmp/err" &
 pid=$!
-port=
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\)$/\1/p' "$tmp/err")
-  [ -n "$port" ] && break
-  sleep 0.1
-done
+port=$(banner_port "$tmp/err")
 url=http://127.0.0.1:$port
 
 check "/healthz" body_is "$url/healthz" "ok"

@@ -6,6 +6,7 @@
 # everyone once descriptors free up.
 # Usage: tests/integration/overload.sh BUILD_DIR   (prints "RESULT passed failed")
 set -u
+. "$(dirname "$0")/lib/banner.sh"
 build=${1:-build}
 bin=$build/examples/demo
 pass=0 fail=0
@@ -21,12 +22,7 @@ check() {
 limit=48
 PORT=0 CHOPIN_WORKERS=1 CHOPIN_TODO_DB=$tmp/todo.db prlimit --nofile=$limit "$bin" 2>"$tmp/err" &
 pid=$!
-port=
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\)$/\1/p' "$tmp/err")
-  [ -n "$port" ] && break
-  sleep 0.1
-done
+port=$(banner_port "$tmp/err")
 [ -n "$port" ] || { echo "demo did not start"; cat "$tmp/err"; echo "RESULT 0 1"; exit 1; }
 
 # More busy connections (half a request each) than the server has descriptors for.

@@ -7,6 +7,7 @@
 # node or the package.
 # Usage: tests/integration/sse.sh BUILD_DIR   (prints "RESULT passed failed skipped")
 set -u
+. "$(dirname "$0")/lib/banner.sh"
 build=${1:-build}
 bin=$build/examples/demo
 export NODE_PATH=/usr/share/nodejs${NODE_PATH:+:$NODE_PATH}
@@ -22,12 +23,7 @@ trap cleanup EXIT
 
 PORT=0 CHOPIN_WORKERS=2 CHOPIN_TODO_DB=$tmp/todo.db "$bin" 2>"$tmp/err" &
 pid=$!
-port=
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\)$/\1/p' "$tmp/err")
-  [ -n "$port" ] && break
-  sleep 0.1
-done
+port=$(banner_port "$tmp/err")
 out=$(timeout 60 node "$(dirname "$0")/sse_client.js" "http://127.0.0.1:$port" 2>&1)
 printf '%s\n' "$out" | grep -v '^PASS' >&2
 pass=$(printf '%s\n' "$out" | grep -c '^PASS')

@@ -7,6 +7,7 @@
 # leaves no file behind, and the server serves on.
 # Usage: tests/integration/upload.sh BUILD_DIR   (prints "RESULT passed failed skipped")
 set -u
+. "$(dirname "$0")/lib/banner.sh"
 build=${1:-build}
 bin=$build/examples/demo
 pass=0 fail=0 skip=0
@@ -30,12 +31,7 @@ mkdir -p "$tmp/store"
 PORT=0 CHOPIN_WORKERS=1 CHOPIN_MAX_BODY_BYTES=1024 CHOPIN_TODO_DB=$tmp/todo.db \
   CHOPIN_UPLOAD_DIR=$tmp/store "$bin" 2>"$tmp/err" &
 pid=$!
-port=
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\)$/\1/p' "$tmp/err")
-  [ -n "$port" ] && break
-  sleep 0.1
-done
+port=$(banner_port "$tmp/err")
 url=http://127.0.0.1:$port/upload
 
 head -c 3000000 /dev/urandom >"$tmp/a.bin"
