@@ -32,8 +32,10 @@ pid=$!
 port=$(banner_port "$tmp/err")
 [ -n "$port" ] || { echo "FAIL the demo did not start" >&2; cat "$tmp/err" >&2; echo "RESULT 0 1"; exit 1; }
 
-# --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-setsid chromium --headless=new --no-sandbox --disable-gpu --no-first-run --disable-extensions \
+# --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start. A UTF-8
+# locale: in the C locale Chromium cannot open a file whose name is not ASCII (the upload
+# check's "Grüße" file arrived empty in a fresh root, whose locale is C).
+LC_ALL=C.UTF-8 setsid chromium --headless=new --no-sandbox --disable-gpu --no-first-run --disable-extensions \
   --remote-debugging-port=0 --user-data-dir="$tmp/profile" about:blank >"$tmp/chromium.log" 2>&1 &
 cpid=$!
 devtools=
