@@ -46,7 +46,10 @@ else
   skip=$((skip + 1))
 fi
 
-# logrotate: rename, SIGUSR1, then more answers go to the new file
+# logrotate: rename, SIGUSR1, then more answers go to the new file. Workers write their
+# lines in batches (within a second of the answer); a batch still in a worker's buffer at
+# the reopen goes to the new file, so wait for the 24 answers so far to be in the old one.
+for _ in $(seq 50); do [ "$(wc -l < "$tmp/access.log")" -ge 24 ] && break; sleep 0.1; done
 mv "$tmp/access.log" "$tmp/access.log.1"
 kill -USR1 "$pid"
 for _ in $(seq 50); do [ -e "$tmp/access.log" ] && break; sleep 0.1; done
