@@ -25,11 +25,14 @@
 #include "http/message.h"
 #include "ops/observe.h"
 
-#define BUF_SIZE (64u << 10)
+#define BUF_SIZE (256u << 10)
 /* Written from the loop turn once this much has gathered, or once the oldest line has
  * waited FLUSH_MS: few writes under load, lines soon in the file when quiet (the loop
- * turns at least once a second). */
-#define FLUSH_BYTES (16u << 10)
+ * turns at least once a second). A write's fixed cost (the inode's lock and times, the
+ * syscall) is most of what a short line costs the kernel: 146-byte lines to ext4 cost
+ * 49 ns each in 16 KiB writes, 38 in 64 KiB and 29 in 256 KiB ones (this machine,
+ * 2026-12-03); the buffer's pages are touched only as far as lines fill them. */
+#define FLUSH_BYTES (128u << 10)
 #define FLUSH_MS 100
 /* The longest a line may be: the target and at most six other fields (address, method,
  * user, referer, agent, id), each cut to its share, escaping quadrupling every byte, and
